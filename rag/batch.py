@@ -1,0 +1,189 @@
+"""Question files in, answer files out: `rag batch`.
+
+Reading is tolerant: a bad line is reported with its number and skipped, every
+good line is answered. Writing is incremental (one flushed record per answer),
+so an interrupted run keeps what it finished and ``--resume`` continues it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from rag.errors import RagError
+from rag.schema import Answer
+
+INPUT_SUFFIXES = (".jsonl", ".txt", ".csv")
+OUTPUT_SUFFIXES = (".jsonl", ".csv", ".md")
+CSV_FIELDS = ["id", "question", "answer", "abstained", "sources", "retrieved"]
+_MD_MARKER = "<!-- id: "
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    question: str
+
+
+@dataclass(frozen=True)
+class BadLine:
+    line: int
+    reason: str
+
+
+@dataclass
+class BatchSummary:
+    answered: int = 0
+    abstained: int = 0
+    skipped: int = 0
+    resumed: int = 0
+    seconds: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+
+def _check(question: object, line: int, max_chars: int) -> str | BadLine:
+    if not isinstance(question, str) or not question.strip():
+        return BadLine(line, "the question is missing or empty")
+    if len(question) > max_chars:
+        return BadLine(line, f"the question has {len(question)} characters, more than the limit of {max_chars}")
+    return question.strip()
+
+
+def read_questions(path: Path, max_chars: int = 2000) -> Iterator[Question | BadLine]:
+    """Questions of a ``.jsonl``, ``.txt`` or ``.csv`` file, with bad lines as ``BadLine``."""
+    path = Path(path)
+    if path.suffix.lower() not in INPUT_SUFFIXES:
+        raise RagError(f"{path.name}: question files must be .jsonl, .txt or .csv.")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise RagError(f"The question file {path} does not exist.") from None
+    except IsADirectoryError:
+        raise RagError(f"{path} is a folder, not a question file.") from None
+    except PermissionError:
+        raise RagError(f"The question file {path} cannot be read (permission denied).") from None
+    except UnicodeDecodeError:
+        raise RagError(f"The question file {path} is not UTF-8 text; save it as UTF-8.") from None
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        reader = csv.DictReader(io.StringIO(text))
+        if not reader.fieldnames or "question" not in reader.fieldnames:
+            raise RagError(f"The CSV file {path} needs a 'question' column.")
+        for number, row in enumerate(reader, start=2):
+            checked = _check(row.get("question"), number, max_chars)
+            yield checked if isinstance(checked, BadLine) else Question(str(row.get("id") or f"line-{number}"), checked)
+        return
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        if suffix == ".txt":
+            checked = _check(line, number, max_chars)
+            yield checked if isinstance(checked, BadLine) else Question(f"line-{number}", checked)
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            yield BadLine(number, f"not valid JSON ({err.msg})")
+            continue
+        if not isinstance(record, dict):
+            yield BadLine(number, "not a JSON object")
+            continue
+        checked = _check(record.get("question"), number, max_chars)
+        yield checked if isinstance(checked, BadLine) else Question(str(record.get("id") or f"line-{number}"), checked)
+
+
+def _sources(answer: Answer) -> str:
+    return "\n".join(f"[{c.n}] {c.doc_id} ({c.date or 'ohne Datum'}): {c.quote}" for c in answer.citations)
+
+
+def format_record(answer: Answer, suffix: str) -> str:
+    """One answer in the output format of ``suffix``."""
+    if suffix == ".jsonl":
+        return json.dumps(answer.to_dict(), ensure_ascii=False) + "\n"
+    if suffix == ".csv":
+        buffer = io.StringIO()
+        csv.DictWriter(buffer, CSV_FIELDS, lineterminator="\n").writerow({
+            "id": answer.id, "question": answer.question, "answer": answer.answer or "",
+            "abstained": str(answer.abstained).lower(), "sources": _sources(answer),
+            "retrieved": " ".join(r.chunk_id for r in answer.retrieved)})
+        return buffer.getvalue()
+    lines = [f"{_MD_MARKER}{answer.id} -->", f"## {answer.question}", "", answer.answer or "_(nur Retrieval)_", ""]
+    lines += [f"{c.n}. **{c.title}** ({c.date or 'ohne Datum'}): „{c.quote}“" for c in answer.citations]
+    if not answer.citations and answer.retrieved:
+        lines += [f"- `{r.chunk_id}` ({r.score:.3f})" for r in answer.retrieved]
+    return "\n".join(lines) + "\n\n"
+
+
+def finished_ids(path: Path) -> set[str]:
+    """Ids already answered in an output file; a torn last record (from a kill) is dropped from the file."""
+    if not path.exists():
+        return set()
+    suffix = path.suffix.lower()
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if suffix == ".jsonl":
+        kept, ids = [], set()
+        for line in text.splitlines(keepends=True):
+            try:
+                ids.add(str(json.loads(line)["id"]))
+                kept.append(line if line.endswith("\n") else line + "\n")
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
+        path.write_text("".join(kept), encoding="utf-8")
+        return ids
+    if suffix == ".csv":
+        rows = [r for r in csv.DictReader(io.StringIO(text)) if r.get("id") and r.get("retrieved") is not None]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, CSV_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        path.write_text(buffer.getvalue(), encoding="utf-8")
+        return {r["id"] for r in rows}
+    blocks = text.split(_MD_MARKER)
+    complete = [b for b in blocks[1:] if b.endswith("\n\n")]
+    path.write_text("".join(_MD_MARKER + b for b in complete), encoding="utf-8")
+    return {b.split(" -->", 1)[0] for b in complete}
+
+
+def run_batch(in_path: Path, out_path: Path, answer: Callable[[Question], Answer], resume: bool = False,
+              max_chars: int = 2000, progress: bool = False, warn: Callable[[str], None] = lambda m: None) -> BatchSummary:
+    """Answer every good question of ``in_path`` into ``out_path``, one flushed record at a time."""
+    from tqdm import tqdm
+
+    out_path = Path(out_path)
+    suffix = out_path.suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        raise RagError(f"{out_path.name}: the output must be .jsonl, .csv or .md.")
+    items = list(read_questions(Path(in_path), max_chars))
+    started = time.perf_counter()
+    summary = BatchSummary()
+    done = finished_ids(out_path) if resume else set()
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = out_path.open("a" if resume else "w", encoding="utf-8", newline="")
+    except OSError as err:
+        raise RagError(f"The output file {out_path} cannot be written ({err.strerror}).") from None
+    with handle, tqdm(items, desc="Questions", unit="q", disable=not progress) as bar:
+        if suffix == ".csv" and handle.tell() == 0:
+            handle.write(",".join(CSV_FIELDS) + "\n")
+        for item in bar:
+            if isinstance(item, BadLine):
+                summary.skipped += 1
+                message = f"{Path(in_path).name}, line {item.line} skipped: {item.reason}."
+                summary.problems.append(message)
+                warn(message)
+                continue
+            if item.id in done:
+                summary.resumed += 1
+                continue
+            result = answer(item)
+            handle.write(format_record(result, suffix))
+            handle.flush()
+            summary.answered += 1
+            summary.abstained += int(result.abstained)
+    summary.seconds = round(time.perf_counter() - started, 2)
+    return summary

@@ -1,0 +1,119 @@
+"""Articles → overlapping passages of whole sentences, sized in the embedder's tokens.
+
+langchain's ``TextSplitter`` does the packing (size and overlap); our German
+sentence splitter supplies the pieces so that no chunk starts or ends inside
+"14,3 Milliarden", "z. B." or "1. Februar 2026". Pieces are exact slices of
+the article, so every chunk is an exact slice too and keeps its ``[start, end)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable, Iterable
+
+from langchain_text_splitters import TextSplitter
+
+from rag.corpus import Article
+from rag.sentences import sentence_spans
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage of one article with its provenance."""
+
+    chunk_id: str
+    doc_id: str
+    position: int
+    start: int
+    end: int
+    text: str
+    text_hash: str
+    context: str = ""
+
+    @property
+    def indexed_text(self) -> str:
+        """What is embedded and BM25-indexed: the article's title and month as a header, then the passage."""
+        return f"{self.context}\n{self.text}" if self.context else self.text
+
+
+class _PieceSplitter(TextSplitter):
+    """Packs pre-cut pieces (sentences with their trailing space) into chunks."""
+
+    def split_text(self, text: str) -> list[str]:
+        raise NotImplementedError("use pack()")
+
+    def pack(self, pieces: list[str]) -> list[str]:
+        return self._merge_splits(pieces, separator="")
+
+
+def _long_sentence_windows(text: str, start: int, end: int, budget: int,
+                           length: Callable[[str], int]) -> Iterable[tuple[int, int]]:
+    """Cut a sentence longer than the chunk budget at word boundaries."""
+    words = [m.span() for m in re.finditer(r"\S+", text[start:end])]
+    left = 0
+    while left < len(words):
+        right = left + 1
+        while right < len(words) and length(text[start + words[left][0]:start + words[right][1]]) <= budget:
+            right += 1
+        yield start + words[left][0], start + words[right - 1][1]
+        left = right
+
+
+def piece_spans(text: str, chunk_tokens: int, length: Callable[[str], int]) -> list[tuple[int, int]]:
+    """Sentence spans, each extended over the white space after it, long sentences cut to fit."""
+    spans: list[tuple[int, int]] = []
+    for start, end in sentence_spans(text):
+        if length(text[start:end]) > chunk_tokens:
+            spans.extend(_long_sentence_windows(text, start, end, chunk_tokens, length))
+        else:
+            spans.append((start, end))
+    return [(s, spans[i + 1][0] if i + 1 < len(spans) else len(text)) for i, (s, _) in enumerate(spans)]
+
+
+MONTH_NAMES = ["Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September", "Oktober",
+               "November", "Dezember"]
+
+
+def article_context(article: Article) -> str:
+    """A short header that gives every passage its article's title and date.
+
+    Why: a passage saying "für das laufende Jahr" only answers "2026?" when the
+    retriever knows the article is from January 2026. A title that merely repeats
+    the article's first words adds nothing and is left out.
+    """
+    parts = [] if article.text.startswith(article.title.rstrip("…")) else [article.title]
+    if article.date:
+        year, _, rest = article.date.partition("-")
+        month = int(rest[:2]) if rest[:2].isdigit() else 0
+        parts.append(f"{MONTH_NAMES[month - 1]} {year}" if 1 <= month <= 12 else year)
+    return " – ".join(parts)
+
+
+def chunk_article(article: Article, chunk_tokens: int, overlap_tokens: int,
+                  token_count: Callable[[str], int]) -> list[Chunk]:
+    """Overlapping chunks of whole sentences, each at most ``chunk_tokens`` long where sentences allow."""
+    if overlap_tokens >= chunk_tokens:
+        raise ValueError("chunk overlap must be smaller than the chunk size")
+    length = lru_cache(maxsize=None)(token_count)
+    text = article.text
+    pieces = [text[s:e] for s, e in piece_spans(text, chunk_tokens, length)]
+    splitter = _PieceSplitter(chunk_size=chunk_tokens, chunk_overlap=overlap_tokens, length_function=length)
+    context = article_context(article)
+    chunks: list[Chunk] = []
+    cursor = 0
+    for position, chunk_text in enumerate(splitter.pack(pieces)):
+        start = text.index(chunk_text, cursor)
+        cursor = start + 1
+        digest = hashlib.sha256(f"{context}\n{chunk_text}".encode("utf-8")).hexdigest()[:16]
+        chunks.append(Chunk(f"{article.doc_id}#{position}", article.doc_id, position, start,
+                            start + len(chunk_text), chunk_text, digest, context))
+    return chunks
+
+
+def chunk_articles(articles: Iterable[Article], chunk_tokens: int, overlap_tokens: int,
+                   token_count: Callable[[str], int]) -> list[Chunk]:
+    """Chunks of every article, in article order."""
+    return [c for a in articles for c in chunk_article(a, chunk_tokens, overlap_tokens, token_count)]

