@@ -23,13 +23,13 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
 from rag import __version__
 from rag.chunking import Chunk, chunk_articles
-from rag.corpus import Article, load_folder
+from rag.corpus import Article, Skipped, load_folder
 from rag.embedding import Embedder
 from rag.errors import RagError
 from rag.lexical import BM25Index
@@ -161,11 +161,26 @@ def write_index(path: Path, params: dict, articles: list[Article], chunks: list[
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def build_index(folder: Path, settings: Settings, embedder: Embedder, progress: bool = False,
+def load_folders(folders: Sequence[Path], max_bytes: int, log: Callable[[str], None]) -> tuple[list[Article], list[Skipped]]:
+    """Articles of several folders (e.g. the seeds plus the chat's uploads); a later folder's article wins an id clash."""
+    by_id: dict[str, Article] = {}
+    skipped: list[Skipped] = []
+    for folder in folders:
+        articles, folder_skipped = load_folder(Path(folder), max_bytes)
+        skipped += folder_skipped
+        for article in articles:
+            if article.doc_id in by_id:
+                log(f"{article.source} replaces {by_id[article.doc_id].source} (same article id {article.doc_id}).")
+            by_id[article.doc_id] = article
+    return sorted(by_id.values(), key=lambda a: a.doc_id), skipped
+
+
+def build_index(folder: Path | Sequence[Path], settings: Settings, embedder: Embedder, progress: bool = False,
                 log: Callable[[str], None] = lambda message: None) -> BuildReport:
-    """Build or update the index at ``settings.index_dir`` from the articles in ``folder``."""
+    """Build or update the index at ``settings.index_dir`` from the articles in one or more folders."""
     started = time.perf_counter()
-    articles, skipped = load_folder(Path(folder), settings.max_article_bytes)
+    folders = [folder] if isinstance(folder, (str, Path)) else list(folder)
+    articles, skipped = load_folders(folders, settings.max_article_bytes, log)
     for item in skipped:
         log(item.reason)
     path = Path(settings.index_dir)

