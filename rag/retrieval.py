@@ -141,6 +141,8 @@ class Retriever:
         question = question.strip()
         if not question:
             raise RagError("The question is empty.")
+        if len(question) > self.settings.max_question_chars:
+            raise RagError(f"The question has {len(question)} characters; the limit is {self.settings.max_question_chars}.")
         if mode not in ("hybrid", "dense", "bm25"):
             raise ValueError(f"unknown retrieval mode {mode!r}")
         k = k or self.settings.top_k
