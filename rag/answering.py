@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
+from functools import lru_cache
 from typing import Sequence
 
 from rag.corpus import MONTH_NUMBERS, Article
@@ -39,8 +40,9 @@ MONTH_NAMES = ["Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "Au
 _QUESTION_WORDS = frozenset(
     """wer wem wen wessen wann wo woher wohin warum weshalb wieso welch wieviel viele hoch groß gross stark
     laut konkret eigentlich insgesamt etwa genau
+    wie viel ist sind war waren hat haben hatte wird wurde wurden will wollte soll sollen gibt macht machen
     how much many what which who whom whose when where why does did do is are was were the a an of to in for
-    on by at and or from with its it this that according""".split()
+    on by at and or from with its it this that according quarterly annual jährlich jährliche jährlichen""".split()
 )
 _NUMBER_WORDS = {
     "ein": 1, "eine": 1, "einer": 1, "zwei": 2, "drei": 3, "vier": 4, "fünf": 5, "sechs": 6, "sieben": 7,
@@ -58,40 +60,99 @@ _QUARTER = re.compile(r"\b(ersten|zweiten|dritten|vierten|first|second|third|fou
                       r"(?:s)?(?:\s+(?:of\s+)?(\d{4}))?|\bQ([1-4])(?:[ /]+(\d{4}))?|\b(Schlussquartal|Jahresendquartal)"
                       r"(?:\s+(\d{4}))?", re.IGNORECASE)
 _THIS_YEAR = re.compile(r"\b(?:laufenden?|diese[mns]?|this|current)\s+(?:Geschäfts)?(?:jahr|year)s?\b", re.IGNORECASE)
-_LAST_YEAR = re.compile(r"\b(?:vergangenen|letzten|abgelaufenen)\s+Jahr\b|\bVorjahr|\bvor einem Jahr\b|"
-                        r"\bein Jahr (?:zuvor|davor)\b|\blast year\b", re.IGNORECASE)
+_LAST_YEAR = re.compile(r"\b(?:vergangenen|letzten|abgelaufenen)\s+Jahr\b|\blast year\b", re.IGNORECASE)
+# "… nach 3,74 Milliarden vor einem Jahr": a comparison with the year before, not the time the sentence is about.
+_BASELINE = re.compile(r"\bvor einem Jahr\b|\bein Jahr (?:zuvor|davor|früher)\b|\ba year (?:earlier|before)\b",
+                       re.IGNORECASE)
 _NEXT_YEAR = re.compile(r"\b(?:nächste[mns]?|kommende[mns]?)\s+Jahr\b|\bnext year\b", re.IGNORECASE)
 _LAST_QUARTER = re.compile(r"\b(?:vergangenen|abgelaufenen|letzten|jüngsten|zurückliegenden)\s+Quartal", re.IGNORECASE)
 _THIS_QUARTER = re.compile(r"\blaufenden?\s+Quartal", re.IGNORECASE)
-_MONTH_YEAR = re.compile(r"\b(" + "|".join(MONTH_NUMBERS) + r"|Herbst|Frühjahr|Sommer|Winter|Anfang|Ende|Mitte)\s+(\d{4})\b",
-                         re.IGNORECASE)
+_ENGLISH_MONTHS = {name: n for n, name in enumerate(
+    "january february march april may june july august september october november december".split(), start=1)}
+_MONTH_YEAR = re.compile(r"\b(" + "|".join([*MONTH_NUMBERS, *_ENGLISH_MONTHS]) +
+                         r"|Herbst|Frühjahr|Sommer|Winter|Anfang|Ende|Mitte|autumn|spring|summer|winter|early|end of|late)"
+                         r"\s+(\d{4})\b", re.IGNORECASE)
+# Months in which an article about that time was published ("im Herbst 2024" → articles of Sep–Nov 2024) and the
+# quarter reported on ("Ende 2025" → the fourth quarter of 2025, reported in January).
 _SEASON_MONTHS = {"frühjahr": (3, 4, 5), "sommer": (6, 7, 8), "herbst": (9, 10, 11), "winter": (12, 1, 2),
-                  "anfang": (1, 2, 3), "mitte": (5, 6, 7), "ende": (10, 11, 12)}
+                  "anfang": (1, 2, 3), "mitte": (5, 6, 7), "ende": (10, 11, 12), "spring": (3, 4, 5),
+                  "summer": (6, 7, 8), "autumn": (9, 10, 11), "early": (1, 2, 3), "end of": (10, 11, 12),
+                  "late": (10, 11, 12)}
+_SEASON_QUARTERS = {"anfang": 1, "ende": 4, "early": 1, "end of": 4, "late": 4}
 _NAME = re.compile(r"\b([A-ZÄÖÜ][a-zäöüß]+)\s+((?:[A-Z][a-z]?[A-Za-zäöüß]+|Li))\b")
 _PERSON_CUE = re.compile(r"(?:chef|chefin|boss|gründer|CEO|Head|Analyst|analyst|manager|Präsident|sagte|erklärte|"
                          r"betonte|meinte|schätzte|argumentiert|konstatiert|zitiert|überzeugt|leitet|gehört)", re.UNICODE)
-_DATE_CUE = re.compile(r"\b(?:" + "|".join(MONTH_NUMBERS) + r"|Montag|Dienstag|Mittwoch|Donnerstag|Freitag|Samstag|"
-                       r"Sonntag|Ende des Jahres|Jahresende|seit|bis Ende|Anfang)\b|\b\d{1,2}\.\d{1,2}\.\d{4}\b|"
-                       r"(?<!\d)(?:19|20)\d{2}(?!\d)", re.IGNORECASE)
+_DATE_CUE = re.compile(r"\b(?:(?:" + "|".join(MONTH_NUMBERS) + r")\b|(?:Montag|Dienstag|Mittwoch|Donnerstag|Freitag|"
+                       r"Samstag|Sonntag)|Ende des Jahres\b|Jahresende\b|seit\b|bis Ende\b|Anfang\b|gestern\b|heute\b)"
+                       r"|\b\d{1,2}\.\d{1,2}\.\d{4}\b|(?<!\d)(?:19|20)\d{2}(?!\d)", re.IGNORECASE)
 _PLACE_CUE = re.compile(r"\b(?:in|aus|nach)\s+(?:der\s+|dem\s+)?[A-ZÄÖÜ][a-zäöüß]+")
+_CAPITALISED = re.compile(r"(?<=[\w,;:–-] )[A-ZÄÖÜ][\w-]+")
 
 _KINDS = [
     ("date", re.compile(r"\b(?:wann|seit wann|bis wann|an welchem (?:tag|wochentag|datum)|in welchem jahr|"
                         r"für welches jahr|when|which year|what year|what day)\b", re.IGNORECASE)),
     ("amount", re.compile(r"\b(?:wie ?viele?|wie hoch|wie groß|wie stark|um wie viel|wie teuer|wieviel|"
                           r"how much|how many|by how much|welche[nms]? (?:umsatz|gewinn|betrag|summe|kosten|"
-                          r"verlust|ergebnis|anteil|wert)|mit welchen kosten|what (?:revenue|profit|loss|operating"
-                          r"|amount|share))", re.IGNORECASE)),
+                          r"verlust|ergebnis|anteil|wert|operative)|mit welchen kosten|what (?:revenue|profit|loss|"
+                          r"operating|amount|share))", re.IGNORECASE)),
     ("person", re.compile(r"\b(?:wer|wem|wen|welche[rm]? (?:analyst|manager|chef|person|politiker)|who|whom)\b",
                           re.IGNORECASE)),
     ("place", re.compile(r"\b(?:wo|woher|wohin|where)\b", re.IGNORECASE)),
+    ("entity", re.compile(r"\b(?:wie heißt|welche[nrsm]? (?:\w+-)?(?:firma|firmen|unternehmen|konzern|konzerne|"
+                          r"zeitung|marke|hersteller|chiphersteller|start-up|modell|modelle|konkurrenten|sparte|"
+                          r"einheit|plattform|produkt)|von welchem|mit welcher|für welches|which company)\b",
+                          re.IGNORECASE)),
 ]
-_TIMELINE = re.compile(r"\b(?:entwickelt|entwicklung|verändert|veränderung|im lauf|im laufe|über die jahre|"
-                       r"bis \d{4}|von \d{4} bis|am ende|ursprünglich|zuerst|vergleich|unterscheid|oder|"
-                       r"mehr als|weniger als|change|changed|evolve|over time|compared|versus|vs\.?)\b",
-                       re.IGNORECASE)
+# Nouns of things that are counted or measured: "Wie haben sich die Quartalsverluste entwickelt?" wants figures.
+_MEASURE = re.compile(r"(?:investition|ausgaben|umsatz|gewinn|verlust|kosten|nutzer|zahl|wachstum|börsenwert|"
+                      r"kapital|einnahmen|geld|preis|revenue|profit|loss|capex|spend|users|cost|invest)",
+                      re.IGNORECASE)
+_TIMELINE = re.compile(r"\b(?:entwickelt|entwicklung|verändert|veränderung|im lauf der zeit|im laufe der zeit|"
+                       r"über die jahre|bis \d{4}|von \d{4} bis|am ende|ursprünglich|zuerst|im vergleich|vergleich|"
+                       r"unterscheiden|unterscheidet|oder|mehr als|weniger als|change|changed|evolve|over time|"
+                       r"compared|versus|vs\.?)\b", re.IGNORECASE)
 _NEWEST = re.compile(r"\b(?:aktuell|derzeit|zurzeit|momentan|jetzt|neueste[nm]?|jüngste[nm]?|dieses jahr|"
                      r"in diesem jahr|currently|latest|this year|now)\b", re.IGNORECASE)
+# Words that news reports use for the same business figure or role; a synonym counts 0.8 of the word itself.
+_SYNONYMS = [
+    "Umsatz Einnahmen Erlöse Umsatzwachstum", "Gewinn Nettogewinn Quartalsgewinn Überschuss",
+    "Investitionen investieren investiert Kapitalinvestitionen Ausgaben ausgeben ausgegeben Kosten stecken steckt "
+    "steckte gesteckt aufwenden fließen fließt", "Verlust Minus Verluste", "Nutzer Menschen User Kunden", "Chef leitet Spitze Boss Unternehmensboss Firmenboss Head CEO",
+    "Finanzchefin Finanzchef CFO", "gegründet Gründer Mitgründer", "Kosten Preis Kaufpreis", "zahlt bezahlt zahlte",
+]
+
+
+@lru_cache(maxsize=1)
+def _synonym_stems() -> dict[str, frozenset[str]]:
+    table: dict[str, frozenset[str]] = {}
+    for group in _SYNONYMS:
+        stems = frozenset(tokenize(group))
+        for stem in stems:
+            table[stem] = table.get(stem, frozenset()) | (stems - {stem})
+    return table
+
+
+_YEAR_ON_YEAR = re.compile(r"\b(?:year[ -]over[ -]year|im Jahresvergleich|gegenüber dem Vorjahr|im Vergleich zum "
+                           r"Vorjahr(?:eszeitraum)?)\b", re.IGNORECASE)
+# Words about the articles themselves, not about what they report.
+_META_WORDS = re.compile(r"\b(?:laut (?:dem|den|einem) (?:Artikel|Artikeln|Bericht)(?: vom)?|in den Artikeln|die Artikel|"
+                         r"berichten|berichtet|Angaben|according to(?: the)?|reportedly|Artikel)\b", re.IGNORECASE)
+# English questions meet German articles: the dense retriever bridges the languages for passages, but sentence
+# choice works on words, so common business-news words are looked up in German (names and figures match as is).
+_ENGLISH_GERMAN = {
+    "revenue": "Umsatz Einnahmen", "sales": "Umsatz", "profit": "Gewinn Nettogewinn", "earnings": "Gewinn",
+    "loss": "Verlust", "losses": "Verluste", "cost": "Kosten", "costs": "Kosten", "spend": "ausgeben Ausgaben",
+    "spending": "Ausgaben", "spent": "ausgegeben", "invest": "investieren Investitionen", "investment": "Investitionen",
+    "investments": "Investitionen", "capex": "Kapitalinvestitionen", "capital": "Kapital", "expenditure": "Ausgaben",
+    "pay": "zahlen", "paid": "zahlte bezahlt", "paying": "zahlt", "price": "Preis", "quarter": "Quartal", "year": "Jahr", "users": "Nutzer", "people": "Menschen Nutzer",
+    "daily": "täglich", "monthly": "monatlich", "day": "täglich", "grow": "wachsen gestiegen zugelegt", "growth": "Wachstum",
+    "expect": "erwartet Ausblick", "expects": "erwartet", "forecast": "Prognose Ausblick", "plan": "plant geplant",
+    "data": "Daten", "centres": "Rechenzentren", "centers": "Rechenzentren", "train": "Training", "training": "Training",
+    "advertising": "Werbung", "ads": "Werbung", "shares": "Aktie", "stock": "Aktie", "market": "Markt",
+    "cfo": "Finanzchefin Finanzchef", "ceo": "Chef CEO", "founder": "Gründer", "heads": "leitet Head", "head": "Head leitet",
+    "lawsuit": "Klage", "settle": "beilegen", "operating": "operativ", "percent": "Prozent", "billion": "Milliarden",
+    "million": "Millionen", "reportedly": "angeblich", "chips": "Chips", "app": "App",
+}
 _ENGLISH = re.compile(r"\b(?:the|how|what|who|does|did|is|are|was|much|many|of|and)\b", re.IGNORECASE)
 
 
@@ -118,6 +179,30 @@ def _date_parts(value: str | None) -> tuple[int, int] | None:
         return None
 
 
+def compound_credit(term: str, token: str) -> float:
+    """How much ``token`` counts for the question stem ``term`` when they differ: 0.9 for a genitive "s"; for
+    German compounds 0.7 when
+    one is the other's head ("Gewinn" in "Nettogewinn", or "Quartalsgewinn" asked and "Gewinn" found) or both
+    share a stem, 0.3 when one is only the other's modifier ("Quartal" in "Quartalsgewinn")."""
+    if token == term + "s" or term == token + "s":
+        return 0.9  # the genitive of a name: "Metas" for "Meta"
+    if len(term) < 5 or len(token) < 5:
+        return 0.0  # "rund" is no part of "gegründet"
+    if token.endswith(term) or term.endswith(token) or _shared_stem(token, term):
+        return 0.7
+    return 0.3 if term in token or token in term else 0.0
+
+
+def _shared_stem(a: str, b: str) -> bool:
+    """"investiert" and "investition" share the stem "investi": a common prefix of six letters or more."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n >= 6
+
+
 def _quarter_periods(text: str, default_year: int | None) -> set[str]:
     periods = set()
     for match in _QUARTER.finditer(text):
@@ -133,13 +218,19 @@ def _quarter_periods(text: str, default_year: int | None) -> set[str]:
     return periods
 
 
+# How far a sentence's time can be trusted: its own words, the paragraph it continues, its article's main period.
+_TIME_TRUST = {"own": 1.0, "paragraph": 0.8, "article": 0.5, "none": 0.0}
+
+
 @dataclass(frozen=True)
 class QuestionProfile:
     """What the question asks for: the kind of answer, its content terms, and its time."""
 
     text: str
     kind: str
-    terms: tuple[str, ...]
+    terms: tuple[tuple[str, tuple[tuple[str, float], ...]], ...]
+    key_terms: frozenset[str]
+    named: frozenset[str]
     numbers: frozenset[str]
     years: frozenset[int]
     periods: frozenset[str]
@@ -151,8 +242,34 @@ class QuestionProfile:
 def profile_question(question: str, today: date) -> QuestionProfile:
     """Analyse a question once; ``today`` resolves "dieses Jahr"/"aktuell"."""
     kind = next((name for name, pattern in _KINDS if pattern.search(question)), "other")
+    timeline_cues = list(_TIMELINE.finditer(question))
+    measured = bool(_MEASURE.search(question))
+    if measured and (kind == "other" or (kind == "person" and re.search(r"\bmehr\b", question))):
+        kind = "amount"
     english = len(_ENGLISH.findall(question)) >= 2
-    terms = tuple(dict.fromkeys(t for t in tokenize(question) if t not in _QUESTION_WORDS and not _YEAR.fullmatch(t)))
+    # Content words only: question words, timeline cues and time expressions are matched separately.
+    words = question.replace("’", "'").replace("'s ", " ")
+    for pattern in (_TIMELINE, _QUARTER, _MONTH_YEAR, _THIS_YEAR, _YEAR, _META_WORDS, _BASELINE, _YEAR_ON_YEAR):
+        words = pattern.sub(" ", words)
+    terms: dict[str, tuple[tuple[str, float], ...]] = {}
+    for word in re.findall(r"[\w-]+", words):
+        if word.lower() in _QUESTION_WORDS:
+            continue
+        german = _ENGLISH_GERMAN.get(word.lower()) if english else None
+        if english and german is None and word.islower():
+            continue  # an English word without a German counterpart cannot match the articles
+        for stem in tokenize(word):
+            forms = [stem, *(tokenize(german) if german else [])]
+            credits = {form: 1.0 for form in forms}
+            for form in forms:
+                for other in _synonym_stems().get(form, ()):
+                    credits.setdefault(other, 0.8)
+            terms.setdefault(stem, tuple(credits.items()))
+    # Names and figures: capitalised words after the first (in German also nouns) and numbers. English questions
+    # match German sentences only through these, so only they may count as "missing" there.
+    named = frozenset(stem for stem in terms if stem[:1].isdigit()
+                      or any(w[:1].isupper() and stem in tokenize(w) for w in re.findall(r"[\w-]+", question)[1:]))
+    key_terms = named if english else frozenset(terms)
     years = {int(y) for y in _YEAR.findall(question)}
     newest = bool(_NEWEST.search(question))
     if _THIS_YEAR.search(question) or re.search(r"\bdieses jahr\b", question, re.IGNORECASE):
@@ -160,15 +277,17 @@ def profile_question(question: str, today: date) -> QuestionProfile:
     span = re.search(r"\b(\d{4})\s*(?:bis|to|-|–)\s*(\d{4})\b", question)
     if span and int(span.group(1)) < int(span.group(2)) <= int(span.group(1)) + 20:
         years.update(range(int(span.group(1)), int(span.group(2)) + 1))
-    default_year = min(years) if len(years) == 1 else None
-    periods = _quarter_periods(question, default_year)
+    periods = _quarter_periods(question, min(years) if len(years) == 1 else None)
     for match in _MONTH_YEAR.finditer(question):
         word, year = match.group(1).lower(), int(match.group(2))
-        months = (MONTH_NUMBERS[word],) if word in MONTH_NUMBERS else _SEASON_MONTHS[word]
-        periods.update(f"{year}-{m:02d}" for m in months)
+        month = MONTH_NUMBERS.get(word) or _ENGLISH_MONTHS.get(word)
+        months = (month,) if month else _SEASON_MONTHS[word]
+        periods.update(f"month:{year}-{m:02d}" for m in months)
+        if word in _SEASON_QUARTERS:
+            periods.add(f"{year}-q{_SEASON_QUARTERS[word]}")
     numbers = frozenset(n.group(0).lower() for n in _NUMBER.finditer(question)) - {str(y) for y in years}
-    return QuestionProfile(question, kind, terms, numbers, frozenset(years), frozenset(periods),
-                           bool(_TIMELINE.search(question)) or len(years) > 1, newest, english)
+    return QuestionProfile(question, kind, tuple(terms.items()), key_terms, named, numbers, frozenset(years),
+                           frozenset(periods), bool(timeline_cues) or len(years) > 1, newest, english)
 
 
 @dataclass(frozen=True)
@@ -190,6 +309,28 @@ class SentenceFacts:
     place_cue: bool
     heading: bool
     question: bool
+    baseline: bool = False
+    context: frozenset[str] = frozenset()
+    time_source: str = "own"
+
+    def earlier(self) -> tuple[frozenset[int], frozenset[str]]:
+        """The years and quarters a year before the sentence's own, when it states a figure of then."""
+        if not self.baseline:
+            return frozenset(), frozenset()
+        return frozenset(y - 1 for y in self.years), frozenset(f"{int(p[:4]) - 1}{p[4:]}" for p in self.periods)
+
+    def read_after(self, previous: "SentenceFacts | None", article_time: tuple[frozenset[int], frozenset[str]]
+                   ) -> "SentenceFacts":
+        """The sentence in its place: the previous sentence of its paragraph counts as context, and a sentence
+        without a time of its own speaks about the previous one's ("Im vergangenen Quartal … Der Gewinn stieg …"),
+        else about the period its article mainly reports on."""
+        context = previous.tokens | previous.context if previous else frozenset()
+        if self.years or self.periods:
+            return replace(self, context=context)
+        if previous and (previous.years or previous.periods):
+            return replace(self, context=context, years=previous.years, periods=previous.periods, time_source="paragraph")
+        years, periods = article_time
+        return replace(self, context=context, years=years, periods=periods, time_source="article" if years else "none")
 
 
 def sentence_facts(article: Article, start: int, end: int) -> SentenceFacts:
@@ -221,7 +362,21 @@ def sentence_facts(article: Article, start: int, end: int) -> SentenceFacts:
         has_unit=bool(_UNIT.search(text)), years=frozenset(years), periods=frozenset(periods),
         names=tuple(" ".join(m.groups()) for m in _NAME.finditer(text)), person_cue=bool(_PERSON_CUE.search(text)),
         date_cue=bool(_DATE_CUE.search(text)), place_cue=bool(_PLACE_CUE.search(text)),
-        heading=not stripped.endswith((".", "!", "?", ":")) and len(text.split()) < 10, question=stripped.endswith("?"))
+        heading=not stripped.endswith((".", "!", "?", ":")) and len(text.split()) < 10 and not any(c.isdigit() for c in text),
+        question=stripped.endswith("?"),
+        baseline=bool(_BASELINE.search(text)))
+
+
+def main_period(sentences: Sequence[SentenceFacts]) -> tuple[frozenset[int], frozenset[str]]:
+    """The quarter an article mainly reports on (the one its sentences name most often), as (years, quarters)."""
+    counts: dict[str, int] = {}
+    for facts in sentences:
+        for period in facts.periods:
+            counts[period] = counts.get(period, 0) + 1
+    if not counts:
+        return frozenset(), frozenset()
+    period = max(sorted(counts), key=counts.get)
+    return frozenset({int(period[:4])}), frozenset({period})
 
 
 @dataclass(frozen=True)
@@ -229,11 +384,14 @@ class Weights:
     """How the signals add up to a sentence's score; set by reading failures on the tuning half of the eval set."""
 
     lexical: float = 1.0
+    missing: float = 0.5
     kind: float = 0.5
     time: float = 0.6
     passage: float = 0.35
     heading: float = 0.3
     question: float = 0.5
+    recency: float = 0.3
+    outside_passage: float = 0.5
 
 
 @dataclass
@@ -244,6 +402,7 @@ class Candidate:
     article: Article
     rank: int
     passage_score: float
+    in_passage: bool = True
     support: float = 0.0
     score: float = 0.0
     parts: dict[str, float] = field(default_factory=dict)
@@ -257,6 +416,7 @@ class Selection:
     candidates: list[Candidate]
     chosen: list[Candidate]
     abstained: bool
+    reasons: list[str] = field(default_factory=list)
 
     @property
     def support(self) -> float:
@@ -294,8 +454,9 @@ class ExtractiveAnswerer:
         self.today = today
         self._idf: dict[str, float] = {}
         self._default_idf = 1.0
-        self._spans: dict[str, list[tuple[int, int]]] = {}
-        self._facts: dict[tuple[str, int, int], SentenceFacts] = {}
+        self._facts: dict[str, list[SentenceFacts]] = {}
+        self._titles: dict[str, frozenset[str]] = {}
+        self._compounds: dict[str, dict[str, float]] = {}
 
     @property
     def index(self):
@@ -317,47 +478,99 @@ class ExtractiveAnswerer:
     def idf(self, token: str) -> float:
         return self._idf.get(token, self._default_idf)
 
-    def _sentences(self, hit: Hit) -> list[tuple[int, int]]:
-        spans = self._spans.get(hit.doc_id)
-        if spans is None:
-            spans = self._spans[hit.doc_id] = sentence_spans(self.index.articles[hit.doc_id].text)
-        return [(s, e) for s, e in spans if s < hit.end and e > hit.start]
-
-    def _facts_of(self, article: Article, start: int, end: int) -> SentenceFacts:
-        key = (article.doc_id, start, end)
-        facts = self._facts.get(key)
+    def sentences(self, doc_id: str) -> list[SentenceFacts]:
+        """Every sentence of an article with its facts, each read in the context of its paragraph (cached)."""
+        facts = self._facts.get(doc_id)
         if facts is None:
-            facts = self._facts[key] = sentence_facts(article, start, end)
+            article = self.index.articles[doc_id]
+            own = [sentence_facts(article, start, end) for start, end in sentence_spans(article.text)]
+            article_time = main_period(own)
+            facts, previous, intro = [], None, None
+            for current in own:
+                same_paragraph = previous is not None and "\n" not in article.text[previous.end:current.start]
+                if not same_paragraph and intro is not None and not current.text.endswith((".", "!", "?")):
+                    context = intro  # an item of a list introduced by "… Und zwar:" reads on from its introduction
+                else:
+                    context, intro = (previous if same_paragraph else None), None
+                previous = current.read_after(context, article_time)
+                facts.append(previous)
+                if previous.text.endswith(":"):
+                    intro = previous
+            self._facts[doc_id] = facts
         return facts
 
-    def candidates(self, hits: Sequence[Hit]) -> list[Candidate]:
-        """Distinct sentences of the best passages, each with its best passage's rank."""
+    def candidates(self, hits: Sequence[Hit], passages: int) -> list[Candidate]:
+        """Distinct sentences of the best ``passages`` passages, each with its best passage's rank; then the
+        other sentences of their articles (a figure often sits one chunk away from the words that retrieved it)."""
         seen: dict[tuple[str, int], Candidate] = {}
-        for rank, hit in enumerate(hits[: self.settings.answer_passages]):
-            article = self.index.articles[hit.doc_id]
-            for start, end in self._sentences(hit):
-                if (hit.doc_id, start) not in seen:
-                    seen[(hit.doc_id, start)] = Candidate(self._facts_of(article, start, end), article, rank, hit.score)
+        article_rank: dict[str, tuple[int, float]] = {}
+        for rank, hit in enumerate(hits[:passages]):
+            article_rank.setdefault(hit.doc_id, (rank, hit.score))
+            for facts in self.sentences(hit.doc_id):
+                if facts.start < hit.end and facts.end > hit.start and (hit.doc_id, facts.start) not in seen:
+                    seen[(hit.doc_id, facts.start)] = Candidate(facts, self.index.articles[hit.doc_id], rank, hit.score)
+        for doc_id, (rank, score) in article_rank.items():
+            for facts in self.sentences(doc_id):
+                if (doc_id, facts.start) not in seen:
+                    seen[(doc_id, facts.start)] = Candidate(facts, self.index.articles[doc_id], rank, score, False)
         return list(seen.values())
 
-    def _lexical(self, profile: QuestionProfile, facts: SentenceFacts, article: Article) -> float:
+    def _related(self, form: str) -> dict[str, float]:
+        """The index's words that share a compound part or stem with ``form``, with their credit (cached)."""
+        related = self._compounds.get(form)
+        if related is None:
+            related = self._compounds[form] = {t: c for t in self._idf if t != form and (c := compound_credit(form, t))}
+        return related
+
+    def known(self, forms: tuple[tuple[str, float], ...]) -> bool:
+        """Whether the index has the term at all: a full form, or a word it heads or shares a stem with."""
+        return any(f in self._idf or max(self._related(f).values(), default=0.0) >= 0.7 for f, c in forms if c == 1.0)
+
+    def _weight(self, forms: tuple[tuple[str, float], ...]) -> float:
+        """A term's IDF: that of its most common full form in the index ("Metas" weighs as "Meta", "revenue" as
+        "Umsatz"), the largest when no form occurs (a word the articles never use)."""
+        known = [self._idf[f] for f, credit in forms if credit == 1.0 and f in self._idf]
+        known += [self._idf[t] for f, credit in forms if credit == 1.0 for t, c in self._related(f).items() if c >= 0.9]
+        return min(known, default=self._default_idf)
+
+    def _match(self, forms: tuple[tuple[str, float], ...], facts: SentenceFacts, title: frozenset[str]) -> float:
+        """How well the sentence holds one question term (given as its forms: the stem, its German translation,
+        synonyms at 0.8): the word itself 1, within a compound or by a shared stem 0.7 or 0.3, in the sentence
+        before 0.4, in the article's title 0.3."""
+        found = 0.0
+        for form, credit in forms:
+            if form in facts.tokens:
+                found = max(found, credit)
+            else:
+                related = self._related(form)
+                found = max([found] + [credit * related[t] for t in facts.tokens if t in related])
+        if found:
+            return found
+        if any(form in facts.context for form, _ in forms):
+            return 0.4
+        return 0.3 if any(form in title for form, _ in forms) else 0.0
+
+    def _lexical(self, profile: QuestionProfile, facts: SentenceFacts, article: Article) -> tuple[float, float]:
+        """IDF-weighted coverage of the question's terms, and the largest IDF share of a key term that the index
+        knows but the sentence lacks (a sentence about Meta where Amazon was asked)."""
         if not profile.terms:
-            return 0.0
-        title = set(tokenize(article.title))
-        total = matched = 0.0
-        for term in profile.terms:
-            weight = self.idf(term)
+            return 0.0, 0.0
+        title = self._titles.get(article.doc_id)
+        if title is None:
+            title = self._titles[article.doc_id] = frozenset(tokenize(article.title))
+        total = matched = missing = 0.0
+        for term, forms in profile.terms:
+            weight = self._weight(forms)
+            found = self._match(forms, facts, title)
             total += weight
-            if term in facts.tokens:
-                matched += weight
-            elif len(term) >= 4 and any(len(t) >= 4 and (term in t or t in term) for t in facts.tokens):
-                matched += 0.7 * weight
-            elif term in title:
-                matched += 0.3 * weight
-        return matched / total
+            matched += weight * found
+            if term in profile.key_terms and self.known(forms):
+                missing = max(missing, weight * (1.0 - found))
+        return matched / total, missing / self._default_idf
 
     @staticmethod
     def _kind(profile: QuestionProfile, facts: SentenceFacts) -> float:
+        """Whether the sentence holds the kind of thing asked for (a figure not already in the question, …)."""
         if profile.kind == "amount":
             fresh = facts.numbers - profile.numbers
             return 1.0 if fresh and facts.has_unit else 0.5 if fresh else 0.0
@@ -369,73 +582,142 @@ class ExtractiveAnswerer:
             return 1.0 if facts.date_cue else 0.0
         if profile.kind == "place":
             return 1.0 if facts.place_cue else 0.0
+        if profile.kind == "entity":
+            question = profile.text.lower()
+            return 1.0 if any(w.lower() not in question for w in _CAPITALISED.findall(facts.text)) else 0.0
         return 0.5
 
     @staticmethod
     def _time(profile: QuestionProfile, facts: SentenceFacts, article: Article) -> float:
+        """How well the sentence's time fits the question's, in [-0.5, 1.3]: 1 for the asked year named or
+        resolved in the sentence, less when read from its paragraph or article (``_TIME_TRUST``), 0.5 when only a
+        figure of a year earlier or the article's date fits, negative for other years; a matching quarter or
+        publication month adds 0.3, another quarter takes 0.3 off."""
         if not profile.years and not profile.periods:
             return 0.0
         score = 0.0
-        when = _date_parts(article.date)
+        earlier_years, earlier_periods = facts.earlier()
         if profile.years:
-            if facts.years & profile.years:
-                score = len(facts.years & profile.years) / len(profile.years) if profile.timeline else 1.0
-            elif facts.years:
-                score = -0.5
-            elif when and (when[0] in profile.years or (when[1] <= 3 and when[0] - 1 in profile.years)):
+            common = facts.years & profile.years
+            if common:
+                score = (len(common) / len(profile.years) if profile.timeline else 1.0) * _TIME_TRUST[facts.time_source]
+            elif earlier_years & profile.years:
                 score = 0.5
+            elif facts.years:
+                score = -0.5 * _TIME_TRUST[facts.time_source]
+            else:
+                when = _date_parts(article.date)
+                score = 0.5 if when and (when[0] in profile.years or (when[1] <= 3 and when[0] - 1 in profile.years)) else 0.0
         quarters = {p for p in profile.periods if "-q" in p}
-        if quarters:
-            score += 0.5 if facts.periods & quarters else -0.25 if facts.periods else 0.0
-        months = profile.periods - quarters
+        if quarters and (facts.periods & quarters or earlier_periods & quarters):
+            score += 0.3
+        elif quarters and facts.periods:
+            score -= 0.3
+        months = {p.split(":", 1)[1] for p in profile.periods if p.startswith("month:")}
         if months and article.date and article.date[:7] in months:
-            score += 0.5
-        return score
+            score += 0.3
+        return min(score, 1.3)
 
-    def score(self, profile: QuestionProfile, candidates: list[Candidate]) -> list[Candidate]:
+    def score(self, profile: QuestionProfile, candidates: list[Candidate], passages: int) -> list[Candidate]:
         """Fill ``support`` and ``score`` and sort best first."""
         w = self.weights
         dates = sorted({c.article.date for c in candidates if c.article.date})
         for c in candidates:
             facts = c.facts
-            parts = {"lexical": self._lexical(profile, facts, c.article), "kind": self._kind(profile, facts),
+            lexical, missing = self._lexical(profile, facts, c.article)
+            parts = {"lexical": lexical, "missing": missing, "kind": self._kind(profile, facts),
                      "time": self._time(profile, facts, c.article)}
-            support = w.lexical * parts["lexical"] + w.kind * parts["kind"] + w.time * parts["time"]
-            support -= w.heading * facts.heading + w.question * facts.question
-            parts["passage"] = 1.0 - c.rank / max(self.settings.answer_passages, 1)
+            support = (w.lexical * lexical - w.missing * missing + w.kind * parts["kind"] + w.time * parts["time"]
+                       - w.heading * facts.heading - w.question * facts.question)
+            parts["passage"] = (1.0 - c.rank / passages) * (1.0 if c.in_passage else w.outside_passage)
             score = support + w.passage * parts["passage"]
             if profile.newest and c.article.date and len(dates) > 1:
                 parts["recency"] = dates.index(c.article.date) / (len(dates) - 1)
-                score += 0.3 * parts["recency"]
+                score += w.recency * parts["recency"]
             c.parts, c.support, c.score = parts, round(support, 4), round(score, 4)
         return sorted(candidates, key=lambda c: (-c.score, c.rank, c.facts.start))
 
-    def _adds(self, candidate: Candidate, chosen: list[Candidate], profile: QuestionProfile) -> bool:
-        """Whether a further sentence says something the chosen ones do not (another figure, date or article)."""
-        if any(c.facts.doc_id == candidate.facts.doc_id and abs(c.facts.start - candidate.facts.start) < 2 for c in chosen):
+    @staticmethod
+    def _adds(candidate: Candidate, chosen: list[Candidate], profile: QuestionProfile) -> bool:
+        """Whether a further sentence says something the chosen ones do not: another figure for an amount, else
+        another article or year."""
+        if any(c.facts.doc_id == candidate.facts.doc_id and c.facts.start == candidate.facts.start for c in chosen):
             return False
         known = set().union(*(c.facts.numbers for c in chosen))
-        fresh = candidate.facts.numbers - known - profile.numbers
-        if profile.kind == "amount" or candidate.facts.numbers:
-            return bool(fresh)
-        return candidate.facts.doc_id not in {c.facts.doc_id for c in chosen} or profile.timeline
+        if profile.kind == "amount":
+            return bool(candidate.facts.numbers - known - profile.numbers)
+        years = set().union(*(c.facts.years for c in chosen))
+        return candidate.facts.doc_id not in {c.facts.doc_id for c in chosen} or bool(candidate.facts.years - years)
+
+    @staticmethod
+    def _same_thing(candidate: Candidate, best: Candidate, profile: QuestionProfile) -> bool:
+        """Whether a sentence is about what the best one is about, as far as the question can tell: as close to
+        it in kind of answer, time and words (a timeline allows other wording: reports of other dates differ)."""
+        words = 0.65 if profile.timeline else 0.8
+        return (candidate.parts["kind"] >= best.parts["kind"] and candidate.parts["time"] >= best.parts["time"] - 0.25
+                and candidate.parts["lexical"] >= words * best.parts["lexical"])
 
     def select(self, question: str, hits: Sequence[Hit]) -> Selection:
-        """Score the sentences of ``hits`` and choose one to three of them, or abstain."""
+        """Score the sentences of ``hits`` and choose one to three of them, or abstain.
+
+        A question over several years ("von 2024 bis 2026") gets the best sentence for each year. A timeline or
+        a figure asked for a year gets, besides the best sentence, the best one about the same thing from each
+        article of another date (how the figure changed, or sources that disagree). Any question may get a
+        runner-up that is nearly as good, at least as well placed in time and says something new.
+        """
         self.warm_up()
         profile = profile_question(question, self.today or date.today())
-        ranked = self.score(profile, self.candidates(hits))
-        if not ranked or ranked[0].support < self.settings.abstain_below:
-            return Selection(profile, ranked, [], True)
+        # A timeline gathers figures from several articles, so it looks at twice as many passages.
+        passages = self.settings.answer_passages * (2 if profile.timeline else 1)
+        ranked = self.score(profile, self.candidates(hits, passages), passages)
+        threshold, limit = self.settings.abstain_below, self.settings.answer_max_sentences
+        reasons = self.gaps(profile, ranked)
+        if reasons:
+            return Selection(profile, ranked, [], True, reasons)
         best = ranked[0]
-        ratio = self.settings.answer_timeline_ratio if profile.timeline else self.settings.answer_extra_ratio
-        chosen = [best]
-        for candidate in ranked[1:]:
-            if len(chosen) >= self.settings.answer_max_sentences or candidate.score < ratio * best.score:
+        floor = self.settings.answer_timeline_ratio * best.score
+        eligible = [c for c in ranked if c.support >= threshold and c.score >= floor]
+        chosen: list[Candidate] = []
+        if profile.timeline and len(profile.years) > 1:
+            for year in sorted(profile.years):
+                pick = next((c for c in eligible if year in c.facts.years and c.facts.time_source != "article"
+                             and (not chosen or self._adds(c, chosen, profile))), None)
+                if pick and pick not in chosen and len(chosen) < limit:
+                    chosen.append(pick)
+        chosen = chosen or [best]
+        if profile.timeline or (profile.kind == "amount" and profile.years):
+            for candidate in eligible:
+                if len(chosen) >= limit:
+                    break
+                if (candidate.article.date not in {c.article.date for c in chosen} and self._same_thing(candidate, best, profile)
+                        and self._adds(candidate, chosen, profile)):
+                    chosen.append(candidate)
+        for candidate in eligible:
+            if len(chosen) >= limit:
                 break
-            if candidate.support >= self.settings.abstain_below and self._adds(candidate, chosen, profile):
+            if (candidate.score >= self.settings.answer_extra_ratio * best.score
+                    and candidate.parts["time"] >= best.parts["time"] and self._adds(candidate, chosen, profile)):
                 chosen.append(candidate)
         return Selection(profile, ranked, chosen, False)
+
+    def gaps(self, profile: QuestionProfile, ranked: list[Candidate]) -> list[str]:
+        """Why the articles cannot answer, if they cannot: a name or figure of the question that the index never
+        uses, a year none of the candidate sentences speaks about, or too little support for the best sentence."""
+        reasons = []
+        unknown = [term for term, forms in profile.terms if term in profile.named and not self.known(forms)]
+        if unknown:
+            words = [w for w in re.findall(r"[\w-]+", profile.text) if set(tokenize(w)) & set(unknown)]
+            reasons.append(f"the articles never mention {', '.join(words or unknown)}")
+        spoken = set()
+        for candidate in ranked:
+            if candidate.facts.time_source != "article":
+                spoken |= candidate.facts.years | candidate.facts.earlier()[0]
+        if profile.years and not profile.years & spoken:
+            reasons.append(f"no sentence speaks about {', '.join(map(str, sorted(profile.years)))}")
+        if not ranked or ranked[0].support < self.settings.abstain_below:
+            best = ranked[0].support if ranked else 0.0
+            reasons.append(f"the best sentence's support {best:.2f} is below {self.settings.abstain_below}")
+        return reasons
 
     def run(self, question: str, id: str | None = None, hits: Sequence[Hit] | None = None) -> Answer:
         """The cited answer to ``question``; ``hits`` reuses a retrieval already done."""

@@ -116,6 +116,92 @@ def batch(
          f"{summary.resumed} already done, {summary.seconds:.1f} s → {out}")
 
 
+@app.command("eval")
+def eval_command(
+    dataset: str = typer.Option("all", "--dataset", help="xquad, questions_de or all."),
+    config: Optional[str] = typer.Option(None, "--config", help="Comma-separated: dense,bm25,hybrid,rrf,hybrid+rerank,"
+                                         "extractive,llm,server (default: all that apply)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Report name: eval/reports/NAME.md/.json/-*.png "
+                                       "(default: 'quick' or 'full')."),
+    check: bool = typer.Option(False, "--check", help="Exit 1 if a metric is more than 0.02 below eval/baseline.json."),
+    quick: bool = typer.Option(False, "--quick", help="Fast subset: seeds questions (retrieval) + 4 XQuAD articles."),
+    sweep: bool = typer.Option(True, "--sweep/--no-sweep", help="Tune the fusion on XQuAD's tuning half (full run)."),
+    update_baseline: bool = typer.Option(False, "--update-baseline", help="Store this run's metrics as the baseline."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="Baseline file (default: eval/baseline.json)."),
+    reports_dir: Optional[Path] = typer.Option(None, "--reports-dir", help="Report folder (default: eval/reports)."),
+    xquad_index: Optional[Path] = typer.Option(None, "--xquad-index", help="XQuAD-de index folder "
+                                               "(default: index/xquad-de, quick: index/xquad-de-quick)."),
+    index_dir: Optional[Path] = typer.Option(None, "--index-dir", help="Seeds index (default: index/default)."),
+) -> None:
+    """Evaluate retrieval (and answers) on XQuAD-de and the German eval set; write a report."""
+    from rag.evaluation import (DATASETS, EvalOptions, check_against_baseline, eval_dir, read_baseline, run_evaluation,
+                                update_baseline as store_baseline)
+    from rag.report import write_report
+
+    datasets = DATASETS if dataset == "all" else (dataset,)
+    if any(d not in DATASETS for d in datasets):
+        raise RagError("--dataset must be xquad, questions_de or all.")
+    configs = tuple(c.strip() for c in config.split(",") if c.strip()) if config else None
+    settings = _settings()
+    options = EvalOptions(datasets=datasets, configs=configs, quick=quick, sweep=sweep, progress=_progress(),
+                          xquad_index=xquad_index, seeds_index=index_dir)
+    result = run_evaluation(settings, options, log=_say)
+    name = name or ("quick" if quick else "full")
+    paths = write_report(result, reports_dir or eval_dir() / "reports", name)
+    _say(f"Report: {paths['markdown']} ({result['seconds']:.0f} s)")
+    for key, value in sorted(result["flat"].items()):
+        if "/hybrid/" in key and key.endswith(("recall@1", "recall@5", "mrr@10")) or "/answer/" in key:
+            typer.echo(f"{key} = {value:.4f}")
+    if update_baseline:
+        _say(f"Baseline updated: {store_baseline(result, baseline)}")
+    if check:
+        stored = read_baseline(baseline).get("quick" if quick else "full")
+        if not stored:
+            raise RagError(f"The baseline has no '{'quick' if quick else 'full'}' entry; run with --update-baseline first.")
+        outcome = check_against_baseline(result["flat"], stored["metrics"])
+        for line in outcome.regressions:
+            _say(f"REGRESSION {line}")
+        _say(f"Check: {outcome.compared} metrics compared, {len(outcome.regressions)} below baseline − 0.02"
+             f"{f', {len(outcome.missing)} not measured in this run' if outcome.missing else ''}.")
+        if not outcome.ok:
+            raise typer.Exit(1)
+
+
+@app.command()
+def chat(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: the local network)."),
+    port: int = typer.Option(7860, "--port", min=1, max=65535, help="Port of the web app."),
+    index_dir: Optional[Path] = IndexDir,
+) -> None:
+    """Start the Gradio chat app (German interface) on an index."""
+    from rag.chat import serve
+
+    serve(_settings(index_dir=index_dir), host, port, say=_say)
+
+
+@app.command()
+def bench(
+    sizes: str = typer.Option("seeds,10k,100k,1m", "--sizes", help="Corpus sizes: seeds, 10k, 100k, 1m or numbers (5000, 20k)."),
+    out: Path = typer.Option(Path("eval/reports/bench"), "--out", help="Report stem: OUT.json, OUT.md, OUT.png."),
+    queries: int = typer.Option(100, "--queries", min=1, max=2000, help="Questions per size."),
+    rounds: int = typer.Option(2, "--rounds", min=1, max=20, help="Passes over the questions."),
+    work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Folder for the synthetic corpora and indexes (default: a temporary one)."),
+    keep: bool = typer.Option(False, "--keep", help="Keep the synthetic indexes in --work-dir."),
+) -> None:
+    """Measure build, load, memory, start-up and per-stage latency by corpus size; write a report."""
+    from rag.bench import parse_sizes, run_bench, write_reports
+
+    try:
+        chosen = parse_sizes(sizes)
+    except ValueError as err:
+        raise RagError(f"{err}.") from None
+    result = run_bench(chosen, _settings(), out, queries=queries, rounds=rounds, work_dir=work_dir, keep=keep, log=_say)
+    _say(f"Report: {out.with_suffix('.md')} ({result['seconds']:.0f} s)")
+    for row in result["targets"]:
+        if row["met"] is not None:
+            typer.echo(f"{'ok  ' if row['met'] else 'MISS'} {row['target']}: {row['value']}")
+
+
 def main() -> None:
     """Entry point: user errors become one sentence on stderr and a non-zero exit, never a traceback."""
     try:

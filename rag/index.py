@@ -2,42 +2,187 @@
 
 Layout of ``index/<name>/`` (no pickle anywhere)::
 
-    params.json      format version, package version, embedder id and dimension,
-                     chunking and BM25 settings, corpus content hashes, file checksums
-    articles.jsonl   one article a line, with the exact text all offsets refer to
-    chunks.jsonl     one chunk a line, in FAISS row order
-    dense.faiss      FAISS inner-product index of L2-normalised chunk vectors
-    bm25/            bm25s sparse matrices (.npy) and vocabulary (.json)
+    params.json           format version, package version, embedder id and dimension, chunking, BM25 and
+                          dense-index settings, corpus content hashes, file sizes and checksums
+    articles.jsonl        one article a line, with the exact text all offsets refer to
+    chunks.jsonl          one chunk a line, in FAISS row order (articles' chunks are contiguous, in article order)
+    *.offsets.npy         byte offset of every line of the two .jsonl files (rows are read on demand)
+    chunks.hashes.npy     every chunk's text hash (vector re-use without parsing chunks.jsonl)
+    articles.chunks.npy   first chunk row of every article (+ the total)
+    dense.faiss           FAISS inner-product index of L2-normalised chunk vectors: exact (``IndexFlatIP``)
+                          up to ``exact_max_passages``, else IVF-Flat (with a direct map, so vectors stay
+                          reconstructable) or HNSW-Flat; its type and tuning are in ``params.json["dense"]``
+    bm25/                 bm25s sparse matrices (.npy), vocabulary (.json), every chunk's token ids
 
 A build writes everything into a temporary sibling folder and swaps it in
 with renames, so an interrupted build leaves the previous index in place.
-Re-building reuses the vectors of chunks whose text did not change.
+A re-build is incremental: unchanged articles keep their chunks (their lines
+are copied byte for byte), vectors and BM25 tokens; only new or changed
+articles are chunked, tokenised and embedded (vectors are also re-used by
+chunk text hash), and deleted articles disappear from both indexes. Chunk ids
+(``<doc_id>#<position>``) do not depend on other articles, so they are stable.
+
+Loading is lazy: the two JSON-lines files are memory-mapped and a row is parsed
+when asked for, so a million-passage index opens in seconds. Every load checks
+each file's size; files up to ``FULL_HASH_MAX_BYTES`` are fully hashed, larger
+ones through a sampled SHA-256 (head, tail and evenly spaced blocks) so the
+check stays fast at scale; ``verify_files(..., full=True)`` hashes everything.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import mmap
+import operator
 import os
 import shutil
 import time
+from collections.abc import Mapping
+from collections.abc import Sequence as SequenceABC
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from rag import __version__
-from rag.chunking import Chunk, chunk_articles
+from rag.chunking import Chunk, chunk_article
 from rag.corpus import Article, Skipped, load_folder
 from rag.embedding import Embedder
 from rag.errors import RagError
-from rag.lexical import BM25Index
+from rag.lexical import BM25Index, TokenTable, merge_tables, tokenize
 from rag.settings import Settings
 
 FORMAT_VERSION = 1
 EMBED_BATCH = 16
 BM25_PARAMS = {"k1": 1.5, "b": 0.75, "stemmer": "snowball-german", "stopwords": "bm25s-de", "tokenizer": 1}
+FULL_HASH_MAX_BYTES = 64 << 20
+SAMPLE_EDGE_BYTES = 1 << 20
+SAMPLE_BLOCKS = 64
+SAMPLE_BLOCK_BYTES = 1 << 16
+CHUNK_OFFSETS = "chunks.offsets.npy"
+CHUNK_HASHES = "chunks.hashes.npy"
+ARTICLE_OFFSETS = "articles.offsets.npy"
+ARTICLE_CHUNKS = "articles.chunks.npy"
+CACHE_ROWS = 100_000
+IVF_TRAIN_POINTS_PER_LIST = 50
+IVF_TRAIN_ITERATIONS = 10
+TUNE_QUERIES = 200
+NPROBE_STEPS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 1024)
+EF_STEPS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 1024)
+
+
+class _JsonlRows:
+    """Rows of a JSON-lines file, read on demand through a memory map and a table of line offsets."""
+
+    def __init__(self, path: Path, offsets: np.ndarray | None = None) -> None:
+        size = path.stat().st_size
+        if size:
+            with path.open("rb") as handle:
+                self._map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        else:
+            self._map = b""
+        if offsets is None:  # an index written before offsets were stored: find the line ends once
+            ends = np.flatnonzero(np.frombuffer(self._map, np.uint8) == 10).astype(np.int64) + 1 if size else np.zeros(0, np.int64)
+            if size and (not len(ends) or ends[-1] != size):
+                ends = np.append(ends, size)
+            offsets = np.concatenate([np.zeros(1, np.int64), ends])
+        if len(offsets) < 1 or int(offsets[0]) != 0 or int(offsets[-1]) != size:
+            raise ValueError(f"{path.name} does not match its line offsets")
+        self.offsets = np.asarray(offsets, np.int64)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def raw(self, start: int, stop: int | None = None) -> bytes:
+        stop = start + 1 if stop is None else stop
+        return self._map[int(self.offsets[start]):int(self.offsets[stop])]
+
+
+def _damaged(path: Path, what: str) -> RagError:
+    return RagError(f"The index at {path} is damaged ({what}); rebuild it with `rag index`.")
+
+
+class ChunkStore(SequenceABC):
+    """The index's chunks in row order, parsed when first asked for (a read-only list)."""
+
+    def __init__(self, rows: _JsonlRows, where: Path) -> None:
+        self._rows = rows
+        self._where = where
+        self._cache: dict[int, Chunk] = {}
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def _parse(self, i: int) -> Chunk:
+        try:
+            return Chunk(**json.loads(self._rows.raw(i)))
+        except (ValueError, TypeError):
+            raise _damaged(self._where, f"chunk row {i} is unreadable") from None
+
+    def __getitem__(self, i):
+        chunk = self._cache.get(i)  # the hot path: a row asked for before
+        if chunk is not None:
+            return chunk
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = operator.index(i)
+        size = len(self._rows.offsets) - 1
+        if i < 0:
+            i += size
+        if not 0 <= i < size:
+            raise IndexError("chunk row out of range")
+        chunk = self._cache.get(i)
+        if chunk is None:
+            if len(self._cache) >= CACHE_ROWS:
+                self._cache.clear()
+            chunk = self._cache[i] = self._parse(i)
+        return chunk
+
+    def __iter__(self) -> Iterator[Chunk]:
+        for i in range(len(self)):
+            chunk = self._cache.get(i)
+            yield chunk if chunk is not None else self._parse(i)
+
+
+class ArticleStore(Mapping):
+    """``doc_id → Article``, in article order, each parsed when first asked for (a read-only dict)."""
+
+    def __init__(self, rows: _JsonlRows, ids: list[str], where: Path) -> None:
+        self._rows = rows
+        self._ids = ids
+        self._row = {doc_id: i for i, doc_id in enumerate(ids)}
+        self._where = where
+        self._cache: dict[str, Article] = {}
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __contains__(self, doc_id: object) -> bool:
+        return doc_id in self._row
+
+    def row(self, doc_id: str) -> int:
+        return self._row[doc_id]
+
+    def __getitem__(self, doc_id: str) -> Article:
+        article = self._cache.get(doc_id)
+        if article is None:
+            row = self._row[doc_id]
+            try:
+                article = Article(**json.loads(self._rows.raw(row)))
+            except (ValueError, TypeError):
+                raise _damaged(self._where, f"article row {row} is unreadable") from None
+            if article.doc_id != doc_id:
+                raise _damaged(self._where, f"article row {row} is not {doc_id}")
+            if len(self._cache) >= CACHE_ROWS:
+                self._cache.clear()
+            self._cache[doc_id] = article
+        return article
 
 
 @dataclass
@@ -46,14 +191,30 @@ class Index:
 
     path: Path
     params: dict
-    articles: dict[str, Article]
-    chunks: list[Chunk]
+    articles: Mapping[str, Article]
+    chunks: Sequence[Chunk]
     dense: object
     bm25: BM25Index
 
     def vectors(self) -> np.ndarray:
         """The stored chunk vectors, in row order (for re-use on rebuild)."""
         return self.dense.reconstruct_n(0, self.dense.ntotal) if self.dense.ntotal else np.zeros((0, 0), np.float32)
+
+    def chunk_hashes(self) -> np.ndarray:
+        """Every chunk's text hash (``S16``), in row order."""
+        file = self.path / CHUNK_HASHES
+        if file.exists():
+            return np.load(file, allow_pickle=False)
+        return np.array([c.text_hash.encode() for c in self.chunks], dtype="S16")
+
+    def article_chunk_starts(self) -> np.ndarray:
+        """First chunk row of every article in article order, then the number of chunks."""
+        file = self.path / ARTICLE_CHUNKS
+        if file.exists():
+            return np.load(file, allow_pickle=False)
+        order = {doc_id: i for i, doc_id in enumerate(self.articles)}
+        counts = np.bincount([order[c.doc_id] for c in self.chunks], minlength=len(order))
+        return _offsets(counts)
 
 
 @dataclass
@@ -68,6 +229,15 @@ class BuildReport:
     seconds: float
     up_to_date: bool = False
     skipped: list[str] = field(default_factory=list)
+    removed: int = 0
+    dense: str = "flat"
+    timings: dict = field(default_factory=dict)
+
+
+def _offsets(counts) -> np.ndarray:
+    offsets = np.zeros(len(counts) + 1, np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return offsets
 
 
 def _sha256(path: Path) -> str:
@@ -78,19 +248,29 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _sampled_sha256(path: Path) -> str:
+    """SHA-256 over the size, the first and last MiB and 64 evenly spaced 64 KiB blocks (for big files)."""
+    size = path.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    with path.open("rb") as handle:
+        starts = [0, max(0, size - SAMPLE_EDGE_BYTES)]
+        starts += [int(s) for s in np.linspace(0, max(0, size - SAMPLE_BLOCK_BYTES), SAMPLE_BLOCKS)]
+        for i, start in enumerate(starts):
+            handle.seek(start)
+            digest.update(handle.read(SAMPLE_EDGE_BYTES if i < 2 else SAMPLE_BLOCK_BYTES))
+    return digest.hexdigest()
+
+
+def _file_entry(path: Path) -> dict:
+    size = path.stat().st_size
+    entry = {"sha256": _sha256(path), "bytes": size}
+    if size > FULL_HASH_MAX_BYTES:
+        entry["sampled_sha256"] = _sampled_sha256(path)
+    return entry
+
+
 def _index_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "params.json")
-
-
-def _write_jsonl(path: Path, rows) -> None:
-    with path.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
 
 
 def chunking_params(settings: Settings) -> dict:
@@ -104,36 +284,213 @@ def _restore_interrupted_swap(path: Path) -> None:
         old.rename(path)
 
 
-def _new_dense_index(vectors: np.ndarray, dim: int):
+# ---------------------------------------------------------------------------------------------- dense index
+
+def dense_kind(passages: int, settings: Settings | None) -> str:
+    """``flat`` (exact) up to ``settings.exact_max_passages`` passages, else ``settings.ann_index``."""
+    if settings is None or passages <= settings.exact_max_passages:
+        return "flat"
+    return settings.ann_index
+
+
+def ann_recall(index, queries: np.ndarray, truth: np.ndarray, k: int = 10,
+               exclude: np.ndarray | None = None) -> float:
+    """Mean recall@k of ``index`` against exact neighbours ``truth`` (rows ``exclude[i]`` ignored: self-matches)."""
+    _, found = index.search(queries, k + (exclude is not None))
+    total = 0.0
+    for i in range(len(queries)):
+        expected = [r for r in truth[i] if exclude is None or r != exclude[i]][:k]
+        got = {r for r in found[i] if exclude is None or r != exclude[i]}
+        total += len(got.intersection(expected)) / max(len(expected), 1)
+    return total / max(len(queries), 1)
+
+
+def _tune(index, kind: str, vectors: np.ndarray, target: float, log: Callable[[str], None]) -> dict:
+    """Smallest nprobe / efSearch whose recall@10 against exact search reaches ``target``.
+
+    The tuning queries are midpoints of two random stored passages (re-normalised): they fall between
+    topics, like real questions, whereas a stored passage as query finds its own cell and overstates recall
+    (measured on XQuAD-de-based corpora: midpoints are slightly harder than real questions, so the chosen
+    setting errs on the safe side).
+    """
     import faiss
 
-    dense = faiss.IndexFlatIP(dim)
-    if len(vectors):
+    rng = np.random.default_rng(0)
+    count = min(TUNE_QUERIES, len(vectors))
+    queries = vectors[rng.integers(len(vectors), size=count)] + vectors[rng.integers(len(vectors), size=count)]
+    queries = np.ascontiguousarray(queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12), np.float32)
+    _, truth = faiss.knn(queries, vectors, 10, metric=faiss.METRIC_INNER_PRODUCT)
+    steps = [s for s in NPROBE_STEPS if s <= index.nlist] if kind == "ivf" else list(EF_STEPS)
+    recall, value = 0.0, steps[-1]
+    for value in steps:
+        if kind == "ivf":
+            index.nprobe = value
+        else:
+            index.hnsw.efSearch = value
+        recall = ann_recall(index, queries, truth, 10)
+        if recall >= target:
+            break
+    log(f"Approximate index tuned: {'nprobe' if kind == 'ivf' else 'efSearch'}={value}, recall@10 {recall:.3f} against exact search.")
+    return {"nprobe" if kind == "ivf" else "ef_search": int(value), "tuned_recall_at_10": round(recall, 4),
+            "tuning_queries": count}
+
+
+def build_dense(vectors: np.ndarray, dim: int, settings: Settings | None = None, previous=None,
+                log: Callable[[str], None] = lambda message: None) -> tuple[object, dict]:
+    """A FAISS inner-product index over ``vectors`` chosen by size, and its description for ``params.json``.
+
+    An IVF index re-uses the trained centroids of ``previous`` (the index being replaced) when their number
+    is within 25 % of the one wanted, so an incremental update of a big index does not re-train.
+    """
+    import faiss
+
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    n = len(vectors)
+    kind = dense_kind(n, settings)
+    if kind == "flat":
+        dense = faiss.IndexFlatIP(dim)
+        if n:
+            dense.add(vectors)
+        return dense, {"type": "flat"}
+    started = time.perf_counter()
+    if kind == "hnsw":
+        dense = faiss.IndexHNSWFlat(dim, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
         dense.add(vectors)
-    return dense
+        info = {"type": "hnsw", "m": settings.hnsw_m, "ef_construction": int(dense.hnsw.efConstruction)}
+        if settings.hnsw_ef_search:  # an explicit setting wins over tuning
+            dense.hnsw.efSearch = settings.hnsw_ef_search
+            info["ef_search"] = settings.hnsw_ef_search
+        else:
+            info.update(_tune(dense, kind, vectors, settings.ann_target_recall, log))
+        info["build_seconds"] = round(time.perf_counter() - started, 2)
+        return dense, info
+    nlist = max(1, min(int(round(4 * math.sqrt(n))), n // 39))  # faiss wants ≥ 39 training points a list
+    reused = previous is not None and isinstance(previous, faiss.IndexIVF) and previous.d == dim \
+        and abs(previous.nlist - nlist) <= 0.25 * nlist
+    quantizer = faiss.IndexFlatIP(dim)
+    if reused:
+        nlist = previous.nlist
+        quantizer.add(faiss.downcast_index(previous.quantizer).reconstruct_n(0, nlist))
+    dense = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    if reused:
+        dense.is_trained = True
+    else:
+        dense.cp.niter = IVF_TRAIN_ITERATIONS
+        dense.cp.max_points_per_centroid = IVF_TRAIN_POINTS_PER_LIST
+        dense.cp.seed = 1234
+        dense.train(vectors)
+    dense.add(vectors)
+    dense.make_direct_map()
+    info = {"type": "ivf", "nlist": int(nlist), "centroids_reused": bool(reused),
+            "trained_on": int(min(n, nlist * IVF_TRAIN_POINTS_PER_LIST)) if not reused else 0}
+    if settings.ann_nprobe:
+        dense.nprobe = min(settings.ann_nprobe, nlist)
+        info["nprobe"] = int(dense.nprobe)
+    else:
+        info.update(_tune(dense, kind, vectors, settings.ann_target_recall, log))
+    info["build_seconds"] = round(time.perf_counter() - started, 2)
+    return dense, info
 
 
-def _embed(chunks: list[Chunk], embedder: Embedder, cache: dict[str, np.ndarray], progress: bool) -> tuple[np.ndarray, int]:
-    """Vectors for all chunks, embedding only texts not in ``cache``; returns (vectors, embedded count)."""
-    from tqdm import tqdm
-
-    todo = [c for c in chunks if c.text_hash not in cache]
-    unique = list({c.text_hash: c for c in todo}.values())
-    with tqdm(total=len(unique), desc="Embedding passages", unit="passage", disable=not progress) as bar:
-        for start in range(0, len(unique), EMBED_BATCH):
-            batch = unique[start:start + EMBED_BATCH]
-            for chunk, vector in zip(batch, embedder.embed_passages([c.indexed_text for c in batch])):
-                cache[chunk.text_hash] = vector
-            bar.update(len(batch))
-    vectors = np.stack([cache[c.text_hash] for c in chunks]).astype(np.float32) if chunks else np.zeros((0, embedder.dim), np.float32)
-    return vectors, len(unique)
+def _new_dense_index(vectors: np.ndarray, dim: int):
+    return build_dense(vectors, dim)[0]
 
 
-def write_index(path: Path, params: dict, articles: list[Article], chunks: list[Chunk], vectors: np.ndarray) -> None:
-    """Write a complete index into a temporary folder, then swap it in atomically."""
+# ---------------------------------------------------------------------------------------------- writing
+
+class _LinesOut:
+    """Writes JSON lines (new rows, or byte ranges copied from an older file) and records each line's offset."""
+
+    def __init__(self, path: Path) -> None:
+        self._handle = path.open("wb", buffering=1 << 20)
+        self._ends: list[np.ndarray] = [np.zeros(1, np.int64)]
+        self._pos = 0
+
+    def rows(self, rows: Iterable[dict]) -> None:
+        lengths = []
+        for row in rows:
+            line = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+            self._handle.write(line)
+            lengths.append(len(line))
+        if lengths:
+            self._ends.append(self._pos + np.cumsum(lengths, dtype=np.int64))
+            self._pos += sum(lengths)
+
+    def copy(self, source: _JsonlRows, start: int, stop: int) -> None:
+        if stop <= start:
+            return
+        first = int(source.offsets[start])
+        self._handle.write(source.raw(start, stop))
+        self._ends.append(self._pos + (source.offsets[start + 1:stop + 1] - first))
+        self._pos += int(source.offsets[stop]) - first
+
+    def close(self) -> np.ndarray:
+        self._handle.close()
+        return np.concatenate(self._ends)
+
+
+@dataclass
+class _Part:
+    """One article of a build: either kept from the previous index (rows) or new (records)."""
+
+    article: Article
+    article_row: int | None = None          # previous article row whose line can be copied as is
+    chunk_rows: tuple[int, int] | None = None  # previous chunk rows [start, stop) kept as they are
+    chunks: list[Chunk] | None = None       # new chunks (when chunk_rows is None)
+
+    @property
+    def count(self) -> int:
+        return self.chunk_rows[1] - self.chunk_rows[0] if self.chunk_rows else len(self.chunks or [])
+
+
+def _runs(items: Iterable[tuple[int | None, object]]):
+    """Group ``(row or None, payload)`` into runs of consecutive previous rows and single new payloads."""
+    run: list[int] = []
+    for row, payload in items:
+        if row is not None and run and row == run[1]:
+            run[1] = row + 1
+            continue
+        if run:
+            yield "copy", (run[0], run[1])
+            run = []
+        if row is not None:
+            run = [row, row + 1]
+        else:
+            yield "new", payload
+    if run:
+        yield "copy", (run[0], run[1])
+
+
+def _write_folder(tmp: Path, params: dict, parts: list[_Part], previous: Index | None, dense, tokens: TokenTable,
+                  hashes: np.ndarray) -> None:
+    """Everything but params.json into ``tmp``."""
     import faiss
 
-    path = Path(path)
+    old_articles = previous.articles._rows if previous is not None and isinstance(previous.articles, ArticleStore) else None
+    old_chunks = previous.chunks._rows if previous is not None and isinstance(previous.chunks, ChunkStore) else None
+    out = _LinesOut(tmp / "articles.jsonl")
+    for what, payload in _runs((p.article_row if old_articles is not None else None, p.article) for p in parts):
+        if what == "copy":
+            out.copy(old_articles, *payload)
+        else:
+            out.rows([asdict(payload)])
+    np.save(tmp / ARTICLE_OFFSETS, out.close(), allow_pickle=False)
+    out = _LinesOut(tmp / "chunks.jsonl")
+    for part in parts:
+        if part.chunk_rows is not None and old_chunks is not None:
+            out.copy(old_chunks, *part.chunk_rows)
+        else:
+            chunks = part.chunks if part.chunks is not None else previous.chunks[part.chunk_rows[0]:part.chunk_rows[1]]
+            out.rows(dict(vars(c)) for c in chunks)
+    np.save(tmp / CHUNK_OFFSETS, out.close(), allow_pickle=False)
+    np.save(tmp / CHUNK_HASHES, hashes, allow_pickle=False)
+    np.save(tmp / ARTICLE_CHUNKS, _offsets([p.count for p in parts]), allow_pickle=False)
+    faiss.write_index(dense, str(tmp / "dense.faiss"))
+    BM25Index.from_table(tokens, BM25_PARAMS["k1"], BM25_PARAMS["b"]).save(tmp / "bm25")
+
+
+def _swap_in(path: Path, params: dict, fill: Callable[[Path], None]) -> dict:
+    """Fill a temporary sibling folder, write params.json with checksums, fsync, and swap it in for ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     _restore_interrupted_swap(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -141,12 +498,8 @@ def write_index(path: Path, params: dict, articles: list[Article], chunks: list[
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        _write_jsonl(tmp / "articles.jsonl", (asdict(a) for a in articles))
-        _write_jsonl(tmp / "chunks.jsonl", (asdict(c) for c in chunks))
-        faiss.write_index(_new_dense_index(vectors, params["embedder"]["dim"]), str(tmp / "dense.faiss"))
-        BM25Index.build([c.indexed_text for c in chunks], BM25_PARAMS["k1"], BM25_PARAMS["b"]).save(tmp / "bm25")
-        params = dict(params, files={str(p.relative_to(tmp)): {"sha256": _sha256(p), "bytes": p.stat().st_size}
-                                     for p in _index_files(tmp)})
+        fill(tmp)
+        params = dict(params, files={str(p.relative_to(tmp)): _file_entry(p) for p in _index_files(tmp)})
         (tmp / "params.json").write_text(json.dumps(params, indent=2, ensure_ascii=False), encoding="utf-8")
         for p in tmp.rglob("*"):
             if p.is_file():
@@ -159,7 +512,33 @@ def write_index(path: Path, params: dict, articles: list[Article], chunks: list[
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    return params
 
+
+def write_index(path: Path, params: dict, articles: list[Article], chunks: list[Chunk], vectors: np.ndarray,
+                dense=None, tokens: TokenTable | None = None) -> None:
+    """Write a complete index into a temporary folder, then swap it in atomically.
+
+    ``dense`` (a FAISS index over ``vectors``; default exact) and ``tokens`` (every chunk's BM25 tokens;
+    default: tokenised here) let a caller pass what it already has.
+    """
+    by_doc: dict[str, list[Chunk]] = {}
+    for chunk in chunks:
+        by_doc.setdefault(chunk.doc_id, []).append(chunk)
+    parts = [_Part(a, chunks=by_doc.pop(a.doc_id, [])) for a in articles]
+    if by_doc or [c.chunk_id for p in parts for c in p.chunks] != [c.chunk_id for c in chunks]:
+        raise ValueError("chunks must be grouped by article, in article order")
+    if dense is None:
+        dense = build_dense(vectors, params["embedder"]["dim"])[0]
+    if tokens is None:
+        tokens = TokenTable.from_tokens(tokenize(c.indexed_text) for c in chunks)
+    params = dict(params)
+    params.setdefault("dense", {"type": "flat"})
+    hashes = np.array([c.text_hash.encode() for c in chunks], dtype="S16")
+    _swap_in(Path(path), params, lambda tmp: _write_folder(tmp, params, parts, None, dense, tokens, hashes))
+
+
+# ---------------------------------------------------------------------------------------------- building
 
 def load_folders(folders: Sequence[Path], max_bytes: int, log: Callable[[str], None]) -> tuple[list[Article], list[Skipped]]:
     """Articles of several folders (e.g. the seeds plus the chat's uploads); a later folder's article wins an id clash."""
@@ -175,44 +554,155 @@ def load_folders(folders: Sequence[Path], max_bytes: int, log: Callable[[str], N
     return sorted(by_id.values(), key=lambda a: a.doc_id), skipped
 
 
+def _embed_texts(texts: list[str], embedder: Embedder, progress: bool) -> np.ndarray:
+    from tqdm import tqdm
+
+    out = np.zeros((len(texts), embedder.dim), np.float32) if texts else np.zeros((0, 0), np.float32)
+    with tqdm(total=len(texts), desc="Embedding passages", unit="passage", disable=not progress) as bar:
+        for start in range(0, len(texts), EMBED_BATCH):
+            batch = texts[start:start + EMBED_BATCH]
+            out[start:start + len(batch)] = embedder.embed_passages(batch)
+            bar.update(len(batch))
+    return out
+
+
+def _is_up_to_date(previous: Index, corpus: dict, settings: Settings) -> bool:
+    params = previous.params
+    return (params["corpus"] == corpus and params["chunking"] == chunking_params(settings)
+            and params.get("bm25") == BM25_PARAMS
+            and params.get("dense", {"type": "flat"})["type"] == dense_kind(previous.dense.ntotal, settings))
+
+
 def build_index(folder: Path | Sequence[Path], settings: Settings, embedder: Embedder, progress: bool = False,
                 log: Callable[[str], None] = lambda message: None) -> BuildReport:
     """Build or update the index at ``settings.index_dir`` from the articles in one or more folders."""
     started = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def lap(name: str, since: float) -> float:
+        now = time.perf_counter()
+        timings[name] = round(timings.get(name, 0.0) + now - since, 4)
+        return now
+
     folders = [folder] if isinstance(folder, (str, Path)) else list(folder)
     articles, skipped = load_folders(folders, settings.max_article_bytes, log)
     for item in skipped:
         log(item.reason)
     path = Path(settings.index_dir)
     corpus = {a.doc_id: a.sha256 for a in articles}
+    clock = lap("read_articles", started)
     previous = None
     if (path / "params.json").exists():
         try:
             previous = load_index(path, embedder.model_id)
         except RagError as err:
             log(f"The existing index is not reused: {err}")
-    if previous and previous.params["corpus"] == corpus and previous.params["chunking"] == chunking_params(settings):
+    clock = lap("load_previous", clock)
+    if previous is not None and _is_up_to_date(previous, corpus, settings):
         return BuildReport(str(path), len(articles), len(previous.chunks), 0, len(previous.chunks),
-                           round(time.perf_counter() - started, 3), True, [s.reason for s in skipped])
-    chunks = chunk_articles(articles, settings.chunk_tokens, settings.chunk_overlap, embedder.token_count)
-    cache: dict[str, np.ndarray] = {}
-    if previous is not None:
-        cache = dict(zip((c.text_hash for c in previous.chunks), previous.vectors()))
-    reusable = sum(1 for c in chunks if c.text_hash in cache)
-    vectors, embedded = _embed(chunks, embedder, cache, progress)
+                           round(time.perf_counter() - started, 3), True, [s.reason for s in skipped],
+                           dense=previous.params.get("dense", {"type": "flat"})["type"], timings=timings)
+
+    # 1. Which articles keep their chunks (same text, title and date, same chunking): the rest is chunked anew.
+    same_chunking = previous is not None and previous.params["chunking"] == chunking_params(settings)
+    same_tokens = previous is not None and previous.params.get("bm25") == BM25_PARAMS
+    old_corpus = previous.params["corpus"] if previous is not None else {}
+    starts = previous.article_chunk_starts() if same_chunking else None
+    parts: list[_Part] = []
+    for article in articles:
+        part = _Part(article)
+        if same_chunking and old_corpus.get(article.doc_id) == article.sha256:
+            row = previous.articles.row(article.doc_id)
+            old = previous.articles[article.doc_id]
+            if (old.title, old.date) == (article.title, article.date):
+                part.chunk_rows = (int(starts[row]), int(starts[row + 1]))
+                part.article_row = row if old == article else None
+        if part.chunk_rows is None:
+            part.chunks = chunk_article(article, settings.chunk_tokens, settings.chunk_overlap, embedder.token_count)
+        parts.append(part)
+    total = sum(p.count for p in parts)
+    removed = len(set(old_corpus) - set(corpus))
+    clock = lap("chunk", clock)
+
+    # 2. Vectors: kept rows, else an earlier vector of the same text, else embedded (each distinct text once).
+    old_hashes = previous.chunk_hashes() if previous is not None else np.zeros(0, "S16")
+    old_row_of = None
+    hashes = np.empty(total, dtype="S16")
+    source = np.full(total, -1, np.int64)     # previous row whose vector is re-used
+    todo: dict[bytes, tuple[Chunk, list[int]]] = {}
+    position = 0
+    for part in parts:
+        if part.chunk_rows is not None:
+            rows = np.arange(*part.chunk_rows)
+            hashes[position:position + len(rows)] = old_hashes[rows]
+            source[position:position + len(rows)] = rows
+            position += len(rows)
+            continue
+        for chunk in part.chunks:
+            key = chunk.text_hash.encode()
+            hashes[position] = key
+            if old_row_of is None:
+                old_row_of = {h: i for i, h in enumerate(old_hashes.tolist())}
+            row = old_row_of.get(key)
+            if row is not None:
+                source[position] = row
+            else:
+                todo.setdefault(key, (chunk, []))[1].append(position)
+            position += 1
+    reused = int((source >= 0).sum())
+    texts = [chunk.indexed_text for chunk, _ in todo.values()]
+    clock = lap("plan", clock)
+    fresh = _embed_texts(texts, embedder, progress)
+    clock = lap("embed", clock)
+    dim = int(fresh.shape[1]) if len(fresh) else (previous.dense.d if previous is not None and previous.dense.ntotal else embedder.dim)
+    vectors = np.empty((total, dim), np.float32)
+    if reused:
+        keep = np.flatnonzero(source >= 0)
+        vectors[keep] = _reconstruct(previous.dense, source[keep])
+    for (_, positions), vector in zip(todo.values(), fresh):
+        vectors[positions] = vector
+    clock = lap("vectors", clock)
+
+    # 3. BM25 tokens: kept rows' token ids are copied, new chunks are tokenised.
+    old_tokens = previous.bm25.token_table() if same_tokens else None
+    docs: list[int | list[str]] = []
+    for part in parts:
+        if part.chunk_rows is not None and old_tokens is not None:
+            docs.extend(range(*part.chunk_rows))
+        else:
+            chunks = part.chunks if part.chunks is not None else previous.chunks[part.chunk_rows[0]:part.chunk_rows[1]]
+            docs.extend(tokenize(c.indexed_text) for c in chunks)
+    tokens = merge_tables(old_tokens, docs)
+    clock = lap("tokens", clock)
+
+    dense, dense_info = build_dense(vectors, dim, settings, previous.dense if previous is not None else None, log)
+    clock = lap("dense", clock)
     params = {
         "format_version": FORMAT_VERSION,
         "package_version": __version__,
-        "embedder": {"id": embedder.model_id, "dim": int(vectors.shape[1]) if len(vectors) else embedder.dim},
+        "embedder": {"id": embedder.model_id, "dim": dim},
         "chunking": chunking_params(settings),
         "bm25": BM25_PARAMS,
+        "dense": dense_info,
         "corpus": corpus,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    write_index(path, params, articles, chunks, vectors)
-    return BuildReport(str(path), len(articles), len(chunks), embedded, reusable,
-                       round(time.perf_counter() - started, 3), False, [s.reason for s in skipped])
+    _swap_in(path, params, lambda tmp: _write_folder(tmp, params, parts, previous, dense, tokens, hashes))
+    lap("write", clock)
+    return BuildReport(str(path), len(articles), total, len(texts), reused, round(time.perf_counter() - started, 3),
+                       False, [s.reason for s in skipped], removed, dense_info["type"], timings)
 
+
+def _reconstruct(dense, rows: np.ndarray) -> np.ndarray:
+    """Vectors of the given rows (IVF through its direct map, one row at a time in C++)."""
+    out = np.empty((len(rows), dense.d), np.float32)
+    for start in range(0, len(rows), 1 << 16):
+        block = np.ascontiguousarray(rows[start:start + (1 << 16)], dtype=np.int64)
+        out[start:start + len(block)] = dense.reconstruct_batch(block)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- loading
 
 def _read_params(path: Path) -> dict:
     params_path = path / "params.json"
@@ -220,7 +710,7 @@ def _read_params(path: Path) -> dict:
         raise RagError(f"There is no index at {path}; build one with `rag index`.")
     try:
         params = json.loads(params_path.read_text(encoding="utf-8"))
-        params["embedder"]["id"], params["files"]
+        params["embedder"]["id"], params["files"], params["corpus"]
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
         raise RagError(f"The index at {path} is damaged (params.json is unreadable); rebuild it with `rag index`.") from None
     if params.get("format_version") != FORMAT_VERSION:
@@ -229,12 +719,27 @@ def _read_params(path: Path) -> dict:
     return params
 
 
-def verify_files(path: Path, params: dict) -> None:
-    """Every file listed in params.json exists with its recorded size and checksum."""
+def verify_files(path: Path, params: dict, full: bool = False) -> None:
+    """Every file listed in params.json exists with its recorded size and checksum.
+
+    Files above ``FULL_HASH_MAX_BYTES`` are checked through their sampled checksum unless ``full``.
+    """
     for name, expected in params["files"].items():
         file = path / name
-        if not file.exists() or file.stat().st_size != expected["bytes"] or _sha256(file) != expected["sha256"]:
+        try:
+            ok = file.exists() and file.stat().st_size == expected["bytes"]
+            if ok and not full and "sampled_sha256" in expected:
+                ok = _sampled_sha256(file) == expected["sampled_sha256"]
+            elif ok:
+                ok = _sha256(file) == expected["sha256"]
+        except (OSError, KeyError, TypeError):
+            ok = False
+        if not ok:
             raise RagError(f"The index at {path} is damaged ({name} is missing or altered); rebuild it with `rag index`.")
+
+
+def _optional_array(file: Path) -> np.ndarray | None:
+    return np.load(file, allow_pickle=False) if file.exists() else None
 
 
 def load_index(path: Path, expected_embedder: str | None = None, verify: bool = True) -> Index:
@@ -250,10 +755,19 @@ def load_index(path: Path, expected_embedder: str | None = None, verify: bool = 
     if verify:
         verify_files(path, params)
     try:
-        articles = {row["doc_id"]: Article(**row) for row in _read_jsonl(path / "articles.jsonl")}
-        chunks = [Chunk(**row) for row in _read_jsonl(path / "chunks.jsonl")]
+        articles = ArticleStore(_JsonlRows(path / "articles.jsonl", _optional_array(path / ARTICLE_OFFSETS)),
+                                list(params["corpus"]), path)
+        chunks = ChunkStore(_JsonlRows(path / "chunks.jsonl", _optional_array(path / CHUNK_OFFSETS)), path)
+        if len(articles._rows) != len(articles):
+            raise ValueError("article count")
+        if len(chunks):  # the first and last rows parse: the offsets fit the file
+            chunks._parse(0), chunks._parse(len(chunks) - 1)
+        if len(articles):
+            articles[next(iter(articles))]
         dense = faiss.read_index(str(path / "dense.faiss"))
         bm25 = BM25Index.load(path / "bm25")
+    except RagError:
+        raise
     except Exception as err:  # any parse failure of any file means the same thing to the user
         raise RagError(f"The index at {path} is damaged ({type(err).__name__}); rebuild it with `rag index`.") from None
     if dense.ntotal != len(chunks) or bm25.size != len(chunks) or dense.d != params["embedder"]["dim"]:

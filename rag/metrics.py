@@ -136,6 +136,42 @@ def citation_supported(citation: Mapping, gold_docs: Sequence[str], evidence: Se
     return any(overlaps((start, end), span) for span in evidence_spans(articles[doc_id], evidence))
 
 
+def evidence_metrics(items: Sequence[tuple[Sequence[tuple[str, int, int]], Sequence[str], Sequence[str]]],
+                     articles: Mapping[str, str], ks: Sequence[int] = (1, 3, 5)) -> dict:
+    """Passage-level retrieval: do the top passages contain the gold evidence?
+
+    ``items``: per question ``(passages, gold_docs, evidence)`` with passages as
+    ``(doc_id, start, end)`` best first. A passage *covers* an evidence sentence
+    when it lies in a gold article and overlaps one of the sentence's occurrences
+    there. ``evidence_hit@k``: some top-k passage covers some evidence sentence.
+    ``evidence_recall@k`` (k = max(ks)): share of the question's evidence
+    sentences covered by the top-k passages. Questions without locatable
+    evidence are skipped.
+    """
+    hits = {k: [] for k in ks}
+    recall = []
+    top = max(ks)
+    for passages, gold_docs, evidence in items:
+        located = []
+        for sentence in evidence:
+            spans = [(d, span) for d in gold_docs if d in articles for span in evidence_spans(articles[d], [sentence])]
+            if spans:
+                located.append(spans)
+        if not located:
+            continue
+
+        def covers(passage, spans) -> bool:
+            return any(passage[0] == d and overlaps((passage[1], passage[2]), span) for d, span in spans)
+
+        for k in ks:
+            hits[k].append(any(covers(p, spans) for p in passages[:k] for spans in located))
+        recall.append(sum(any(covers(p, spans) for p in passages[:top]) for spans in located) / len(located))
+    out = {f"evidence_hit@{k}": (sum(v) / len(v) if v else None) for k, v in hits.items()}
+    out[f"evidence_recall@{top}"] = sum(recall) / len(recall) if recall else None
+    out["evidence_questions"] = len(recall)
+    return out
+
+
 @dataclass
 class AnswerRecord:
     """One answered eval question, as the answer metrics need it."""

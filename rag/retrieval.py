@@ -38,22 +38,22 @@ class Hit:
 
 def fuse(dense: dict[int, float], lexical: dict[int, float], dense_weight: float) -> list[tuple[int, float]]:
     """Weighted z-score fusion of two ``{row: score}`` candidate lists, best first (ties by row)."""
-    rows = sorted(set(dense) | set(lexical))
-    if not rows:
+    rows = np.array(sorted(set(dense) | set(lexical)), np.int64)
+    if not len(rows):
         return []
 
     def column(scores: dict[int, float]) -> np.ndarray:
         if not scores:
             return np.zeros(len(rows), np.float32)
-        floor = min(scores.values())
-        values = np.array(list(scores.values()), np.float32)
+        values = np.fromiter(scores.values(), np.float32, len(scores))
         mean, std = float(values.mean()), float(values.std())
-        filled = np.array([scores.get(r, floor) for r in rows], np.float32)
+        filled = np.full(len(rows), min(scores.values()), np.float32)
+        filled[np.searchsorted(rows, np.fromiter(scores.keys(), np.int64, len(scores)))] = values
         return (filled - mean) / std if std > 1e-9 else np.zeros(len(rows), np.float32)
 
     fused = dense_weight * column(dense) + (1.0 - dense_weight) * column(lexical)
-    order = sorted(range(len(rows)), key=lambda i: (-fused[i], rows[i]))
-    return [(rows[i], float(fused[i])) for i in order]
+    order = np.lexsort((rows, -fused))
+    return list(zip(rows[order].tolist(), fused[order].tolist()))
 
 
 def diversify(ranked: list[tuple[int, float]], article_of: Callable[[int], str], penalty: float) -> list[tuple[int, float]]:
@@ -66,15 +66,18 @@ def diversify(ranked: list[tuple[int, float]], article_of: Callable[[int], str],
     """
     if penalty <= 0 or len(ranked) < 2:
         return ranked
-    remaining = list(ranked)
+    remaining = [(row, score, article_of(row)) for row, score in ranked]  # each row's article looked up once
     chosen: list[tuple[int, float]] = []
     seen: dict[str, int] = {}
     while remaining:
-        best = max(range(len(remaining)),
-                   key=lambda i: (remaining[i][1] - penalty * seen.get(article_of(remaining[i][0]), 0), -i))
-        row, score = remaining.pop(best)
-        chosen.append((row, score - penalty * seen.get(article_of(row), 0)))
-        seen[article_of(row)] = seen.get(article_of(row), 0) + 1
+        best, best_score = 0, None
+        for i, (_, score, article) in enumerate(remaining):  # the first of equal scores wins
+            adjusted = score - penalty * seen.get(article, 0)
+            if best_score is None or adjusted > best_score:
+                best, best_score = i, adjusted
+        row, score, article = remaining.pop(best)
+        chosen.append((row, score - penalty * seen.get(article, 0)))
+        seen[article] = seen.get(article, 0) + 1
     return chosen
 
 

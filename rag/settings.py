@@ -43,6 +43,16 @@ class Settings(BaseSettings):
     same_article_penalty: float = Field(default=0.5, ge=0.0, le=10.0)
     reranker: str | None = None
     rerank_top: int = Field(default=20, ge=1, le=1000)
+    # Dense index by size (issue 7): exact inner product up to ``exact_max_passages``, an approximate FAISS index
+    # above (``ivf``: IVF-Flat, nlist ≈ 4·√n, nprobe tuned at build time to ``ann_target_recall`` recall@10 against
+    # exact search unless ``ann_nprobe`` is set; ``hnsw``: HNSW-Flat with ``hnsw_m`` links, efSearch tuned the same way
+    # unless ``hnsw_ef_search`` is set).
+    exact_max_passages: int = Field(default=20_000, ge=1)
+    ann_index: str = Field(default="ivf", pattern="^(ivf|hnsw)$")
+    ann_nprobe: int = Field(default=0, ge=0, le=65536)
+    ann_target_recall: float = Field(default=0.97, gt=0.0, le=1.0)
+    hnsw_m: int = Field(default=32, ge=4, le=128)
+    hnsw_ef_search: int = Field(default=0, ge=0, le=4096)
     max_article_bytes: int = Field(default=5_000_000, ge=1)
     max_question_chars: int = Field(default=2000, ge=1)
     # Answering (issue 4). The extractive answerer needs nothing beyond the retriever; "llm" runs the local

@@ -104,14 +104,20 @@ def load_xquad(source: Path | None = None) -> tuple[list[Paragraph], list[XQuest
         raise RagError(f"{source} has {len(data)} articles; paragraph ids allow at most 99.")
     paragraphs: list[Paragraph] = []
     questions: list[XQuestion] = []
-    for a, article in enumerate(data):
-        title = article["title"]
-        for p, paragraph in enumerate(article["paragraphs"]):
-            doc_id = doc_id_for(a, p, title)
-            paragraphs.append(Paragraph(doc_id, a, p, title, split_of(a), paragraph["context"]))
-            for qa in paragraph["qas"]:
-                answers = list(dict.fromkeys(answer["text"] for answer in qa.get("answers", [])))
-                questions.append(XQuestion(str(qa["id"]), qa["question"].strip(), [doc_id], split_of(a), a, title, answers))
+    try:
+        for a, article in enumerate(data):
+            title = article["title"]
+            for p, paragraph in enumerate(article["paragraphs"]):
+                doc_id = doc_id_for(a, p, title)
+                # six contexts start with a byte-order mark; the corpus loader would drop it anyway
+                text = paragraph["context"].lstrip("\ufeff")
+                paragraphs.append(Paragraph(doc_id, a, p, title, split_of(a), text))
+                for qa in paragraph["qas"]:
+                    answers = list(dict.fromkeys(answer["text"] for answer in qa.get("answers", [])))
+                    questions.append(XQuestion(str(qa["id"]), qa["question"].strip(), [doc_id], split_of(a), a, title,
+                                               answers))
+    except (KeyError, TypeError, AttributeError):
+        raise RagError(f"{source} is not a SQuAD-format JSON file.") from None
     return paragraphs, questions
 
 

@@ -1,0 +1,544 @@
+"""The chat app's logic, independent of Gradio: load, answer (streaming), follow-ups, uploads, status.
+
+``ui/app.py`` only wires Gradio components to a ``ChatEngine``. One engine is
+shared by all browser sessions; everything per user (history, settings)
+is passed in by the caller, so sessions cannot see each other's state.
+
+Threading: Gradio runs several events at once. Retrieval and extractive
+answering call the native embedding engine, which is serialised by a lock
+(a query takes ~10 ms); a generated answer streams outside that lock.
+Uploads re-index under their own lock and then swap in the new index in one
+assignment; questions already running finish on the index they started with.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Protocol, Sequence
+
+from rag.errors import RagError
+from rag.followup import LLMRewriter, Rewrite, rewrite
+from rag.render import answer_html, article_list_html, error_html, status_html
+from rag.schema import Answer
+from rag.settings import Settings
+from rag.uploads import ARTICLE_SUFFIXES, MAX_UPLOAD_BYTES, UploadResult, add_files, uploads_dir
+
+# A chat answers short queries among busy web-server threads: OpenMP workers that sleep instead of spin-waiting keep
+# a query embedding at ~10 ms on a loaded 2-core machine (0.5-1.3 s with the default policy). Effective when set
+# before the embedding engine loads, as in `rag chat`.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+log = logging.getLogger("rag.chat")
+
+EXAMPLES = [
+    "Wie viel investiert Meta 2026?",
+    "Wie unterscheiden sich die KI-Investitionen von Meta und Microsoft?",
+    "How much does Meta plan to invest in 2026?",
+]
+ANSWERERS = {
+    "extractive": "Extraktiv (wörtliche Zitate, sofort)",
+    "llm": "Lokales Sprachmodell (Qwen2.5 1.5B)",
+    "server": "Sprachmodell-Server (OpenAI-kompatibel)",
+}
+INTERNAL_ERROR = ("Entschuldigung, bei dieser Frage ist ein interner Fehler aufgetreten. Bitte versuchen Sie es noch "
+                  "einmal oder formulieren Sie die Frage anders.")
+
+
+@dataclass
+class Options:
+    """One session's settings panel."""
+
+    answerer: str = "extractive"
+    passages: int = 5
+    show_uncited: bool = False
+    server_url: str = ""
+
+
+@dataclass
+class Update:
+    """One step of a streamed reply: the assistant message as HTML and, at the end, the answer behind it."""
+
+    html: str
+    answer: Answer | None = None
+    standalone: str | None = None
+    done: bool = False
+    error: bool = False
+
+
+@dataclass
+class Status:
+    articles: int
+    passages: int
+    embedder: str
+    answerer: str
+    uploads: int
+    llm_available: bool
+    loaded_seconds: float = 0.0
+    uploaded_ids: list[str] = field(default_factory=list)
+
+    def html(self) -> str:
+        return status_html(self.articles, self.passages, self.embedder, self.answerer, self.uploads)
+
+
+class Generator(Protocol):
+    """What the chat needs from a language-model answerer (``rag.generation``).
+
+    ``stream(question, hits)`` yields the answer text in pieces as the model writes it and, last, the final
+    ``Answer`` (with verifiable citations); ``complete(messages)`` (optional) returns one chat completion, used to
+    rewrite follow-up questions."""
+
+    def stream(self, question: str, hits: Sequence) -> Iterator[str | Answer]: ...
+
+
+def default_generator(settings: Settings) -> Generator:
+    """``rag.generation.make_generator(settings)``; a clear message when this version has none."""
+    try:
+        from rag import generation
+    except ImportError:
+        generation = None
+    make = getattr(generation, "make_generator", None)
+    if make is None:
+        raise RagError("Antworten mit einem Sprachmodell sind in dieser Installation nicht verfügbar")
+    return make(settings)
+
+
+def friendly(err: BaseException) -> str:
+    """A user-facing German sentence for an error; internals are logged, never shown."""
+    if isinstance(err, RagError):
+        return f"Das hat nicht geklappt: {err}"
+    return INTERNAL_ERROR
+
+
+class ChatEngine:
+    """Everything the chat needs, loaded once: retriever, answerers, optional generator."""
+
+    def __init__(self, settings: Settings, say: Callable[[str], None] = lambda m: None,
+                 generators: Callable[[Settings], "Generator"] | None = None) -> None:
+        self.settings = settings
+        self.say = say
+        self.retriever = None
+        self._answerers: dict[int, object] = {}
+        self._native = threading.Lock()     # the embedding engine is not re-entrant
+        self._swap = threading.Lock()       # installing a new index
+        self._uploading = threading.Lock()  # one re-index at a time
+        self._ready = threading.Event()
+        self._build_embedder = None         # a second model instance for re-indexing while questions run
+        self._uploaded: list[str] = []
+        self._generators: dict[tuple, Generator] = {}
+        self._make_generator = generators or default_generator
+        self._local_model = threading.Lock()
+        self.allow_server_urls = True       # serve() turns this off when the app listens beyond loopback
+        self._load_error: BaseException | None = None
+        self.loaded_seconds = 0.0
+
+    # ---- loading -------------------------------------------------------------------------------------------
+
+    def load(self) -> "ChatEngine":
+        """Open (building if absent) the index, add pending uploads, warm up. Safe to run in a thread."""
+        started = time.perf_counter()
+        try:
+            from rag.pipeline import open_retriever
+
+            retriever = open_retriever(self.settings, log=self.say)
+            retriever = self._with_pending_uploads(retriever)
+            self.install(retriever)
+            self.loaded_seconds = time.perf_counter() - started
+        except BaseException as err:
+            self._load_error = err
+            raise
+        finally:
+            self._ready.set()
+        return self
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until ``load`` has finished (in another thread); re-raise its error."""
+        if not self._ready.wait(timeout):
+            raise RagError("Die Artikel werden noch geladen; bitte einen Moment Geduld.")
+        if isinstance(self._load_error, RagError):
+            raise self._load_error
+        if self._load_error is not None:
+            raise RagError(f"The articles could not be loaded ({type(self._load_error).__name__}: {self._load_error}).")
+
+    def _with_pending_uploads(self, retriever):
+        """Uploads saved earlier but missing from the index (e.g. after a plain `rag index`) are indexed again."""
+        folder = uploads_dir(self.settings.index_dir)
+        if not folder.is_dir():
+            return retriever
+        files = [p for p in folder.iterdir() if p.suffix.lower() in ARTICLE_SUFFIXES and p.is_file()]
+        indexed = {a.doc_id for a in retriever.index.articles.values()
+                   if Path(a.source).parent.resolve() == folder.resolve()}
+        if not files or {p.stem for p in files} <= indexed:
+            return retriever
+        from rag.index import build_index
+        from rag.uploads import source_folders
+
+        folders = source_folders((a.source for a in retriever.index.articles.values()), folder, self.settings.seeds_dir)
+        self.say(f"Adding {len(files)} uploaded article(s) from {folder} to the index …")
+        build_index(folders, self.settings, retriever.embedder, log=self.say)
+        return self._reopen(retriever)
+
+    def _reopen(self, retriever):
+        from rag.index import load_index
+        from rag.retrieval import Retriever
+
+        fresh = Retriever(load_index(self.settings.index_dir, retriever.embedder.model_id), retriever.embedder,
+                          self.settings, reranker=retriever.reranker)
+        with self._native:
+            fresh.warm_up()
+        return fresh
+
+    def install(self, retriever) -> None:
+        """Use ``retriever`` from now on (also: hand the engine a retriever that is already loaded)."""
+        from rag.answering import ExtractiveAnswerer
+
+        answerer = ExtractiveAnswerer(retriever, self.settings)
+        with self._native:
+            answerer.warm_up()
+        folder = uploads_dir(self.settings.index_dir).resolve()
+        uploaded = sorted(a.doc_id for a in retriever.index.articles.values() if Path(a.source).parent.resolve() == folder)
+        with self._swap:
+            self.retriever = retriever
+            self._answerers = {self.settings.answer_passages: answerer}
+            self._uploaded = uploaded
+        self._ready.set()
+
+    def warm_caches(self, questions: Sequence[str] = EXAMPLES) -> None:
+        """Answer the example questions once (in the background after start) so first answers are fast."""
+        for question in questions:
+            try:
+                self.answer(question)
+            except Exception:  # warming is best effort
+                log.debug("warm-up question failed", exc_info=True)
+
+    # ---- state ---------------------------------------------------------------------------------------------
+
+    @property
+    def index(self):
+        return self.retriever.index
+
+    def answerer(self, passages: int | None = None):
+        """The extractive answerer for a number of passages (one per distinct setting, created on first use)."""
+        from rag.answering import ExtractiveAnswerer
+
+        passages = passages or self.settings.answer_passages
+        with self._swap:
+            retriever, answerers = self.retriever, self._answerers
+            found = answerers.get(passages)
+        if found is None:
+            found = ExtractiveAnswerer(retriever, self.settings.model_copy(update={"answer_passages": passages}))
+            with self._native:
+                found.warm_up()
+            with self._swap:
+                if self.retriever is retriever:
+                    self._answerers[passages] = found
+        return found
+
+    def uploaded_ids(self) -> list[str]:
+        """Ids of the loaded articles that came from the uploads folder."""
+        return list(self._uploaded)
+
+    # ---- language models (rag.generation) -----------------------------------------------------------------
+
+    def llm_available(self) -> bool:
+        """Whether the local model can run here (its packages are installed); asks ``rag.generation``."""
+        try:
+            from rag import generation
+        except ImportError:
+            return False
+        check = getattr(generation, "local_available", None)
+        try:
+            return bool(check(self.settings)) if check is not None else False
+        except Exception:
+            log.debug("local model check failed", exc_info=True)
+            return False
+
+    def generator(self, options: Options) -> Generator:
+        """The generator for a session's choice (local model or server URL), created once per choice."""
+        url = (options.server_url or self.settings.llm_url or "").strip() or None
+        key = (options.answerer, url if options.answerer == "server" else None)
+        with self._swap:
+            found = self._generators.get(key)
+        if found is None:
+            update: dict = {"answerer": options.answerer, "llm_url": url}
+            if options.answerer == "server":
+                if not url:
+                    raise RagError("Bitte unter Einstellungen die URL des Sprachmodell-Servers angeben.")
+                if url != self.settings.llm_url:
+                    self._check_server_url(url)
+                    update["llm_api_key_env"] = "RAG_CHAT_NO_API_KEY"  # the configured key goes to its own server only
+            settings = self.settings.model_copy(update=update)
+            found = self._make_generator(settings)
+            with self._swap:
+                self._generators[key] = found
+        return found
+
+    def _check_server_url(self, url: str) -> None:
+        """A server URL typed in the browser: http(s) only, and on a shared app (not bound to loopback) only the
+        configured one, so the app cannot be used to send requests into its network."""
+        from urllib.parse import urlparse
+
+        parsed = urlparse(url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise RagError("Die Server-URL muss mit http:// oder https:// beginnen, z. B. http://127.0.0.1:8080/v1.")
+        if not self.allow_server_urls:
+            raise RagError("Diese App ist freigegeben; sie nutzt nur den beim Start eingestellten Sprachmodell-Server "
+                           "(RAG_LLM_URL).")
+
+    def _completer(self, options: Options) -> Callable[[list[dict]], str] | None:
+        """``messages -> text`` with the chosen model, for rewriting follow-ups; None when there is none."""
+        try:
+            generator = self.generator(options)
+        except Exception:
+            return None
+        complete = getattr(generator, "complete", None)
+        if complete is None:
+            return None
+        if options.answerer != "llm":
+            return complete
+
+        def serialised(messages: list[dict]) -> str:
+            with self._local_model:
+                return complete(messages)
+
+        return serialised
+
+    def _generate(self, question: str, hits: list, extractive: Answer, options: Options) -> Iterator[tuple[str, Answer | None]]:
+        """The generated answer: ``(text so far, None)`` as tokens arrive, then ``("", final answer)``."""
+        generator = self.generator(options)
+        lock = self._local_model if options.answerer == "llm" else contextlib.nullcontext()
+        text = ""
+        with lock:  # the local model answers one question at a time (2 cores); servers handle their own queue
+            for piece in generator.stream(question, hits[: max(options.passages, 1)]):
+                if isinstance(piece, Answer):
+                    yield "", piece
+                else:
+                    text += str(piece)
+                    yield text, None
+
+    def status(self) -> Status:
+        self.wait()
+        index = self.index
+        return Status(len(index.articles), len(index.chunks), index.params["embedder"]["id"],
+                      ANSWERERS.get(self.settings.answerer, self.settings.answerer), len(self.uploaded_ids()),
+                      self.llm_available(), self.loaded_seconds, self.uploaded_ids())
+
+    def articles_html(self, limit: int = 300) -> str:
+        """The loaded articles (newest first; at most ``limit``, uploads always included)."""
+        self.wait()
+        articles = self.index.articles
+        uploaded = self.uploaded_ids()
+        ids = sorted(articles, key=lambda i: (i in uploaded, articles[i].date or "", i), reverse=True)[:limit]
+        more = len(articles) - len(ids)
+        listing = article_list_html([articles[i] for i in ids], ids, uploaded)
+        return listing + (f"<div class='rag-hint'>… und {more} weitere</div>" if more > 0 else "")
+
+    # ---- answering -----------------------------------------------------------------------------------------
+
+    def check_question(self, question: str) -> str:
+        question = (question or "").strip()
+        if not question:
+            raise RagError("Bitte eine Frage eingeben.")
+        if len(question) > self.settings.max_question_chars:
+            raise RagError(f"Die Frage ist zu lang ({len(question)} Zeichen, höchstens "
+                           f"{self.settings.max_question_chars}).")
+        return question
+
+    def extractive(self, question: str, passages: int | None = None) -> tuple[Answer, list]:
+        """The extractive answer and the retrieval behind it."""
+        answerer = self.answerer(passages)
+        with self._native:
+            hits = answerer.retriever.run(question, k=max(self.settings.top_k, passages or 0))
+            answer = answerer.run(question, hits=hits)
+        return answer, hits
+
+    def answer(self, question: str, id: str | None = None) -> Answer:
+        """The answer object for one standalone question with the default answerer (the `/answer` API)."""
+        self.wait()
+        question = self.check_question(question)
+        answer, hits = self.extractive(question)
+        if self.settings.answerer != "extractive":
+            final = None
+            for _, partial in self._generate(question, hits, answer, Options(self.settings.answerer)):
+                final = partial or final
+            answer = final or answer
+        answer.id = id
+        return answer
+
+    def rewrite(self, question: str, previous: Sequence[str], options: Options) -> Rewrite:
+        known = ()
+        llm = None
+        if options.answerer in ("llm", "server") and previous:
+            complete = self._completer(options)
+            llm = LLMRewriter(complete, known) if complete is not None else None
+        return rewrite(question, list(previous), llm, known)
+
+    def chat(self, question: str, previous: Sequence[str] = (), options: Options | None = None) -> Iterator[Update]:
+        """One reply, as a stream of updates: the rewrite, the extractive answer at once, then (with a language
+        model) the generated answer replacing it token by token. Errors end the stream as a friendly message."""
+        options = options or Options()
+        uid = uuid.uuid4().hex[:10]
+        try:
+            self.wait(timeout=120)
+            question = self.check_question(question)
+            turn = self.rewrite(question, previous, options)
+            note = (turn.question, turn.standalone, turn.method) if turn.changed else None
+            yield Update(answer_html(None, uid, rewrite=note, status="Suche in den Artikeln …"), standalone=turn.standalone)
+            answer, hits = self.extractive(turn.standalone, options.passages)
+            articles = self.index.articles
+            if options.answerer == "extractive":
+                yield Update(answer_html(answer, uid, articles, rewrite=note, show_uncited=options.show_uncited),
+                             answer, turn.standalone, done=True)
+                return
+            yield Update(answer_html(answer, uid, articles, rewrite=note, show_uncited=options.show_uncited,
+                                     status="Sprachmodell formuliert eine Antwort …"), answer, turn.standalone)
+            final, text = None, ""
+            try:
+                for text, partial in self._generate(turn.standalone, hits, answer, options):
+                    if partial is not None:
+                        final = partial
+                        continue
+                    yield Update(answer_html(None, uid, articles, text=text, rewrite=note,
+                                             status="Sprachmodell schreibt …"), answer, turn.standalone)
+            except Exception as err:  # the extractive answer stands; say why the model did not answer
+                if not isinstance(err, RagError):
+                    log.exception("generating an answer to %r failed", turn.standalone)
+                reason = str(err) if isinstance(err, RagError) else "interner Fehler"
+                yield Update(answer_html(answer, uid, articles, rewrite=note, show_uncited=options.show_uncited,
+                                         note=f"Das Sprachmodell hat nicht geantwortet ({reason}); hier die "
+                                              f"extraktive Antwort."), answer, turn.standalone, done=True)
+                return
+            final = final or answer
+            yield Update(answer_html(final, uid, articles, rewrite=note, show_uncited=options.show_uncited),
+                         final, turn.standalone, done=True)
+        except Exception as err:  # the chat shows a friendly sentence; the traceback goes to the server log only
+            if not isinstance(err, RagError):
+                log.exception("answering %r failed", question)
+            yield Update(error_html(friendly(err)), done=True, error=True)
+
+    # ---- uploads -------------------------------------------------------------------------------------------
+
+    def upload(self, paths: Sequence[str | Path], max_bytes: int = MAX_UPLOAD_BYTES) -> UploadResult:
+        """Add uploaded files (paths of temporary copies, named like the originals) and swap in the new index."""
+        self.wait()
+        files = []
+        for path in paths:
+            path = Path(path)
+            with path.open("rb") as handle:
+                files.append((path.name, handle.read(max_bytes + 1)))
+        with self._uploading:
+            retriever = self.retriever
+            if self._build_embedder is None:
+                from rag.embedding import make_embedder
+
+                self._build_embedder = make_embedder(self.settings)
+            result = add_files(files, retriever.index, self.settings, self._build_embedder, log=self.say,
+                               max_bytes=max_bytes)
+            if result.saved:
+                self.install(self._reopen(retriever))
+        return result
+
+
+# ---- starting the app ------------------------------------------------------------------------------------------
+
+def load_ui():
+    """The Gradio app module ``ui/app.py`` of this checkout (the ``ui`` folder sits beside the package)."""
+    import importlib
+    import importlib.util
+    import sys
+
+    try:
+        importlib.import_module("gradio")
+    except ImportError:
+        raise RagError("The chat needs Gradio; install it with: pip install -e '.[chat]'") from None
+    from rag.settings import project_root
+
+    for root in (project_root(), Path(__file__).resolve().parent.parent):
+        path = root / "ui" / "app.py"
+        if path.exists():
+            if "rag_ui_app" in sys.modules:
+                return sys.modules["rag_ui_app"]
+            spec = importlib.util.spec_from_file_location("rag_ui_app", path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules["rag_ui_app"] = module
+            spec.loader.exec_module(module)
+            return module
+    return importlib.import_module("ui.app")
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, say: Callable[[str], None] = print,
+          block: bool = True):
+    """``rag chat``: load the index in a thread while Gradio starts, print the address when both are ready."""
+    started = time.perf_counter()
+    _check_port(host, port)
+    from rag.pipeline import is_default_index
+
+    if not (Path(settings.index_dir) / "params.json").exists() and not is_default_index(settings):
+        raise RagError(f"There is no index at {settings.index_dir}; build one with `rag index`.")
+    engine = ChatEngine(settings, say)
+    engine.allow_server_urls = _is_loopback(host)
+    loader = threading.Thread(target=_load_quietly, args=(engine,), name="rag-load", daemon=True)
+    loader.start()
+    ui = load_ui()
+    try:
+        demo = ui.launch(engine, host, port, block=False)
+    except OSError as err:
+        raise RagError(f"The chat cannot listen on {host}:{port} ({err}); choose another --port.") from None
+    try:
+        engine.wait(timeout=600)
+        status = engine.status()
+    except BaseException:
+        with contextlib.redirect_stdout(io.StringIO()):  # Gradio prints "Closing server …"
+            demo.close()
+        raise
+    say(f"Chat ready at http://{host}:{port} after {time.perf_counter() - started:.1f} s: {status.articles} articles, "
+        f"{status.passages} passages, embedding model {status.embedder}, answers: {status.answerer}.")
+    threading.Thread(target=engine.warm_caches, name="rag-warm", daemon=True).start()
+    if block:
+        try:
+            demo.block_thread()
+        finally:
+            demo.close()
+    return demo, engine
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail in one sentence, before loading anything, when the port is taken."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise RagError(f"The host name {host!r} cannot be resolved; use e.g. --host 127.0.0.1.") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: TIME_WAIT is no conflict
+        try:
+            sock.bind(address)
+        except OSError:
+            raise RagError(f"Port {port} on {host} is in use (or not allowed); choose another with --port.") from None
+
+
+def _load_quietly(engine: ChatEngine) -> None:
+    try:
+        engine.load()
+    except BaseException:  # reported by engine.wait() in the main thread
+        pass

@@ -1,0 +1,833 @@
+"""The evaluation suite behind `rag eval`: datasets × configurations → metrics, sweep, regression check.
+
+Datasets
+  ``xquad``         XQuAD-de as paragraph retrieval (240 one-paragraph articles, 1190 questions),
+                    split by article into a tuning half and a held-out half (see ``rag.xquad``).
+  ``questions_de``  the German eval set over the seed articles (``eval/questions_de.jsonl``):
+                    retrieval metrics over its answerable questions and, when ``rag.answering``
+                    is present, answer/citation/abstention metrics per answerer.
+
+Configurations (one table row each)
+  ``dense``, ``bm25``, ``hybrid``  ``Retriever.run`` in that mode with the current settings;
+  ``rrf``                          the hybrid pipeline with reciprocal-rank fusion instead of
+                                   z-scores (ablation; same candidates, same diversification);
+  ``hybrid+rerank``                only when ``settings.reranker`` names a model;
+  ``extractive``/``llm``/``server`` answerers on ``questions_de`` (hybrid retrieval inside).
+
+Honest tuning: the sweep over the fusion weight, the same-article penalty and
+the candidate depth picks its values on the *tuning* half of XQuAD-de only; the
+held-out half is reported for every point but never used to choose.
+
+Follow-up questions of the eval set are retrieved and answered with their
+``standalone`` rewrite (single-turn pipeline: conversation handling is not
+measured here).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import inspect
+import json
+import platform
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Sequence
+
+from rag import retrieval as retrieval_module
+from rag.errors import RagError
+from rag.metrics import (RETRIEVAL_METRICS, AnswerRecord, answer_metrics, doc_ranking, evidence_metrics,
+                         latency_summary, retrieval_metrics)
+from rag.retrieval import Retriever
+from rag.settings import Settings, project_root
+
+DATASETS = ("xquad", "questions_de")
+RETRIEVAL_CONFIGS = ("dense", "bm25", "hybrid", "rrf", "hybrid+rerank")
+ANSWER_CONFIGS = ("extractive", "llm", "server")
+ALL_CONFIGS = RETRIEVAL_CONFIGS + ANSWER_CONFIGS
+K = 10
+RRF_K = 60
+SWEEP_DEPTH = 200
+SWEEP_GRID = {
+    "dense_weight": [round(0.05 * i, 2) for i in range(21)],
+    "same_article_penalty": [0.0, 0.25, 0.5, 1.0, 2.0],
+    "candidates": [10, 20, 50, 100, 200],
+}
+SELECTION = ("mrr@10", "recall@1", "recall@5")
+QUICK_ARTICLES = (0, 24)
+TOLERANCE = 0.02
+# Metrics the regression guard compares (higher is better); latency is reported, never guarded.
+GUARDED = set(RETRIEVAL_METRICS) | {"evidence_hit@1", "evidence_hit@3", "evidence_hit@5", "evidence_recall@5",
+                                    "answer_correctness", "citation_precision", "citation_validity",
+                                    "abstention_precision", "abstention_recall"}
+
+
+def eval_dir() -> Path:
+    return project_root() / "eval"
+
+
+# --- datasets ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvalQuestion:
+    """One question with what every metric needs; ``query`` is the text sent to the pipeline."""
+
+    id: str
+    question: str
+    query: str
+    gold_docs: tuple[str, ...]
+    split: str = "all"
+    type: str = ""
+    answerable: bool = True
+    answer: tuple = ()
+    evidence: tuple[str, ...] = ()
+
+
+def load_questions_de(path: Path | None = None) -> list[EvalQuestion]:
+    """The German eval set; follow-ups use their ``standalone`` rewrite as the query."""
+    path = Path(path or eval_dir() / "questions_de.jsonl")
+    if not path.exists():
+        raise RagError(f"The eval set {path} does not exist.")
+    questions = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                query = row.get("standalone") or row["question"]
+                questions.append(EvalQuestion(
+                    str(row["id"]), row["question"], query, tuple(row.get("gold_docs") or ()), "all",
+                    row.get("type", ""), bool(row.get("answerable", bool(row.get("gold_docs")))),
+                    tuple(tuple(f) if isinstance(f, list) else f for f in row.get("answer") or ()),
+                    tuple(row.get("evidence") or ())))
+            except (json.JSONDecodeError, KeyError, TypeError) as err:
+                raise RagError(f"{path.name}, line {number}: not a valid eval question ({err}).") from None
+    return questions
+
+
+def load_xquad_questions(path: Path) -> list[EvalQuestion]:
+    from rag.xquad import read_questions
+
+    return [EvalQuestion(q.id, q.question, q.question, tuple(q.gold_docs), q.split, "xquad", True,
+                         tuple((a,) for a in q.answers[:1]), ()) for q in read_questions(path)]
+
+
+# --- running a retriever -----------------------------------------------------
+
+
+class RecordingRetriever(Retriever):
+    """A retriever that records each question's dense and BM25 candidates and can replay them.
+
+    Recording fetches ``depth`` candidates (and hands ``run`` the top ``n`` it asked
+    for), so a sweep over fusion settings and candidate depths re-runs the real
+    ``Retriever.run`` code without embedding any question twice.
+    """
+
+    def __init__(self, base: Retriever, depth: int = SWEEP_DEPTH) -> None:
+        super().__init__(base.index, base.embedder, base.settings, base.reranker)
+        self.depth = depth
+        self.replay = False
+        # question → (how many candidates were asked for, {row: score} best first)
+        self._dense: dict[str, tuple[int, dict[int, float]]] = {}
+        self._lexical: dict[str, tuple[int, dict[int, float]]] = {}
+
+    def _cached(self, cache: dict, search: Callable[[str, int], dict[int, float]], question: str,
+                n: int) -> dict[int, float]:
+        if not (self.replay and question in cache and cache[question][0] >= n):
+            size = max(n, self.depth)
+            cache[question] = (size, search(question, size))
+        return dict(list(cache[question][1].items())[:n])
+
+    def dense_search(self, question: str, n: int) -> dict[int, float]:
+        return self._cached(self._dense, super().dense_search, question, n)
+
+    def bm25_search(self, question: str, n: int) -> dict[int, float]:
+        return self._cached(self._lexical, super().bm25_search, question, n)
+
+    @contextlib.contextmanager
+    def configured(self, replay: bool = True, fusion: Callable | None = None, **overrides):
+        """Temporarily other settings (``dense_weight=…``), replay mode and/or another fusion function."""
+        saved = (self.settings, self.replay)
+        self.settings = self.settings.model_copy(update=overrides)
+        self.replay = replay
+        patch = contextlib.nullcontext() if fusion is None else _patched_fusion(fusion)
+        try:
+            with patch:
+                yield self
+        finally:
+            self.settings, self.replay = saved
+
+
+@contextlib.contextmanager
+def _patched_fusion(fusion: Callable):
+    original = retrieval_module.fuse
+    retrieval_module.fuse = fusion
+    try:
+        yield
+    finally:
+        retrieval_module.fuse = original
+
+
+def rrf_fuse(dense: dict[int, float], lexical: dict[int, float], dense_weight: float = 0.5,
+             k: int = RRF_K) -> list[tuple[int, float]]:
+    """Reciprocal-rank fusion with the signature of ``rag.retrieval.fuse``, best first (ties by row).
+
+    score(row) = w · 1/(k + rank_dense) + (1 − w) · 1/(k + rank_bm25), ranks from 1; a row
+    missing from a list gets nothing from it. ``dense_weight`` 1.0 / 0.0 reduce to one list;
+    the ablation uses the plain (equal-weight) form.
+    """
+    def ranks(scores: dict[int, float]) -> dict[int, int]:
+        order = sorted(scores, key=lambda r: (-scores[r], r))
+        return {row: i + 1 for i, row in enumerate(order)}
+
+    dense_ranks, lexical_ranks = ranks(dense), ranks(lexical)
+    fused = {}
+    for row in set(dense) | set(lexical):
+        score = 0.0
+        if row in dense_ranks:
+            score += dense_weight / (k + dense_ranks[row])
+        if row in lexical_ranks:
+            score += (1.0 - dense_weight) / (k + lexical_ranks[row])
+        fused[row] = score
+    return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+
+
+@dataclass
+class RunResult:
+    """What one configuration retrieved: doc rankings per question and per-question latency."""
+
+    ranked: dict[str, list[str]]
+    latencies: list[float] = field(default_factory=list)
+    passages: dict[str, list[tuple[str, int, int]]] = field(default_factory=dict)
+
+
+def run_retrieval(retriever: Retriever, questions: Sequence[EvalQuestion], mode: str, k: int = K,
+                  progress: bool = False, desc: str = "") -> RunResult:
+    """Every question through ``retriever.run``; latency is the wall time of each call."""
+    from tqdm import tqdm
+
+    ranked, latencies, passages = {}, [], {}
+    for q in tqdm(questions, desc=desc or mode, unit="q", disable=not progress, leave=False):
+        started = time.perf_counter()
+        hits = retriever.run(q.query, k=k, mode=mode)
+        latencies.append(time.perf_counter() - started)
+        ranked[q.id] = doc_ranking(h.doc_id for h in hits)
+        passages[q.id] = [(h.doc_id, h.start, h.end) for h in hits]
+    return RunResult(ranked, latencies, passages)
+
+
+def score_splits(questions: Sequence[EvalQuestion], ranked: Mapping[str, Sequence[str]],
+                 splits: Sequence[str] = ("all",)) -> dict[str, dict]:
+    """Retrieval metrics for each split (``all`` = every question)."""
+    out = {}
+    for split in splits:
+        subset = [q for q in questions if split == "all" or q.split == split]
+        scores = retrieval_metrics({q.id: q.gold_docs for q in subset}, ranked)
+        scores["questions"] = sum(1 for q in subset if q.gold_docs)
+        out[split] = scores
+    return out
+
+
+def gold_ranks(questions: Sequence[EvalQuestion], ranked: Mapping[str, Sequence[str]]) -> dict[str, int | None]:
+    """1-based rank of the first gold document (None: not in the list)."""
+    out = {}
+    for q in questions:
+        docs = list(ranked.get(q.id, ()))
+        out[q.id] = next((i + 1 for i, d in enumerate(docs) if d in q.gold_docs), None)
+    return out
+
+
+# --- tuning sweep ------------------------------------------------------------
+
+
+def _selection_key(scores: Mapping[str, float]) -> tuple:
+    return tuple(round(scores[m], 6) for m in SELECTION)
+
+
+def sweep(retriever: RecordingRetriever, questions: Sequence[EvalQuestion], progress: bool = False,
+          grid: Mapping[str, Sequence] = SWEEP_GRID) -> dict:
+    """Coordinate-wise sweep of ``grid`` (in its order), choosing on the tuning half only.
+
+    Each parameter is swept with the others at their current best; the winner
+    maximises (MRR@10, Recall@1, Recall@5) on ``tune``; a tie keeps the current
+    setting. Every point also carries its held-out scores, for the report.
+    """
+    from tqdm import tqdm
+
+    tune = [q for q in questions if q.split == "tune"]
+    if not tune:
+        raise RagError("The sweep needs questions of the tuning half.")
+    best = {name: getattr(retriever.settings, name) for name in grid}
+    defaults = dict(best)
+    points = []
+    total = sum(len(v) for v in grid.values())
+    with tqdm(total=total, desc="sweep", unit="setting", disable=not progress, leave=False) as bar:
+        for name, values in grid.items():
+            scored = []
+            for value in values:
+                setting = dict(best, **{name: value})
+                with retriever.configured(replay=True, **setting):
+                    run = run_retrieval(retriever, questions, "hybrid")
+                splits = score_splits(questions, run.ranked, ("tune", "heldout"))
+                points.append({"parameter": name, "value": value, "setting": setting, **splits})
+                scored.append((value, splits["tune"]))
+                bar.update(1)
+            current = next((s for v, s in scored if v == best[name]), None)
+            top_value, top_scores = max(scored, key=lambda item: _selection_key(item[1]))
+            if current is None or _selection_key(top_scores) > _selection_key(current):
+                best[name] = top_value
+    with retriever.configured(replay=True, **best):
+        tuned = run_retrieval(retriever, questions, "hybrid")
+    return {"grid": {k: list(v) for k, v in grid.items()}, "selection": list(SELECTION), "defaults": defaults,
+            "chosen": best, "changed": {k: v for k, v in best.items() if v != defaults[k]},
+            "points": points, "tuned": score_splits(questions, tuned.ranked, ("all", "tune", "heldout")),
+            "tuned_ranked": tuned.ranked}
+
+
+# --- answerers ---------------------------------------------------------------
+
+_FACTORIES = ("make_answerer", "get_answerer", "load_answerer")
+_CLASSES = {"extractive": ("ExtractiveAnswerer", "Answerer"), "llm": ("LLMAnswerer", "LlmAnswerer", "LocalLLMAnswerer"),
+            "server": ("ServerAnswerer", "OpenAIAnswerer", "RemoteAnswerer")}
+_FUNCTIONS = ("answer_question", "answer", "ask")
+_METHODS = ("run", "answer", "__call__")
+_QUESTION_PARAMETERS = ("question", "query", "text", "frage")
+
+
+@dataclass
+class Answerer:
+    """One answerer as the suite calls it: question → (answer dict, seconds per stage)."""
+
+    name: str
+    call: Callable[..., object]
+    retriever: Retriever | None = None  # set when the answerer takes ``hits``: retrieval is timed on its own
+    k: int = K
+
+    def __call__(self, question: str) -> tuple[dict, dict[str, float]]:
+        started = time.perf_counter()
+        if self.retriever is None:
+            result = _as_dict(self.call(question))
+            return result, {"total": time.perf_counter() - started}
+        hits = self.retriever.run(question, k=self.k)
+        retrieved = time.perf_counter()
+        result = _as_dict(self.call(question, hits=hits))
+        done = time.perf_counter()
+        return result, {"retrieval": retrieved - started, "answer": done - retrieved, "total": done - started}
+
+
+def _parameters(func: Callable) -> dict[str, inspect.Parameter]:
+    try:
+        return dict(inspect.signature(func).parameters)
+    except (TypeError, ValueError):
+        return {}
+
+
+def _bind(func: Callable, values: Mapping[str, object]) -> tuple[Callable, bool] | None:
+    """``(question[, hits]) → result`` from ``func``, with the other parameters it names taken from ``values``.
+
+    None when ``func`` takes no question or needs a parameter we cannot supply.
+    The flag says whether it accepts ``hits`` (a retrieval done beforehand).
+    """
+    parameters = _parameters(func)
+    question = next((n for n in parameters if n in _QUESTION_PARAMETERS), None)
+    if question is None:
+        return None
+    kwargs = {}
+    for name, parameter in parameters.items():
+        if name == question or name == "hits" or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        if name in values:
+            kwargs[name] = values[name]
+        elif parameter.default is parameter.empty:
+            return None
+
+    def call(text: str, **extra):
+        return func(**{question: text}, **kwargs, **extra)
+
+    return call, "hits" in parameters
+
+
+def _construct(factory: Callable, values: Mapping[str, object]):
+    kwargs = {}
+    for name, parameter in _parameters(factory).items():
+        if name in values:
+            kwargs[name] = values[name]
+        elif parameter.default is parameter.empty and parameter.kind not in (parameter.VAR_POSITIONAL,
+                                                                             parameter.VAR_KEYWORD):
+            return None
+    instance = factory(**kwargs)
+    if hasattr(instance, "warm_up"):
+        instance.warm_up()
+    return instance
+
+
+def _from_instance(instance, values) -> tuple[Callable, bool] | None:
+    for method_name in _METHODS:
+        method = getattr(instance, method_name, None)
+        if callable(method):
+            bound = _bind(method, values)
+            if bound:
+                return bound
+    return None
+
+
+def _entry_point(module, name: str, values: Mapping[str, object]) -> tuple[Callable, bool] | None:
+    """The module's way to answer with answerer ``name``; construction errors propagate."""
+    for class_name in _CLASSES[name]:
+        cls = getattr(module, class_name, None)
+        if inspect.isclass(cls):
+            instance = _construct(cls, values)
+            bound = _from_instance(instance, values) if instance is not None else None
+            if bound:
+                return bound
+    for factory_name in _FACTORIES:
+        factory = getattr(module, factory_name, None)
+        if callable(factory):
+            instance = _construct(factory, values)
+            bound = _from_instance(instance, values) if instance is not None else None
+            if bound:
+                return bound
+    if name == "extractive":
+        for function_name in _FUNCTIONS:
+            function = getattr(module, function_name, None)
+            if callable(function) and not inspect.isclass(function):
+                bound = _bind(function, values)
+                if bound:
+                    return bound
+    return None
+
+
+def _available(name: str, settings: Settings, asked: bool) -> str | None:
+    """Why answerer ``name`` cannot run here (None: it can)."""
+    if name == "extractive":
+        return None
+    if name == "server":
+        return None if getattr(settings, "llm_url", None) else "no server configured (settings.llm_url / RAG_LLM_URL)"
+    if importlib.util.find_spec("xllamacpp") is None:
+        return "the local LLM runtime is not installed (xllamacpp)"
+    if not asked and getattr(settings, "answerer", None) != "llm":
+        return "not requested (--config llm, or settings.answerer = 'llm'; about 8 s per question on 2 cores)"
+    return None
+
+
+def discover_answerers(retriever: Retriever, settings: Settings, wanted: Iterable[str] = ANSWER_CONFIGS,
+                       asked: bool = False) -> tuple[dict[str, Answerer], list[str]]:
+    """Answerers that ``rag.answering`` offers and this machine can run, and notes on the others.
+
+    The module is optional (it is written separately). Its public entry point
+    is found by name: a class (``ExtractiveAnswerer``, ``LLMAnswerer``,
+    ``ServerAnswerer``, …) or a factory ``make_answerer``, called with the
+    ``retriever`` and the ``settings`` (``answerer`` set to the wanted name),
+    then its ``run``/``answer`` method; or a function ``answer_question``.
+    When the method accepts ``hits``, retrieval and answering are timed apart.
+    ``asked``: the configurations were named explicitly (the slow local LLM runs only then).
+    """
+    try:
+        module = importlib.import_module("rag.answering")
+    except ModuleNotFoundError as err:
+        if err.name not in ("rag.answering", None):
+            return {}, [f"Answer metrics skipped: rag.answering needs {err.name}, which is not installed."]
+        return {}, ["Answer metrics skipped: rag.answering is not part of this checkout yet."]
+    except Exception as err:  # a half-written module must not break the retrieval evaluation
+        return {}, [f"Answer metrics skipped: rag.answering cannot be imported ({type(err).__name__}: {err})."]
+    answerers, notes = {}, []
+    for name in wanted:
+        reason = _available(name, settings, asked)
+        if reason:
+            notes.append(f"Answerer '{name}' skipped: {reason}.")
+            continue
+        local = settings.model_copy(update={"answerer": name}) if "answerer" in type(settings).model_fields else settings
+        values = {"retriever": retriever, "settings": local, "index": retriever.index}
+        try:
+            found = _entry_point(module, name, values)
+        except Exception as err:  # an unconfigured or broken backend says so by raising
+            notes.append(f"Answerer '{name}' skipped: it cannot be set up ({type(err).__name__}: {err}).")
+            continue
+        if found is None:
+            notes.append(f"Answerer '{name}' skipped: rag.answering has no entry point for it that this suite "
+                         "recognises.")
+            continue
+        call, takes_hits = found
+        answerers[name] = Answerer(name, call, retriever if takes_hits else None, getattr(local, "top_k", K))
+    return answerers, notes
+
+
+def _as_dict(result: object) -> dict:
+    if isinstance(result, dict):
+        return result
+    if hasattr(result, "to_dict"):
+        return result.to_dict()
+    try:
+        return asdict(result)
+    except TypeError:
+        raise RagError(f"rag.answering returned {type(result).__name__}, not an answer object.") from None
+
+
+def run_answerer(answer: Callable[[str], object], questions: Sequence[EvalQuestion], articles: Mapping[str, str],
+                 progress: bool = False, desc: str = "") -> dict:
+    """Answer every question; metrics, doc rankings of the answers' retrieval lists, per-stage latencies.
+
+    ``answer`` returns an answer dict, or ``(answer dict, {stage: seconds})`` as an ``Answerer`` does.
+    """
+    from tqdm import tqdm
+
+    records, ranked, failures = [], {}, []
+    stages: dict[str, list[float]] = {}
+    for q in tqdm(questions, desc=desc, unit="q", disable=not progress, leave=False):
+        started = time.perf_counter()
+        try:
+            outcome = answer(q.query)
+        except RagError as err:
+            failures.append(f"{q.id}: {err}")
+            outcome = {"answer": None, "abstained": False, "citations": [], "retrieved": []}
+        result, timing = outcome if isinstance(outcome, tuple) else (_as_dict(outcome), {})
+        timing = dict(timing) or {"total": time.perf_counter() - started}
+        for stage, seconds in timing.items():
+            stages.setdefault(stage, []).append(seconds)
+        ranked[q.id] = doc_ranking(r["doc_id"] for r in result.get("retrieved") or [])
+        records.append(AnswerRecord(q.answerable, bool(result.get("abstained")), result.get("answer"), q.answer,
+                                    list(result.get("citations") or []), q.gold_docs, q.evidence))
+    return {"metrics": answer_metrics(records, articles), "latencies": stages.get("total", []), "stages": stages,
+            "ranked": ranked, "failures": failures}
+
+
+# --- whole evaluation --------------------------------------------------------
+
+
+@dataclass
+class EvalOptions:
+    datasets: tuple[str, ...] = DATASETS
+    configs: tuple[str, ...] | None = None  # None: every applicable configuration
+    quick: bool = False
+    sweep: bool = True
+    progress: bool = False
+    xquad_source: Path | None = None
+    xquad_workdir: Path | None = None
+    xquad_index: Path | None = None
+    questions_de: Path | None = None
+    seeds_index: Path | None = None
+
+
+def _wants(options: EvalOptions, config: str) -> bool:
+    return options.configs is None or config in options.configs
+
+
+def _run_modes(retriever: RecordingRetriever, questions: Sequence[EvalQuestion], options: EvalOptions,
+               label: str) -> dict[str, RunResult]:
+    """``dense``/``bm25``/``hybrid`` runs (those wanted), in that order.
+
+    ``hybrid`` runs first and records both candidate lists. A full run times
+    ``dense`` and ``bm25`` afresh; a quick run replays them from the recording
+    (each question is embedded once; their latency is then not measured).
+    """
+    runs = {}
+    for mode in ("hybrid", "dense", "bm25"):
+        if _wants(options, mode):
+            replay = options.quick and mode != "hybrid"
+            with retriever.configured(replay=replay):
+                run = run_retrieval(retriever, questions, mode, progress=options.progress, desc=f"{label} {mode}")
+            runs[mode] = RunResult(run.ranked, [] if replay else run.latencies, run.passages)
+    return {mode: runs[mode] for mode in ("dense", "bm25", "hybrid") if mode in runs}
+
+
+def _retriever(index_dir: Path, settings: Settings, articles_dir: Path, log: Callable[[str], None],
+               progress: bool, embedder=None) -> Retriever:
+    """Build (or update) the index of ``articles_dir`` at ``index_dir`` and open a warmed-up retriever on it."""
+    from rag.embedding import make_embedder
+    from rag.index import build_index, load_index
+
+    local = settings.model_copy(update={"index_dir": Path(index_dir)})
+    embedder = embedder or make_embedder(local)
+    report = build_index(articles_dir, local, embedder, progress=progress, log=log)
+    if not report.up_to_date:
+        log(f"Indexed {report.articles} articles into {report.chunks} passages at {index_dir} ({report.seconds:.0f} s).")
+    retriever = Retriever(load_index(Path(index_dir), embedder.model_id), embedder, local)
+    retriever.warm_up()
+    return retriever
+
+
+def _seeds_retriever(settings: Settings, options: EvalOptions, gold: set[str], log, progress, embedder=None) -> Retriever:
+    """The seeds index (``settings.index_dir`` unless told otherwise), built or updated only if it holds the seeds."""
+    from rag.corpus import load_folder
+    from rag.embedding import make_embedder
+    from rag.index import load_index
+
+    path = Path(options.seeds_index or settings.index_dir)
+    seeds = Path(settings.seeds_dir)
+    seed_ids = {a.doc_id for a in load_folder(seeds, settings.max_article_bytes)[0]}
+    params = path / "params.json"
+    if params.exists():
+        try:
+            corpus = set(json.loads(params.read_text(encoding="utf-8")).get("corpus", {}))
+        except (OSError, json.JSONDecodeError):
+            corpus = set()
+        if corpus and corpus != seed_ids:
+            embedder = embedder or make_embedder(settings)
+            retriever = Retriever(load_index(path, embedder.model_id), embedder, settings.model_copy(update={"index_dir": path}))
+            missing = gold - set(retriever.index.articles)
+            if missing:
+                raise RagError(f"The index at {path} does not hold the seed articles the eval set asks about "
+                               f"({len(missing)} missing); run `rag index` on seeds/ or pass another index.")
+            retriever.warm_up()
+            return retriever
+    return _retriever(path, settings, seeds, log, progress, embedder)
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=project_root(), capture_output=True,
+                             text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=project_root(),
+                               capture_output=True, text=True, timeout=5)
+        return (out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")) or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _settings_summary(settings: Settings) -> dict:
+    keys = ("embedder", "chunk_tokens", "chunk_overlap", "top_k", "candidates", "dense_weight",
+            "same_article_penalty", "reranker", "rerank_top", "threads")
+    return {k: getattr(settings, k) for k in keys}
+
+
+def _xquad_paths(options: EvalOptions) -> tuple[Path, Path, Path]:
+    """(paragraph folder, question file, index folder), preparing the files from the XQuAD JSON."""
+    from rag.xquad import default_workdir, load_xquad, prepare
+
+    workdir = Path(options.xquad_workdir or default_workdir())
+    prepared = prepare(options.xquad_source, workdir)
+    if not options.quick:
+        return prepared.paragraph_dir, prepared.questions, Path(options.xquad_index or project_root() / "index" / "xquad-de")
+    paragraphs, questions = load_xquad(options.xquad_source)
+    keep = {p.doc_id for p in paragraphs if p.article in QUICK_ARTICLES}
+    quick = workdir / "quick"
+    folder = quick / "paragraphs"
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.txt"):
+        if stale.stem not in keep:
+            stale.unlink()
+    for p in paragraphs:
+        if p.doc_id in keep:
+            target = folder / f"{p.doc_id}.txt"
+            if not target.exists() or target.read_text(encoding="utf-8") != p.text + "\n":
+                target.write_text(p.text + "\n", encoding="utf-8")
+    lines = [json.dumps(asdict(q), ensure_ascii=False) + "\n" for q in questions if q.gold_docs[0] in keep]
+    (quick / "questions.jsonl").write_text("".join(lines), encoding="utf-8")
+    index = Path(options.xquad_index or project_root() / "index" / "xquad-de-quick")
+    return folder, quick / "questions.jsonl", index
+
+
+def evaluate_xquad(settings: Settings, options: EvalOptions, log: Callable[[str], None] = lambda m: None,
+                   embedder=None) -> dict:
+    """Retrieval configurations on XQuAD-de, with tune / held-out / all tables, sweep and misses."""
+    folder, question_file, index_dir = _xquad_paths(options)
+    questions = load_xquad_questions(question_file)
+    base = _retriever(index_dir, settings, folder, log, options.progress, embedder)
+    retriever = RecordingRetriever(base)
+    configs, notes, samples = {}, [], {}
+    splits = ("all", "tune", "heldout")
+    runs = _run_modes(retriever, questions, options, "xquad")
+    for mode, run in runs.items():
+        configs[mode] = {**score_splits(questions, run.ranked, splits), "latency": latency_summary(run.latencies)}
+        samples[mode] = run.latencies
+    if _wants(options, "rrf"):
+        with retriever.configured(replay=True, fusion=rrf_fuse, dense_weight=0.5):
+            run = run_retrieval(retriever, questions, "hybrid", progress=options.progress, desc="xquad rrf")
+        configs["rrf"] = {**score_splits(questions, run.ranked, splits), "latency": latency_summary([]),
+                          "note": f"reciprocal-rank fusion, k={RRF_K}, equal weights, same candidates"}
+    if _wants(options, "hybrid+rerank"):
+        if settings.reranker:
+            reranking = Retriever(base.index, base.embedder, base.settings)
+            reranking.warm_up()
+            run = run_retrieval(reranking, questions, "hybrid", progress=options.progress, desc="xquad rerank")
+            configs["hybrid+rerank"] = {**score_splits(questions, run.ranked, splits), "latency": latency_summary(run.latencies)}
+            samples["hybrid+rerank"] = run.latencies
+        else:
+            notes.append("hybrid+rerank skipped: no reranker configured (settings.reranker).")
+    result = {"index": str(index_dir), "paragraphs": len(base.index.articles), "passages": len(base.index.chunks),
+              "questions": len(questions), "splits": {s: sum(1 for q in questions if s == "all" or q.split == s) for s in splits},
+              "configs": configs, "notes": notes, "_samples": samples}
+    if "hybrid" in runs:
+        ranks = gold_ranks(questions, runs["hybrid"].ranked)
+        by_id = {q.id: q for q in questions}
+        result["misses"] = [{"id": qid, "split": by_id[qid].split, "question": by_id[qid].question,
+                             "gold": by_id[qid].gold_docs[0], "rank": rank, "top": runs["hybrid"].ranked[qid][:3]}
+                            for qid, rank in ranks.items() if rank != 1]
+    if options.sweep and not options.quick and _wants(options, "hybrid"):
+        swept = sweep(retriever, questions, progress=options.progress)
+        swept.pop("tuned_ranked")
+        result["sweep"] = swept
+        if swept["changed"]:
+            configs["hybrid (tuned)"] = {**swept["tuned"], "latency": latency_summary([]),
+                                         "note": "values chosen on the tuning half: " + ", ".join(
+                                             f"{k}={v}" for k, v in swept["changed"].items())}
+    return result
+
+
+def evaluate_questions_de(settings: Settings, options: EvalOptions, log: Callable[[str], None] = lambda m: None,
+                          embedder=None) -> dict:
+    """Retrieval configurations and answerers on the German eval set over the seeds."""
+    questions = load_questions_de(options.questions_de)
+    gold = {d for q in questions for d in q.gold_docs}
+    base = _seeds_retriever(settings, options, gold, log, options.progress, embedder)
+    missing = gold - set(base.index.articles)
+    if missing:
+        raise RagError(f"The seeds index lacks {len(missing)} article(s) the eval set names: {sorted(missing)[:3]}.")
+    retriever = RecordingRetriever(base)
+    configs, notes, samples = {}, [], {}
+    answerable = [q for q in questions if q.answerable]
+    articles = {doc_id: a.text for doc_id, a in base.index.articles.items()}
+
+    def passage_scores(run: RunResult) -> dict:
+        return evidence_metrics([(run.passages.get(q.id, []), q.gold_docs, q.evidence) for q in answerable], articles)
+
+    for mode, run in _run_modes(retriever, questions, options, "questions_de").items():
+        scores = score_splits(questions, run.ranked)
+        scores["all"].update(passage_scores(run))
+        configs[mode] = {**scores, "latency": latency_summary(run.latencies), "by_type": _by_type(answerable, run.ranked)}
+        samples[mode] = run.latencies
+    if _wants(options, "rrf"):
+        with retriever.configured(replay=True, fusion=rrf_fuse, dense_weight=0.5):
+            run = run_retrieval(retriever, questions, "hybrid", progress=options.progress, desc="questions_de rrf")
+        scores = score_splits(questions, run.ranked)
+        scores["all"].update(passage_scores(run))
+        configs["rrf"] = {**scores, "latency": latency_summary([])}
+    if _wants(options, "hybrid+rerank"):
+        if settings.reranker:
+            reranking = Retriever(base.index, base.embedder, base.settings)
+            reranking.warm_up()
+            run = run_retrieval(reranking, questions, "hybrid", progress=options.progress, desc="questions_de rerank")
+            scores = score_splits(questions, run.ranked)
+            scores["all"].update(passage_scores(run))
+            configs["hybrid+rerank"] = {**scores, "latency": latency_summary(run.latencies)}
+            samples["hybrid+rerank"] = run.latencies
+        else:
+            notes.append("hybrid+rerank skipped: no reranker configured (settings.reranker).")
+    answer_configs = [c for c in ANSWER_CONFIGS if _wants(options, c)] if not options.quick else []
+    if options.quick:
+        notes.append("Quick run: answerers not run (retrieval only).")
+    answers = {}
+    if answer_configs:
+        answerers, answer_notes = discover_answerers(base, settings, answer_configs, asked=options.configs is not None)
+        notes += answer_notes
+        for name, answer in answerers.items():
+            outcome = run_answerer(answer, questions, articles, progress=options.progress, desc=f"answer {name}")
+            answers[name] = {**outcome["metrics"], "latency": latency_summary(outcome["latencies"]),
+                             "stages": {stage: latency_summary(v) for stage, v in outcome["stages"].items()},
+                             "retrieval": score_splits(questions, outcome["ranked"])["all"],
+                             "failures": outcome["failures"][:20]}
+            for stage, values in outcome["stages"].items():
+                samples[f"{name}:{stage}"] = values
+    return {"index": str(base.index.path), "articles": len(base.index.articles), "passages": len(base.index.chunks),
+            "questions": len(questions), "answerable": len(answerable), "configs": configs, "answers": answers,
+            "notes": notes, "_samples": samples}
+
+
+def _by_type(questions: Sequence[EvalQuestion], ranked: Mapping[str, Sequence[str]]) -> dict:
+    out = {}
+    for kind in sorted({q.type for q in questions}):
+        subset = [q for q in questions if q.type == kind]
+        scores = retrieval_metrics({q.id: q.gold_docs for q in subset}, ranked, ("recall@5", "hit_rate@5", "mrr@10"))
+        out[kind] = {**scores, "questions": len(subset)}
+    return out
+
+
+def run_evaluation(settings: Settings, options: EvalOptions, log: Callable[[str], None] = lambda m: None,
+                   embedder=None) -> dict:
+    """Every requested dataset; the result is what ``report.write_report`` and ``flatten`` read."""
+    started = time.perf_counter()
+    unknown = set(options.configs or ()) - set(ALL_CONFIGS)
+    if unknown:
+        raise RagError(f"Unknown configuration(s) {', '.join(sorted(unknown))}; choose from {', '.join(ALL_CONFIGS)}.")
+    result = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "commit": _git_commit(), "quick": options.quick,
+              "machine": {"python": platform.python_version(), "cpus": _cpus()},
+              "settings": _settings_summary(settings), "datasets": {}}
+    if "xquad" in options.datasets:
+        result["datasets"]["xquad"] = evaluate_xquad(settings, options, log, embedder)
+    if "questions_de" in options.datasets:
+        result["datasets"]["questions_de"] = evaluate_questions_de(settings, options, log, embedder)
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    result["flat"] = flatten(result)
+    return result
+
+
+def _cpus() -> int | None:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+# --- regression guard --------------------------------------------------------
+
+
+def flatten(result: Mapping) -> dict[str, float]:
+    """Guarded metrics as ``dataset/split/config/metric`` (answerers: ``questions_de/answer/<name>/<metric>``)."""
+    flat = {}
+    for dataset, data in result.get("datasets", {}).items():
+        for config, rows in data.get("configs", {}).items():
+            for split, scores in rows.items():
+                if isinstance(scores, dict) and split not in ("latency", "by_type"):
+                    for metric, value in scores.items():
+                        if metric in GUARDED and value is not None:
+                            flat[f"{dataset}/{split}/{config}/{metric}"] = round(float(value), 4)
+        for name, scores in data.get("answers", {}).items():
+            for metric, value in scores.items():
+                if metric in GUARDED and value is not None:
+                    flat[f"{dataset}/answer/{name}/{metric}"] = round(float(value), 4)
+    return flat
+
+
+@dataclass
+class CheckResult:
+    regressions: list[str]
+    compared: int
+    missing: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.regressions
+
+
+def check_against_baseline(flat: Mapping[str, float], baseline: Mapping[str, float],
+                           tolerance: float = TOLERANCE) -> CheckResult:
+    """Every baseline metric that this run measured must be at least ``baseline − tolerance``."""
+    regressions, missing, compared = [], [], 0
+    for key, expected in sorted(baseline.items()):
+        if key not in flat:
+            missing.append(key)
+            continue
+        compared += 1
+        if flat[key] < expected - tolerance - 1e-9:
+            regressions.append(f"{key}: {flat[key]:.4f} < baseline {expected:.4f} − {tolerance:.2f}")
+    return CheckResult(regressions, compared, missing)
+
+
+def baseline_path() -> Path:
+    return eval_dir() / "baseline.json"
+
+
+def read_baseline(path: Path | None = None) -> dict:
+    path = Path(path or baseline_path())
+    if not path.exists():
+        raise RagError(f"There is no baseline at {path}; write one with `rag eval --update-baseline`.")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        raise RagError(f"The baseline {path} is not valid JSON.") from None
+
+
+def update_baseline(result: Mapping, path: Path | None = None) -> Path:
+    """Store this run's guarded metrics under ``quick`` or ``full`` (the other entry is kept)."""
+    path = Path(path or baseline_path())
+    data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    key = "quick" if result.get("quick") else "full"
+    data["tolerance"] = TOLERANCE
+    data[key] = {"created": result.get("created"), "commit": result.get("commit"), "metrics": result["flat"]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,271 @@
+"""HTML for the chat: answers with linked ``[n]`` markers, source cards with the quoted sentence highlighted.
+
+Everything that comes from an article or a user goes through ``escape``: HTML
+special characters and the characters Markdown, tables and LaTeX react to
+become character references, so an article containing ``<script>``, a
+Markdown link or ``$$`` shows exactly as written, whatever renderer (Markdown
+on or off) displays the result. Only the tags built here are markup.
+
+The functions are pure (data in, string out) so they are tested without a browser.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
+
+from rag.schema import Answer, Citation, Retrieved
+
+MONTHS = ["Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September", "Oktober", "November",
+          "Dezember"]
+_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;",
+            **{c: f"&#{ord(c)};" for c in "[]()*_`#|~\\!$:{}+^=@"}}
+_MARKER = re.compile(r"\[(\d{1,3})\]")
+CONTEXT_CHARS = 180
+
+
+def escape(text: object) -> str:
+    """Text → HTML that renders as exactly this text (no tags, no Markdown, no links, no LaTeX)."""
+    return "".join(_ESCAPES.get(c, c) for c in ("" if text is None else str(text)))
+
+
+def escape_multiline(text: object) -> str:
+    return "<br>".join(escape(line) for line in str(text or "").split("\n"))
+
+
+def format_date(value: str | None) -> str:
+    """``2026-01-28`` → ``28.01.2026``; ``2025-07`` → ``Juli 2025``; None → ``ohne Datum``."""
+    if not value:
+        return "ohne Datum"
+    parts = str(value).split("-")
+    if len(parts) == 3 and all(p.isdigit() for p in parts):
+        return f"{parts[2]}.{parts[1]}.{parts[0]}"
+    if len(parts) == 2 and parts[1].isdigit() and 1 <= int(parts[1]) <= 12:
+        return f"{MONTHS[int(parts[1]) - 1]} {parts[0]}"
+    return str(value)
+
+
+def date_html(value: str | None, inferred: bool) -> str:
+    text = f'<span class="rag-date">{escape(format_date(value))}</span>'
+    if value and inferred:
+        text += (' <span class="rag-inferred" title="Das Datum steht nicht im Artikel; es wurde aus dem Inhalt '
+                 'erschlossen.">erschlossen</span>')
+    return text
+
+
+def format_score(score: float | None) -> str:
+    return "–" if score is None else f"{score:.2f}".replace(".", ",")
+
+
+def anchor(uid: str, n: int) -> str:
+    """The HTML id of source card ``n`` of the answer ``uid`` (ids stay unique across a whole conversation)."""
+    return f"{re.sub(r'[^A-Za-z0-9_-]', '', uid)}-q{n}"
+
+
+_ITEM_LEAD = re.compile(r"^(\d{1,2}\.\d{1,2}\.\d{4}|[A-ZÄÖÜ][a-zäöü]+ \d{4}|\d{4}(?:-\d{2}){0,2}|ohne Datum)"
+                        r"((?: \(Datum erschlossen\))?:) ")
+
+
+def answer_text(text: str, numbers: Iterable[int], uid: str) -> str:
+    """The answer as HTML: lines starting with ``- `` (a timeline) become a list with their date in bold."""
+    blocks, items = [], []
+    for line in text.split("\n"):
+        if line.startswith("- "):
+            item = line[2:]
+            lead = _ITEM_LEAD.match(item)
+            if lead:
+                items.append(f"<b>{escape(lead.group(1))}</b>{escape(lead.group(2))} "
+                             f"{link_markers(item[lead.end():], numbers, uid)}")
+            else:
+                items.append(link_markers(item, numbers, uid))
+            continue
+        if items:
+            blocks.append("<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>")
+            items = []
+        blocks.append(link_markers(line, numbers, uid))
+    if items:
+        blocks.append("<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>")
+    return "<br>".join(b for b in blocks if b).replace("<br><ul>", "<ul>").replace("</ul><br>", "</ul>")
+
+
+def link_markers(text: str, numbers: Iterable[int], uid: str) -> str:
+    """Escape ``text`` and turn each ``[n]`` that has a source card into a link to it; others stay plain text."""
+    known = set(numbers)
+    out, last = [], 0
+    for match in _MARKER.finditer(text):
+        n = int(match.group(1))
+        if n not in known:
+            continue
+        out.append(escape_multiline(text[last:match.start()]))
+        out.append(f'<a class="rag-cite" href="#{anchor(uid, n)}" title="Quelle {n} anzeigen">&#91;{n}&#93;</a>')
+        last = match.end()
+    out.append(escape_multiline(text[last:]))
+    return "".join(out)
+
+
+def _cut_left(text: str, limit: int) -> str:
+    """The end of ``text``, at most ``limit`` characters, starting at a sentence or word boundary."""
+    if len(text) <= limit:
+        return text
+    tail = text[-limit:]
+    sentence = re.search(r"[.!?…]\s+(?=\S)", tail)
+    if sentence and sentence.end() < len(tail) - 20:
+        return tail[sentence.end():]
+    space = tail.find(" ")
+    return "… " + (tail[space + 1:] if space >= 0 else tail)
+
+
+def _cut_right(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    ends = [m.end() for m in re.finditer(r"[.!?…](?=\s)", head)]
+    if ends and ends[-1] > 20:
+        return head[:ends[-1]]
+    space = head.rfind(" ")
+    return (head[:space] if space > 0 else head) + " …"
+
+
+def highlight(text: str, start: int, end: int, context: int = CONTEXT_CHARS) -> str:
+    """The quote ``text[start:end]`` in ``<mark>``, with up to ``context`` characters of its passage either side."""
+    start, end = max(0, min(start, len(text))), max(0, min(end, len(text)))
+    if end < start:
+        start, end = end, start
+    paragraph_start = text.rfind("\n", 0, start) + 1
+    paragraph_end = text.find("\n", end)
+    paragraph_end = len(text) if paragraph_end < 0 else paragraph_end
+    before = _cut_left(text[paragraph_start:start], context)
+    after = _cut_right(text[end:paragraph_end], context)
+    return f"{escape_multiline(before)}<mark>{escape_multiline(text[start:end])}</mark>{escape_multiline(after)}"
+
+
+@dataclass(frozen=True)
+class SourceText:
+    """What a card needs of an article besides the citation: its stored text (offsets point into it)."""
+
+    title: str
+    text: str
+    date: str | None = None
+    date_inferred: bool = False
+
+
+def _quote_span(citation: Citation, text: str | None) -> tuple[str, int, int]:
+    """The text to show around the quote and the quote's span in it; falls back to the quote alone."""
+    if text is not None and 0 <= citation.start <= citation.end <= len(text) \
+            and text[citation.start:citation.end] == citation.quote:
+        return text, citation.start, citation.end
+    if text is not None and citation.quote and citation.quote in text:
+        at = text.index(citation.quote)
+        return text, at, at + len(citation.quote)
+    return citation.quote, 0, len(citation.quote)
+
+
+def source_card(citation: Citation, uid: str, article: SourceText | None = None) -> str:
+    """One card: number, title, date (marked when inferred), article id, score, the passage with the quote marked."""
+    text, start, end = _quote_span(citation, article.text if article else None)
+    title = citation.title or (article.title if article else "") or citation.doc_id
+    return (
+        f'<div class="rag-card" id="{anchor(uid, citation.n)}">'
+        f'<div class="rag-card-head"><span class="rag-n">{citation.n}</span>'
+        f'<span class="rag-title">{escape(title)}</span></div>'
+        f'<div class="rag-meta">{date_html(citation.date, citation.date_inferred)}'
+        f' · <span class="rag-doc">{escape(citation.doc_id)}</span>'
+        f' · <span class="rag-score" title="Wie gut der Satz zur Frage passt">Score {format_score(citation.score)}</span></div>'
+        f'<div class="rag-passage">{highlight(text, start, end)}</div>'
+        f"</div>"
+    )
+
+
+def _overlaps(item: Retrieved, citations: Sequence[Citation]) -> bool:
+    return any(c.doc_id == item.doc_id and (item.start < c.end and c.start < item.end or item.start == item.end == 0)
+               for c in citations)
+
+
+def uncited_list(answer: Answer, articles: Mapping[str, SourceText], limit: int = 10) -> str:
+    """The retrieved passages no citation points into, collapsed under a summary line."""
+    rest = [r for r in answer.retrieved if not _overlaps(r, answer.citations)][:limit]
+    if not rest:
+        return ""
+    items = []
+    for item in rest:
+        article = articles.get(item.doc_id)
+        title = article.title if article else item.doc_id
+        date = date_html(article.date, article.date_inferred) if article else ""
+        snippet = _cut_right(" ".join(item.text.split()), 280)
+        items.append(f'<li><div class="rag-meta"><span class="rag-title">{escape(title)}</span> · {date}'
+                     f' · <span class="rag-score">Score {format_score(item.score)}</span></div>'
+                     f'<div class="rag-passage">{escape(snippet)}</div></li>')
+    return (f'<details class="rag-uncited"><summary>Weitere gefundene, nicht zitierte Passagen ({len(rest)})</summary>'
+            f'<ol>{"".join(items)}</ol></details>')
+
+
+def rewrite_note(original: str, standalone: str, method: str = "rules") -> str:
+    how = "vom Sprachmodell" if method == "llm" else "aus dem Gesprächsverlauf"
+    return (f'<div class="rag-rewrite" title="Die Folgefrage wurde {how} zu einer eigenständigen Frage ergänzt.">'
+            f'Verstanden als: <q>{escape(standalone)}</q></div>')
+
+
+def answer_html(
+    answer: Answer | None,
+    uid: str,
+    articles: Mapping[str, SourceText] | None = None,
+    *,
+    text: str | None = None,
+    rewrite: tuple[str, str, str] | None = None,
+    show_uncited: bool = False,
+    status: str | None = None,
+    note: str | None = None,
+) -> str:
+    """One assistant message: the rewrite (if any), the answer with linked markers, a status line while more is
+    coming, and one card per citation. ``text`` overrides the answer text (a generated answer as it streams)."""
+    articles = articles or {}
+    parts = ['<div class="rag-answer">']
+    if rewrite:
+        parts.append(rewrite_note(*rewrite))
+    body = text if text is not None else (answer.answer if answer else None)
+    citations = answer.citations if answer else []
+    if body:
+        css = "rag-text rag-abstained" if answer is not None and answer.abstained and text is None else "rag-text"
+        parts.append(f'<div class="{css}">{answer_text(body, [c.n for c in citations], uid)}</div>')
+    if status:
+        parts.append(f'<div class="rag-status"><span class="rag-spinner"></span>{escape(status)}</div>')
+    if note:
+        parts.append(f'<div class="rag-note">{escape(note)}</div>')
+    if citations:
+        label = "Nächstliegende Passagen" if answer is not None and answer.abstained else "Quellen"
+        parts.append(f'<div class="rag-sources"><div class="rag-sources-label">{label}</div>')
+        parts.extend(source_card(c, uid, articles.get(c.doc_id)) for c in citations)
+        parts.append("</div>")
+    if show_uncited and answer is not None:
+        parts.append(uncited_list(answer, articles))
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def user_html(question: str) -> str:
+    return f'<div class="rag-question">{escape_multiline(question)}</div>'
+
+
+def error_html(message: str) -> str:
+    return f'<div class="rag-answer"><div class="rag-error">{escape(message)}</div></div>'
+
+
+def status_html(articles: int, passages: int, embedder: str, answerer: str, uploads: int = 0) -> str:
+    """The line that says what the app has loaded."""
+    extra = f" (davon {uploads} hochgeladen)" if uploads else ""
+    return (f'<div class="rag-loaded"><b>{articles}</b> Artikel{escape(extra)} · <b>{passages}</b> Passagen · '
+            f'Embedding: <code>{escape(embedder)}</code> · Antwort: {escape(answerer)}</div>')
+
+
+def article_list_html(articles: Sequence[SourceText | object], ids: Sequence[str], uploaded: Iterable[str] = ()) -> str:
+    """The loaded articles, newest first, uploaded ones marked."""
+    uploaded = set(uploaded)
+    rows = sorted(zip(ids, articles), key=lambda pair: (getattr(pair[1], "date", None) or "", pair[0]), reverse=True)
+    items = []
+    for doc_id, article in rows:
+        mark = ' <span class="rag-uploaded">hochgeladen</span>' if doc_id in uploaded else ""
+        items.append(f'<li><span class="rag-title">{escape(getattr(article, "title", doc_id))}</span>{mark}'
+                     f'<div class="rag-meta">{date_html(getattr(article, "date", None), getattr(article, "date_inferred", False))}'
+                     f' · <span class="rag-doc">{escape(doc_id)}</span></div></li>')
+    return f'<ul class="rag-articles">{"".join(items)}</ul>'

