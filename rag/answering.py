@@ -186,10 +186,10 @@ def compound_credit(term: str, token: str) -> float:
     share a stem, 0.3 when one is only the other's modifier ("Quartal" in "Quartalsgewinn")."""
     if token == term + "s" or term == token + "s":
         return 0.9  # the genitive of a name: "Metas" for "Meta"
-    if len(term) < 5 or len(token) < 5:
-        return 0.0  # "rund" is no part of "gegründet"
-    if token.endswith(term) or term.endswith(token) or _shared_stem(token, term):
-        return 0.7
+    if len(term) < 4 or len(token) < 4:
+        return 0.0
+    if token.endswith(term) or (len(token) >= 5 and term.endswith(token)) or _shared_stem(token, term):
+        return 0.7  # a head of four letters is too often a mere ending: "rund" is no part of "gegründet"
     return 0.3 if term in token or token in term else 0.0
 
 
@@ -392,6 +392,7 @@ class Weights:
     question: float = 0.5
     recency: float = 0.3
     outside_passage: float = 0.5
+    unknown: float = 0.5
 
 
 @dataclass
@@ -416,11 +417,8 @@ class Selection:
     candidates: list[Candidate]
     chosen: list[Candidate]
     abstained: bool
+    support: float = 0.0
     reasons: list[str] = field(default_factory=list)
-
-    @property
-    def support(self) -> float:
-        return self.candidates[0].support if self.candidates else 0.0
 
 
 def calibrate_threshold(supports: Sequence[float], answerable: Sequence[bool], max_false_abstention: float = 0.1) -> float:
@@ -671,9 +669,9 @@ class ExtractiveAnswerer:
         passages = self.settings.answer_passages * (2 if profile.timeline else 1)
         ranked = self.score(profile, self.candidates(hits, passages), passages)
         threshold, limit = self.settings.abstain_below, self.settings.answer_max_sentences
-        reasons = self.gaps(profile, ranked)
+        reasons, support = self.gaps(profile, ranked), self.support(profile, ranked)
         if reasons:
-            return Selection(profile, ranked, [], True, reasons)
+            return Selection(profile, ranked, [], True, support, reasons)
         best = ranked[0]
         floor = self.settings.answer_timeline_ratio * best.score
         eligible = [c for c in ranked if c.support >= threshold and c.score >= floor]
@@ -698,26 +696,34 @@ class ExtractiveAnswerer:
             if (candidate.score >= self.settings.answer_extra_ratio * best.score
                     and candidate.parts["time"] >= best.parts["time"] and self._adds(candidate, chosen, profile)):
                 chosen.append(candidate)
-        return Selection(profile, ranked, chosen, False)
+        return Selection(profile, ranked, chosen, False, support)
 
     def gaps(self, profile: QuestionProfile, ranked: list[Candidate]) -> list[str]:
-        """Why the articles cannot answer, if they cannot: a name or figure of the question that the index never
-        uses, a year none of the candidate sentences speaks about, or too little support for the best sentence."""
+        """Why the articles cannot answer, if they cannot: a figure, or a name in an English question, that the
+        index never uses; a year none of the candidate sentences speaks about; or too little support, where
+        German nouns the index never uses count against it (they may be paraphrases, so they only weigh)."""
         reasons = []
         unknown = [term for term, forms in profile.terms if term in profile.named and not self.known(forms)]
-        if unknown:
-            words = [w for w in re.findall(r"[\w-]+", profile.text) if set(tokenize(w)) & set(unknown)]
-            reasons.append(f"the articles never mention {', '.join(words or unknown)}")
+        words = {term: [w for w in re.findall(r"[\w-]+", profile.text) if term in tokenize(w)] for term in unknown}
+        decisive = [term for term in unknown if term[:1].isdigit() or profile.english]
+        if decisive:
+            reasons.append(f"the articles never mention {', '.join(w for t in decisive for w in words[t] or [t])}")
         spoken = set()
         for candidate in ranked:
             if candidate.facts.time_source != "article":
                 spoken |= candidate.facts.years | candidate.facts.earlier()[0]
         if profile.years and not profile.years & spoken:
             reasons.append(f"no sentence speaks about {', '.join(map(str, sorted(profile.years)))}")
-        if not ranked or ranked[0].support < self.settings.abstain_below:
-            best = ranked[0].support if ranked else 0.0
-            reasons.append(f"the best sentence's support {best:.2f} is below {self.settings.abstain_below}")
+        support = self.support(profile, ranked)
+        if support < self.settings.abstain_below:
+            reasons.append(f"the best sentence's support {support:.2f} is below {self.settings.abstain_below}")
         return reasons
+
+    def support(self, profile: QuestionProfile, ranked: list[Candidate]) -> float:
+        """The best sentence's support, less ``Weights.unknown`` for each name or noun of the question that the
+        index never uses ("Wie viel Strom …")."""
+        unknown = sum(1 for term, forms in profile.terms if term in profile.named and not self.known(forms))
+        return (ranked[0].support if ranked else 0.0) - self.weights.unknown * unknown
 
     def run(self, question: str, id: str | None = None, hits: Sequence[Hit] | None = None) -> Answer:
         """The cited answer to ``question``; ``hits`` reuses a retrieval already done."""

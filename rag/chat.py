@@ -214,7 +214,7 @@ class ChatEngine:
         """Answer the example questions once (in the background after start) so first answers are fast."""
         for question in questions:
             try:
-                self.answer(question)
+                self.extractive(question)
             except Exception:  # warming is best effort
                 log.debug("warm-up question failed", exc_info=True)
 

@@ -123,11 +123,11 @@ class ChunkStore(SequenceABC):
             raise _damaged(self._where, f"chunk row {i} is unreadable") from None
 
     def __getitem__(self, i):
+        if i.__class__ is slice:
+            return [self[j] for j in range(*i.indices(len(self)))]
         chunk = self._cache.get(i)  # the hot path: a row asked for before
         if chunk is not None:
             return chunk
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
         i = operator.index(i)
         size = len(self._rows.offsets) - 1
         if i < 0:
@@ -534,6 +534,7 @@ def write_index(path: Path, params: dict, articles: list[Article], chunks: list[
         tokens = TokenTable.from_tokens(tokenize(c.indexed_text) for c in chunks)
     params = dict(params)
     params.setdefault("dense", {"type": "flat"})
+    params.setdefault("articles_digest", articles_digest(articles))
     hashes = np.array([c.text_hash.encode() for c in chunks], dtype="S16")
     _swap_in(Path(path), params, lambda tmp: _write_folder(tmp, params, parts, None, dense, tokens, hashes))
 
@@ -566,9 +567,19 @@ def _embed_texts(texts: list[str], embedder: Embedder, progress: bool) -> np.nda
     return out
 
 
-def _is_up_to_date(previous: Index, corpus: dict, settings: Settings) -> bool:
+def articles_digest(articles: Iterable[Article]) -> str:
+    """One hash of every article's id, text hash, title, date and source: any change to what is stored."""
+    digest = hashlib.sha256()
+    for a in articles:
+        digest.update(json.dumps([a.doc_id, a.sha256, a.title, a.date, a.date_inferred, a.source], ensure_ascii=False).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def _is_up_to_date(previous: Index, corpus: dict, digest: str, settings: Settings) -> bool:
     params = previous.params
-    return (params["corpus"] == corpus and params["chunking"] == chunking_params(settings)
+    return (params["corpus"] == corpus and params.get("articles_digest") == digest
+            and params["chunking"] == chunking_params(settings)
             and params.get("bm25") == BM25_PARAMS
             and params.get("dense", {"type": "flat"})["type"] == dense_kind(previous.dense.ntotal, settings))
 
@@ -598,7 +609,8 @@ def build_index(folder: Path | Sequence[Path], settings: Settings, embedder: Emb
         except RagError as err:
             log(f"The existing index is not reused: {err}")
     clock = lap("load_previous", clock)
-    if previous is not None and _is_up_to_date(previous, corpus, settings):
+    digest = articles_digest(articles)
+    if previous is not None and _is_up_to_date(previous, corpus, digest, settings):
         return BuildReport(str(path), len(articles), len(previous.chunks), 0, len(previous.chunks),
                            round(time.perf_counter() - started, 3), True, [s.reason for s in skipped],
                            dense=previous.params.get("dense", {"type": "flat"})["type"], timings=timings)
@@ -685,6 +697,7 @@ def build_index(folder: Path | Sequence[Path], settings: Settings, embedder: Emb
         "bm25": BM25_PARAMS,
         "dense": dense_info,
         "corpus": corpus,
+        "articles_digest": digest,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     _swap_in(path, params, lambda tmp: _write_folder(tmp, params, parts, previous, dense, tokens, hashes))

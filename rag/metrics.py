@@ -48,7 +48,7 @@ def retrieval_metrics(gold: Mapping[str, Sequence[str]], ranked: Mapping[str, Se
     for q in queries:
         docs = doc_ranking(ranked.get(q, ()))
         run_dict[q] = {d: float(len(docs) - i) for i, d in enumerate(docs)} or {_NONE: 0.0}
-    scores = evaluate(qrels, Run(run_dict), list(metrics), return_mean=not per_query, make_comparable=True)
+    scores = evaluate(qrels, Run(run_dict), list(metrics), return_mean=not per_query, make_comparable=True, threads=1)
     if len(metrics) == 1:
         scores = {metrics[0]: scores}
     if per_query:

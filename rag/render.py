@@ -220,7 +220,7 @@ def answer_html(
     """One assistant message: the rewrite (if any), the answer with linked markers, a status line while more is
     coming, and one card per citation. ``text`` overrides the answer text (a generated answer as it streams)."""
     articles = articles or {}
-    parts = ['<div class="rag-answer">']
+    parts = ['<div class="rag-answer rag-pending">' if status else '<div class="rag-answer">']
     if rewrite:
         parts.append(rewrite_note(*rewrite))
     body = text if text is not None else (answer.answer if answer else None)

@@ -49,19 +49,26 @@ def browser():
 def page(browser, app):
     context = browser.new_context(viewport={"width": 1360, "height": 980}, locale="de-DE")
     page = context.new_page()
+    outside = []
+    page.on("request", lambda request: outside.append(request.url)
+            if not request.url.startswith(("http://127.0.0.1", "data:", "blob:")) else None)
     page.goto(app.url)
     page.wait_for_selector(".rag-loaded b", timeout=30_000)  # the status line: what is loaded
     yield page
     context.close()
+    assert outside == [], f"the page asked the internet for {outside}"  # offline: no web fonts, no CDNs
+
+
+FINISHED = "#rag-chat .rag-answer:not(.rag-pending)"
 
 
 def ask(page, question: str) -> float:
-    """Type a question, press Enter, return seconds until the answer's first source card is visible."""
-    before = page.locator("#rag-chat .rag-sources").count()
+    """Type a question, press Enter, return seconds until the finished answer (with its source cards) is visible."""
+    before = page.locator(FINISHED).count()
     page.fill(QUESTION, question)
     started = time.perf_counter()
     page.press(QUESTION, "Enter")
-    page.wait_for_function(f"document.querySelectorAll('#rag-chat .rag-sources').length > {before}", timeout=30_000)
+    page.wait_for_function(f"document.querySelectorAll('{FINISHED}').length > {before}", timeout=30_000)
     return time.perf_counter() - started
 
 

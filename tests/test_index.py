@@ -122,3 +122,213 @@ def test_several_folders_make_one_index(seeds_copy, tmp_path, settings_for, fake
     assert report.articles == 6 and "extra" in index.articles
     assert index.articles["002_ce2073f525773260"].text == "Ersetzte Fassung von 002."
     assert any("replaces" in m for m in messages)
+
+
+# --- issue 7: index choice by size, incremental updates, lazy loading, fast verification ---------------------------
+
+import math  # noqa: E402
+
+import faiss  # noqa: E402
+
+from rag.settings import Settings  # noqa: E402
+from rag.index import (ARTICLE_OFFSETS, CHUNK_HASHES, CHUNK_OFFSETS, ann_recall, build_dense,  # noqa: E402
+                       verify_files)
+
+
+def clustered(n, dim=32, topics=50, noise=0.35, seed=0, topic_seed=0):
+    """Unit vectors around ``topics`` random topic directions (like embeddings of news on a few subjects)."""
+    centres = np.random.default_rng(topic_seed).standard_normal((topics, dim)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    rng = np.random.default_rng(seed)
+    mix = centres[rng.integers(topics, size=n)] + 0.5 * centres[rng.integers(topics, size=n)]
+    vectors = mix + rng.standard_normal((n, dim)).astype(np.float32) * noise / math.sqrt(dim)
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+
+def exact_top(vectors, queries, k):
+    flat = faiss.IndexFlatIP(vectors.shape[1])
+    flat.add(vectors)
+    return flat.search(queries, k)[1]
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_above_the_threshold_an_approximate_index_is_chosen_and_its_recall_measured(settings_for, kind):
+    settings = settings_for(exact_max_passages=1000, ann_index=kind, ann_target_recall=0.95)
+    vectors = clustered(4000)
+    assert build_dense(vectors[:1000], 32, settings)[1] == {"type": "flat"}
+    dense, info = build_dense(vectors, 32, settings)
+    assert info["type"] == kind and info["tuned_recall_at_10"] >= 0.95
+    if kind == "ivf":
+        assert info["nlist"] == min(round(4 * math.sqrt(4000)), 4000 // 39) and 1 <= info["nprobe"] <= info["nlist"]
+        assert dense.nprobe == info["nprobe"]
+    queries = clustered(200, seed=1)  # unseen queries on the same topics
+    recall = ann_recall(dense, queries, exact_top(vectors, queries, 10), 10)
+    assert recall >= 0.9, f"recall@10 against exact search is {recall:.3f}"
+    np.testing.assert_allclose(dense.reconstruct_n(0, dense.ntotal), vectors, atol=1e-6)
+
+
+def test_ivf_index_in_a_real_build_is_recorded_loaded_and_updated_without_retraining(seeds_copy, settings_for,
+                                                                                     fake_embedder):
+    settings = settings_for(exact_max_passages=20)
+    first = build_index(seeds_copy, settings, fake_embedder)
+    index = load_index(settings.index_dir, fake_embedder.model_id)
+    assert first.dense == "ivf" and index.params["dense"]["type"] == "ivf"
+    assert isinstance(index.dense, faiss.IndexIVF) and index.dense.nprobe == index.params["dense"]["nprobe"]
+    for row, chunk in enumerate(index.chunks):
+        np.testing.assert_allclose(index.vectors()[row], fake_embedder.embed_passages([chunk.indexed_text])[0], rtol=1e-6)
+    (seeds_copy / "005_new.txt").write_text("Google plant 2026 neue Rechenzentren. Amazon auch.", encoding="utf-8")
+    second = build_index(seeds_copy, settings, fake_embedder)
+    params = load_index(settings.index_dir).params["dense"]
+    assert second.embedded == 1 and params["type"] == "ivf" and params["centroids_reused"]
+    assert build_index(seeds_copy, settings_for(exact_max_passages=20), fake_embedder).up_to_date
+    flat = build_index(seeds_copy, settings_for(), fake_embedder)  # a changed threshold changes the index type
+    assert not flat.up_to_date and flat.embedded == 0 and flat.dense == "flat"
+
+
+def chunk_vectors(index):
+    vectors = index.vectors()
+    return {c.chunk_id: (c.text, vectors[row]) for row, c in enumerate(index.chunks)}
+
+
+def test_deleted_article_leaves_both_indexes_and_the_other_ids_stay(seeds_copy, settings_for, fake_embedder, tmp_path):
+    settings = settings_for()
+    build_index(seeds_copy, settings, fake_embedder)
+    before = chunk_vectors(load_index(settings.index_dir))
+    victim = sorted(seeds_copy.glob("*.txt"))[1]
+    victim_text = victim.read_text(encoding="utf-8")
+    victim.unlink()
+    report = build_index(seeds_copy, settings, fake_embedder)
+    assert report.removed == 1 and report.embedded == 0
+    after = load_index(settings.index_dir, fake_embedder.model_id)
+    assert victim.stem not in after.articles and all(c.doc_id != victim.stem for c in after.chunks)
+    assert after.dense.ntotal == after.bm25.size == len(after.chunks) == len(before) - sum(
+        1 for chunk_id in before if chunk_id.startswith(victim.stem + "#"))
+    for chunk_id, (text, vector) in chunk_vectors(after).items():
+        assert before[chunk_id][0] == text, "a kept chunk keeps its id and text"
+        np.testing.assert_array_equal(before[chunk_id][1], vector)
+    rows, _ = after.bm25.search(victim_text[:400], 100)
+    assert all(after.chunks[int(r)].doc_id != victim.stem for r in rows)
+    # The updated index answers exactly like one built from scratch on the same folder.
+    scratch_settings = Settings(index_dir=tmp_path / "scratch", seeds_dir=seeds_copy)
+    build_index(seeds_copy, scratch_settings, fake_embedder)
+    scratch = load_index(scratch_settings.index_dir)
+    assert [c.chunk_id for c in scratch.chunks] == [c.chunk_id for c in after.chunks]
+    for query in ["Meta Rechenzentren Milliarden", "Umsatz Quartal", victim_text[:200]]:
+        a, b = after.bm25.search(query, 20), scratch.bm25.search(query, 20)
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_allclose(a[1], b[1], rtol=1e-6)
+
+
+def test_update_chunks_tokenises_and_embeds_only_the_new_article(seeds_copy, settings_for, fake_embedder, monkeypatch,
+                                                                 tmp_path):
+    import rag.index as index_module
+
+    settings = settings_for()
+    build_index(seeds_copy, settings, fake_embedder)
+    old_lines = (settings.index_dir / "articles.jsonl").read_text(encoding="utf-8").splitlines()
+    chunked, tokenised = [], []
+    real_chunk, real_tokenize = index_module.chunk_article, index_module.tokenize
+    monkeypatch.setattr(index_module, "chunk_article", lambda a, *args: chunked.append(a.doc_id) or real_chunk(a, *args))
+    monkeypatch.setattr(index_module, "tokenize", lambda text: tokenised.append(text) or real_tokenize(text))
+    (seeds_copy / "005_new.txt").write_text("Google plant 2026 neue Rechenzentren. Amazon auch.", encoding="utf-8")
+    fake_embedder.calls.clear()
+    report = build_index(seeds_copy, settings, fake_embedder)
+    assert chunked == ["005_new"] and len(tokenised) == 1 and report.embedded == 1
+    assert sum(len(c) for c in fake_embedder.calls) == 1
+    new_lines = (settings.index_dir / "articles.jsonl").read_text(encoding="utf-8").splitlines()
+    assert new_lines[:len(old_lines)] == old_lines, "unchanged article rows are kept byte for byte"
+    # Same files as a build from scratch (apart from the parameters' creation time).
+    monkeypatch.undo()
+    scratch = Settings(index_dir=tmp_path / "scratch", seeds_dir=seeds_copy)
+    build_index(seeds_copy, scratch, fake_embedder)
+    for name in ("articles.jsonl", "chunks.jsonl", CHUNK_OFFSETS, ARTICLE_OFFSETS, CHUNK_HASHES, "bm25/data.csc.index.npy"):
+        assert (settings.index_dir / name).read_bytes() == (scratch.index_dir / name).read_bytes(), name
+
+
+def test_changed_title_rechunks_only_that_article(seeds_copy, settings_for, fake_embedder):
+    settings = settings_for()
+    first = build_index(seeds_copy, settings, fake_embedder)
+    metadata = json.loads((seeds_copy / "metadata.json").read_text(encoding="utf-8"))
+    doc_id = next(iter(metadata))
+    metadata[doc_id]["title"] = "Ein ganz neuer Titel"
+    (seeds_copy / "metadata.json").write_text(json.dumps(metadata, ensure_ascii=False), encoding="utf-8")
+    report = build_index(seeds_copy, settings, fake_embedder)
+    index = load_index(settings.index_dir)
+    changed = [c for c in index.chunks if c.doc_id == doc_id]
+    assert all(c.context.startswith("Ein ganz neuer Titel") for c in changed)
+    assert report.reused == first.chunks - len(changed) and index.articles[doc_id].title == "Ein ganz neuer Titel"
+
+
+def test_index_without_the_new_side_files_still_loads_and_updates(seeds_copy, settings_for, fake_embedder):
+    """Indexes written before issue 7 had no offsets, hashes or token files."""
+    settings = settings_for()
+    build_index(seeds_copy, settings, fake_embedder)
+    path = settings.index_dir
+    params = json.loads((path / "params.json").read_text())
+    for name in (CHUNK_OFFSETS, ARTICLE_OFFSETS, CHUNK_HASHES, "articles.chunks.npy", "bm25/tokens.ids.npy",
+                 "bm25/tokens.offsets.npy"):
+        (path / name).unlink()
+        del params["files"][name]
+    del params["dense"]
+    (path / "params.json").write_text(json.dumps(params))
+    index = load_index(path, fake_embedder.model_id)
+    assert index.chunks[5].chunk_id.endswith("#5") or index.chunks[5].position >= 0
+    assert build_index(seeds_copy, settings, fake_embedder).up_to_date
+    (seeds_copy / "005_new.txt").write_text("Microsoft 2025.", encoding="utf-8")
+    report = build_index(seeds_copy, settings, fake_embedder)
+    assert report.embedded == 1 and report.reused == len(index.chunks)
+
+
+def test_lazy_rows_behave_like_a_list_and_a_dict(seeds_copy, settings_for, fake_embedder):
+    settings = settings_for()
+    build_index(seeds_copy, settings, fake_embedder)
+    index = load_index(settings.index_dir)
+    chunks = list(index.chunks)
+    assert len(chunks) == len(index.chunks) and index.chunks[-1] == chunks[-1] and index.chunks[2:5] == chunks[2:5]
+    assert [c.chunk_id for c in index.chunks] == [c.chunk_id for c in chunks]
+    with pytest.raises(IndexError):
+        index.chunks[len(chunks)]
+    assert sorted(index.articles) == sorted(p.stem for p in seeds_copy.glob("*.txt"))
+    assert dict(index.articles.items())[chunks[0].doc_id].doc_id == chunks[0].doc_id
+    assert "nope" not in index.articles and len(index.articles) == 5
+
+
+def test_big_files_are_checked_by_size_and_sample_at_load_and_fully_on_request(seeds_copy, settings_for, fake_embedder,
+                                                                                monkeypatch):
+    import rag.index as index_module
+
+    monkeypatch.setattr(index_module, "FULL_HASH_MAX_BYTES", 1000)
+    settings = settings_for()
+    build_index(seeds_copy, settings, fake_embedder)
+    path = settings.index_dir
+    params = json.loads((path / "params.json").read_text())
+    assert "sampled_sha256" in params["files"]["chunks.jsonl"] and "sampled_sha256" not in params["files"]["bm25/params.index.json"]
+    real_sha256 = index_module._sha256
+    monkeypatch.setattr(index_module, "_sha256", lambda file: pytest.fail(f"{file} fully hashed at load")
+                        if file.stat().st_size > 1000 else real_sha256(file))
+    load_index(path)  # big files are not read in full
+    monkeypatch.undo()
+    data = bytearray((path / "chunks.jsonl").read_bytes())
+    middle = len(data) // 2
+    data[middle] = ord("#") if data[middle] != ord("#") else ord("%")
+    (path / "chunks.jsonl").write_bytes(bytes(data))
+    with pytest.raises(RagError, match="damaged"):  # a one-byte change anywhere: found by the full check
+        verify_files(path, params, full=True)
+    data[:20] = b"x" * 20
+    (path / "chunks.jsonl").write_bytes(bytes(data))
+    monkeypatch.setattr(index_module, "FULL_HASH_MAX_BYTES", 1000)
+    with pytest.raises(RagError, match="damaged"):  # damage in a sampled block: found at load
+        load_index(path)
+
+
+def test_unreadable_row_in_a_lazily_read_file_is_a_clear_error(seeds_copy, settings_for, fake_embedder):
+    settings = settings_for()
+    build_index(seeds_copy, settings, fake_embedder)
+    path = settings.index_dir / "chunks.jsonl"
+    data = bytearray(path.read_bytes())
+    offsets = np.load(settings.index_dir / CHUNK_OFFSETS)
+    data[int(offsets[3]):int(offsets[3]) + 5] = b"{{{{{"
+    path.write_bytes(bytes(data))
+    index = load_index(settings.index_dir, verify=False)
+    with pytest.raises(RagError, match="damaged"):
+        index.chunks[3]

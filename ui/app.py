@@ -104,7 +104,7 @@ def build(engine: ChatEngine) -> gr.Blocks:
                 chatbot = gr.Chatbot(
                     elem_id="rag-chat", label="Gespräch", show_label=False, height="calc(100vh - 340px)",
                     min_height=420, autoscroll=False, render_markdown=False, latex_delimiters=[], sanitize_html=True, layout="panel",
-                    placeholder=PLACEHOLDER, buttons=["copy"], feedback_options=None,
+                    placeholder=PLACEHOLDER, buttons=[], feedback_options=None,
                     group_consecutive_messages=False,
                 )
                 with gr.Row(elem_id="rag-ask"):
