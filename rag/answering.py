@@ -50,7 +50,7 @@ _NUMBER_WORDS = {
     "tausend": 1000, "zehnmal": 10, "doppelt": 2,
 }
 _NUMBER = re.compile(r"(?<![\w.,])\d+(?:[.,]\d+)*(?![\w])|\b(?:" + "|".join(
-    w for w in _NUMBER_WORDS if len(w) > 4) + r")\b", re.IGNORECASE)
+    w for w in _NUMBER_WORDS if len(w) > 4) + r")\b|\bein(?:e|er)?(?= (?:Milliarde|Million|Billion))", re.IGNORECASE)
 _UNIT = re.compile(r"\b(?:Dollar|US-Dollar|Euro|Prozent|Milliarden?|Millionen?|Billionen?|Mrd|Mio|Nutzer|Menschen|"
                    r"Cent|Platz|mal|percent|billion|million)\b|%|\d-mal|zehnmal", re.IGNORECASE)
 _YEAR = re.compile(r"(?<![\d.,])(19\d{2}|20\d{2})(?![\d.,]\d)")
@@ -79,9 +79,17 @@ _SEASON_MONTHS = {"frühjahr": (3, 4, 5), "sommer": (6, 7, 8), "herbst": (9, 10,
                   "summer": (6, 7, 8), "autumn": (9, 10, 11), "early": (1, 2, 3), "end of": (10, 11, 12),
                   "late": (10, 11, 12)}
 _SEASON_QUARTERS = {"anfang": 1, "ende": 4, "early": 1, "end of": 4, "late": 4}
-_NAME = re.compile(r"\b([A-ZÄÖÜ][a-zäöüß]+)\s+((?:[A-Z][a-z]?[A-Za-zäöüß]+|Li))\b")
+_ROLE = r"(?i:\w*chef|\w*chefin|\w*boss|gründer|mitgründer|\w*analyst|\w*manager|präsident|leiter|ceo|cfo|head)"
+# A person: first and last name; a surname after a role ("Meta-Chef Zuckerberg"); a name after a verb of saying.
+_NAME = re.compile(r"(?<=\s)(?!" + _ROLE + r"\b)([A-ZÄÖÜ][a-zäöüß]+\s+(?:[A-Z][a-z]?[A-Za-zäöüß]+|Li))\b|"
+                   r"\b" + _ROLE + r"\s+([A-ZÄÖÜ][\wäöüß]+)|"
+                   r"\b(?:sagte|erklärte|konstatiert|meinte|betonte|argumentiert)(?:\s+auch)?\s+"
+                   r"([A-ZÄÖÜ]\w+(?:\s+[A-ZÄÖÜ]\w+)?)")
+_ROLE_WORD = re.compile(r"\b(?:\w*chef\w*|\w*boss|gründer\w*|gegründet|\w*analyst\w*|\w*manager|präsident\w*|"
+                        r"leite[nt]?|leiter\w*|ceo|cfo|head|heads|spitze)\b", re.IGNORECASE)
 _PERSON_CUE = re.compile(r"(?:chef|chefin|boss|gründer|CEO|Head|Analyst|analyst|manager|Präsident|sagte|erklärte|"
-                         r"betonte|meinte|schätzte|argumentiert|konstatiert|zitiert|überzeugt|leitet|gehört)", re.UNICODE)
+                         r"betonte|meinte|schätzte|argumentiert|konstatiert|zitiert|überzeugt|leitet|gehört)",
+                         re.IGNORECASE)
 _DATE_CUE = re.compile(r"\b(?:(?:" + "|".join(MONTH_NUMBERS) + r")\b|(?:Montag|Dienstag|Mittwoch|Donnerstag|Freitag|"
                        r"Samstag|Sonntag)|Ende des Jahres\b|Jahresende\b|seit\b|bis Ende\b|Anfang\b|gestern\b|heute\b)"
                        r"|\b\d{1,2}\.\d{1,2}\.\d{4}\b|(?<!\d)(?:19|20)\d{2}(?!\d)", re.IGNORECASE)
@@ -134,6 +142,9 @@ def _synonym_stems() -> dict[str, frozenset[str]]:
 
 _YEAR_ON_YEAR = re.compile(r"\b(?:year[ -]over[ -]year|im Jahresvergleich|gegenüber dem Vorjahr|im Vergleich zum "
                            r"Vorjahr(?:eszeitraum)?)\b", re.IGNORECASE)
+_DETERMINERS = frozenset("""der die das den dem des ein eine einen einem einer eines zum zur im am vom beim ins
+    welche welcher welches welchen welchem dieser diese dieses diesen diesem jede jeder jedes seine seiner seinen
+    seinem ihre ihrer ihren ihrem""".split())
 # Words about the articles themselves, not about what they report.
 _META_WORDS = re.compile(r"\b(?:laut (?:dem|den|einem) (?:Artikel|Artikeln|Bericht)(?: vom)?|in den Artikeln|die Artikel|"
                          r"berichten|berichtet|Angaben|according to(?: the)?|reportedly|Artikel)\b", re.IGNORECASE)
@@ -157,15 +168,16 @@ _ENGLISH = re.compile(r"\b(?:the|how|what|who|does|did|is|are|was|much|many|of|a
 
 
 def format_date(value: str | None, inferred: bool = False) -> str:
-    """``2026-01-28`` → ``28.01.2026``, ``2025-07`` → ``Juli 2025``; inferred dates say so."""
+    """``2026-01-28`` → ``28. Januar 2026``, ``2025-07`` → ``Juli 2025``; inferred dates say so."""
     if not value:
         return "ohne Datum"
     parts = value.split("-")
     text = value
-    if len(parts) == 3:
-        text = f"{parts[2]}.{parts[1]}.{parts[0]}"
-    elif len(parts) == 2 and parts[1].isdigit() and 1 <= int(parts[1]) <= 12:
-        text = f"{MONTH_NAMES[int(parts[1]) - 1]} {parts[0]}"
+    month = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() and 1 <= int(parts[1]) <= 12 else 0
+    if len(parts) == 3 and month and parts[2].isdigit():
+        text = f"{int(parts[2])}. {MONTH_NAMES[month - 1]} {parts[0]}"
+    elif len(parts) == 2 and month:
+        text = f"{MONTH_NAMES[month - 1]} {parts[0]}"
     return f"{text} (Datum erschlossen)" if inferred else text
 
 
@@ -218,6 +230,7 @@ def _quarter_periods(text: str, default_year: int | None) -> set[str]:
     return periods
 
 
+_KIND_NAMES = {"amount": "a figure", "person": "a person", "date": "a date"}
 # How far a sentence's time can be trusted: its own words, the paragraph it continues, its article's main period.
 _TIME_TRUST = {"own": 1.0, "paragraph": 0.8, "article": 0.5, "none": 0.0}
 
@@ -231,6 +244,8 @@ class QuestionProfile:
     terms: tuple[tuple[str, tuple[tuple[str, float], ...]], ...]
     key_terms: frozenset[str]
     named: frozenset[str]
+    essential: frozenset[str]
+    roles: frozenset[str]
     numbers: frozenset[str]
     years: frozenset[int]
     periods: frozenset[str]
@@ -244,8 +259,10 @@ def profile_question(question: str, today: date) -> QuestionProfile:
     kind = next((name for name, pattern in _KINDS if pattern.search(question)), "other")
     timeline_cues = list(_TIMELINE.finditer(question))
     measured = bool(_MEASURE.search(question))
-    if measured and (kind == "other" or (kind == "person" and re.search(r"\bmehr\b", question))):
-        kind = "amount"
+    compares = re.search(r"\b(?:mehr|weniger|größten?|höchsten?|entwickelt|verändert|im lauf|more|less|change)",
+                         question, re.IGNORECASE)
+    if measured and compares and kind in ("other", "person"):
+        kind = "amount"  # "Wie haben sich die Quartalsverluste entwickelt?", "Wer steckt mehr Geld in KI?"
     english = len(_ENGLISH.findall(question)) >= 2
     # Content words only: question words, timeline cues and time expressions are matched separately.
     words = question.replace("’", "'").replace("'s ", " ")
@@ -270,6 +287,16 @@ def profile_question(question: str, today: date) -> QuestionProfile:
     named = frozenset(stem for stem in terms if stem[:1].isdigit()
                       or any(w[:1].isupper() and stem in tokenize(w) for w in re.findall(r"[\w-]+", question)[1:]))
     key_terms = named if english else frozenset(terms)
+    # Terms the question stands or falls with: figures, the thing counted ("Wie viele Mitarbeiter"), and names
+    # (a capitalised word without article or adjective before it: "Apple", "in Deutschland"; in English any).
+    essential = {stem for stem in named if stem[:1].isdigit()}
+    for match in re.finditer(r"(?:(?<=\s)|^)(\S+\s+)?([A-ZÄÖÜ][\w-]*)", question):
+        before, word = (match.group(1) or "").strip().lower(), match.group(2)
+        if match.start(2) == 0 or word.lower() in _QUESTION_WORDS:
+            continue
+        counted = before in ("viel", "viele", "much", "many")
+        if counted or english or not (before in _DETERMINERS or re.fullmatch(r"\w+(?:e|em|en|er|es)", before)):
+            essential.update(t for t in tokenize(word) if t in terms)
     years = {int(y) for y in _YEAR.findall(question)}
     newest = bool(_NEWEST.search(question))
     if _THIS_YEAR.search(question) or re.search(r"\bdieses jahr\b", question, re.IGNORECASE):
@@ -286,8 +313,12 @@ def profile_question(question: str, today: date) -> QuestionProfile:
         if word in _SEASON_QUARTERS:
             periods.add(f"{year}-q{_SEASON_QUARTERS[word]}")
     numbers = frozenset(n.group(0).lower() for n in _NUMBER.finditer(question)) - {str(y) for y in years}
-    return QuestionProfile(question, kind, tuple(terms.items()), key_terms, named, numbers, frozenset(years),
-                           frozenset(periods), bool(timeline_cues) or len(years) > 1, newest, english)
+    roles = {m.group(0).lower() for m in _ROLE_WORD.finditer(question)}
+    if english:
+        roles = {w.lower() for r in roles for w in (_ENGLISH_GERMAN.get(r) or r).split()}
+    roles = frozenset(r.rstrip("tn") if r.startswith("leite") else r for r in roles)
+    return QuestionProfile(question, kind, tuple(terms.items()), key_terms, named, frozenset(essential), roles, numbers,
+                           frozenset(years), frozenset(periods), bool(timeline_cues) or len(years) > 1, newest, english)
 
 
 @dataclass(frozen=True)
@@ -303,7 +334,7 @@ class SentenceFacts:
     has_unit: bool
     years: frozenset[int]
     periods: frozenset[str]
-    names: tuple[str, ...]
+    names: tuple[tuple[str, int], ...]
     person_cue: bool
     date_cue: bool
     place_cue: bool
@@ -312,6 +343,8 @@ class SentenceFacts:
     baseline: bool = False
     context: frozenset[str] = frozenset()
     time_source: str = "own"
+    position: int = 0
+    paragraph: int = 0
 
     def earlier(self) -> tuple[frozenset[int], frozenset[str]]:
         """The years and quarters a year before the sentence's own, when it states a figure of then."""
@@ -360,7 +393,8 @@ def sentence_facts(article: Article, start: int, end: int) -> SentenceFacts:
     return SentenceFacts(
         doc_id=article.doc_id, start=start, end=end, text=text, tokens=frozenset(tokenize(text)), numbers=numbers,
         has_unit=bool(_UNIT.search(text)), years=frozenset(years), periods=frozenset(periods),
-        names=tuple(" ".join(m.groups()) for m in _NAME.finditer(text)), person_cue=bool(_PERSON_CUE.search(text)),
+        names=tuple((next(g for g in m.groups() if g), m.start()) for m in _NAME.finditer(text)),
+        person_cue=bool(_PERSON_CUE.search(text)),
         date_cue=bool(_DATE_CUE.search(text)), place_cue=bool(_PLACE_CUE.search(text)),
         heading=not stripped.endswith((".", "!", "?", ":")) and len(text.split()) < 10 and not any(c.isdigit() for c in text),
         question=stripped.endswith("?"),
@@ -407,6 +441,19 @@ class Candidate:
     support: float = 0.0
     score: float = 0.0
     parts: dict[str, float] = field(default_factory=dict)
+    extension: SentenceFacts | None = None
+
+    @property
+    def span(self) -> tuple[int, int]:
+        """The quoted span: the sentence, with the neighbour that holds the answer when there is one."""
+        if self.extension is None:
+            return self.facts.start, self.facts.end
+        return min(self.facts.start, self.extension.start), max(self.facts.end, self.extension.end)
+
+    @property
+    def quote(self) -> str:
+        start, end = self.span
+        return self.article.text[start:end]
 
 
 @dataclass
@@ -483,14 +530,15 @@ class ExtractiveAnswerer:
             article = self.index.articles[doc_id]
             own = [sentence_facts(article, start, end) for start, end in sentence_spans(article.text)]
             article_time = main_period(own)
-            facts, previous, intro = [], None, None
-            for current in own:
+            facts, previous, intro, paragraph = [], None, None, 0
+            for position, current in enumerate(own):
                 same_paragraph = previous is not None and "\n" not in article.text[previous.end:current.start]
+                paragraph += 0 if same_paragraph else 1
                 if not same_paragraph and intro is not None and not current.text.endswith((".", "!", "?")):
                     context = intro  # an item of a list introduced by "… Und zwar:" reads on from its introduction
                 else:
                     context, intro = (previous if same_paragraph else None), None
-                previous = current.read_after(context, article_time)
+                previous = replace(current.read_after(context, article_time), position=position, paragraph=paragraph)
                 facts.append(previous)
                 if previous.text.endswith(":"):
                     intro = previous
@@ -574,8 +622,15 @@ class ExtractiveAnswerer:
             return 1.0 if fresh and facts.has_unit else 0.5 if fresh else 0.0
         if profile.kind == "person":
             question = profile.text.lower()
-            names = [n for n in facts.names if n.split()[-1].lower() not in question]
-            return 1.0 if names and facts.person_cue else 0.5 if names else 0.0
+            names = [(n, at) for n, at in facts.names if n.split()[-1].lower() not in question]
+            if not names:
+                return 0.0
+            if profile.roles:  # "Wer ist die Finanzchefin …?" wants the name next to "Finanzchefin"
+                text = facts.text.lower()
+                near = any(abs(at - m.start()) <= 40 for role in profile.roles for m in re.finditer(re.escape(role), text)
+                           for _, at in names)
+                return 1.0 if near else 0.5
+            return 1.0 if facts.person_cue else 0.5
         if profile.kind == "date":
             return 1.0 if facts.date_cue else 0.0
         if profile.kind == "place":
@@ -588,8 +643,8 @@ class ExtractiveAnswerer:
     @staticmethod
     def _time(profile: QuestionProfile, facts: SentenceFacts, article: Article) -> float:
         """How well the sentence's time fits the question's, in [-0.5, 1.3]: 1 for the asked year named or
-        resolved in the sentence, less when read from its paragraph or article (``_TIME_TRUST``), 0.5 when only a
-        figure of a year earlier or the article's date fits, negative for other years; a matching quarter or
+        resolved in the sentence, less when read from its paragraph or article (``_TIME_TRUST``), 0.4 when only a
+        figure of a year earlier fits, 0.5 when only the article's date does, negative for other years; a matching quarter or
         publication month adds 0.3, another quarter takes 0.3 off."""
         if not profile.years and not profile.periods:
             return 0.0
@@ -600,7 +655,7 @@ class ExtractiveAnswerer:
             if common:
                 score = (len(common) / len(profile.years) if profile.timeline else 1.0) * _TIME_TRUST[facts.time_source]
             elif earlier_years & profile.years:
-                score = 0.5
+                score = 0.4
             elif facts.years:
                 score = -0.5 * _TIME_TRUST[facts.time_source]
             else:
@@ -616,6 +671,24 @@ class ExtractiveAnswerer:
             score += 0.3
         return min(score, 1.3)
 
+    def _answering_neighbour(self, profile: QuestionProfile, facts: SentenceFacts) -> SentenceFacts | None:
+        """The sentence before or after in the same paragraph (or the quotation that follows) when it holds what
+        the question asks for and this one does not ("… klang die Finanzchefin von Microsoft zurückhaltender.
+        „…“, sagte Amy Hood.")."""
+        sentences = self.sentences(facts.doc_id)
+        text = facts.text.lower()
+        names_role = profile.kind == "person" and any(role in text for role in profile.roles)
+        for position in (facts.position + 1, facts.position - 1):
+            if not 0 <= position < len(sentences):
+                continue
+            neighbour = sentences[position]
+            quoted = position > facts.position and neighbour.text.startswith(("„", '"', "»"))  # the quote that follows
+            if neighbour.paragraph == facts.paragraph or quoted:
+                kind = self._kind(profile, neighbour)
+                if kind >= 1.0 or (names_role and kind >= 0.5):
+                    return neighbour
+        return None
+
     def score(self, profile: QuestionProfile, candidates: list[Candidate], passages: int) -> list[Candidate]:
         """Fill ``support`` and ``score`` and sort best first."""
         w = self.weights
@@ -625,6 +698,10 @@ class ExtractiveAnswerer:
             lexical, missing = self._lexical(profile, facts, c.article)
             parts = {"lexical": lexical, "missing": missing, "kind": self._kind(profile, facts),
                      "time": self._time(profile, facts, c.article)}
+            if parts["kind"] < 1.0 and profile.kind in _KIND_NAMES:
+                neighbour = self._answering_neighbour(profile, facts)
+                if neighbour is not None:
+                    c.extension, parts["kind"] = neighbour, 0.8
             support = (w.lexical * lexical - w.missing * missing + w.kind * parts["kind"] + w.time * parts["time"]
                        - w.heading * facts.heading - w.question * facts.question)
             parts["passage"] = (1.0 - c.rank / passages) * (1.0 if c.in_passage else w.outside_passage)
@@ -705,7 +782,7 @@ class ExtractiveAnswerer:
         reasons = []
         unknown = [term for term, forms in profile.terms if term in profile.named and not self.known(forms)]
         words = {term: [w for w in re.findall(r"[\w-]+", profile.text) if term in tokenize(w)] for term in unknown}
-        decisive = [term for term in unknown if term[:1].isdigit() or profile.english]
+        decisive = [term for term in unknown if term in profile.essential]
         if decisive:
             reasons.append(f"the articles never mention {', '.join(w for t in decisive for w in words[t] or [t])}")
         spoken = set()
@@ -714,10 +791,29 @@ class ExtractiveAnswerer:
                 spoken |= candidate.facts.years | candidate.facts.earlier()[0]
         if profile.years and not profile.years & spoken:
             reasons.append(f"no sentence speaks about {', '.join(map(str, sorted(profile.years)))}")
+        on_topic = self.on_topic(ranked)
+        if profile.kind in _KIND_NAMES and on_topic and not any(c.parts["kind"] >= 0.5 for c in on_topic):
+            reasons.append(f"no sentence about this gives {_KIND_NAMES[profile.kind]}")
+        if profile.years and not profile.timeline and on_topic and not any(self._in_time(c, profile) for c in on_topic):
+            reasons.append(f"no sentence about this speaks about {', '.join(map(str, sorted(profile.years)))}")
         support = self.support(profile, ranked)
         if support < self.settings.abstain_below:
             reasons.append(f"the best sentence's support {support:.2f} is below {self.settings.abstain_below}")
         return reasons
+
+    @staticmethod
+    def _in_time(candidate: Candidate, profile: QuestionProfile) -> bool:
+        """Whether a sentence may speak about the question's year: its time fits, or its article is from that
+        year and the sentence names no other year of its own."""
+        when = _date_parts(candidate.article.date)
+        own_years = candidate.facts.years if candidate.facts.time_source == "own" else frozenset()
+        return candidate.parts["time"] >= 0.5 or bool(when and when[0] in profile.years and not own_years - profile.years)
+
+    @staticmethod
+    def on_topic(ranked: list[Candidate]) -> list[Candidate]:
+        """The sentences nearly as close to the question's words as the closest one (60 %)."""
+        top = max((c.parts["lexical"] for c in ranked), default=0.0)
+        return [c for c in ranked if top > 0 and c.parts["lexical"] >= 0.6 * top]
 
     def support(self, profile: QuestionProfile, ranked: list[Candidate]) -> float:
         """The best sentence's support, less ``Weights.unknown`` for each name or noun of the question that the
@@ -732,8 +828,9 @@ class ExtractiveAnswerer:
 
 
 def _cite(n: int, candidate: Candidate) -> Citation:
-    facts, article = candidate.facts, candidate.article
-    return Citation(n, facts.doc_id, article.title, article.date, facts.text, facts.start, facts.end,
+    article = candidate.article
+    start, end = candidate.span
+    return Citation(n, article.doc_id, article.title, article.date, candidate.quote, start, end,
                     candidate.score, article.date_inferred)
 
 
@@ -772,13 +869,13 @@ def compose(id: str | None, question: str, selection: Selection, hits: Sequence[
     if len(dates) == 1:
         (only,) = dates
         lead = f"Laut dem Artikel vom {format_date(only, chosen[0].article.date_inferred)}: " if only else ""
-        text = lead + " ".join(_with_marker(c.facts.text, n) for n, c in enumerate(chosen, start=1))
+        text = lead + " ".join(_with_marker(" ".join(c.quote.split()), n) for n, c in enumerate(chosen, start=1))
     else:
         differ = selection.profile.kind == "amount" and len({frozenset(c.facts.numbers) for c in chosen}) > 1
         head = ("Die Quellen nennen je nach Datum unterschiedliche Zahlen"
                 if differ else "Die Artikel berichten dazu zu verschiedenen Zeitpunkten")
         head += " (neueste zuerst):" if selection.profile.newest else " (zeitlich geordnet):"
-        lines = [f"- {format_date(c.article.date, c.article.date_inferred)}: {_with_marker(c.facts.text, n)}"
+        lines = [f"- {format_date(c.article.date, c.article.date_inferred)}: {_with_marker(" ".join(c.quote.split()), n)}"
                  for n, c in enumerate(chosen, start=1)]
         text = "\n".join([head, *lines])
     return Answer(id, question, text, False, citations, [Retrieved.from_hit(h) for h in hits])

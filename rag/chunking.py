@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, Iterable
 
-from langchain_text_splitters import TextSplitter
-
 from rag.corpus import Article
 from rag.sentences import sentence_spans
 
@@ -39,14 +37,22 @@ class Chunk:
         return f"{self.context}\n{self.text}" if self.context else self.text
 
 
-class _PieceSplitter(TextSplitter):
-    """Packs pre-cut pieces (sentences with their trailing space) into chunks."""
+@lru_cache(maxsize=1)
+def _piece_splitter() -> type:
+    """The splitter class, made on first use: langchain takes half a second to import, and loading an
+    index to search it (``Chunk`` records) needs none of it."""
+    from langchain_text_splitters import TextSplitter
 
-    def split_text(self, text: str) -> list[str]:
-        raise NotImplementedError("use pack()")
+    class _PieceSplitter(TextSplitter):
+        """Packs pre-cut pieces (sentences with their trailing space) into chunks."""
 
-    def pack(self, pieces: list[str]) -> list[str]:
-        return self._merge_splits(pieces, separator="")
+        def split_text(self, text: str) -> list[str]:
+            raise NotImplementedError("use pack()")
+
+        def pack(self, pieces: list[str]) -> list[str]:
+            return self._merge_splits(pieces, separator="")
+
+    return _PieceSplitter
 
 
 def _long_sentence_windows(text: str, start: int, end: int, budget: int,
@@ -100,7 +106,7 @@ def chunk_article(article: Article, chunk_tokens: int, overlap_tokens: int,
     length = lru_cache(maxsize=None)(token_count)
     text = article.text
     spans = piece_spans(text, chunk_tokens, length)
-    splitter = _PieceSplitter(chunk_size=chunk_tokens, chunk_overlap=overlap_tokens, length_function=length)
+    splitter = _piece_splitter()(chunk_size=chunk_tokens, chunk_overlap=overlap_tokens, length_function=length)
     context = article_context(article)
     chunks: list[Chunk] = []
     piece = 0

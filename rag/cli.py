@@ -132,12 +132,25 @@ def eval_command(
     xquad_index: Optional[Path] = typer.Option(None, "--xquad-index", help="XQuAD-de index folder "
                                                "(default: index/xquad-de, quick: index/xquad-de-quick)."),
     index_dir: Optional[Path] = typer.Option(None, "--index-dir", help="Seeds index (default: index/default)."),
+    batch_output: Optional[Path] = typer.Option(None, "--batch-output", help="Only score this `rag batch` output "
+                                                "(.jsonl) against the gold documents of --dataset and print the table."),
 ) -> None:
     """Evaluate retrieval (and answers) on XQuAD-de and the German eval set; write a report."""
     from rag.evaluation import (DATASETS, EvalOptions, check_against_baseline, eval_dir, read_baseline, run_evaluation,
-                                update_baseline as store_baseline)
+                                score_batch_output, update_baseline as store_baseline)
     from rag.report import write_report
 
+    if batch_output is not None:
+        from rag.evaluation import load_questions_de, load_xquad_questions
+        from rag.xquad import prepare
+
+        if dataset not in DATASETS:
+            raise RagError("--batch-output needs --dataset xquad or --dataset questions_de.")
+        questions = load_xquad_questions(prepare().questions) if dataset == "xquad" else load_questions_de()
+        for split, scores in score_batch_output(batch_output, questions).items():
+            typer.echo(f"{split:8} n={scores['questions']:4}  " + "  ".join(
+                f"{metric}={scores[metric]:.4f}" for metric in ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10")))
+        return
     datasets = DATASETS if dataset == "all" else (dataset,)
     if any(d not in DATASETS for d in datasets):
         raise RagError("--dataset must be xquad, questions_de or all.")

@@ -242,6 +242,30 @@ def gold_ranks(questions: Sequence[EvalQuestion], ranked: Mapping[str, Sequence[
     return out
 
 
+def score_batch_output(answers_path: Path, questions: Sequence[EvalQuestion],
+                       splits: Sequence[str] = ("all", "tune", "heldout")) -> dict[str, dict]:
+    """Retrieval metrics of a ``rag batch`` output file (``.jsonl`` answer objects) against gold documents.
+
+    Lines are matched by ``id``; a question without an output line scores 0.
+    """
+    ranked = {}
+    path = Path(answers_path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as err:
+        raise RagError(f"The batch output {path} cannot be read ({err.strerror}).") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            ranked[str(record["id"])] = doc_ranking(r["doc_id"] for r in record.get("retrieved") or [])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise RagError(f"{path.name}, line {number}: not an answer object of `rag batch`.") from None
+    present = [s for s in splits if s == "all" or any(q.split == s for q in questions)]
+    return score_splits(questions, ranked, present)
+
+
 # --- tuning sweep ------------------------------------------------------------
 
 

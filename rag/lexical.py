@@ -5,16 +5,19 @@ ask about, so we tokenise ourselves: case-folded words (umlauts and ß kept),
 numbers with their decimal comma or thousands dots as one token, German stop
 words removed, Snowball German stems.
 
-The score matrix is bm25s' on-disk format (``.npy`` CSC arrays, vocabulary
-``.json``; Lucene BM25), but it is built and searched here with vectorised
-numpy: bm25s builds document by document in Python (minutes at a million
-passages) and scores with ``np.add.at``. Beside the matrix we keep every
-document's token ids (``tokens.ids.npy`` + ``tokens.offsets.npy``), so a
-rebuild re-tokenises only new passages. Large indexes load memory-mapped.
+The index is stored in bm25s' file format (``.npy`` CSC arrays of Lucene BM25
+contributions, vocabulary ``.json``) but built and searched here with
+vectorised numpy and without importing bm25s: bm25s builds document by document
+in Python (minutes at a million passages), scores with ``np.add.at``, and its
+import pulls in scipy and numba (a third of a second of start-up). Beside the
+matrix we keep every document's token ids (``tokens.ids.npy`` +
+``tokens.offsets.npy``), so a rebuild re-tokenises only new passages. Large
+indexes load memory-mapped.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -27,14 +30,26 @@ TOKEN_PATTERN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+(?:[-'][^\W\d_]+)*", re.UN
 TOKEN_IDS = "tokens.ids.npy"
 TOKEN_OFFSETS = "tokens.offsets.npy"
 MMAP_ABOVE_BYTES = 64 << 20
+BM25S_FORMAT = "0.3.16"  # the bm25s version whose file layout we write
 _TOKEN_CACHE: dict[str, tuple[str, ...]] = {}
 _TOKEN_CACHE_MAX = 2_000_000
 
 
 @lru_cache(maxsize=1)
 def _stopwords() -> frozenset[str]:
-    from bm25s.stopwords import STOPWORDS_GERMAN
+    """bm25s' German stop words, read from its ``stopwords.py`` alone: importing the bm25s package pulls in
+    scipy and numba (about 0.3 s of start-up) that searching does not need."""
+    import importlib.util
 
+    spec = importlib.util.find_spec("bm25s")
+    location = Path(next(iter(spec.submodule_search_locations))) / "stopwords.py" if spec else None
+    if location is None or not location.exists():
+        from bm25s.stopwords import STOPWORDS_GERMAN
+    else:
+        module_spec = importlib.util.spec_from_file_location("_bm25s_stopwords", location)
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+        STOPWORDS_GERMAN = module.STOPWORDS_GERMAN
     return frozenset(STOPWORDS_GERMAN)
 
 
@@ -153,13 +168,21 @@ def score_matrix(table: TokenTable, k1: float, b: float) -> dict:
 
 
 class BM25Index:
-    """A bm25s-format index over chunk texts, saved as ``.npy``/``.json`` (never pickle)."""
+    """A BM25 index over chunk texts in bm25s' file format (``.npy``/``.json``, never pickle).
 
-    def __init__(self, model=None, tokens: TokenTable | None = None, folder: Path | None = None) -> None:
-        self._model = model
+    Written and read here without importing bm25s (whose files stay loadable by ``bm25s.BM25.load``).
+    """
+
+    DATA, INDICES, INDPTR = "data.csc.index.npy", "indices.csc.index.npy", "indptr.csc.index.npy"
+    VOCAB, PARAMS = "vocab.index.json", "params.index.json"
+
+    def __init__(self, scores: dict, vocab: dict[str, int], params: dict, tokens: TokenTable | None = None,
+                 folder: Path | None = None) -> None:
+        self.scores = scores
+        self.vocab = vocab
+        self.params = params
         self._tokens = tokens
         self._folder = folder
-        self._vocab: dict[str, int] = model.vocab_dict if model is not None else {}
 
     @classmethod
     def build(cls, texts: Sequence[str], k1: float = 1.5, b: float = 0.75) -> "BM25Index":
@@ -168,43 +191,53 @@ class BM25Index:
     @classmethod
     def from_table(cls, table: TokenTable, k1: float = 1.5, b: float = 0.75) -> "BM25Index":
         """The index of documents already tokenised (e.g. rows kept from an earlier build)."""
-        import bm25s
-
-        model = bm25s.BM25(k1=k1, b=b)
-        model.scores = score_matrix(table, k1, b)
-        model.vocab_dict = {token: i for i, token in enumerate(table.vocab)}
-        model.vocab_dict[""] = len(table.vocab)
-        model.unique_token_ids_set = set(model.vocab_dict.values())
-        model.nonoccurrence_array = None
-        return cls(model, table)
+        vocab = {token: i for i, token in enumerate(table.vocab)}
+        vocab[""] = len(table.vocab)  # bm25s' empty token, which no document holds
+        scores = score_matrix(table, k1, b)
+        params = {"k1": k1, "b": b, "delta": 0.5, "method": "lucene", "idf_method": "lucene", "dtype": "float32",
+                  "int_dtype": "int32", "num_docs": scores["num_docs"], "version": BM25S_FORMAT, "backend": "numpy"}
+        return cls(scores, vocab, params, table)
 
     def save(self, folder: Path) -> None:
         folder = Path(folder)
-        self._model.save(str(folder), show_progress=False)
-        if self._tokens is not None:
-            np.save(folder / TOKEN_IDS, np.ascontiguousarray(self._tokens.ids, np.int32), allow_pickle=False)
-            np.save(folder / TOKEN_OFFSETS, np.ascontiguousarray(self._tokens.offsets, np.int64), allow_pickle=False)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, key in ((self.DATA, "data"), (self.INDICES, "indices"), (self.INDPTR, "indptr")):
+            np.save(folder / name, np.asarray(self.scores[key]), allow_pickle=False)
+        (folder / self.VOCAB).write_text(json.dumps(self.vocab, ensure_ascii=False), encoding="utf-8")
+        (folder / self.PARAMS).write_text(json.dumps(self.params, indent=4), encoding="utf-8")
+        tokens = self.token_table()
+        if tokens is not None:
+            np.save(folder / TOKEN_IDS, np.ascontiguousarray(tokens.ids, np.int32), allow_pickle=False)
+            np.save(folder / TOKEN_OFFSETS, np.ascontiguousarray(tokens.offsets, np.int64), allow_pickle=False)
 
     @classmethod
     def load(cls, folder: Path, mmap: bool | None = None) -> "BM25Index":
         """Load; ``mmap=None`` memory-maps the arrays of large indexes and reads small ones."""
-        import bm25s
-
         folder = Path(folder)
+        params = json.loads((folder / cls.PARAMS).read_text(encoding="utf-8"))
+        if params.get("method", "lucene") != "lucene":
+            raise ValueError(f"BM25 variant {params.get('method')} is not supported")
         if mmap is None:
-            data = folder / "data.csc.index.npy"
-            mmap = data.exists() and data.stat().st_size > MMAP_ABOVE_BYTES
-        return cls(bm25s.BM25.load(str(folder), mmap=mmap, show_progress=False), folder=folder)
+            mmap = (folder / cls.DATA).stat().st_size > MMAP_ABOVE_BYTES
+        mode = "r" if mmap else None
+        scores = {key: np.load(folder / name, mmap_mode=mode, allow_pickle=False)
+                  for name, key in ((cls.DATA, "data"), (cls.INDICES, "indices"), (cls.INDPTR, "indptr"))}
+        scores["num_docs"] = int(params["num_docs"])
+        vocab = json.loads((folder / cls.VOCAB).read_text(encoding="utf-8"))
+        # bm25s itself leaves its empty token "" out of the matrix (len(vocab) pointers), we keep a column for it
+        if len(scores["indptr"]) not in (len(vocab), len(vocab) + 1) or len(scores["data"]) != len(scores["indices"]):
+            raise ValueError("BM25 arrays do not fit the vocabulary")
+        return cls(scores, vocab, params, folder=folder)
 
     @property
     def size(self) -> int:
-        return int(self._model.scores["num_docs"])
+        return int(self.scores["num_docs"])
 
     def token_table(self) -> TokenTable | None:
         """Every document's tokens (read on first use); None for an index saved without them."""
         if self._tokens is None and self._folder is not None and (self._folder / TOKEN_IDS).exists():
-            vocab = [""] * (len(self._vocab) - 1)
-            for token, i in self._vocab.items():
+            vocab = [""] * (len(self.vocab) - 1)
+            for token, i in self.vocab.items():
                 if token:
                     vocab[i] = token
             ids = np.load(self._folder / TOKEN_IDS, mmap_mode="r", allow_pickle=False)
@@ -216,15 +249,16 @@ class BM25Index:
 
     def document_frequencies(self) -> dict[str, int]:
         """Number of documents holding each token (from the index, without re-tokenising anything)."""
-        counts = np.diff(np.asarray(self._model.scores["indptr"]))
-        return {token: int(counts[i]) for token, i in self._vocab.items() if token}
+        counts = np.diff(np.asarray(self.scores["indptr"]))
+        return {token: int(counts[i]) for token, i in self.vocab.items() if token}
 
     def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Row ids and scores of the best ``k`` chunks (fewer when fewer match), best first, ties by row."""
-        ids = [self._vocab[t] for t in tokenize(query) if t in self._vocab]
+        vocab = self.vocab
+        ids = [vocab[t] for t in tokenize(query) if t in vocab]
         if not ids or k <= 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-        scores = self._model.scores
+        scores = self.scores
         indptr, indices, data, n = scores["indptr"], scores["indices"], scores["data"], int(scores["num_docs"])
         spans = [(int(indptr[i]), int(indptr[i + 1])) for i in ids]
         rows = np.concatenate([indices[s:e] for s, e in spans])

@@ -123,5 +123,18 @@ def test_large_indexes_load_memory_mapped(tmp_path, monkeypatch):
     BM25Index.build(["eins zwei", "drei vier", "zwei drei"]).save(tmp_path / "bm25")
     monkeypatch.setattr(lexical, "MMAP_ABOVE_BYTES", 0)
     loaded = BM25Index.load(tmp_path / "bm25")
-    assert isinstance(loaded._model.scores["data"], np.memmap)
+    assert isinstance(loaded.scores["data"], np.memmap)
     assert list(loaded.search("zwei", 3)[0]) == [0, 2]
+
+
+def test_saved_files_stay_loadable_by_bm25s_itself(tmp_path):
+    import bm25s
+
+    texts = ["Meta investiert 135 Milliarden.", "Google plant Rechenzentren.", "Amazon und Meta bauen Rechenzentren."]
+    BM25Index.build(texts).save(tmp_path / "bm25")
+    theirs = bm25s.BM25.load(str(tmp_path / "bm25"), show_progress=False)
+    ours = BM25Index.load(tmp_path / "bm25")
+    for query in ["Meta", "Rechenzentren Meta"]:
+        rows, scores = ours.search(query, 3)
+        full = theirs.get_scores([t for t in tokenize(query) if t in theirs.vocab_dict])
+        np.testing.assert_allclose(scores, full[rows], rtol=1e-6)

@@ -142,7 +142,7 @@ class FakeGenerator:
 def model_engine(real_seeds_index):
     settings, embedder, index = real_seeds_index
     made = []
-    engine = ChatEngine(settings, generators=lambda s: made.append(FakeGenerator(s)) or made[-1])
+    engine = ChatEngine(settings, generators=lambda s, retriever: made.append(FakeGenerator(s)) or made[-1])
     engine.install(Retriever(index, embedder, settings))
     engine.made = made
     return engine
@@ -175,6 +175,27 @@ def test_server_urls_from_the_browser_are_checked_and_get_no_api_key(model_engin
     model_engine.allow_server_urls = False
     last = list(model_engine.chat(META_2026, [], Options(answerer="server", server_url="http://10.0.0.1/v1")))[-1]
     assert "RAG_LLM_URL" in html.unescape(last.html) and len(model_engine.made) == 1
+
+
+def test_an_answerer_class_of_rag_generation_is_used(engine, monkeypatch):
+    """Without ``make_generator``, an ``LLMAnswerer(retriever, settings)`` with ``run(question, hits=…)`` works."""
+    import types
+
+    from rag.schema import Answer
+
+    class LLMAnswerer:
+        def __init__(self, retriever, settings):
+            self.retriever = retriever
+
+        def run(self, question, hits=()):
+            return Answer(None, question, f"Generiert aus {len(hits)} Passagen.", False, [], [])
+
+    module = types.SimpleNamespace(LLMAnswerer=LLMAnswerer, local_available=lambda settings: True)
+    monkeypatch.setitem(sys.modules, "rag.generation", module)
+    monkeypatch.setattr(engine, "_generators", {})
+    assert engine.llm_available() and engine.status().llm_available
+    last = list(engine.chat(META_2026, [], Options(answerer="llm", passages=3)))[-1]
+    assert last.done and last.answer.answer == "Generiert aus 3 Passagen."
 
 
 def test_server_answerer_needs_a_url(model_engine):

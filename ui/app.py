@@ -59,6 +59,9 @@ def build(engine: ChatEngine) -> gr.Blocks:
     def respond(question, history, previous, answerer, passages, show_uncited, server_url):
         history = list(history or [])
         previous = list(previous or [])
+        if not (question or "").strip():  # Enter in an empty box: nothing to ask
+            yield history, "", previous
+            return
         history.append({"role": "user", "content": user_html(question or "")})
         history.append({"role": "assistant", "content": ""})
         options = Options(answerer or "extractive", int(passages or 5), bool(show_uncited), server_url or "")
