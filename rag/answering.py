@@ -22,19 +22,16 @@ import re
 from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import lru_cache
-from typing import Sequence
+from typing import Callable, Iterator, Sequence
 
 from rag.corpus import MONTH_NUMBERS, Article
+from rag.errors import RagError
+from rag.generation import Generator, Passage, german_date, make_generator, refusal_text
 from rag.lexical import tokenize
 from rag.retrieval import Hit, Retriever
 from rag.schema import Answer, Citation, Retrieved
 from rag.sentences import sentence_spans
 from rag.settings import Settings
-
-REFUSAL = "Dazu enthalten die Artikel keine Angabe."
-NEAREST = "Nächstliegende Quellen"
-MONTH_NAMES = ["Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September", "Oktober",
-               "November", "Dezember"]
 
 # Question words and English function words carry no content to match; German stop words are already gone.
 _QUESTION_WORDS = frozenset(
@@ -165,20 +162,6 @@ _ENGLISH_GERMAN = {
     "million": "Millionen", "reportedly": "angeblich", "chips": "Chips", "app": "App",
 }
 _ENGLISH = re.compile(r"\b(?:the|how|what|who|does|did|is|are|was|much|many|of|and)\b", re.IGNORECASE)
-
-
-def format_date(value: str | None, inferred: bool = False) -> str:
-    """``2026-01-28`` → ``28. Januar 2026``, ``2025-07`` → ``Juli 2025``; inferred dates say so."""
-    if not value:
-        return "ohne Datum"
-    parts = value.split("-")
-    text = value
-    month = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() and 1 <= int(parts[1]) <= 12 else 0
-    if len(parts) == 3 and month and parts[2].isdigit():
-        text = f"{int(parts[2])}. {MONTH_NAMES[month - 1]} {parts[0]}"
-    elif len(parts) == 2 and month:
-        text = f"{MONTH_NAMES[month - 1]} {parts[0]}"
-    return f"{text} (Datum erschlossen)" if inferred else text
 
 
 def _date_parts(value: str | None) -> tuple[int, int] | None:
@@ -426,7 +409,17 @@ class Weights:
     question: float = 0.5
     recency: float = 0.3
     outside_passage: float = 0.5
-    unknown: float = 0.5
+
+
+@dataclass(frozen=True)
+class Term:
+    """One question term ready for matching (see ``ExtractiveAnswerer.terms``)."""
+
+    stem: str
+    weight: float
+    counts_missing: bool
+    credits: dict[str, float]
+    forms: frozenset[str]
 
 
 @dataclass
@@ -468,22 +461,22 @@ class Selection:
     reasons: list[str] = field(default_factory=list)
 
 
-def calibrate_threshold(supports: Sequence[float], answerable: Sequence[bool], max_false_abstention: float = 0.1) -> float:
+def calibrate_threshold(supports: Sequence[float], answerable: Sequence[bool], max_false_abstention: float = 0.05) -> float:
     """The support threshold that abstains on the most unanswerable questions while abstaining on at most
-    ``max_false_abstention`` of the answerable ones; ties go to the lowest such threshold (the midpoint between
-    two observed supports, so the value does not sit on a training point)."""
+    ``max_false_abstention`` of the answerable ones; among equals, the fewest false abstentions, then the highest
+    cut. Cuts lie midway between observed supports (the lowest halfway to zero), never on a training point."""
     if len(supports) != len(answerable) or not supports:
         raise ValueError("supports and answerable must be non-empty and of equal length")
     values = sorted(set(supports))
-    cuts = [values[0] - 1e-6] + [(a + b) / 2 for a, b in zip(values, values[1:])] + [values[-1] + 1e-6]
-    n_answerable = sum(answerable) or 1
-    best, best_caught = cuts[0], -1
+    cuts = [values[0] / 2 if values[0] > 0 else values[0] - 0.01] + [(a + b) / 2 for a, b in zip(values, values[1:])]
+    n_answerable = max(sum(answerable), 1)
+    best: tuple[int, int, float] | None = None
     for cut in cuts:
-        false = sum(1 for s, a in zip(supports, answerable) if a and s < cut) / n_answerable
+        false = sum(1 for s, a in zip(supports, answerable) if a and s < cut)
         caught = sum(1 for s, a in zip(supports, answerable) if not a and s < cut)
-        if false <= max_false_abstention and caught > best_caught:
-            best, best_caught = cut, caught
-    return round(best, 4)
+        if false / n_answerable <= max_false_abstention and (best is None or (caught, -false, cut) > best):
+            best = (caught, -false, cut)
+    return round(best[2], 4) if best else round(cuts[0], 4)
 
 
 class ExtractiveAnswerer:
@@ -579,39 +572,47 @@ class ExtractiveAnswerer:
         known += [self._idf[t] for f, credit in forms if credit == 1.0 for t, c in self._related(f).items() if c >= 0.9]
         return min(known, default=self._default_idf)
 
-    def _match(self, forms: tuple[tuple[str, float], ...], facts: SentenceFacts, title: frozenset[str]) -> float:
-        """How well the sentence holds one question term (given as its forms: the stem, its German translation,
-        synonyms at 0.8): the word itself 1, within a compound or by a shared stem 0.7 or 0.3, in the sentence
-        before 0.4, in the article's title 0.3."""
-        found = 0.0
-        for form, credit in forms:
-            if form in facts.tokens:
-                found = max(found, credit)
-            else:
-                related = self._related(form)
-                found = max([found] + [credit * related[t] for t in facts.tokens if t in related])
+    def terms(self, profile: QuestionProfile) -> list[Term]:
+        """The question's terms prepared for matching: weight, whether a missing one counts, and the credit of
+        every index word that stands for it (the word itself, its translation, synonyms, compound relatives)."""
+        table = []
+        for term, forms in profile.terms:
+            credits: dict[str, float] = {}
+            for form, credit in forms:
+                for token, related in self._related(form).items():
+                    credits[token] = max(credits.get(token, 0.0), credit * related)
+            for form, credit in forms:
+                credits[form] = max(credits.get(form, 0.0), credit)
+            table.append(Term(term, self._weight(forms), term in profile.key_terms and self.known(forms), credits,
+                              frozenset(form for form, _ in forms)))
+        return table
+
+    @staticmethod
+    def _match(term: Term, facts: SentenceFacts, title: frozenset[str]) -> float:
+        """How well the sentence holds one question term: the word itself 1 (its translation too, synonyms 0.8),
+        within a compound or by a shared stem 0.7 or 0.3, in the sentence before 0.4, in the article's title 0.3."""
+        found = max((term.credits[t] for t in facts.tokens if t in term.credits), default=0.0)
         if found:
             return found
-        if any(form in facts.context for form, _ in forms):
+        if term.forms & facts.context:
             return 0.4
-        return 0.3 if any(form in title for form, _ in forms) else 0.0
+        return 0.3 if term.forms & title else 0.0
 
-    def _lexical(self, profile: QuestionProfile, facts: SentenceFacts, article: Article) -> tuple[float, float]:
+    def _lexical(self, terms: list[Term], facts: SentenceFacts, article: Article) -> tuple[float, float]:
         """IDF-weighted coverage of the question's terms, and the largest IDF share of a key term that the index
         knows but the sentence lacks (a sentence about Meta where Amazon was asked)."""
-        if not profile.terms:
+        if not terms:
             return 0.0, 0.0
         title = self._titles.get(article.doc_id)
         if title is None:
             title = self._titles[article.doc_id] = frozenset(tokenize(article.title))
         total = matched = missing = 0.0
-        for term, forms in profile.terms:
-            weight = self._weight(forms)
-            found = self._match(forms, facts, title)
-            total += weight
-            matched += weight * found
-            if term in profile.key_terms and self.known(forms):
-                missing = max(missing, weight * (1.0 - found))
+        for term in terms:
+            found = self._match(term, facts, title)
+            total += term.weight
+            matched += term.weight * found
+            if term.counts_missing:
+                missing = max(missing, term.weight * (1.0 - found))
         return matched / total, missing / self._default_idf
 
     @staticmethod
@@ -692,10 +693,11 @@ class ExtractiveAnswerer:
     def score(self, profile: QuestionProfile, candidates: list[Candidate], passages: int) -> list[Candidate]:
         """Fill ``support`` and ``score`` and sort best first."""
         w = self.weights
+        terms = self.terms(profile)
         dates = sorted({c.article.date for c in candidates if c.article.date})
         for c in candidates:
             facts = c.facts
-            lexical, missing = self._lexical(profile, facts, c.article)
+            lexical, missing = self._lexical(terms, facts, c.article)
             parts = {"lexical": lexical, "missing": missing, "kind": self._kind(profile, facts),
                      "time": self._time(profile, facts, c.article)}
             if parts["kind"] < 1.0 and profile.kind in _KIND_NAMES:
@@ -745,13 +747,13 @@ class ExtractiveAnswerer:
         # A timeline gathers figures from several articles, so it looks at twice as many passages.
         passages = self.settings.answer_passages * (2 if profile.timeline else 1)
         ranked = self.score(profile, self.candidates(hits, passages), passages)
-        threshold, limit = self.settings.abstain_below, self.settings.answer_max_sentences
-        reasons, support = self.gaps(profile, ranked), self.support(profile, ranked)
+        limit = self.settings.answer_max_sentences
+        reasons, support = self.gaps(profile, ranked), self.support(ranked)
         if reasons:
             return Selection(profile, ranked, [], True, support, reasons)
         best = ranked[0]
         floor = self.settings.answer_timeline_ratio * best.score
-        eligible = [c for c in ranked if c.support >= threshold and c.score >= floor]
+        eligible = [c for c in ranked if c.support > 0 and c.score >= floor]
         chosen: list[Candidate] = []
         if profile.timeline and len(profile.years) > 1:
             for year in sorted(profile.years):
@@ -796,9 +798,9 @@ class ExtractiveAnswerer:
             reasons.append(f"no sentence about this gives {_KIND_NAMES[profile.kind]}")
         if profile.years and not profile.timeline and on_topic and not any(self._in_time(c, profile) for c in on_topic):
             reasons.append(f"no sentence about this speaks about {', '.join(map(str, sorted(profile.years)))}")
-        support = self.support(profile, ranked)
+        support = self.support(ranked)
         if support < self.settings.abstain_below:
-            reasons.append(f"the best sentence's support {support:.2f} is below {self.settings.abstain_below}")
+            reasons.append(f"the question's support {support:.2f} is below {self.settings.abstain_below}")
         return reasons
 
     @staticmethod
@@ -815,11 +817,14 @@ class ExtractiveAnswerer:
         top = max((c.parts["lexical"] for c in ranked), default=0.0)
         return [c for c in ranked if top > 0 and c.parts["lexical"] >= 0.6 * top]
 
-    def support(self, profile: QuestionProfile, ranked: list[Candidate]) -> float:
-        """The best sentence's support, less ``Weights.unknown`` for each name or noun of the question that the
-        index never uses ("Wie viel Strom …")."""
-        unknown = sum(1 for term, forms in profile.terms if term in profile.named and not self.known(forms))
-        return (ranked[0].support if ranked else 0.0) - self.weights.unknown * unknown
+    @staticmethod
+    def support(ranked: list[Candidate]) -> float:
+        """How much of the question the articles talk about at all: the best lexical coverage of any candidate.
+
+        Why not the full sentence score: near-miss questions ("Wie viel investiert Amazon 2026?") score as high
+        as answerable ones; the rules of ``gaps`` catch what can be caught of those, and this threshold catches
+        questions off the articles' topics ("Welche Farbe hat der Himmel?")."""
+        return round(max((c.parts["lexical"] for c in ranked), default=0.0), 4)
 
     def run(self, question: str, id: str | None = None, hits: Sequence[Hit] | None = None) -> Answer:
         """The cited answer to ``question``; ``hits`` reuses a retrieval already done."""
@@ -835,21 +840,19 @@ def _cite(n: int, candidate: Candidate) -> Citation:
 
 
 def _with_marker(text: str, n: int) -> str:
-    """Put ``[n]`` before the sentence's final full stop, as in running German text."""
-    text = text.rstrip()
+    """The quote on one line with ``[n]`` before its final full stop, as in running German text."""
+    text = " ".join(text.split())
     if text.endswith("."):
         return f"{text[:-1]} [{n}]."
     return f"{text} [{n}]"
 
 
-def abstention(id: str | None, question: str, nearest: Sequence[Candidate], hits: Sequence[Hit]) -> Answer:
+def abstention(id: str | None, question: str, nearest: Sequence[Candidate], hits: Sequence[Hit],
+               reason: str | None = None) -> Answer:
     """The German "no answer" text, with the nearest sentences listed and cited as such."""
     citations = [_cite(n, c) for n, c in enumerate(nearest, start=1)]
-    text = REFUSAL
-    if citations:
-        text += f" {NEAREST}: " + "; ".join(
-            f"[{c.n}] {c.title} ({format_date(c.date, c.date_inferred)})" for c in citations) + "."
-    return Answer(id, question, text, True, citations, [Retrieved.from_hit(h) for h in hits])
+    return Answer(id, question, refusal_text(citations), True, citations, [Retrieved.from_hit(h) for h in hits],
+                  abstain_reason=reason)
 
 
 def compose(id: str | None, question: str, selection: Selection, hits: Sequence[Hit], nearest: int = 2) -> Answer:
@@ -860,7 +863,7 @@ def compose(id: str | None, question: str, selection: Selection, hits: Sequence[
         for candidate in selection.candidates:
             if candidate.facts.doc_id not in {c.facts.doc_id for c in distinct}:
                 distinct.append(candidate)
-        return abstention(id, question, distinct[:nearest], hits)
+        return abstention(id, question, distinct[:nearest], hits, "; ".join(selection.reasons) or None)
     chosen = selection.chosen
     dates = {c.article.date for c in chosen}
     if len(dates) > 1:
@@ -868,14 +871,100 @@ def compose(id: str | None, question: str, selection: Selection, hits: Sequence[
     citations = [_cite(n, c) for n, c in enumerate(chosen, start=1)]
     if len(dates) == 1:
         (only,) = dates
-        lead = f"Laut dem Artikel vom {format_date(only, chosen[0].article.date_inferred)}: " if only else ""
-        text = lead + " ".join(_with_marker(" ".join(c.quote.split()), n) for n, c in enumerate(chosen, start=1))
+        lead = f"Laut dem Artikel vom {german_date(only, chosen[0].article.date_inferred)}: " if only else ""
+        text = lead + " ".join(_with_marker(c.quote, n) for n, c in enumerate(chosen, start=1))
     else:
         differ = selection.profile.kind == "amount" and len({frozenset(c.facts.numbers) for c in chosen}) > 1
         head = ("Die Quellen nennen je nach Datum unterschiedliche Zahlen"
                 if differ else "Die Artikel berichten dazu zu verschiedenen Zeitpunkten")
         head += " (neueste zuerst):" if selection.profile.newest else " (zeitlich geordnet):"
-        lines = [f"- {format_date(c.article.date, c.article.date_inferred)}: {_with_marker(" ".join(c.quote.split()), n)}"
+        lines = [f"- {german_date(c.article.date, c.article.date_inferred)}: {_with_marker(c.quote, n)}"
                  for n, c in enumerate(chosen, start=1)]
         text = "\n".join([head, *lines])
     return Answer(id, question, text, False, citations, [Retrieved.from_hit(h) for h in hits])
+
+
+class GenerativeAnswerer:
+    """Answers written by a language model from the extractive answerer's best sentences, then checked.
+
+    Why these passages: the extractive ranking already found the sentences that answer; giving the model four
+    or five of them (not whole chunks) keeps the prompt near 400 tokens, so the local model starts writing
+    within seconds on two cores. A question the extractive rules recognise as unanswerable (a year or name the
+    articles never mention) is declined without asking the model. When the generated answer fails a grounding
+    check, or the model or server fails, the extractive answer is returned and ``fallback_reason`` says why.
+    """
+
+    answerer: str | None = None  # subclasses fix the backend; None takes ``settings.answerer``
+
+    def __init__(self, retriever: Retriever, settings: Settings, generator: Generator | None = None,
+                 log: Callable[[str], None] = lambda m: None) -> None:
+        if self.answerer is not None and settings.answerer != self.answerer:
+            settings = settings.model_copy(update={"answerer": self.answerer})
+        if settings.answerer not in ("llm", "server"):
+            raise ValueError("a generative answerer needs settings.answerer 'llm' or 'server'")
+        self.settings = settings
+        self.extractive = ExtractiveAnswerer(retriever, settings)
+        self.generator = generator or make_generator(settings, log)
+
+    @property
+    def retriever(self) -> Retriever:
+        return self.extractive.retriever
+
+    def warm_up(self) -> None:
+        self.extractive.warm_up()
+        self.generator.warm_up()
+
+    def passages(self, selection: Selection) -> list[Passage]:
+        """The chosen sentences first, then the next best ones, without overlaps, numbered from 1."""
+        picked: list[Candidate] = []
+        for candidate in [*selection.chosen, *selection.candidates]:
+            start, end = candidate.span
+            if len(picked) >= self.settings.llm_passages:
+                break
+            if all(c.article.doc_id != candidate.article.doc_id or c.span[1] <= start or end <= c.span[0] for c in picked):
+                picked.append(candidate)
+        return [Passage(n, c.article.doc_id, c.article.title, c.article.date, c.article.date_inferred, *c.span,
+                        c.quote, c.score) for n, c in enumerate(picked, start=1)]
+
+    def stream(self, question: str, id: str | None = None, hits: Sequence[Hit] | None = None) -> Iterator[str | Answer]:
+        """The generated text in pieces as it is written, then the final ``Answer``."""
+        hits = list(hits) if hits is not None else self.retriever.run(question, k=self.settings.top_k)
+        selection = self.extractive.select(question, hits)
+
+        def extractive() -> Answer:
+            return compose(id, question, selection, hits, self.settings.abstain_sources)
+
+        if selection.abstained:
+            yield extractive()
+            return
+        try:
+            yield from self.generator.stream(question, hits, self.passages(selection), extractive, id)
+        except RagError as err:  # the server is down, the model failed: the extractive answer stands
+            answer = extractive()
+            answer.fallback_reason = str(err)
+            yield answer
+
+    def run(self, question: str, id: str | None = None, hits: Sequence[Hit] | None = None) -> Answer:
+        final = None
+        for piece in self.stream(question, id, hits):
+            final = piece
+        return final
+
+
+class LLMAnswerer(GenerativeAnswerer):
+    """The bundled local model (``settings.answerer = "llm"``)."""
+
+    answerer = "llm"
+
+
+class ServerAnswerer(GenerativeAnswerer):
+    """An OpenAI-compatible server at ``settings.llm_url`` (``settings.answerer = "server"``)."""
+
+    answerer = "server"
+
+
+def make_answerer(retriever: Retriever, settings: Settings, log: Callable[[str], None] = lambda m: None):
+    """The answerer ``settings.answerer`` names, ready to ``run``."""
+    if settings.answerer == "extractive":
+        return ExtractiveAnswerer(retriever, settings)
+    return GenerativeAnswerer(retriever, settings, log=log)

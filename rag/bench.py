@@ -51,6 +51,7 @@ from rag.settings import Settings, project_root
 NOISE = 0.35
 FOLDER_MAX = 150_000
 INCREMENTAL_MAX = 20_000
+COMPARE_ANN = (50_000, 200_000)  # sizes at which IVF and HNSW are both built and compared
 ANSWER_MAX = 20_000
 SIZE_NAMES = {"seeds": 0, "10k": 10_000, "100k": 100_000, "1m": 1_000_000}
 XQUAD_PATHS = ("eval/xquad-de/xquad.de.json", "/work/shared/benchmarks/xquad-de/xquad.de.json")
@@ -277,11 +278,14 @@ def write_synthetic_folder(material: Material, folder: Path, passages: int, sett
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     counter = SyntheticEmbedder(material, "count")
-    written, estimate, number = 0.0, 0, 0
+    written, number = 0.0, 0
+    day_ago = time.time() - 86_400
     per_article: list[int] = []
     while written < passages:
         doc_id, text, _ = synthetic_article(material, number, rng)
-        (folder / f"{doc_id}.txt").write_text(text, encoding="utf-8")
+        path = folder / f"{doc_id}.txt"
+        path.write_text(text, encoding="utf-8")
+        os.utime(path, (day_ago, day_ago))  # an archive's files are old (files changed in the last 2 s are re-read)
         if len(per_article) < 200:
             article = article_from_text(doc_id, text, doc_id)
             per_article.append(len(chunk_article(article, settings.chunk_tokens, settings.chunk_overlap, counter.token_count)))
@@ -377,7 +381,7 @@ def startup(index_dir: Path, question: str, runs: int = 3, env: dict | None = No
     helps = [timed_command(_cli() + ["--help"], env) for _ in range(max(runs, 3))]
     result["help_seconds"] = float(np.median([h["seconds"] for h in helps]))
     commands = {"search": ["search", question, "--index-dir", str(index_dir), "--json", "-k", "10"]}
-    if "ask" in helps[0]["stdout"]:
+    if re.search(r"^\W*ask\s", helps[0]["stdout"], re.MULTILINE):  # a command row "│ ask  …"
         commands["ask"] = ["ask", question, "--index-dir", str(index_dir), "--json"]
     for name, args in commands.items():
         runs_ = [timed_command(_cli() + args, env) for _ in range(runs)]
@@ -435,6 +439,7 @@ def latency(retriever, questions: list[str], rounds: int, answerer=None) -> dict
     bare_query = (lambda q: bare.query([q])) if bare is not None and hasattr(bare, "query") else (lambda q: embedder.embed_queries([q]))
     k, n = settings.top_k, max(settings.candidates, settings.top_k)
     samples: dict[str, list[float]] = {s: [] for s in STAGES}
+    answer_error = None
     order = 0
     for _ in range(rounds):
         for question in questions:
@@ -457,7 +462,11 @@ def latency(retriever, questions: list[str], rounds: int, answerer=None) -> dict
                     samples["retrieval"].append(time.perf_counter() - t0)
                     if answerer is not None:
                         t0 = time.perf_counter()
-                        answerer.run(question, hits=hits)
+                        try:
+                            answerer.run(question, hits=hits)
+                        except Exception as err:  # the answerer is another module's: report, do not abort
+                            answer_error, answerer = f"{type(err).__name__}: {err}", None
+                            continue
                         samples["answer"].append(time.perf_counter() - t0)
                 else:
                     t0 = time.perf_counter()
@@ -482,6 +491,8 @@ def latency(retriever, questions: list[str], rounds: int, answerer=None) -> dict
     floor, ours = result["floor"], result["retrieval"]
     result["ratio_to_floor_p50"] = round(ours["p50"] / floor["p50"], 3)
     result["ratio_to_floor_mean"] = round(ours["mean"] / floor["mean"], 3)
+    if answer_error:
+        result["answer_error"] = answer_error
     return result
 
 
@@ -502,13 +513,40 @@ def dense_recall(index, query_vectors: np.ndarray, k: int = 10) -> dict:
             "queries": len(queries)}
 
 
-def dense_search_latency(index, query_vectors: np.ndarray, k: int) -> dict:
+def dense_search_latency(dense, query_vectors: np.ndarray, k: int) -> dict:
+    """Single-query search latency of a FAISS index for precomputed query vectors."""
     times = []
     for vector in query_vectors:
         t0 = time.perf_counter()
-        index.dense.search(vector.reshape(1, -1), k)
+        dense.search(vector.reshape(1, -1), k)
         times.append(time.perf_counter() - t0)
     return summary(times)
+
+
+def ann_comparison(index, query_vectors: np.ndarray, settings: Settings, log: Callable[[str], None]) -> dict:
+    """IVF-Flat and HNSW-Flat built on the same vectors: build time, size, recall and single-query latency."""
+    import faiss
+
+    from rag.index import ann_recall, build_dense
+
+    vectors = index.vectors()
+    queries = np.ascontiguousarray(query_vectors, np.float32)
+    _, truth = faiss.knn(queries, vectors, 100, metric=faiss.METRIC_INNER_PRODUCT)
+    k = max(settings.candidates, settings.top_k)
+    result = {}
+    for kind in ("ivf", "hnsw"):
+        started = time.perf_counter()
+        dense, info = build_dense(vectors, vectors.shape[1], settings.model_copy(update={"exact_max_passages": 1, "ann_index": kind}))
+        seconds = time.perf_counter() - started
+        faiss.omp_set_num_threads(1)
+        result[kind] = {"build_seconds": round(seconds, 1), "params": info,
+                        "megabytes": round(len(faiss.serialize_index(dense)) / 1e6, 1),
+                        "recall_at_10": round(ann_recall(dense, queries, truth[:, :10], 10), 4),
+                        "recall_at_100": round(ann_recall(dense, queries, truth, 100), 4),
+                        "search_ms": dense_search_latency(dense, queries, k)}
+        log(f"bench: {kind} on {len(vectors):,} vectors: {result[kind]}")
+        del dense
+    return result
 
 
 # ---------------------------------------------------------------------------------------------- one size
@@ -557,7 +595,7 @@ def _query_side(ctx: BenchContext, index_dir: Path, questions: list[str], query_
     if warm is not None:
         result["answer_warm_up_seconds"] = warm
     result["latency_ms"] = latency(retriever, questions, ctx.rounds, answerer)
-    result["dense_only_search_ms"] = dense_search_latency(index, query_vectors, max(ctx.settings.candidates, ctx.settings.top_k))
+    result["dense_only_search_ms"] = dense_search_latency(index.dense, query_vectors, max(ctx.settings.candidates, ctx.settings.top_k))
     result["recall"] = dense_recall(index, query_vectors)
     del retriever, index, answerer
     gc.collect()
@@ -703,6 +741,10 @@ def bench_synthetic(ctx: BenchContext, name: str, passages: int) -> dict:
     questions, vectors = _xquad_questions(ctx.material, ctx.queries)
     result.update(_query_side(ctx, index_dir, questions, vectors, ctx.answer and passages <= ANSWER_MAX))
     result["startup"] = startup(index_dir, questions[0], 1, ctx.env)
+    if COMPARE_ANN[0] <= result["passages"] <= COMPARE_ANN[1]:
+        from rag.index import load_index
+
+        result["ann_comparison"] = ann_comparison(load_index(index_dir, verify=False), vectors, ctx.settings, ctx.log)
     if folder is not None and passages <= INCREMENTAL_MAX:
         result["incremental"] = incremental(ctx, folder, settings)
     if folder is not None:
@@ -848,6 +890,16 @@ def render_markdown(result: dict) -> str:
         lines.append(f"| {s['name']} | {s['articles']:,} | {s['build_path'].split(' (')[0]} | {b['seconds']:.1f} | {_fmt(rate)} | "
                      f"{_fmt(load.get('load_seconds'), 2)} | {_fmt(load.get('index_memory_mb'))} | {_fmt(round(sum(s['files_mb'].values()), 1))} | "
                      f"{'exact' if rec.get('exact') else _fmt(rec['recall_at_10'], 3)} | {'exact' if rec.get('exact') else _fmt(rec['recall_at_100'], 3)} |")
+    for s in result["sizes"]:
+        comparison = s.get("ann_comparison")
+        if comparison:
+            lines += ["", f"## Approximate index choice ({s['passages']:,} passages, same vectors, same questions)", "",
+                      "| index | setting (tuned) | build s | MB | recall@10 | recall@100 | search p50 / p95 ms (k = 100) |",
+                      "|---|---|---|---|---|---|---|"]
+            for kind, row in comparison.items():
+                setting = {k: v for k, v in row["params"].items() if k in ("nlist", "nprobe", "m", "ef_search")}
+                lines.append(f"| {kind} | {setting} | {row['build_seconds']:.1f} | {row['megabytes']:.0f} | {row['recall_at_10']:.3f} | "
+                             f"{row['recall_at_100']:.3f} | {row['search_ms']['p50']:.2f} / {row['search_ms']['p95']:.2f} |")
     seeds = _size(result, "seeds")
     if seeds:
         b, e = seeds["build"], seeds["bare_embedder"]

@@ -89,53 +89,26 @@ class Status:
 
 
 class Generator(Protocol):
-    """What the chat needs from a language-model answerer (``rag.generation``).
+    """What the chat uses of ``rag.generation.Generator``.
 
-    ``stream(question, hits)`` yields the answer text in pieces as the model writes it and, last, the final
-    ``Answer`` (with verifiable citations); ``complete(messages)`` (optional) returns one chat completion, used to
-    rewrite follow-up questions."""
+    ``stream(question, hits, fallback=...)`` yields the answer text in pieces as the model writes it and, last,
+    the final ``Answer`` (checked against the passages; ``fallback()`` when the check fails); ``complete(messages)``
+    returns one chat completion (used to rewrite follow-up questions); ``warm_up()`` loads the model."""
 
-    def stream(self, question: str, hits: Sequence) -> Iterator[str | Answer]: ...
+    def stream(self, question: str, hits: Sequence, fallback: Callable[[], Answer] | None = None) -> Iterator[str | Answer]: ...
 
+    def complete(self, messages: list[dict]) -> str: ...
 
-_GENERATOR_CLASSES = {"llm": ("LLMAnswerer", "LocalLLMAnswerer", "LlmAnswerer"),
-                      "server": ("ServerAnswerer", "OpenAIAnswerer", "RemoteAnswerer")}
-
-
-class _AnswererAdapter:
-    """A ``rag.generation`` answerer class (``run``/``stream`` taking ``hits``) seen as a ``Generator``."""
-
-    def __init__(self, answerer) -> None:
-        self.answerer = answerer
-        complete = getattr(answerer, "complete", None)
-        if complete is not None:
-            self.complete = complete
-
-    def stream(self, question: str, hits: Sequence) -> Iterator[str | Answer]:
-        stream = getattr(self.answerer, "stream", None)
-        if stream is None:
-            answer = self.answerer.run(question, hits=list(hits))
-            yield answer.answer or ""
-            yield answer
-            return
-        yield from stream(question, hits=list(hits))
+    def warm_up(self) -> None: ...
 
 
-def default_generator(settings: Settings, retriever=None) -> Generator:
-    """The language-model answerer of ``rag.generation``: ``make_generator(settings)``, or its answerer class for
-    ``settings.answerer`` built from the retriever and the settings; a clear message when there is none."""
+def default_generator(settings: Settings, log: Callable[[str], None] = lambda m: None) -> Generator:
+    """``rag.generation.make_generator``: the local model or a server, as ``settings.answerer`` says."""
     try:
-        from rag import generation
+        from rag.generation import make_generator
     except ImportError:
-        generation = None
-    make = getattr(generation, "make_generator", None)
-    if make is not None:
-        return make(settings)
-    for name in _GENERATOR_CLASSES.get(settings.answerer, ()):
-        cls = getattr(generation, name, None)
-        if cls is not None:
-            return _AnswererAdapter(cls(retriever, settings))
-    raise RagError("Antworten mit einem Sprachmodell sind in dieser Installation nicht verfügbar")
+        raise RagError("Antworten mit einem Sprachmodell sind in dieser Installation nicht verfügbar") from None
+    return make_generator(settings, log)
 
 
 def friendly(err: BaseException) -> str:
@@ -149,7 +122,7 @@ class ChatEngine:
     """Everything the chat needs, loaded once: retriever, answerers, optional generator."""
 
     def __init__(self, settings: Settings, say: Callable[[str], None] = lambda m: None,
-                 generators: Callable[[Settings, object], "Generator"] | None = None) -> None:
+                 generators: Callable[[Settings, Callable[[str], None]], "Generator"] | None = None) -> None:
         self.settings = settings
         self.say = say
         self.retriever = None
@@ -303,10 +276,21 @@ class ChatEngine:
                     self._check_server_url(url)
                     update["llm_api_key_env"] = "RAG_CHAT_NO_API_KEY"  # the configured key goes to its own server only
             settings = self.settings.model_copy(update=update)
-            found = self._make_generator(settings, self.retriever)
+            found = self._make_generator(settings, self.say)
             with self._swap:
                 self._generators[key] = found
         return found
+
+    def warm_model(self) -> None:
+        """Load the local model in the background when it is the default answerer (a minute on first use)."""
+        if self.settings.answerer != "llm" or not self.llm_available():
+            return
+        try:
+            generator = self.generator(Options("llm"))
+            with self._local_model:
+                generator.warm_up()
+        except Exception:
+            log.warning("the local model could not be loaded", exc_info=True)
 
     def _check_server_url(self, url: str) -> None:
         """A server URL typed in the browser: http(s) only, and on a shared app (not bound to loopback) only the
@@ -344,7 +328,8 @@ class ChatEngine:
         lock = self._local_model if options.answerer == "llm" else contextlib.nullcontext()
         text = ""
         with lock:  # the local model answers one question at a time (2 cores); servers handle their own queue
-            for piece in generator.stream(question, hits[: max(options.passages, 1)]):
+            generator.warm_up()
+            for piece in generator.stream(question, hits[: max(options.passages, 1)], fallback=lambda: extractive):
                 if isinstance(piece, Answer):
                     yield "", piece
                     continue
@@ -445,7 +430,9 @@ class ChatEngine:
                                               f"extraktive Antwort."), answer, turn.standalone, done=True)
                 return
             final = final or answer
-            yield Update(answer_html(final, uid, articles, rewrite=note, show_uncited=options.show_uncited),
+            reason = getattr(final, "fallback_reason", None)
+            yield Update(answer_html(final, uid, articles, rewrite=note, show_uncited=options.show_uncited,
+                                     note=f"{reason} Angezeigt wird die extraktive Antwort." if reason else None),
                          final, turn.standalone, done=True)
         except Exception as err:  # the chat shows a friendly sentence; the traceback goes to the server log only
             if not isinstance(err, RagError):
@@ -530,6 +517,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, say: Ca
     say(f"Chat ready at http://{host}:{port} after {time.perf_counter() - started:.1f} s: {status.articles} articles, "
         f"{status.passages} passages, embedding model {status.embedder}, answers: {status.answerer}.")
     threading.Thread(target=engine.warm_caches, name="rag-warm", daemon=True).start()
+    threading.Thread(target=engine.warm_model, name="rag-warm-model", daemon=True).start()
     if block:
         try:
             demo.block_thread()

@@ -195,15 +195,17 @@ def chat(
 @app.command()
 def bench(
     sizes: str = typer.Option("seeds,10k,100k,1m", "--sizes", help="Corpus sizes: seeds, 10k, 100k, 1m or numbers (5000, 20k)."),
-    out: Path = typer.Option(Path("eval/reports/bench"), "--out", help="Report stem: OUT.json, OUT.md, OUT.png."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Report stem: OUT.json, OUT.md, OUT.png (default: eval/reports/bench)."),
     queries: int = typer.Option(100, "--queries", min=1, max=2000, help="Questions per size."),
     rounds: int = typer.Option(2, "--rounds", min=1, max=20, help="Passes over the questions."),
     work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Folder for the synthetic corpora and indexes (default: a temporary one)."),
     keep: bool = typer.Option(False, "--keep", help="Keep the synthetic indexes in --work-dir."),
 ) -> None:
     """Measure build, load, memory, start-up and per-stage latency by corpus size; write a report."""
-    from rag.bench import parse_sizes, run_bench, write_reports
+    from rag.bench import parse_sizes, run_bench
+    from rag.settings import project_root
 
+    out = out or project_root() / "eval" / "reports" / "bench"
     try:
         chosen = parse_sizes(sizes)
     except ValueError as err:

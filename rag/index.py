@@ -9,6 +9,7 @@ Layout of ``index/<name>/`` (no pickle anywhere)::
     *.offsets.npy         byte offset of every line of the two .jsonl files (rows are read on demand)
     chunks.hashes.npy     every chunk's text hash (vector re-use without parsing chunks.jsonl)
     articles.chunks.npy   first chunk row of every article (+ the total)
+    sources.json          size, times and inode of every article file (an update re-reads only changed files)
     dense.faiss           FAISS inner-product index of L2-normalised chunk vectors: exact (``IndexFlatIP``)
                           up to ``exact_max_passages``, else IVF-Flat (with a direct map, so vectors stay
                           reconstructable) or HNSW-Flat; its type and tuning are in ``params.json["dense"]``
@@ -49,7 +50,7 @@ import numpy as np
 
 from rag import __version__
 from rag.chunking import Chunk, chunk_article
-from rag.corpus import Article, Skipped, load_folder
+from rag.corpus import ARTICLE_SUFFIXES, METADATA_FILE, Article, Skipped, load_article_file, load_folder, read_metadata
 from rag.embedding import Embedder
 from rag.errors import RagError
 from rag.lexical import BM25Index, TokenTable, merge_tables, tokenize
@@ -66,6 +67,7 @@ CHUNK_OFFSETS = "chunks.offsets.npy"
 CHUNK_HASHES = "chunks.hashes.npy"
 ARTICLE_OFFSETS = "articles.offsets.npy"
 ARTICLE_CHUNKS = "articles.chunks.npy"
+SOURCES = "sources.json"
 CACHE_ROWS = 100_000
 IVF_TRAIN_POINTS_PER_LIST = 50
 IVF_TRAIN_ITERATIONS = 10
@@ -101,8 +103,12 @@ class _JsonlRows:
         return self._map[int(self.offsets[start]):int(self.offsets[stop])]
 
 
+class IndexDamaged(RagError):
+    """A row of a lazily read index file turned out unreadable."""
+
+
 def _damaged(path: Path, what: str) -> RagError:
-    return RagError(f"The index at {path} is damaged ({what}); rebuild it with `rag index`.")
+    return IndexDamaged(f"The index at {path} is damaged ({what}); rebuild it with `rag index`.")
 
 
 class ChunkStore(SequenceABC):
@@ -206,6 +212,13 @@ class Index:
         if file.exists():
             return np.load(file, allow_pickle=False)
         return np.array([c.text_hash.encode() for c in self.chunks], dtype="S16")
+
+    def sources(self) -> dict:
+        """The stat of every article file when the index was built (see ``load_folders``)."""
+        try:
+            return json.loads((self.path / SOURCES).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
 
     def article_chunk_starts(self) -> np.ndarray:
         """First chunk row of every article in article order, then the number of chunks."""
@@ -347,6 +360,19 @@ def build_dense(vectors: np.ndarray, dim: int, settings: Settings | None = None,
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     n = len(vectors)
     kind = dense_kind(n, settings)
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(settings.threads if settings is not None else threads)  # training, adding, tuning
+    try:
+        return _build_dense(vectors, dim, kind, settings, previous, log)
+    finally:
+        faiss.omp_set_num_threads(threads)
+
+
+def _build_dense(vectors: np.ndarray, dim: int, kind: str, settings: Settings | None, previous,
+                 log: Callable[[str], None]) -> tuple[object, dict]:
+    import faiss
+
+    n = len(vectors)
     if kind == "flat":
         dense = faiss.IndexFlatIP(dim)
         if n:
@@ -462,10 +488,12 @@ def _runs(items: Iterable[tuple[int | None, object]]):
 
 
 def _write_folder(tmp: Path, params: dict, parts: list[_Part], previous: Index | None, dense, tokens: TokenTable,
-                  hashes: np.ndarray) -> None:
+                  hashes: np.ndarray, sources: dict | None = None) -> None:
     """Everything but params.json into ``tmp``."""
     import faiss
 
+    if sources:
+        (tmp / SOURCES).write_text(json.dumps(sources, ensure_ascii=False), encoding="utf-8")
     old_articles = previous.articles._rows if previous is not None and isinstance(previous.articles, ArticleStore) else None
     old_chunks = previous.chunks._rows if previous is not None and isinstance(previous.chunks, ChunkStore) else None
     out = _LinesOut(tmp / "articles.jsonl")
@@ -541,12 +569,77 @@ def write_index(path: Path, params: dict, articles: list[Article], chunks: list[
 
 # ---------------------------------------------------------------------------------------------- building
 
-def load_folders(folders: Sequence[Path], max_bytes: int, log: Callable[[str], None]) -> tuple[list[Article], list[Skipped]]:
-    """Articles of several folders (e.g. the seeds plus the chat's uploads); a later folder's article wins an id clash."""
+def _file_stat(path: Path) -> list[int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+def _load_folder(folder: Path, max_bytes: int, previous: "Index | None", known: dict, stats: dict,
+                 since_ns: int) -> tuple[list[Article], list[Skipped]]:
+    """``corpus.load_folder``, re-using the previous index's record of each file whose size, times and inode are
+    unchanged (and the folder's metadata.json too), so an update reads only new and changed files."""
+    known_files = known.get("files", {})
+    if not known_files or previous is None or not folder.is_dir():
+        articles, skipped = load_folder(folder, max_bytes)
+        for article in articles:
+            _remember(stats, article.source, _file_stat(Path(article.source)), since_ns)
+        stats["metadata"][str(folder)] = _file_stat(folder / METADATA_FILE)
+        return articles, skipped
+    metadata_stat = _file_stat(folder / METADATA_FILE)
+    metadata_same = str(folder) in known.get("metadata", {}) and known["metadata"][str(folder)] == metadata_stat
+    metadata = read_metadata(folder)
+    try:
+        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in ARTICLE_SUFFIXES and p.is_file())
+    except OSError:
+        return load_folder(folder, max_bytes)  # raises its one-sentence error
+    articles: list[Article] = []
+    skipped: list[Skipped] = []
+    for path in paths:
+        try:
+            stat, key, article = _file_stat(path), str(path), None
+            if metadata_same and stat is not None and known_files.get(key) == stat and stat[0] <= max_bytes \
+                    and path.stem in previous.articles:
+                article = previous.articles[path.stem]
+                article = article if article.source == key else None
+            if article is None:
+                article = load_article_file(path, metadata.get(path.stem), max_bytes)
+            articles.append(article)
+            _remember(stats, key, stat, since_ns)
+        except ValueError as err:
+            skipped.append(Skipped(str(path), f"{path.name} skipped: {err}."))
+        except OSError as err:
+            skipped.append(Skipped(str(path), f"{path.name} skipped: it cannot be read ({err.strerror})."))
+    if not articles:
+        return load_folder(folder, max_bytes)  # raises its one-sentence error
+    stats["metadata"][str(folder)] = metadata_stat
+    return articles, skipped
+
+
+def _remember(stats: dict, key: str, stat: list[int] | None, since_ns: int) -> None:
+    """Record a file's stat, unless it changed in the last two seconds (it may change again within the same tick)."""
+    if stat is not None and stat[1] < since_ns - 2_000_000_000:
+        stats["files"][key] = stat
+
+
+def load_folders(folders: Sequence[Path], max_bytes: int, log: Callable[[str], None], previous: "Index | None" = None,
+                 stats: dict | None = None) -> tuple[list[Article], list[Skipped]]:
+    """Articles of several folders (e.g. the seeds plus the chat's uploads); a later folder's article wins an id clash.
+
+    With ``previous`` (the index being updated), files unchanged since it was built are not read again;
+    ``stats`` collects every file's stat for the next update.
+    """
     by_id: dict[str, Article] = {}
     skipped: list[Skipped] = []
+    known = previous.sources() if previous is not None else {}
+    stats = stats if stats is not None else {}
+    stats.setdefault("files", {})
+    stats.setdefault("metadata", {})
+    since_ns = time.time_ns()
     for folder in folders:
-        articles, folder_skipped = load_folder(Path(folder), max_bytes)
+        articles, folder_skipped = _load_folder(Path(folder), max_bytes, previous, known, stats, since_ns)
         skipped += folder_skipped
         for article in articles:
             if article.doc_id in by_id:
@@ -596,19 +689,32 @@ def build_index(folder: Path | Sequence[Path], settings: Settings, embedder: Emb
         return now
 
     folders = [folder] if isinstance(folder, (str, Path)) else list(folder)
-    articles, skipped = load_folders(folders, settings.max_article_bytes, log)
-    for item in skipped:
-        log(item.reason)
     path = Path(settings.index_dir)
-    corpus = {a.doc_id: a.sha256 for a in articles}
-    clock = lap("read_articles", started)
     previous = None
     if (path / "params.json").exists():
         try:
             previous = load_index(path, embedder.model_id)
         except RagError as err:
             log(f"The existing index is not reused: {err}")
-    clock = lap("load_previous", clock)
+    try:
+        return _build(folders, settings, embedder, progress, log, previous, started, timings, lap)
+    except IndexDamaged as err:  # found only while reading the previous index's rows: build from scratch
+        if previous is None:
+            raise
+        log(f"The existing index is not reused: {err}")
+        return _build(folders, settings, embedder, progress, log, None, started, timings, lap)
+
+
+def _build(folders: list, settings: Settings, embedder: Embedder, progress: bool, log: Callable[[str], None],
+           previous: Index | None, started: float, timings: dict, lap: Callable[[str, float], float]) -> BuildReport:
+    path = Path(settings.index_dir)
+    clock = lap("load_previous", started)
+    stats: dict = {}
+    articles, skipped = load_folders(folders, settings.max_article_bytes, log, previous, stats)
+    for item in skipped:
+        log(item.reason)
+    corpus = {a.doc_id: a.sha256 for a in articles}
+    clock = lap("read_articles", clock)
     digest = articles_digest(articles)
     if previous is not None and _is_up_to_date(previous, corpus, digest, settings):
         return BuildReport(str(path), len(articles), len(previous.chunks), 0, len(previous.chunks),
@@ -700,7 +806,7 @@ def build_index(folder: Path | Sequence[Path], settings: Settings, embedder: Emb
         "articles_digest": digest,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    _swap_in(path, params, lambda tmp: _write_folder(tmp, params, parts, previous, dense, tokens, hashes))
+    _swap_in(path, params, lambda tmp: _write_folder(tmp, params, parts, previous, dense, tokens, hashes, stats))
     lap("write", clock)
     return BuildReport(str(path), len(articles), total, len(texts), reused, round(time.perf_counter() - started, 3),
                        False, [s.reason for s in skipped], removed, dense_info["type"], timings)

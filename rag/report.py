@@ -79,7 +79,8 @@ def render_markdown(result: Mapping, name: str, charts: Sequence[str] = ()) -> s
         for split in ("heldout", "tune", "all"):
             rows = _retrieval_rows(xquad["configs"], split)
             if rows:
-                lines += [f"### {SPLIT_TITLES[split]}", ""] + _table(_retrieval_header(), rows) + [""]
+                title = SPLIT_TITLES[split] if not result.get("quick") else f"{split} (quick slice: 2 articles, 10 paragraphs)"
+                lines += [f"### {title}", ""] + _table(_retrieval_header(), rows) + [""]
         notes = [f"- `{n}`: {d['note']}" for n, d in xquad["configs"].items() if d.get("note")] + \
                 [f"- {n}" for n in xquad.get("notes", [])]
         if notes:
@@ -147,8 +148,9 @@ def _sweep_section(sweep: Mapping | None) -> list[str]:
         return []
     chosen = sweep["chosen"]
     lines = ["### Fusion sweep (chosen on the tuning half, reported on the held-out half)", "",
-             "Coordinate-wise: each parameter in turn, the others at their best so far; the winner maximises "
-             f"({', '.join(sweep['selection'])}) on the tuning half, a tie keeps the default. "
+             "Coordinate-wise: each parameter in turn, the others at their best so far; the best value by "
+             f"({', '.join(sweep['selection'])}) on the tuning half replaces the current one only if it gains at least "
+             f"{sweep.get('min_gain', 0)} {sweep['selection'][0]} (smaller gains are a question or two: noise). "
              "Defaults: " + ", ".join(f"`{k}={v}`" for k, v in sweep["defaults"].items()) + "; chosen: "
              + ", ".join(f"**`{k}={v}`**" for k, v in chosen.items()) + ".", ""]
     for parameter in sweep["grid"]:

@@ -48,6 +48,12 @@ class Answer:
     abstained: bool = False
     citations: list[Citation] = field(default_factory=list)
     retrieved: list[Retrieved] = field(default_factory=list)
+    # Added for issue 4: which answerer wrote the text, why it abstained, the grounding checks of a generated
+    # answer ({"passed": bool, "problems": [...]}), and why a generated answer was replaced by the extractive one.
+    answerer: str = "extractive"
+    abstain_reason: str | None = None
+    grounding: dict | None = None
+    fallback_reason: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

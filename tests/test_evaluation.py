@@ -141,6 +141,29 @@ def test_sweep_chooses_on_the_tuning_half_only(fake_retriever):
     assert again["tuned"]["heldout"]["recall@5"] == 0.0 < result["tuned"]["heldout"]["recall@5"]
 
 
+def test_sweep_keeps_the_default_without_a_real_gain(fake_retriever):
+    grid = {"dense_weight": [0.0, 0.7, 1.0]}
+    questions = _seed_questions()
+    assert sweep(RecordingRetriever(fake_retriever), questions, grid=grid, min_gain=1.0)["chosen"] == {"dense_weight": 0.7}
+    assert sweep(RecordingRetriever(fake_retriever), questions, grid=grid, min_gain=1.0)["changed"] == {}
+
+
+def test_score_batch_output(tmp_path):
+    questions = [EvalQuestion("a", "?", "?", ("d1",), "tune"), EvalQuestion("b", "?", "?", ("d2",), "heldout"),
+                 EvalQuestion("c", "?", "?", ("d3",), "heldout")]
+    out = tmp_path / "out.jsonl"
+    lines = [{"id": "a", "retrieved": [{"doc_id": "d1"}, {"doc_id": "d1"}, {"doc_id": "d9"}]},
+             {"id": "b", "retrieved": [{"doc_id": "d9"}, {"doc_id": "d9"}, {"doc_id": "d2"}]}]  # "c" is missing
+    out.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    scores = evaluation.score_batch_output(out, questions)
+    assert scores["all"]["recall@1"] == pytest.approx(1 / 3) and scores["all"]["questions"] == 3
+    assert scores["tune"]["mrr@10"] == 1.0
+    assert scores["heldout"]["mrr@10"] == pytest.approx(0.25)  # b: d2 is the 2nd document → 1/2; c: 0
+    out.write_text("kein json\n", encoding="utf-8")
+    with pytest.raises(evaluation.RagError, match="line 1"):
+        evaluation.score_batch_output(out, questions)
+
+
 def _perfect_answerer(articles, questions):
     """Quotes the first gold evidence sentence at its offsets; abstains on unanswerable questions."""
     by_query = {q.query: q for q in questions}

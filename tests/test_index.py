@@ -332,3 +332,54 @@ def test_unreadable_row_in_a_lazily_read_file_is_a_clear_error(seeds_copy, setti
     index = load_index(settings.index_dir, verify=False)
     with pytest.raises(RagError, match="damaged"):
         index.chunks[3]
+
+
+def test_update_reads_only_new_and_changed_files(seeds_copy, settings_for, fake_embedder, monkeypatch):
+    import os
+
+    import rag.index as index_module
+    from rag.corpus import load_folder
+
+    settings = settings_for()
+    old = 1_600_000_000
+    for path in seeds_copy.iterdir():
+        os.utime(path, (old, old))  # settled files (a file changed in the last 2 s is always re-read)
+    build_index(seeds_copy, settings, fake_embedder)
+    read = []
+    real = index_module.load_article_file
+    monkeypatch.setattr(index_module, "load_article_file", lambda path, *a: read.append(path.name) or real(path, *a))
+    assert build_index(seeds_copy, settings, fake_embedder).up_to_date and read == []
+    changed = sorted(seeds_copy.glob("*.txt"))[2]
+    changed.write_text(changed.read_text(encoding="utf-8").replace("Meta", "Metta", 1), encoding="utf-8")
+    os.utime(changed, (old + 10, old + 10))
+    (seeds_copy / "005_new.txt").write_text("Google plant 2026 neue Rechenzentren.", encoding="utf-8")
+    report = build_index(seeds_copy, settings, fake_embedder)
+    assert sorted(read) == sorted([changed.name, "005_new.txt"]) and not report.up_to_date
+    index = load_index(settings.index_dir)
+    expected, _ = load_folder(seeds_copy)
+    assert [index.articles[a.doc_id] for a in expected] == expected, "the same records as reading every file"
+    read.clear()
+    (seeds_copy / "metadata.json").write_text((seeds_copy / "metadata.json").read_text(encoding="utf-8") + " ",
+                                              encoding="utf-8")
+    build_index(seeds_copy, settings, fake_embedder)
+    assert len(read) == 6, "a changed metadata.json means every article is read again"
+
+
+def test_update_over_an_index_with_an_unreadable_row_rebuilds_from_scratch(seeds_copy, settings_for, fake_embedder,
+                                                                          monkeypatch):
+    """Damage the sampled check of a big file can miss shows only when the row is read: the update starts over."""
+    import rag.index as index_module
+
+    settings = settings_for()
+    first = build_index(seeds_copy, settings, fake_embedder)
+    path = settings.index_dir / "articles.jsonl"
+    data = bytearray(path.read_bytes())
+    data[int(np.load(settings.index_dir / "articles.offsets.npy")[2])] = ord("x")  # the third article's row
+    path.write_bytes(bytes(data))
+    monkeypatch.setattr(index_module, "verify_files", lambda *args, **kwargs: None)  # as if the damage were unsampled
+    messages = []
+    (seeds_copy / "005_new.txt").write_text("Microsoft 2025.", encoding="utf-8")
+    report = build_index(seeds_copy, settings, fake_embedder, log=messages.append)
+    assert any("not reused" in m for m in messages) and report.embedded == first.chunks + 1
+    monkeypatch.undo()
+    assert len(load_index(settings.index_dir).articles) == 6

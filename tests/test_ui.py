@@ -122,7 +122,10 @@ class FakeGenerator:
         self.settings = settings
         self.questions = []
 
-    def stream(self, question, hits):
+    def warm_up(self):
+        pass
+
+    def stream(self, question, hits, fallback=None):
         from rag.schema import Answer, Citation
 
         self.questions.append(question)
@@ -142,7 +145,7 @@ class FakeGenerator:
 def model_engine(real_seeds_index):
     settings, embedder, index = real_seeds_index
     made = []
-    engine = ChatEngine(settings, generators=lambda s, retriever: made.append(FakeGenerator(s)) or made[-1])
+    engine = ChatEngine(settings, generators=lambda s, log: made.append(FakeGenerator(s)) or made[-1])
     engine.install(Retriever(index, embedder, settings))
     engine.made = made
     return engine
@@ -175,27 +178,6 @@ def test_server_urls_from_the_browser_are_checked_and_get_no_api_key(model_engin
     model_engine.allow_server_urls = False
     last = list(model_engine.chat(META_2026, [], Options(answerer="server", server_url="http://10.0.0.1/v1")))[-1]
     assert "RAG_LLM_URL" in html.unescape(last.html) and len(model_engine.made) == 1
-
-
-def test_an_answerer_class_of_rag_generation_is_used(engine, monkeypatch):
-    """Without ``make_generator``, an ``LLMAnswerer(retriever, settings)`` with ``run(question, hits=…)`` works."""
-    import types
-
-    from rag.schema import Answer
-
-    class LLMAnswerer:
-        def __init__(self, retriever, settings):
-            self.retriever = retriever
-
-        def run(self, question, hits=()):
-            return Answer(None, question, f"Generiert aus {len(hits)} Passagen.", False, [], [])
-
-    module = types.SimpleNamespace(LLMAnswerer=LLMAnswerer, local_available=lambda settings: True)
-    monkeypatch.setitem(sys.modules, "rag.generation", module)
-    monkeypatch.setattr(engine, "_generators", {})
-    assert engine.llm_available() and engine.status().llm_available
-    last = list(engine.chat(META_2026, [], Options(answerer="llm", passages=3)))[-1]
-    assert last.done and last.answer.answer == "Generiert aus 3 Passagen."
 
 
 def test_server_answerer_needs_a_url(model_engine):
@@ -301,6 +283,88 @@ def test_eight_concurrent_answers_are_all_correct(app):
         assert answer["question"] == question
         assert says_115_to_135(answer["answer"]) and cites_meta_2026(answer), answer["answer"]
     print(f"\n8 concurrent /answer calls: {seconds:.2f} s")
+
+
+class StubChatServer:
+    """A stand-in OpenAI-compatible chat-completions server on loopback: streams an answer citing the prompt's
+    passage that holds the 2026 figure, and rewrites follow-ups when asked without streaming."""
+
+    def __init__(self):
+        import http.server
+        import json
+        import threading
+
+        stub = self
+        self.requests = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                stub.requests.append((self.path, body))
+                prompt = body["messages"][-1]["content"]
+                if not body.get("stream"):
+                    payload = json.dumps({"choices": [{"message": {"content": "Wer ist Finanzchefin bei Meta?"}}]})
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    self.wfile.write(payload.encode())
+                    return
+                numbers = re.findall(r"^\[(\d+)\].*135", prompt, re.MULTILINE)
+                text = (f"Meta plant für 2026 Kapitalinvestitionen von 115 bis 135 Milliarden US-Dollar [{numbers[0]}]."
+                        if numbers else "Dazu enthalten die Artikel keine Angabe.")
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                for word in text.split(" "):
+                    chunk = {"choices": [{"delta": {"content": word + " "}}]}
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    self.wfile.flush()
+                    time.sleep(0.03)
+                self.wfile.write(b"data: [DONE]\n\n")
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def stub_server():
+    server = StubChatServer()
+    yield server
+    server.close()
+
+
+def test_server_answer_streams_into_the_chat_replacing_the_extractive_one(client, stub_server):
+    pytest.importorskip("rag.generation")
+    job = client.submit(META_2026, [], "server", 5, False, stub_server.url, api_name="/chat")
+    history, _ = job.result(timeout=60)
+    steps = ["".join(part.get("text", "") for part in out[0][-1]["content"]) if not isinstance(out[0][-1]["content"], str)
+             else out[0][-1]["content"] for out in job.outputs()]
+    final = html.unescape(steps[-1])
+    assert "Meta plant für 2026 Kapitalinvestitionen von 115 bis 135 Milliarden US-Dollar" in final
+    assert 'class="rag-card"' in final and "rag-pending" not in final
+    assert any("Sprachmodell formuliert" in step and "rag-card" in step for step in steps)  # extractive first
+    assert any("Sprachmodell schreibt" in step for step in steps)  # then the model's words as they come
+    assert stub_server.requests and stub_server.requests[-1][0] == "/v1/chat/completions"
+
+
+def test_server_rewrites_the_followup(client, stub_server):
+    pytest.importorskip("rag.generation")
+    history, _ = client.predict(META_2026, [], "extractive", 5, False, "", api_name="/chat")
+    history, _ = client.predict("Wer ist dort Finanzchefin?", history, "server", 5, False, stub_server.url,
+                                api_name="/chat")
+    content = history[-1]["content"]
+    text = html.unescape(content if isinstance(content, str) else "".join(p.get("text", "") for p in content))
+    assert "Verstanden als: <q>Wer ist Finanzchefin bei Meta?</q>" in text
+    assert any(not body.get("stream") and "Folgefrage" in body["messages"][-1]["content"]
+               for _, body in stub_server.requests)
 
 
 NEWS = ("Nordlicht Energie baut Batteriespeicher\n28.01.2026\n"
