@@ -786,6 +786,9 @@ def run_bench(sizes: list[tuple[str, int]], settings: Settings, out: Path, queri
             entry["seconds"] = round(time.perf_counter() - t0, 1)
             entry["load_average"] = {"before": load_before, "after": _load()}
             result["sizes"].append(entry)
+            result["targets"] = check_targets(result)
+            result["seconds"] = round(time.perf_counter() - started, 1)
+            write_reports(result, Path(out))  # after every size, so a long run leaves its numbers behind
             log(f"bench: {name} done in {entry['seconds']:.0f} s: retrieval p50 {entry['latency_ms']['retrieval']['p50']:.1f} ms, "
                 f"ratio to floor {entry['latency_ms']['ratio_to_floor_p50']:.2f}")
             if not keep:

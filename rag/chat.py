@@ -382,21 +382,24 @@ class ChatEngine:
             final = None
             for _, partial in self._generate(question, hits, answer, Options(self.settings.answerer)):
                 final = partial or final
-            answer = final or answer
+            if final is not None and not (final.abstained and not answer.abstained):  # as in the chat
+                answer = final
         answer.id = id
         return answer
 
-    def rewrite(self, question: str, previous: Sequence[str], options: Options) -> Rewrite:
-        known = ()
+    def rewrite(self, question: str, previous: Sequence[str], options: Options, model: bool = False) -> Rewrite:
+        """The standalone question: by the rules, or (``model``) by the session's language model when it has one
+        (the model is asked only for follow-ups and falls back to the rules)."""
         llm = None
-        if options.answerer in ("llm", "server") and previous:
+        if model and options.answerer in ("llm", "server") and previous:
             complete = self._completer(options)
-            llm = LLMRewriter(complete, known) if complete is not None else None
-        return rewrite(question, list(previous), llm, known)
+            llm = LLMRewriter(complete) if complete is not None else None
+        return rewrite(question, list(previous), llm)
 
     def chat(self, question: str, previous: Sequence[str] = (), options: Options | None = None) -> Iterator[Update]:
-        """One reply, as a stream of updates: the rewrite, the extractive answer at once, then (with a language
-        model) the generated answer replacing it token by token. Errors end the stream as a friendly message."""
+        """One reply, as a stream of updates: the rule-based rewrite and the extractive answer at once; then, with a
+        language model, the model's rewrite of a follow-up (re-retrieving when it differs) and the generated answer
+        replacing the extractive one as it streams. Errors end the stream as a friendly message."""
         options = options or Options()
         uid = uuid.uuid4().hex[:10]
         try:
@@ -413,6 +416,14 @@ class ChatEngine:
                 return
             yield Update(answer_html(answer, uid, articles, rewrite=note, show_uncited=options.show_uncited,
                                      status="Sprachmodell formuliert eine Antwort …"), answer, turn.standalone)
+            if turn.changed:  # a follow-up: the model may understand it better than the rules
+                better = self.rewrite(question, previous, options, model=True)
+                if better.standalone != turn.standalone:
+                    turn = better
+                    note = (turn.question, turn.standalone, turn.method)
+                    answer, hits = self.extractive(turn.standalone, options.passages)
+                    yield Update(answer_html(answer, uid, articles, rewrite=note, show_uncited=options.show_uncited,
+                                             status="Sprachmodell formuliert eine Antwort …"), answer, turn.standalone)
             final, text = None, ""
             try:
                 for text, partial in self._generate(turn.standalone, hits, answer, options):
@@ -431,6 +442,8 @@ class ChatEngine:
                 return
             final = final or answer
             reason = getattr(final, "fallback_reason", None)
+            if final.abstained and not answer.abstained:  # the quotes answer it even though the model found nothing
+                final, reason = answer, "Das Sprachmodell fand in seinen Textstellen keine Antwort."
             yield Update(answer_html(final, uid, articles, rewrite=note, show_uncited=options.show_uncited,
                                      note=f"{reason} Angezeigt wird die extraktive Antwort." if reason else None),
                          final, turn.standalone, done=True)

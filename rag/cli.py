@@ -86,6 +86,66 @@ def search(
         typer.echo(f"    {snippet[:300]}{'…' if len(snippet) > 300 else ''}")
 
 
+AnswererOption = typer.Option(None, "--answerer", help="extractive (default), llm (local model) or server.")
+LlmUrlOption = typer.Option(None, "--llm-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1.")
+LlmModelOption = typer.Option(None, "--llm-model", help="Model name sent to the server.")
+
+
+def _print_answer(answer, streamed: str = "") -> None:
+    """The answer (unless it was streamed already), then its numbered sources with title, date and quote."""
+    from rag.generation import german_date
+
+    if answer.fallback_reason:
+        _say(f"Hinweis: {answer.fallback_reason} Es folgt die Antwort aus den Artikeln.")
+    if answer.answer and answer.answer.strip() != streamed.strip():
+        if streamed:
+            typer.echo("")
+        typer.echo(answer.answer)
+    if answer.citations:
+        typer.echo("\nNächstliegende Quellen:" if answer.abstained else "\nQuellen:")
+    for citation in answer.citations:
+        typer.echo(f"[{citation.n}] {citation.title} ({german_date(citation.date, citation.date_inferred)})")
+        typer.echo(f"    „{' '.join(citation.quote.split())}“")
+
+
+@app.command()
+def ask(
+    question: str = typer.Argument(..., help="The question (German or English)."),
+    index_dir: Optional[Path] = IndexDir,
+    as_json: bool = typer.Option(False, "--json", help="Print the answer object as JSON."),
+    answerer: Optional[str] = AnswererOption,
+    llm_url: Optional[str] = LlmUrlOption,
+    llm_model: Optional[str] = LlmModelOption,
+) -> None:
+    """One answer with numbered citations to the exact sentences it came from."""
+    from rag.answering import make_answerer
+    from rag.pipeline import open_retriever
+    from rag.schema import Answer
+
+    question = question.strip()
+    settings = _settings(index_dir=index_dir, answerer=answerer, llm_url=llm_url, llm_model=llm_model)
+    if not question:
+        raise RagError("The question is empty.")
+    if len(question) > settings.max_question_chars:
+        raise RagError(f"The question has {len(question)} characters, more than the limit of {settings.max_question_chars}.")
+    retriever = open_retriever(settings, log=_say, progress=_progress())
+    responder = make_answerer(retriever, settings, log=_say)
+    responder.warm_up()
+    if as_json:
+        typer.echo(json.dumps(responder.run(question).to_dict(), ensure_ascii=False))
+        return
+    if settings.answerer == "extractive":
+        _print_answer(responder.run(question))
+        return
+    streamed = ""
+    for piece in responder.stream(question):
+        if isinstance(piece, Answer):
+            _print_answer(piece, streamed)
+        else:
+            streamed += piece
+            typer.echo(piece, nl=False)
+
+
 @app.command()
 def batch(
     in_path: Path = typer.Argument(..., metavar="IN", help="Questions: .jsonl, .txt or .csv."),
@@ -94,23 +154,34 @@ def batch(
     retrieve_only: bool = typer.Option(False, "--retrieve-only", help="Fill 'retrieved' only; 'answer' stays null."),
     resume: bool = typer.Option(False, "--resume", help="Skip ids already in OUT."),
     k: int = typer.Option(10, "-k", min=1, max=1000, help="Passages per question."),
+    answerer: Optional[str] = AnswererOption,
+    llm_url: Optional[str] = LlmUrlOption,
+    llm_model: Optional[str] = LlmModelOption,
 ) -> None:
     """Answer every question of a file into another file."""
+    from rag.answering import make_answerer
     from rag.batch import run_batch
     from rag.pipeline import open_retriever
     from rag.schema import Answer, Retrieved
 
     if not in_path.exists():
         raise RagError(f"The question file {in_path} does not exist.")
-    retriever = open_retriever(_settings(index_dir=index_dir), log=_say, progress=_progress())
+    settings = _settings(index_dir=index_dir, answerer=answerer, llm_url=llm_url, llm_model=llm_model)
+    retriever = open_retriever(settings, log=_say, progress=_progress())
 
     def retrieve(item) -> Answer:
         hits = retriever.run(item.question, k=k)
         return Answer(item.id, item.question, None, False, [], [Retrieved.from_hit(h) for h in hits])
 
+    respond = retrieve
     if not retrieve_only:
-        raise RagError("Answering is not available yet in this version; use --retrieve-only.")
-    summary = run_batch(in_path, out, retrieve, resume=resume, max_chars=retriever.settings.max_question_chars,
+        responder = make_answerer(retriever, settings, log=_say)
+        responder.warm_up()
+
+        def respond(item) -> Answer:
+            return responder.run(item.question, item.id, retriever.run(item.question, k=k))
+
+    summary = run_batch(in_path, out, respond, resume=resume, max_chars=retriever.settings.max_question_chars,
                         progress=_progress(), warn=_say)
     _say(f"Done: {summary.answered} answered, {summary.abstained} abstained, {summary.skipped} skipped, "
          f"{summary.resumed} already done, {summary.seconds:.1f} s → {out}")

@@ -607,6 +607,14 @@ def _seeds_retriever(settings: Settings, options: EvalOptions, gold: set[str], l
     return _retriever(path, settings, seeds, log, progress, embedder)
 
 
+def _shown(path: Path) -> str:
+    """A path as the report shows it: relative to the checkout when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(project_root().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def _git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=project_root(), capture_output=True,
@@ -678,7 +686,7 @@ def evaluate_xquad(settings: Settings, options: EvalOptions, log: Callable[[str]
             samples["hybrid+rerank"] = run.latencies
         else:
             notes.append("hybrid+rerank skipped: no reranker configured (settings.reranker).")
-    result = {"index": str(index_dir), "paragraphs": len(base.index.articles), "passages": len(base.index.chunks),
+    result = {"index": _shown(index_dir), "paragraphs": len(base.index.articles), "passages": len(base.index.chunks),
               "questions": len(questions), "splits": {s: sum(1 for q in questions if s == "all" or q.split == s) for s in splits},
               "configs": configs, "notes": notes, "_samples": samples}
     if "hybrid" in runs:
@@ -752,7 +760,7 @@ def evaluate_questions_de(settings: Settings, options: EvalOptions, log: Callabl
                              "failures": outcome["failures"][:20]}
             for stage, values in outcome["stages"].items():
                 samples[f"{name}:{stage}"] = values
-    return {"index": str(base.index.path), "articles": len(base.index.articles), "passages": len(base.index.chunks),
+    return {"index": _shown(base.index.path), "articles": len(base.index.articles), "passages": len(base.index.chunks),
             "questions": len(questions), "answerable": len(answerable), "configs": configs, "answers": answers,
             "notes": notes, "_samples": samples}
 

@@ -43,13 +43,24 @@ MODEL_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 MODEL_BYTES = 1_117_320_768
 MODEL_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
 MODEL_PARTS = 22
-SYSTEM_PROMPT = (
-    "Du beantwortest Fragen zu Nachrichtenartikeln ausschließlich mit den nummerierten Textstellen, die du "
-    "bekommst. Antworte kurz auf Deutsch, in ein bis drei Sätzen. Setze hinter jede Aussage die Nummer ihrer "
-    "Textstelle in eckigen Klammern, zum Beispiel [1]. Übernimm Zahlen genau so, wie sie in der Textstelle stehen. "
-    "Nennen Textstellen verschiedenen Datums verschiedene Zahlen, nenne jede mit ihrem Datum. "
-    f"Beantworten die Textstellen die Frage nicht, antworte nur: {REFUSAL}"
-)
+SYSTEM_PROMPT = ("Du beantwortest Fragen zu Nachrichtenartikeln kurz auf Deutsch, nur mit den nummerierten "
+                 "Textstellen. Hinter jede Aussage gehört die Nummer ihrer Textstelle in eckigen Klammern. "
+                 "Zahlen übernimmst du genau.")
+# Two worked examples (made up, on purpose not from any article): the small model follows examples far better
+# than rules (told the refusal rule alone, it refused nearly everything). They sit before the real question,
+# so a server's prompt cache keeps them from one question to the next.
+EXAMPLES = [
+    {"role": "user", "content": "Textstellen:\n[1] (3. März 2025) Der Autobauer steigerte seinen Umsatz im vergangenen "
+                                "Jahr um 4 Prozent auf 21,5 Milliarden Euro.\n[2] (9. Mai 2025) Für das laufende Jahr "
+                                "erwartet der Konzern einen Umsatz von 23 Milliarden Euro.\n\nFrage: Wie hat sich der "
+                                "Umsatz des Autobauers entwickelt?"},
+    {"role": "assistant", "content": "Der Umsatz stieg 2024 um 4 Prozent auf 21,5 Milliarden Euro [1]; für 2025 "
+                                     "erwartet der Konzern 23 Milliarden Euro [2]."},
+    {"role": "user", "content": "Textstellen:\n[1] (3. März 2025) Der Autobauer steigerte seinen Umsatz im vergangenen "
+                                "Jahr um 4 Prozent auf 21,5 Milliarden Euro.\n\nFrage: Wie viele Mitarbeiter hat der "
+                                "Autobauer?"},
+    {"role": "assistant", "content": REFUSAL},
+]
 # "Dazu enthält der Kontext keine Angabe." and similar: the model's own wording of the refusal (MODELS.md).
 _REFUSED = re.compile(r"\b(?:enthalten|enthält)\b[^.]*\bkeine\b[^.]*\b(?:Angabe|Angaben|Information|Informationen)\b|"
                       r"\bkeine (?:Angabe|Angaben|Information(?:en)?) (?:dazu|darüber)\b", re.IGNORECASE)
@@ -91,7 +102,8 @@ class Passage:
 
     @property
     def header(self) -> str:
-        return f"[{self.n}] ({german_date(self.date, self.date_inferred)}; {self.title})"
+        """How the prompt introduces the passage: its number and date (the date is part of what it backs)."""
+        return f"[{self.n}] ({german_date(self.date, self.date_inferred)})"
 
     def citation(self, n: int | None = None) -> Citation:
         return Citation(self.n if n is None else n, self.doc_id, self.title, self.date, self.text, self.start,
@@ -99,10 +111,10 @@ class Passage:
 
 
 def build_messages(question: str, passages: Sequence[Passage]) -> list[dict]:
-    """The chat messages: fixed instructions first (so a server can reuse their cached prompt), then the passages
-    with their dates and the question."""
+    """The chat messages: instructions and examples first (the same for every question, so a server can reuse
+    their cached prompt), then the passages with their dates and the question."""
     sources = "\n".join(f"{p.header} {' '.join(p.text.split())}" for p in passages)
-    return [{"role": "system", "content": SYSTEM_PROMPT},
+    return [{"role": "system", "content": SYSTEM_PROMPT}, *EXAMPLES,
             {"role": "user", "content": f"Textstellen:\n{sources}\n\nFrage: {question.strip()}"}]
 
 

@@ -35,12 +35,12 @@ def escape_multiline(text: object) -> str:
 
 
 def format_date(value: str | None) -> str:
-    """``2026-01-28`` → ``28.01.2026``; ``2025-07`` → ``Juli 2025``; None → ``ohne Datum``."""
+    """``2026-01-28`` → ``28. Januar 2026``; ``2025-07`` → ``Juli 2025``; None → ``ohne Datum`` (as the answers)."""
     if not value:
         return "ohne Datum"
     parts = str(value).split("-")
-    if len(parts) == 3 and all(p.isdigit() for p in parts):
-        return f"{parts[2]}.{parts[1]}.{parts[0]}"
+    if len(parts) == 3 and all(p.isdigit() for p in parts) and 1 <= int(parts[1]) <= 12:
+        return f"{int(parts[2])}. {MONTHS[int(parts[1]) - 1]} {parts[0]}"
     if len(parts) == 2 and parts[1].isdigit() and 1 <= int(parts[1]) <= 12:
         return f"{MONTHS[int(parts[1]) - 1]} {parts[0]}"
     return str(value)
@@ -63,7 +63,7 @@ def anchor(uid: str, n: int) -> str:
     return f"{re.sub(r'[^A-Za-z0-9_-]', '', uid)}-q{n}"
 
 
-_ITEM_LEAD = re.compile(r"^(\d{1,2}\.\d{1,2}\.\d{4}|[A-ZÄÖÜ][a-zäöü]+ \d{4}|\d{4}(?:-\d{2}){0,2}|ohne Datum)"
+_ITEM_LEAD = re.compile(r"^(\d{1,2}\.\d{1,2}\.\d{4}|(?:\d{1,2}\. )?[A-ZÄÖÜ][a-zäöü]+ \d{4}|\d{4}(?:-\d{2}){0,2}|ohne Datum)"
                         r"((?: \(Datum erschlossen\))?:) ")
 
 

@@ -218,7 +218,8 @@ def write_charts(result: Mapping, folder: Path, name: str) -> list[Path]:
         ax.set_ylabel("ms per question (log)")
         ax.set_title("Latency per question (box: p25–p75, whiskers: p5–p95)")
         for i, (_, s) in enumerate(series, start=1):
-            ax.annotate(f"p50 {np.percentile(s, 50):.0f}\np95 {np.percentile(s, 95):.0f}", (i, np.percentile(s, 95)),
+            p50, p95 = np.percentile(s, 50), np.percentile(s, 95)
+            ax.annotate(f"p50 {p50:.{1 if p50 < 10 else 0}f}\np95 {p95:.{1 if p95 < 10 else 0}f}", (i, p95),
                         textcoords="offset points", xytext=(0, 4), ha="center", fontsize=6)
         ax.grid(axis="y", alpha=0.3)
         fig.tight_layout()

@@ -103,3 +103,19 @@ def test_full_bench_meets_the_scale_targets(tmp_path):
     result = run_bench(parse_sizes("seeds,10k,100k,1m"), Settings(), tmp_path / "bench", queries=100, rounds=2)
     misses = [row["target"] for row in result["targets"] if row["met"] is False]
     assert not misses, misses
+
+
+def test_ann_comparison_builds_both_kinds_on_the_same_vectors():
+    from types import SimpleNamespace
+
+    from rag.bench import ann_comparison
+    from test_index import clustered
+
+    vectors = clustered(3000)
+    index = SimpleNamespace(vectors=lambda: vectors)
+    result = ann_comparison(index, clustered(50, seed=1), Settings(ann_target_recall=0.9), lambda message: None)
+    assert set(result) == {"ivf", "hnsw"}
+    for row in result.values():
+        assert row["recall_at_10"] >= 0.8 and row["build_seconds"] >= 0 and row["megabytes"] > 0
+        assert row["search_ms"]["p50"] <= row["search_ms"]["p95"]
+    assert result["ivf"]["params"]["type"] == "ivf" and result["hnsw"]["params"]["type"] == "hnsw"

@@ -321,7 +321,7 @@ def test_quick_run_real_model(real_seeds_index, tmp_path):
     assert german["configs"]["hybrid"]["latency"]["n"] == german["questions"]
     paths = write_report(result, tmp_path / "reports", "t")
     markdown = paths["markdown"].read_text(encoding="utf-8")
-    assert "| `hybrid` |" in markdown and "Held-out half" in markdown
+    assert "| `hybrid` |" in markdown and "### heldout (quick slice" in markdown
     assert json.loads(paths["json"].read_text(encoding="utf-8"))["flat"] == result["flat"]
     for chart in ("metrics", "latency"):
         assert paths[chart].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

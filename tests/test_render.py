@@ -5,7 +5,7 @@ import re
 
 from hypothesis import given, strategies as st
 
-from rag.render import (SourceText, answer_html, anchor, error_html, escape, format_date, highlight, link_markers,
+from rag.render import (SourceText, answer_html, answer_text, anchor, error_html, escape, format_date, highlight, link_markers,
                         source_card, uncited_list, user_html)
 from rag.schema import Answer, Citation, Retrieved
 
@@ -84,14 +84,14 @@ def test_source_card_has_title_date_score_and_highlight():
     out = source_card(citation(), "u1", ARTICLES["002_ce2073f525773260"])
     assert f'id="{anchor("u1", 1)}"' in out
     assert "Facebook-Konzern schraubt KI-Investitionen hoch" in out
-    assert "28.01.2026" in out and "erschlossen" not in out
+    assert "28. Januar 2026" in out and "erschlossen" not in out
     assert "Score 1,75" in out
     assert "<mark>" in out and "115 und 135" in out
 
 
 def test_inferred_dates_are_marked():
     out = source_card(citation(date="2024-10-31", date_inferred=True), "u1", None)
-    assert "31.10.2024" in out and 'class="rag-inferred"' in out and "erschlossen" in out
+    assert "31. Oktober 2024" in out and 'class="rag-inferred"' in out and "erschlossen" in out
 
 
 def test_card_falls_back_to_the_quote_when_offsets_do_not_match():
@@ -143,6 +143,17 @@ def test_user_and_error_messages_are_escaped():
 
 
 def test_format_date():
-    assert format_date("2026-01-28") == "28.01.2026"
+    assert format_date("2026-01-28") == "28. Januar 2026"
     assert format_date("2025-07") == "Juli 2025"
     assert format_date(None) == "ohne Datum"
+
+
+def test_timelines_become_lists_with_bold_dates():
+    text = ("Die Quellen nennen je nach Datum unterschiedliche Zahlen (zeitlich geordnet):\n"
+            "- 31. Oktober 2024 (Datum erschlossen): Kosten von 37 bis 40 Milliarden [1].\n"
+            "- Juli 2025: 64 bis 72 Milliarden [2].\n- 01.02.2026: über 72 Milliarden [3].")
+    out = answer_text(text, [1, 2, 3], "u")
+    assert out.count("<li>") == 3 and out.count('class="rag-cite"') == 3
+    assert "<b>31. Oktober 2024</b> &#40;Datum erschlossen&#41;&#58;" in out
+    assert "<b>Juli 2025</b>&#58;" in out and "<b>01.02.2026</b>&#58;" in out
+    assert out.startswith("Die Quellen nennen") and "<br><ul>" not in out

@@ -170,6 +170,32 @@ def test_model_rewrites_followups_and_one_generator_per_choice(model_engine):
     assert len(model_engine.made) == 1 and model_engine.made[0].settings.llm_url == "http://127.0.0.1:9/v1"
 
 
+def test_a_model_refusal_does_not_replace_a_found_answer(model_engine, monkeypatch):
+    from rag.schema import Answer
+
+    def refusing(self, question, hits, fallback=None):
+        yield "Dazu enthalten die Artikel keine Angabe."
+        yield Answer(None, question, "Dazu enthalten die Artikel keine Angabe.", True, [], [])
+
+    monkeypatch.setattr(FakeGenerator, "stream", refusing)
+    last = list(model_engine.chat(META_2026, [], Options(answerer="llm")))[-1]
+    assert says_115_to_135(last.answer.answer) and "fand in seinen Textstellen keine Antwort" in last.html
+
+
+@pytest.mark.llm
+def test_the_local_model_streams_after_the_extractive_answer(engine):
+    """The real bundled model (extra `llm`, ~30 s on 2 cores): `python -m pytest -m llm tests/test_ui.py`."""
+    if not engine.llm_available():
+        pytest.skip("the local model's packages are not installed")
+    started, first, steps = time.perf_counter(), None, []
+    for update in engine.chat(META_2026, [], Options(answerer="llm")):
+        if update.answer is not None and first is None:
+            first = time.perf_counter() - started
+        steps.append(update)
+    assert first is not None and first < 2 and steps[-1].done and not steps[-1].error
+    assert says_115_to_135(steps[-1].answer.answer)
+
+
 def test_server_urls_from_the_browser_are_checked_and_get_no_api_key(model_engine):
     list(model_engine.chat(META_2026, [], Options(answerer="server", server_url="http://127.0.0.1:9/v1")))
     assert model_engine.made[-1].settings.llm_api_key_env == "RAG_CHAT_NO_API_KEY"

@@ -11,6 +11,7 @@ browser uses it) and ``/upload`` (files → messages).
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from rag.uploads import MAX_UPLOAD_BYTES  # noqa: E402
 HERE = Path(__file__).resolve().parent
 CSS = (HERE / "style.css").read_text(encoding="utf-8")
 HEAD = f"<script>{(HERE / 'cite.js').read_text(encoding='utf-8')}</script>"
+UPLOAD_FAILED = "Die Dateien konnten wegen eines internen Fehlers nicht hinzugefügt werden; die Artikel bleiben wie bisher."
 PLACEHOLDER = ("<div class='rag-placeholder'><b>Fragen Sie die Nachrichtenartikel.</b><br>"
                "Jede Antwort zitiert die Sätze, auf denen sie beruht – mit Artikel, Datum und Fundstelle.</div>")
 
@@ -86,8 +88,11 @@ def build(engine: ChatEngine) -> gr.Blocks:
             return "", gr.update(), gr.update(), None
         try:
             result = engine.upload(paths)
-        except Exception as err:
+        except RagError as err:
             return error_html(friendly(err)), gr.update(), gr.update(), None
+        except Exception:  # logged with its traceback on the server; the browser gets one sentence
+            logging.getLogger("rag.chat").exception("upload failed")
+            return error_html(UPLOAD_FAILED), gr.update(), gr.update(), None
         lines = "".join(f"<li class='{'rag-ok' if m.startswith('✓') else 'rag-bad'}'>{escape(m)}</li>"
                         for m in result.messages())
         status = engine.status()
@@ -105,9 +110,10 @@ def build(engine: ChatEngine) -> gr.Blocks:
         with gr.Row(equal_height=False):
             with gr.Column(scale=7, min_width=420):
                 chatbot = gr.Chatbot(
+                    # HTML built (and escaped) by rag.render: no Markdown, no LaTeX; Gradio still sanitises it
                     elem_id="rag-chat", label="Gespräch", show_label=False, height="calc(100vh - 340px)",
-                    min_height=420, autoscroll=False, render_markdown=False, latex_delimiters=[], sanitize_html=True, layout="panel",
-                    placeholder=PLACEHOLDER, buttons=[], feedback_options=None,
+                    min_height=420, autoscroll=False, render_markdown=False, latex_delimiters=[], sanitize_html=True,
+                    layout="panel", placeholder=PLACEHOLDER, buttons=[], feedback_options=None,
                     group_consecutive_messages=False,
                 )
                 with gr.Row(elem_id="rag-ask"):
