@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
 import threading
 import time
 import uuid
@@ -30,11 +29,6 @@ from rag.render import answer_html, article_list_html, error_html, status_html
 from rag.schema import Answer
 from rag.settings import Settings
 from rag.uploads import ARTICLE_SUFFIXES, MAX_UPLOAD_BYTES, UploadResult, add_files, uploads_dir
-
-# A chat answers short queries among busy web-server threads: OpenMP workers that sleep instead of spin-waiting keep
-# a query embedding at ~10 ms on a loaded 2-core machine (0.5-1.3 s with the default policy). Effective when set
-# before the embedding engine loads, as in `rag chat`.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 log = logging.getLogger("rag.chat")
 
@@ -478,27 +472,13 @@ class ChatEngine:
 # ---- starting the app ------------------------------------------------------------------------------------------
 
 def load_ui():
-    """The Gradio app module ``ui/app.py`` of this checkout (the ``ui`` folder sits beside the package)."""
+    """The Gradio app module ``ui.app``; a clear message when Gradio is not installed."""
     import importlib
-    import importlib.util
-    import sys
 
     try:
         importlib.import_module("gradio")
     except ImportError:
         raise RagError("The chat needs Gradio; install it with: pip install -e '.[chat]'") from None
-    from rag.settings import project_root
-
-    for root in (project_root(), Path(__file__).resolve().parent.parent):
-        path = root / "ui" / "app.py"
-        if path.exists():
-            if "rag_ui_app" in sys.modules:
-                return sys.modules["rag_ui_app"]
-            spec = importlib.util.spec_from_file_location("rag_ui_app", path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules["rag_ui_app"] = module
-            spec.loader.exec_module(module)
-            return module
     return importlib.import_module("ui.app")
 
 

@@ -169,17 +169,15 @@ def batch(
     settings = _settings(index_dir=index_dir, answerer=answerer, llm_url=llm_url, llm_model=llm_model)
     retriever = open_retriever(settings, log=_say, progress=_progress())
 
-    def retrieve(item) -> Answer:
-        hits = retriever.run(item.question, k=k)
-        return Answer(item.id, item.question, None, False, [], [Retrieved.from_hit(h) for h in hits])
-
-    respond = retrieve
-    if not retrieve_only:
-        responder = make_answerer(retriever, settings, log=_say)
+    responder = None if retrieve_only else make_answerer(retriever, settings, log=_say)
+    if responder is not None:
         responder.warm_up()
 
-        def respond(item) -> Answer:
-            return responder.run(item.question, item.id, retriever.run(item.question, k=k))
+    def respond(item) -> Answer:
+        hits = retriever.run(item.question, k=k)
+        if responder is None:
+            return Answer(item.id, item.question, None, False, [], [Retrieved.from_hit(h) for h in hits])
+        return responder.run(item.question, item.id, hits)
 
     summary = run_batch(in_path, out, respond, resume=resume, max_chars=retriever.settings.max_question_chars,
                         progress=_progress(), warn=_say)

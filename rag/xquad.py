@@ -151,3 +151,7 @@ def read_questions(path: Path) -> list[XQuestion]:
     """The question file ``prepare`` wrote."""
     with Path(path).open(encoding="utf-8") as handle:
         return [XQuestion(**json.loads(line)) for line in handle if line.strip()]
+
+
+if __name__ == "__main__":  # python -m rag.xquad: write the paragraph folder and the question file
+    print(prepare())

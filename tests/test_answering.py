@@ -121,9 +121,10 @@ def test_relative_times_are_resolved_against_the_article_date():
 
 def test_calibration_picks_the_cut_that_catches_most_within_the_budget():
     supports = [0.1, 0.2, 0.3, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7, 1.8, 1.9, 2.0, 2.1, 2.2, 2.3, 2.4, 2.5]
-    answerable = [False, False, True] + [True] * 17
-    assert calibrate_threshold(supports, answerable, 0.0) == 0.25  # below the first answerable, above both others
-    assert calibrate_threshold(supports, answerable, 0.1) == 0.6  # one false abstention allowed: still nothing more
+    answerable = [False, True, False] + [True] * 17
+    assert calibrate_threshold(supports, answerable, 0.0) == 0.15  # catches one, no answerable question lost
+    assert calibrate_threshold(supports, answerable, 0.1) == 0.6  # one false abstention buys the second one
+    assert calibrate_threshold([0.4, 0.8], [True, True], 0.0) == 0.2  # nothing to catch: halfway below the lowest
     with pytest.raises(ValueError):
         calibrate_threshold([], [])
 
