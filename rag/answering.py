@@ -876,7 +876,8 @@ def compose(id: str | None, question: str, selection: Selection, hits: Sequence[
     chosen = selection.chosen
     dates = {c.article.date for c in chosen}
     if len(dates) > 1:
-        chosen = sorted(chosen, key=lambda c: (c.article.date or "", c.facts.start), reverse=selection.profile.newest)
+        chosen = sorted(chosen, key=lambda c: (c.article.date or "", min(c.facts.years, default=0), c.facts.start),
+                        reverse=selection.profile.newest)
     citations = [_cite(n, c) for n, c in enumerate(chosen, start=1)]
     if len(dates) == 1:
         (only,) = dates

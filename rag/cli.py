@@ -193,7 +193,8 @@ def eval_command(
     name: Optional[str] = typer.Option(None, "--name", help="Report name: eval/reports/NAME.md/.json/-*.png "
                                        "(default: 'quick' or 'full')."),
     check: bool = typer.Option(False, "--check", help="Exit 1 if a metric is more than 0.02 below eval/baseline.json."),
-    quick: bool = typer.Option(False, "--quick", help="Fast subset: seeds questions (retrieval) + 4 XQuAD articles."),
+    quick: bool = typer.Option(False, "--quick", help="Fast subset: seeds questions (retrieval only) + 2 XQuAD "
+                               "articles (10 paragraphs)."),
     sweep: bool = typer.Option(True, "--sweep/--no-sweep", help="Tune the fusion on XQuAD's tuning half (full run)."),
     update_baseline: bool = typer.Option(False, "--update-baseline", help="Store this run's metrics as the baseline."),
     baseline: Optional[Path] = typer.Option(None, "--baseline", help="Baseline file (default: eval/baseline.json)."),

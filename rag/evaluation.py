@@ -784,8 +784,11 @@ def run_evaluation(settings: Settings, options: EvalOptions, log: Callable[[str]
     result = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "commit": _git_commit(), "quick": options.quick,
               "machine": {"python": platform.python_version(), "cpus": _cpus()},
               "settings": _settings_summary(settings), "datasets": {}}
-    if "xquad" in options.datasets:
+    retrieval_wanted = options.configs is None or any(c in RETRIEVAL_CONFIGS for c in options.configs)
+    if "xquad" in options.datasets and retrieval_wanted:
         result["datasets"]["xquad"] = evaluate_xquad(settings, options, log, embedder)
+    elif "xquad" in options.datasets:
+        log("XQuAD-de skipped: it measures retrieval only, and no retrieval configuration was asked for.")
     if "questions_de" in options.datasets:
         result["datasets"]["questions_de"] = evaluate_questions_de(settings, options, log, embedder)
     result["seconds"] = round(time.perf_counter() - started, 1)

@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     exact_max_passages: int = Field(default=20_000, ge=1)
     ann_index: str = Field(default="ivf", pattern="^(ivf|hnsw)$")
     ann_nprobe: int = Field(default=0, ge=0, le=65536)
-    ann_target_recall: float = Field(default=0.97, gt=0.0, le=1.0)
+    ann_target_recall: float = Field(default=0.99, gt=0.0, le=1.0)
     hnsw_m: int = Field(default=32, ge=4, le=128)
     hnsw_ef_search: int = Field(default=0, ge=0, le=4096)
     max_article_bytes: int = Field(default=5_000_000, ge=1)

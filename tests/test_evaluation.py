@@ -13,7 +13,7 @@ import pytest
 from rag import evaluation
 from rag.evaluation import (EvalOptions, EvalQuestion, RecordingRetriever, check_against_baseline, discover_answerers,
                             flatten, load_questions_de, read_baseline, rrf_fuse, run_answerer, run_evaluation,
-                            run_retrieval, sweep, update_baseline)
+                            sweep, update_baseline)
 from rag.index import build_index, load_index
 from rag.retrieval import Retriever
 from rag.schema import Answer, Citation
