@@ -936,6 +936,18 @@ class GenerativeAnswerer:
         return [Passage(n, c.article.doc_id, c.article.title, c.article.date, c.article.date_inferred, *c.span,
                         c.quote, c.score) for n, c in enumerate(picked, start=1)]
 
+    @staticmethod
+    def agreement(selection: Selection) -> dict:
+        """What the generated answer must keep of the extractive evidence: a figure of each chosen sentence when
+        a figure is asked for, the name of the best one when a person is (see ``grounding.check_answer``)."""
+        if selection.profile.kind == "amount":
+            return {"share_figures": [c.quote for c in selection.chosen]}
+        if selection.profile.kind == "person":
+            best = selection.chosen[0]
+            names = [*best.facts.names, *(best.extension.names if best.extension else ())]
+            return {"mention": [[name.split()[-1] for name, _ in names]]} if names else {}
+        return {}
+
     def stream(self, question: str, id: str | None = None, hits: Sequence[Hit] | None = None) -> Iterator[str | Answer]:
         """The generated text in pieces as it is written, then the final ``Answer``."""
         hits = list(hits) if hits is not None else self.retriever.run(question, k=self.settings.top_k)
@@ -948,7 +960,8 @@ class GenerativeAnswerer:
             yield extractive()
             return
         try:
-            yield from self.generator.stream(question, hits, self.passages(selection), extractive, id)
+            yield from self.generator.stream(question, hits, self.passages(selection), extractive, id,
+                                             self.agreement(selection))
         except RagError as err:  # the server is down, the model failed: the extractive answer stands
             answer = extractive()
             answer.fallback_reason = str(err)

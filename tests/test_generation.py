@@ -23,7 +23,7 @@ from rag.answering import ServerAnswerer
 from rag.errors import RagError
 from rag.generation import (REFUSAL, Generator, Passage, ServerClient, assemble_model, build_messages, make_backend,
                             passages_from_hits, refused)
-from rag.grounding import check_quotes
+from rag.grounding import check_quotes, figures
 from rag.retrieval import Hit, Retriever
 
 RAG = str(Path(sys.executable).with_name("rag"))
@@ -223,6 +223,14 @@ def test_server_answerer_checks_and_falls_back_to_the_extractive_answer(seeds_re
     assert bad.answerer == "extractive" and "14,3" in bad.answer and "„18“" in bad.fallback_reason
     texts = {d: a.text for d, a in retriever.index.articles.items()}
     assert check_quotes(good.citations, texts) == [] and check_quotes(bad.citations, texts) == []
+    # A real figure, but of another passage: backed by what it cites, yet not the best evidence.
+    other = next(line for line in prompt.splitlines()[1:] if line.startswith("[") and "14,3" not in line
+                 and any(f.scale for f in figures(line)))
+    figure = next(f for f in figures(other) if f.scale)
+    chat_server.reply = f"Meta zahlt {figure.text} Milliarden Dollar [{other[1]}]." if figure.scale == 1e9 else \
+        f"Meta zahlt {figure.text} Millionen Dollar [{other[1]}]."
+    swapped = answerer.run(question)
+    assert swapped.answerer == "extractive" and "übergeht die Zahlen" in swapped.fallback_reason
 
 
 def test_unanswerable_question_is_declined_without_asking_the_model(seeds_retriever, chat_server):

@@ -73,3 +73,14 @@ def test_quotes_must_be_exact_at_their_offsets():
     unknown = Citation(3, "b", "T", None, "x", 0, 1, 1.0)
     problems = check_quotes([good, shifted, unknown], {"a": text})
     assert len(problems) == 2 and problems[0].startswith("[2]") and problems[1].startswith("[3]")
+
+
+def test_answer_must_keep_the_best_evidence():
+    best = "Für das laufende Jahr stellte Meta Kapitalinvestitionen zwischen 115 und 135 Milliarden Dollar in Aussicht."
+    kept = check_answer("Meta plant 115 bis 135 Mrd. Dollar [1].", PASSAGES, share_figures=[best])
+    assert kept.passed
+    swapped = check_answer("Der Gewinn lag bei 22,77 Milliarden Dollar [2].", PASSAGES, share_figures=[best])
+    assert not swapped.passed and "übergeht die Zahlen" in swapped.problems[0]
+    named = check_answer("Die Finanzchefin ist Susan Li [3].", PASSAGES, mention=[["Li", "Susan"]])
+    other = check_answer("Die Finanzchefin ist Amy Hood [3].", PASSAGES, mention=[["Li", "Susan"]])
+    assert named.passed and not other.passed and "Li oder Susan" in other.problems[0]
