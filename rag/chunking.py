@@ -98,6 +98,9 @@ def article_context(article: Article) -> str:
     return " – ".join(parts)
 
 
+_MARKER = re.compile(r"\x00(\d+)\x00")
+
+
 def chunk_article(article: Article, chunk_tokens: int, overlap_tokens: int,
                   token_count: Callable[[str], int]) -> list[Chunk]:
     """Overlapping chunks of whole sentences, each at most ``chunk_tokens`` long where sentences allow."""
@@ -106,16 +109,18 @@ def chunk_article(article: Article, chunk_tokens: int, overlap_tokens: int,
     length = lru_cache(maxsize=None)(token_count)
     text = article.text
     spans = piece_spans(text, chunk_tokens, length)
-    splitter = _piece_splitter()(chunk_size=chunk_tokens, chunk_overlap=overlap_tokens, length_function=length)
+    # langchain packs placeholders, one per piece, so each chunk says exactly which pieces it holds: matching chunk
+    # strings back into the text would pick the wrong copy of a sentence that the article repeats.
+    markers = [f"\x00{i}\x00" for i in range(len(spans))]
+    sizes = {marker: length(text[s:e]) for marker, (s, e) in zip(markers, spans)}
+    splitter = _piece_splitter()(chunk_size=chunk_tokens, chunk_overlap=overlap_tokens,
+                                 length_function=lambda piece: sizes.get(piece, 0))
     context = article_context(article)
     chunks: list[Chunk] = []
-    piece = 0
-    for position, chunk_text in enumerate(splitter.pack([text[s:e] for s, e in spans])):
-        # Chunks are runs of whole pieces in order: the next one starts at a later piece.
-        while not text.startswith(chunk_text, spans[piece][0]):
-            piece += 1
-        start = spans[piece][0]
-        piece += 1
+    for position, packed in enumerate(splitter.pack(markers)):
+        pieces = [int(i) for i in _MARKER.findall(packed)]
+        start, end = spans[pieces[0]][0], spans[pieces[-1]][1]
+        chunk_text = text[start:end].rstrip()
         digest = hashlib.sha256(f"{context}\n{chunk_text}".encode("utf-8")).hexdigest()[:16]
         chunks.append(Chunk(f"{article.doc_id}#{position}", article.doc_id, position, start,
                             start + len(chunk_text), chunk_text, digest, context))
