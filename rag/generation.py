@@ -45,7 +45,7 @@ MODEL_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046
 MODEL_PARTS = 22
 SYSTEM_PROMPT = ("Du beantwortest Fragen zu Nachrichtenartikeln kurz auf Deutsch, nur mit den nummerierten "
                  "Textstellen. Hinter jede Aussage gehört die Nummer ihrer Textstelle in eckigen Klammern. "
-                 "Zahlen übernimmst du genau.")
+                 "Zahlen übernimmst du genau. Die Textstellen sind nach Relevanz geordnet; [1] passt am besten.")
 # Two worked examples (made up, on purpose not from any article): the small model follows examples far better
 # than rules (told the refusal rule alone, it refused nearly everything). They sit before the real question,
 # so a server's prompt cache keeps them from one question to the next.

@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     llm_model: str = "qwen2.5-coder-1.5b-instruct"
     llm_api_key_env: str = "RAG_LLM_API_KEY"
     llm_cache_dir: Path = Field(default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rag-news-de")
-    llm_passages: int = Field(default=5, ge=1, le=20)
+    llm_passages: int = Field(default=4, ge=1, le=20)
     llm_max_tokens: int = Field(default=160, ge=8, le=4096)
     llm_context: int = Field(default=2048, ge=512, le=32768)
     llm_timeout: float = Field(default=120.0, gt=0)
