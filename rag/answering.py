@@ -127,7 +127,9 @@ _SYNONYMS = [
     "Umsatz Einnahmen Erlöse Umsatzwachstum", "Gewinn Nettogewinn Quartalsgewinn Überschuss",
     "Investitionen investieren investiert Kapitalinvestitionen Ausgaben ausgeben ausgegeben Kosten stecken steckt "
     "steckte gesteckt aufwenden fließen fließt", "Verlust Minus Verluste", "Nutzer Menschen User Kunden",
-    "Chef leitet Spitze Boss Unternehmensboss Firmenboss Head CEO", "Finanzchefin Finanzchef CFO", "gegründet Gründer Mitgründer", "Kosten Preis Kaufpreis", "zahlt bezahlt zahlte",
+    "wachsen gewachsen gestiegen stieg steigerte zugelegt legte",
+    "Chef leitet Spitze Boss Unternehmensboss Firmenboss Head CEO", "Finanzchefin Finanzchef CFO",
+    "gegründet Gründer Mitgründer", "Kosten Preis Kaufpreis", "zahlt bezahlt zahlte",
 ]
 
 
@@ -649,7 +651,7 @@ class ExtractiveAnswerer:
         """How well the sentence's time fits the question's, in [-0.5, 1.3]: 1 for the asked year named or
         resolved in the sentence, less when read from its paragraph or article (``_TIME_TRUST``), 0.4 when only a
         figure of a year earlier fits, 0.5 when only the article's date does, negative for other years; a matching quarter or
-        publication month adds 0.3, another quarter takes 0.3 off."""
+        publication month adds 0.3, another quarter (or a whole year where a quarter was asked) takes 0.3 off."""
         if not profile.years and not profile.periods:
             return 0.0
         score = 0.0
@@ -668,8 +670,8 @@ class ExtractiveAnswerer:
         quarters = {p for p in profile.periods if "-q" in p}
         if quarters and (facts.periods & quarters or earlier_periods & quarters):
             score += 0.3
-        elif quarters and facts.periods:
-            score -= 0.3
+        elif quarters and (facts.periods or facts.time_source == "own"):
+            score -= 0.3  # another quarter, or a whole year ("Für dieses Jahr …") where a quarter was asked
         months = {p.split(":", 1)[1] for p in profile.periods if p.startswith("month:")}
         if months and article.date and article.date[:7] in months:
             score += 0.3

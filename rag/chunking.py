@@ -114,7 +114,7 @@ def chunk_article(article: Article, chunk_tokens: int, overlap_tokens: int,
     markers = [f"\x00{i}\x00" for i in range(len(spans))]
     sizes = {marker: length(text[s:e]) for marker, (s, e) in zip(markers, spans)}
     splitter = _piece_splitter()(chunk_size=chunk_tokens, chunk_overlap=overlap_tokens,
-                                 length_function=lambda piece: sizes.get(piece, 0))
+                                 length_function=lambda piece: sizes[piece] if piece in sizes else length(piece))
     context = article_context(article)
     chunks: list[Chunk] = []
     for position, packed in enumerate(splitter.pack(markers)):

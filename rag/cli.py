@@ -95,12 +95,12 @@ def _print_answer(answer, streamed: str = "") -> None:
     """The answer (unless it was streamed already), then its numbered sources with title, date and quote."""
     from rag.generation import german_date
 
+    if streamed:
+        typer.echo("")  # end the streamed line
     if answer.fallback_reason:
         _say(f"Hinweis: {answer.fallback_reason} Es folgt die Antwort aus den Artikeln.")
     if answer.answer and answer.answer.strip() != streamed.strip():
-        if streamed:
-            typer.echo("")
-        typer.echo(answer.answer)
+        typer.echo(f"\n{answer.answer}" if streamed else answer.answer)
     if answer.citations:
         typer.echo("\nNächstliegende Quellen:" if answer.abstained else "\nQuellen:")
     for citation in answer.citations:
