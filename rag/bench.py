@@ -452,8 +452,6 @@ def index_files_mb(index_dir: Path) -> dict:
 
 def latency(retriever, questions: list[str], rounds: int, answerer=None) -> dict:
     """Per-stage latencies, total retrieval and the floor, interleaved question by question."""
-    from rag.retrieval import diversify, fuse
-
     settings, index, embedder = retriever.settings, retriever.index, retriever.embedder
     bare = getattr(embedder, "model", None)
     bare_query = (lambda q: bare.query([q])) if bare is not None and hasattr(bare, "query") else (lambda q: embedder.embed_queries([q]))
@@ -477,6 +475,7 @@ def latency(retriever, questions: list[str], rounds: int, answerer=None) -> dict
                     samples["floor_search"].append(t2 - t1)
                     samples["floor"].append(t2 - t0)
                 elif step == "ours":
+                    retriever._last_query = None  # the "stages" step may have embedded this question just before
                     t0 = time.perf_counter()
                     hits = retriever.run(question, k=k)
                     samples["retrieval"].append(time.perf_counter() - t0)
@@ -489,18 +488,16 @@ def latency(retriever, questions: list[str], rounds: int, answerer=None) -> dict
                             continue
                         samples["answer"].append(time.perf_counter() - t0)
                 else:
+                    retriever._last_query = None
                     t0 = time.perf_counter()
-                    vector = embedder.embed_queries([question])
+                    retriever.query_vector(question)
                     t1 = time.perf_counter()
-                    scores, rows = index.dense.search(vector, min(n, index.dense.ntotal))
+                    dense = retriever.dense_search(question, n)
                     t2 = time.perf_counter()
-                    bm25_rows, bm25_scores = index.bm25.search(question, n)
+                    lexical = retriever.bm25_search(question, n)
                     t3 = time.perf_counter()
-                    dense = {int(r): float(s) for r, s in zip(rows[0], scores[0]) if r >= 0}
-                    lexical = {int(r): float(s) for r, s in zip(bm25_rows, bm25_scores)}
-                    ranked = fuse(dense, lexical, settings.dense_weight)
-                    head = max(k, settings.rerank_top) * 2
-                    ranked = diversify(ranked[:head], lambda row: index.chunks[row].doc_id, settings.same_article_penalty)
+                    sentence = retriever.sentence_search(question, list(set(dense) | set(lexical)))
+                    ranked = retriever.rank(question, dense, lexical, sentence, k)
                     [retriever._hit(row, score, dense, lexical) for row, score in ranked[:k]]
                     t4 = time.perf_counter()
                     samples["query_embedding"].append(t1 - t0)

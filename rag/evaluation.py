@@ -9,8 +9,10 @@ Datasets
 
 Configurations (one table row each)
   ``dense``, ``bm25``, ``hybrid``  ``Retriever.run`` in that mode with the current settings;
-  ``rrf``                          the hybrid pipeline with reciprocal-rank fusion instead of
-                                   z-scores (ablation; same candidates, same diversification);
+  ``hybrid-passages``              hybrid without the sentence vectors (passage vectors 0.7, BM25 0.3:
+                                   the fusion before sentence vectors were added);
+  ``rrf``                          reciprocal-rank fusion of the passage-vector and BM25 lists, equal
+                                   weights, instead of z-scores (same candidates, same diversification);
   ``hybrid+rerank``                only when ``settings.reranker`` names a model;
   ``extractive``/``llm``/``server`` answerers on ``questions_de`` (hybrid retrieval inside).
 
@@ -37,6 +39,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
+import numpy as np
+
 from rag import retrieval as retrieval_module
 from rag.errors import RagError
 from rag.metrics import (RETRIEVAL_METRICS, AnswerRecord, answer_metrics, doc_ranking, evidence_metrics,
@@ -45,14 +49,18 @@ from rag.retrieval import Retriever
 from rag.settings import Settings, project_root
 
 DATASETS = ("xquad", "questions_de")
-RETRIEVAL_CONFIGS = ("dense", "bm25", "hybrid", "rrf", "hybrid+rerank")
+RETRIEVAL_CONFIGS = ("dense", "bm25", "hybrid", "hybrid-passages", "rrf", "hybrid+rerank")
 ANSWER_CONFIGS = ("extractive", "llm", "server")
 ALL_CONFIGS = RETRIEVAL_CONFIGS + ANSWER_CONFIGS
 K = 10
 RRF_K = 60
+RRF_WEIGHTS = {"dense_weight": 0.5, "sentence_weight": 0.0, "bm25_weight": 0.5}
+PASSAGES_ONLY = {"dense_weight": 0.7, "sentence_weight": 0.0, "bm25_weight": 0.3}
 SWEEP_DEPTH = 200
 SWEEP_GRID = {
-    "dense_weight": [round(0.05 * i, 2) for i in range(21)],
+    "dense_weight": [round(0.1 * i, 1) for i in range(11)],
+    "sentence_weight": [round(0.1 * i, 1) for i in range(11)],
+    "bm25_weight": [0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5],
     "same_article_penalty": [0.0, 0.25, 0.5, 1.0, 2.0],
     "candidates": [10, 20, 50, 100, 200],
 }
@@ -138,6 +146,12 @@ class RecordingRetriever(Retriever):
         # question → (how many candidates were asked for, {row: score} best first)
         self._dense: dict[str, tuple[int, dict[int, float]]] = {}
         self._lexical: dict[str, tuple[int, dict[int, float]]] = {}
+        self._vectors: dict[str, np.ndarray] = {}
+
+    def query_vector(self, question: str) -> np.ndarray:
+        if not (self.replay and question in self._vectors):
+            self._vectors[question] = super().query_vector(question)
+        return self._vectors[question]
 
     def _cached(self, cache: dict, search: Callable[[str, int], dict[int, float]], question: str,
                 n: int) -> dict[int, float]:
@@ -176,27 +190,19 @@ def _patched_fusion(fusion: Callable):
         retrieval_module.fuse = original
 
 
-def rrf_fuse(dense: dict[int, float], lexical: dict[int, float], dense_weight: float = 0.5,
-             k: int = RRF_K) -> list[tuple[int, float]]:
+def rrf_fuse(columns: Sequence[tuple[Mapping[int, float], float]], k: int = RRF_K) -> list[tuple[int, float]]:
     """Reciprocal-rank fusion with the signature of ``rag.retrieval.fuse``, best first (ties by row).
 
-    score(row) = w · 1/(k + rank_dense) + (1 − w) · 1/(k + rank_bm25), ranks from 1; a row
-    missing from a list gets nothing from it. ``dense_weight`` 1.0 / 0.0 reduce to one list;
-    the ablation uses the plain (equal-weight) form.
+    score(row) = Σ w · 1/(k + rank), ranks from 1 within each column; a row missing from a
+    column gets nothing from it. The ablation uses the plain form: passage vectors and BM25,
+    equal weights.
     """
-    def ranks(scores: dict[int, float]) -> dict[int, int]:
-        order = sorted(scores, key=lambda r: (-scores[r], r))
-        return {row: i + 1 for i, row in enumerate(order)}
-
-    dense_ranks, lexical_ranks = ranks(dense), ranks(lexical)
-    fused = {}
-    for row in set(dense) | set(lexical):
-        score = 0.0
-        if row in dense_ranks:
-            score += dense_weight / (k + dense_ranks[row])
-        if row in lexical_ranks:
-            score += (1.0 - dense_weight) / (k + lexical_ranks[row])
-        fused[row] = score
+    fused: dict[int, float] = {}
+    for scores, weight in columns:
+        if not weight:
+            continue
+        for rank, row in enumerate(sorted(scores, key=lambda r: (-scores[r], r)), start=1):
+            fused[row] = fused.get(row, 0.0) + weight / (k + rank)
     return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
 
 
@@ -627,8 +633,8 @@ def _git_commit() -> str | None:
 
 
 def _settings_summary(settings: Settings) -> dict:
-    keys = ("embedder", "chunk_tokens", "chunk_overlap", "top_k", "candidates", "dense_weight",
-            "same_article_penalty", "reranker", "rerank_top", "threads")
+    keys = ("embedder", "chunk_tokens", "chunk_overlap", "top_k", "candidates", "dense_weight", "sentence_weight",
+            "bm25_weight", "sentence_vectors", "same_article_penalty", "reranker", "rerank_top", "threads")
     return {k: getattr(settings, k) for k in keys}
 
 
@@ -673,10 +679,15 @@ def evaluate_xquad(settings: Settings, options: EvalOptions, log: Callable[[str]
         configs[mode] = {**score_splits(questions, run.ranked, splits), "latency": latency_summary(run.latencies)}
         samples[mode] = run.latencies
     if _wants(options, "rrf"):
-        with retriever.configured(replay=True, fusion=rrf_fuse, dense_weight=0.5):
+        with retriever.configured(replay=True, fusion=rrf_fuse, **RRF_WEIGHTS):
             run = run_retrieval(retriever, questions, "hybrid", progress=options.progress, desc="xquad rrf")
         configs["rrf"] = {**score_splits(questions, run.ranked, splits), "latency": latency_summary([]),
                           "note": f"reciprocal-rank fusion, k={RRF_K}, equal weights, same candidates"}
+    if _wants(options, "hybrid-passages"):
+        with retriever.configured(replay=True, **PASSAGES_ONLY):
+            run = run_retrieval(retriever, questions, "hybrid", progress=options.progress, desc="xquad passages")
+        configs["hybrid-passages"] = {**score_splits(questions, run.ranked, splits), "latency": latency_summary([]),
+                                      "note": "no sentence vectors: passage vectors 0.7, BM25 0.3"}
     if _wants(options, "hybrid+rerank"):
         if settings.reranker:
             reranking = Retriever(base.index, base.embedder, base.settings)
@@ -729,11 +740,17 @@ def evaluate_questions_de(settings: Settings, options: EvalOptions, log: Callabl
         configs[mode] = {**scores, "latency": latency_summary(run.latencies), "by_type": _by_type(answerable, run.ranked)}
         samples[mode] = run.latencies
     if _wants(options, "rrf"):
-        with retriever.configured(replay=True, fusion=rrf_fuse, dense_weight=0.5):
+        with retriever.configured(replay=True, fusion=rrf_fuse, **RRF_WEIGHTS):
             run = run_retrieval(retriever, questions, "hybrid", progress=options.progress, desc="questions_de rrf")
         scores = score_splits(questions, run.ranked)
         scores["all"].update(passage_scores(run))
         configs["rrf"] = {**scores, "latency": latency_summary([])}
+    if _wants(options, "hybrid-passages"):
+        with retriever.configured(replay=True, **PASSAGES_ONLY):
+            run = run_retrieval(retriever, questions, "hybrid", progress=options.progress, desc="questions_de passages")
+        scores = score_splits(questions, run.ranked)
+        scores["all"].update(passage_scores(run))
+        configs["hybrid-passages"] = {**scores, "latency": latency_summary([])}
     if _wants(options, "hybrid+rerank"):
         if settings.reranker:
             reranking = Retriever(base.index, base.embedder, base.settings)

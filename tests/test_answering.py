@@ -151,7 +151,7 @@ def test_extractive_answers_meet_the_targets_on_the_eval_set(seeds, extractive_r
     assert scores["correct"] >= 0.85
     assert scores["gold_citation"] >= 0.90
     assert scores["false_abstention"] <= 0.10
-    assert scores["abstained_unanswerable"] >= 0.5  # below the 0.8 target: see the rules in ExtractiveAnswerer.gaps
+    assert scores["abstained_unanswerable"] >= 0.80
     assert p50 <= 60
 
 
@@ -171,6 +171,16 @@ def test_abstention_says_so_and_lists_the_nearest_sources(extractive_run):
     assert apple.abstained and apple.answer.startswith(REFUSAL) and "Nächstliegende Quellen" in apple.answer
     assert apple.citations and "Apple" in apple.abstain_reason
     assert answers["q089"].abstained and "2027" in answers["q089"].abstain_reason
+
+
+def test_answer_sentence_rules_catch_near_misses(extractive_run):
+    answers, _, _ = extractive_run
+    google = answers["q101"]  # "Wie hoch war Googles Umsatz im vierten Quartal 2025?": only Meta's revenue is reported
+    assert google.abstained and "Googles" in google.abstain_reason
+    assert answers["q098"].abstained and "person" in answers["q098"].abstain_reason  # nobody is named as its head
+    assert "xAI" in answers["q103"].abstain_reason  # the best sentence reports Meta's investment
+    assert answers["q129"].abstained and "revenue" in answers["q129"].abstain_reason  # Amazon's plans, not revenue
+    assert not answers["q009"].abstained  # "Der Bereich verbuchte …" right after "die Sparte Reality Labs"
 
 
 def test_timeline_names_dates_in_order_and_cites_each(extractive_run):

@@ -1,7 +1,7 @@
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-from rag.chunking import article_context, chunk_article
+from rag.chunking import Chunk, article_context, chunk_article
 from rag.corpus import article_from_text, load_folder
 
 from conftest import SEEDS
@@ -77,3 +77,12 @@ def test_every_chunk_maps_back_to_its_text(parts, size):
     for chunk in chunks:
         covered.update(range(chunk.start, chunk.end))
     assert all(i in covered for i, ch in enumerate(article.text) if not ch.isspace())
+
+
+def test_sentence_windows_stay_inside_the_passage_under_its_header():
+    chunk = Chunk("a#0", "a", 0, 0, 38, "Eins ist da. Zwei folgt. Drei endet.", "h", "Titel – Mai 2025")
+    assert chunk.sentence_texts(1) == ["Titel – Mai 2025\nEins ist da.", "Titel – Mai 2025\nZwei folgt.",
+                                       "Titel – Mai 2025\nDrei endet."]
+    assert chunk.sentence_texts(2) == ["Titel – Mai 2025\nEins ist da. Zwei folgt.",
+                                       "Titel – Mai 2025\nZwei folgt. Drei endet.", "Titel – Mai 2025\nDrei endet."]
+    assert Chunk("b#0", "b", 0, 0, 5, "Kurz", "h").sentence_texts(3) == ["Kurz"]

@@ -24,13 +24,13 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_rrf_by_hand():
     dense = {1: 0.9, 2: 0.8}        # ranks: 1 → 1, 2 → 2
     lexical = {2: 10.0, 3: 5.0}     # ranks: 2 → 1, 3 → 2
-    fused = dict(rrf_fuse(dense, lexical, 0.5, k=60))
+    fused = dict(rrf_fuse([(dense, 0.5), (lexical, 0.5)], k=60))
     assert fused[1] == pytest.approx(0.5 / 61)
     assert fused[2] == pytest.approx(0.5 / 62 + 0.5 / 61)
     assert fused[3] == pytest.approx(0.5 / 62)
-    assert [row for row, _ in rrf_fuse(dense, lexical, 0.5)] == [2, 1, 3]
-    assert [row for row, _ in rrf_fuse(dense, lexical, 1.0)][:2] == [1, 2]  # dense only
-    assert rrf_fuse({}, {}) == []
+    assert [row for row, _ in rrf_fuse([(dense, 0.5), (lexical, 0.5)])] == [2, 1, 3]
+    assert [row for row, _ in rrf_fuse([(dense, 1.0), (lexical, 0.0)])] == [1, 2]  # dense only
+    assert rrf_fuse([({}, 0.5), ({}, 0.5)]) == []
 
 
 class CountingEmbedder:
@@ -75,7 +75,7 @@ def test_replay_gives_what_a_fresh_retriever_gives(fake_retriever):
         recorded = {q: _chunks(recording, q) for q in QUESTIONS}
     assert recorded == {q: _chunks(fake_retriever, q) for q in QUESTIONS}
     embedded = fake_retriever.embedder.queries
-    for overrides in ({"dense_weight": 0.2}, {"dense_weight": 0.0}, {"same_article_penalty": 0.0}):
+    for overrides in ({"dense_weight": 0.2}, {"sentence_weight": 0.0}, {"dense_weight": 0.0}, {"same_article_penalty": 0.0}):
         with recording.configured(replay=True, **overrides):
             replayed = {q: _chunks(recording, q) for q in QUESTIONS}
         assert fake_retriever.embedder.queries == embedded  # replay embeds nothing
@@ -108,11 +108,11 @@ def test_recorded_candidates_are_sliced_and_refetched(fake_retriever):
 
 def test_rrf_ablation_runs_through_the_real_pipeline(fake_retriever):
     recording = RecordingRetriever(fake_retriever)
-    with recording.configured(replay=False, fusion=rrf_fuse, dense_weight=0.5, same_article_penalty=0.0):
+    with recording.configured(replay=False, fusion=rrf_fuse, same_article_penalty=0.0, **evaluation.RRF_WEIGHTS):
         hits = recording.run(QUESTIONS[0], k=5)
     dense = fake_retriever.dense_search(QUESTIONS[0], fake_retriever.settings.candidates)
     lexical = fake_retriever.bm25_search(QUESTIONS[0], fake_retriever.settings.candidates)
-    expected = [fake_retriever.index.chunks[row].chunk_id for row, _ in rrf_fuse(dense, lexical, 0.5)[:5]]
+    expected = [fake_retriever.index.chunks[row].chunk_id for row, _ in rrf_fuse([(dense, 0.5), (lexical, 0.5)])[:5]]
     assert [h.chunk_id for h in hits] == expected
     from rag import retrieval
 

@@ -43,7 +43,8 @@ def test_unchanged_folder_embeds_nothing_and_changed_article_only_its_chunks(see
     fake_embedder.calls.clear()
     third = build_index(seeds_copy, settings, fake_embedder)
     assert third.articles == 6 and third.embedded == 1 and third.reused == first.chunks
-    assert len(fake_embedder.calls) == 1 and "Google plant 2026" in fake_embedder.calls[0][0]
+    assert fake_embedder.calls == [["Google plant 2026 neue Rechenzentren. Amazon auch."],  # the passage
+                                   ["Google plant 2026 neue Rechenzentren. Amazon auch.", "Amazon auch."]]  # its windows
     (seeds_copy / "005_new.txt").unlink()
     fourth = build_index(seeds_copy, settings, fake_embedder)
     assert fourth.embedded == 0 and fourth.chunks == first.chunks
@@ -234,7 +235,7 @@ def test_update_chunks_tokenises_and_embeds_only_the_new_article(seeds_copy, set
     fake_embedder.calls.clear()
     report = build_index(seeds_copy, settings, fake_embedder)
     assert chunked == ["005_new"] and len(tokenised) == 1 and report.embedded == 1
-    assert sum(len(c) for c in fake_embedder.calls) == 1
+    assert sum(len(c) for c in fake_embedder.calls) == 1 + 2  # one passage, its two sentence windows
     new_lines = (settings.index_dir / "articles.jsonl").read_text(encoding="utf-8").splitlines()
     assert new_lines[:len(old_lines)] == old_lines, "unchanged article rows are kept byte for byte"
     # Same files as a build from scratch (apart from the parameters' creation time).
@@ -383,3 +384,61 @@ def test_update_over_an_index_with_an_unreadable_row_rebuilds_from_scratch(seeds
     assert any("not reused" in m for m in messages) and report.embedded == first.chunks + 1
     monkeypatch.undo()
     assert len(load_index(settings.index_dir).articles) == 6
+
+
+def test_sentence_vectors_are_each_chunks_sentences_under_its_header(seeds_copy, settings_for, fake_embedder):
+    settings = settings_for()
+    report = build_index(seeds_copy, settings, fake_embedder)
+    index = load_index(settings.index_dir, fake_embedder.model_id)
+    sentences = index.sentences
+    assert sentences is not None and len(sentences.offsets) == len(index.chunks) + 1
+    assert index.params["sentences"] == {"count": len(sentences.vectors), "dtype": "float16", "window": 2}
+    distinct = {t for c in index.chunks for t in c.sentence_texts()}
+    assert report.sentences_embedded == len(distinct) < len(sentences.vectors), "overlapping chunks share sentences"
+    for row in (0, len(index.chunks) // 2, len(index.chunks) - 1):
+        chunk = index.chunks[row]
+        expected = fake_embedder.embed_passages(chunk.sentence_texts())
+        np.testing.assert_allclose(sentences.of(row), expected, atol=1e-3)
+        assert all(t.startswith(chunk.context + "\n") for t in chunk.sentence_texts() if chunk.context)
+
+
+def test_best_sentence_by_hand():
+    from rag.index import SentenceVectors
+
+    vectors = np.array([[1, 0], [0, 1], [0.6, 0.8], [0.8, 0.6]], np.float16)
+    store = SentenceVectors(vectors, np.array([0, 2, 2, 4]))  # chunk 1 has no sentence
+    query = np.array([0.6, 0.8], np.float32)
+    best = store.best(np.array([2, 0, 1]), query)
+    np.testing.assert_allclose(best, [max(0.36 + 0.64, 0.48 + 0.48), 0.8, -1.0], atol=2e-3)
+
+
+def test_sentence_vectors_are_reused_on_update_and_added_to_an_index_without_them(seeds_copy, settings_for,
+                                                                                  fake_embedder):
+    plain = settings_for(sentence_vectors=False)
+    first = build_index(seeds_copy, plain, fake_embedder)
+    assert first.sentences_embedded == 0 and load_index(plain.index_dir).sentences is None
+    with_sentences = plain.model_copy(update={"sentence_vectors": True})
+    upgraded = build_index(seeds_copy, with_sentences, fake_embedder)
+    assert not upgraded.up_to_date and upgraded.embedded == 0 and upgraded.sentences_embedded > 0
+    assert build_index(seeds_copy, with_sentences, fake_embedder).up_to_date
+    (seeds_copy / "005_new.txt").write_text("Google plant 2026 neue Rechenzentren. Amazon auch.", encoding="utf-8")
+    added = build_index(seeds_copy, with_sentences, fake_embedder)
+    assert added.embedded == 1 and added.sentences_embedded == 2
+    index = load_index(plain.index_dir)
+    row = max(range(len(index.chunks)), key=lambda r: index.chunks[r].doc_id == "005_new")
+    np.testing.assert_allclose(index.sentences.of(row), fake_embedder.embed_passages(index.chunks[row].sentence_texts()),
+                               atol=1e-3)
+    assert build_index(seeds_copy, plain, fake_embedder).sentences_embedded == 0
+    assert load_index(plain.index_dir).sentences is None
+
+
+def test_sentence_offsets_that_do_not_fit_are_refused(seeds_copy, settings_for, fake_embedder):
+    settings = settings_for()
+    build_index(seeds_copy, settings, fake_embedder)
+    path = settings.index_dir
+    np.save(path / "sentences.offsets.npy", np.array([0, 1], np.int64))
+    params = json.loads((path / "params.json").read_text())
+    del params["files"]["sentences.offsets.npy"]
+    (path / "params.json").write_text(json.dumps(params))
+    with pytest.raises(RagError, match="rebuild"):
+        load_index(path, fake_embedder.model_id)

@@ -5,7 +5,8 @@ import pytest
 
 from rag.errors import RagError
 from rag.index import build_index, load_index
-from rag.retrieval import Retriever, diversify, fuse
+from rag.retrieval import Retriever, diversify, fuse, mode_weights
+from rag.settings import Settings
 
 ANSWER_2026 = ("115 und 135 Milliarden", "115 bis 135 Milliarden")
 
@@ -13,14 +14,39 @@ ANSWER_2026 = ("115 und 135 Milliarden", "115 bis 135 Milliarden")
 def test_fuse_by_hand():
     dense = {0: 0.9, 1: 0.7, 2: 0.5}          # z: +1.2247, 0, -1.2247
     lexical = {1: 10.0, 3: 4.0}               # z: +1, -1; rows 0 and 2 get the floor 4.0 → -1
-    ranked = dict(fuse(dense, lexical, 0.5))
+    ranked = dict(fuse([(dense, 0.5), (lexical, 0.5)]))
     assert ranked[1] == pytest.approx(0.5)
     assert ranked[0] == pytest.approx(0.5 * 1.2247449 - 0.5)
     assert ranked[2] == pytest.approx(-0.5 * 1.2247449 - 0.5)
     assert ranked[3] == pytest.approx(0.5 * -1.2247449 - 0.5), "missing dense score takes the dense floor"
-    assert [row for row, _ in fuse(dense, lexical, 0.5)] == [1, 0, 2, 3], "rows 2 and 3 tie; the lower row wins"
-    assert [row for row, _ in fuse(dense, {}, 1.0)] == [0, 1, 2]
-    assert fuse({}, {}, 0.7) == []
+    assert [row for row, _ in fuse([(dense, 0.5), (lexical, 0.5)])] == [1, 0, 2, 3], "rows 2 and 3 tie; the lower row wins"
+    assert [row for row, _ in fuse([(dense, 1.0), (lexical, 0.0)])] == [0, 1, 2], "a weight of 0 drops the column"
+    assert fuse([({}, 0.3), ({}, 0.7)]) == []
+
+
+def test_fuse_three_columns_by_hand():
+    dense = {0: 0.9, 1: 0.7}                  # z: +1, -1
+    sentence = {0: 0.5, 1: 0.8, 2: 0.2}       # z: 0.3/0.2449=+0.2673... computed below
+    lexical = {2: 3.0, 1: 1.0}                # z: +1, -1; row 0 gets the floor 1.0 → -1
+    values = np.array([0.5, 0.8, 0.2])
+    z_sentence = (values - values.mean()) / values.std()
+    ranked = dict(fuse([(dense, 0.2), (sentence, 0.7), (lexical, 0.1)]))
+    assert ranked[0] == pytest.approx(0.2 * 1 + 0.7 * z_sentence[0] + 0.1 * -1, abs=1e-6)
+    assert ranked[1] == pytest.approx(0.2 * -1 + 0.7 * z_sentence[1] + 0.1 * -1, abs=1e-6)
+    assert ranked[2] == pytest.approx(0.2 * -1 + 0.7 * z_sentence[2] + 0.1 * 1, abs=1e-6), "row 2 takes the dense floor"
+
+
+def test_mode_weights_normalise_and_drop_missing_signals():
+    settings = Settings(dense_weight=0.2, sentence_weight=0.7, bm25_weight=0.1)
+    assert mode_weights(settings, "hybrid", True) == pytest.approx((0.2, 0.7, 0.1))
+    assert mode_weights(settings, "hybrid", False) == pytest.approx((2 / 3, 0.0, 1 / 3))
+    assert mode_weights(settings, "dense", True) == pytest.approx((0.2 / 0.9, 0.7 / 0.9, 0.0))
+    assert mode_weights(settings, "bm25", True) == (0.0, 0.0, 1.0)
+    assert mode_weights(Settings(dense_weight=0, sentence_weight=1, bm25_weight=0), "dense", False) == (1.0, 0.0, 0.0)
+    with pytest.raises(ValueError):
+        mode_weights(settings, "sparse", True)
+    with pytest.raises(ValueError):
+        Settings(dense_weight=0, sentence_weight=0, bm25_weight=0)
 
 
 def test_diversify_lowers_repeats_of_one_article():
