@@ -1017,10 +1017,11 @@ class GenerativeAnswerer:
 
     @staticmethod
     def agreement(selection: Selection) -> dict:
-        """What the generated answer must keep of the extractive evidence: a figure of each chosen sentence when
-        a figure is asked for, the name of the best one when a person is (see ``grounding.check_answer``)."""
+        """What the generated answer must keep of the extractive evidence: when a figure is asked for, every
+        figure of the best sentence and one of each further one; the name of the best one when a person is (see
+        ``grounding.check_answer``)."""
         if selection.profile.kind == "amount":
-            return {"share_figures": [c.quote for c in selection.chosen]}
+            return {"share_figures": [c.quote for c in selection.chosen[1:]], "all_figures": [selection.chosen[0].quote]}
         if selection.profile.kind == "person":
             best = selection.chosen[0]
             names = [*best.facts.names, *(best.extension.names if best.extension else ())]

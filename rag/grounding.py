@@ -104,6 +104,10 @@ def figures(text: str) -> list[Figure]:
     return found
 
 
+def _is_year(figure: Figure) -> bool:
+    return figure.scale is None and any(1900 <= v <= 2100 and v == int(v) for v in figure.values)
+
+
 def _same(a: Figure, b: Figure) -> bool:
     """Whether figure ``a`` of the answer is backed by figure ``b`` of a passage.
 
@@ -138,13 +142,15 @@ def markers(text: str) -> list[int]:
 
 
 def check_answer(text: str, passages: Mapping[int, str], require_citation: bool = True,
-                 share_figures: Sequence[str] = (), mention: Sequence[Sequence[str]] = ()) -> GroundingReport:
+                 share_figures: Sequence[str] = (), mention: Sequence[Sequence[str]] = (),
+                 all_figures: Sequence[str] = ()) -> GroundingReport:
     """Check a generated answer against the numbered passages it was given.
 
     ``passages`` maps each ``n`` to the text the model saw for it (with its date header, so "2026" read from
     "28. Januar 2026" counts as backed). Two optional checks tie the answer to the evidence the caller trusts
-    most: it must share a figure with each text of ``share_figures`` that has figures, and name one of the words
-    of each group of ``mention`` (a small model otherwise takes a figure or name from the wrong passage).
+    most: it must share a figure with each text of ``share_figures`` that has figures, give every figure but
+    years of each text of ``all_figures`` (a range "115 bis 135" cut to "115" is a wrong answer), and name one of
+    the words of each group of ``mention`` (a small model otherwise takes a figure or name from the wrong passage).
     """
     used = markers(text)
     problems = [f"[{n}] verweist auf keine der {len(passages)} gegebenen Textstellen." for n in used if n not in passages]
@@ -160,6 +166,11 @@ def check_answer(text: str, passages: Mapping[int, str], require_citation: bool 
         wanted = figures(evidence)
         if wanted and not any(_same(figure, other) for figure in checked for other in wanted):
             problems.append(f"Die Antwort übergeht die Zahlen der besten Belegstelle („{' '.join(evidence.split())[:80]}“).")
+    for evidence in all_figures:
+        wanted = figures(_DATE.sub(" ", evidence))  # a date says when, it is not the figure asked for
+        missing = [f.text for f in wanted if not _is_year(f) and not any(_same(g, f) for g in checked)]
+        if missing:
+            problems.append(f"Die Antwort lässt {', '.join(missing)} aus der besten Belegstelle aus.")
     lowered = text.lower()
     for group in mention:
         if group and not any(word.lower() in lowered for word in group):

@@ -84,3 +84,11 @@ def test_answer_must_keep_the_best_evidence():
     named = check_answer("Die Finanzchefin ist Susan Li [3].", PASSAGES, mention=[["Li", "Susan"]])
     other = check_answer("Die Finanzchefin ist Amy Hood [3].", PASSAGES, mention=[["Li", "Susan"]])
     assert named.passed and not other.passed and "Li oder Susan" in other.problems[0]
+
+
+def test_answer_must_give_every_figure_of_the_best_evidence_but_years_and_dates():
+    best = "Am 28. Januar 2026 stellte Meta für 2026 Kapitalinvestitionen zwischen 115 und 135 Milliarden Dollar in Aussicht."
+    whole = check_answer("Meta plant 2026 115 bis 135 Mrd. Dollar [1].", PASSAGES, all_figures=[best])
+    assert whole.passed, whole.problems
+    cut = check_answer("Meta plant 2026 bis zu 135 Milliarden Dollar [1].", PASSAGES, all_figures=[best])
+    assert not cut.passed and "115" in cut.problems[0]
