@@ -973,6 +973,45 @@ def compose(id: str | None, question: str, selection: Selection, hits: Sequence[
     return Answer(id, question, text, False, citations, [Retrieved.from_hit(h) for h in hits])
 
 
+def generation_passages(selection: Selection, count: int) -> list[Passage]:
+    """What a language model is given: the chosen sentences first, then the next best ones, without overlaps,
+    numbered from 1."""
+    picked: list[Candidate] = []
+    for candidate in [*selection.chosen, *selection.candidates]:
+        start, end = candidate.span
+        if len(picked) >= count:
+            break
+        if all(c.article.doc_id != candidate.article.doc_id or c.span[1] <= start or end <= c.span[0] for c in picked):
+            picked.append(candidate)
+    return [Passage(n, c.article.doc_id, c.article.title, c.article.date, c.article.date_inferred, *c.span,
+                    c.quote, c.score) for n, c in enumerate(picked, start=1)]
+
+
+def agreement(selection: Selection) -> dict:
+    """What the generated answer must keep of the extractive evidence: when a figure is asked for, every
+    figure of the best sentence and one of each further one; the name of the best one when a person is (see
+    ``grounding.check_answer``)."""
+    if selection.profile.kind == "amount":
+        return {"share_figures": [c.quote for c in selection.chosen[1:]], "all_figures": [selection.chosen[0].quote]}
+    if selection.profile.kind == "person":
+        best = selection.chosen[0]
+        names = [*best.facts.names, *(best.extension.names if best.extension else ())]
+        return {"mention": [[name.split()[-1] for name, _ in names]]} if names else {}
+    return {}
+
+
+def generate(generator: Generator, selection: Selection, question: str, hits: Sequence[Hit],
+             fallback: Callable[[], Answer], id: str | None = None) -> Iterator[str | Answer]:
+    """A language model's answer from the extractive selection's sentences, checked against them; a question the
+    rules recognise as unanswerable is declined (``fallback()``) without asking the model. Used by the
+    generative answerers and the chat alike, so the chat gives what ``rag eval`` measures."""
+    if selection.abstained:
+        yield fallback()
+        return
+    yield from generator.stream(question, hits, generation_passages(selection, generator.settings.llm_passages),
+                                fallback, id, agreement(selection))
+
+
 class GenerativeAnswerer:
     """Answers written by a language model from the extractive answerer's best sentences, then checked.
 
@@ -1003,31 +1042,6 @@ class GenerativeAnswerer:
         self.extractive.warm_up()
         self.generator.warm_up()
 
-    def passages(self, selection: Selection) -> list[Passage]:
-        """The chosen sentences first, then the next best ones, without overlaps, numbered from 1."""
-        picked: list[Candidate] = []
-        for candidate in [*selection.chosen, *selection.candidates]:
-            start, end = candidate.span
-            if len(picked) >= self.settings.llm_passages:
-                break
-            if all(c.article.doc_id != candidate.article.doc_id or c.span[1] <= start or end <= c.span[0] for c in picked):
-                picked.append(candidate)
-        return [Passage(n, c.article.doc_id, c.article.title, c.article.date, c.article.date_inferred, *c.span,
-                        c.quote, c.score) for n, c in enumerate(picked, start=1)]
-
-    @staticmethod
-    def agreement(selection: Selection) -> dict:
-        """What the generated answer must keep of the extractive evidence: when a figure is asked for, every
-        figure of the best sentence and one of each further one; the name of the best one when a person is (see
-        ``grounding.check_answer``)."""
-        if selection.profile.kind == "amount":
-            return {"share_figures": [c.quote for c in selection.chosen[1:]], "all_figures": [selection.chosen[0].quote]}
-        if selection.profile.kind == "person":
-            best = selection.chosen[0]
-            names = [*best.facts.names, *(best.extension.names if best.extension else ())]
-            return {"mention": [[name.split()[-1] for name, _ in names]]} if names else {}
-        return {}
-
     def stream(self, question: str, id: str | None = None, hits: Sequence[Hit] | None = None) -> Iterator[str | Answer]:
         """The generated text in pieces as it is written, then the final ``Answer``."""
         hits = list(hits) if hits is not None else self.retriever.run(question, k=self.settings.top_k)
@@ -1036,12 +1050,8 @@ class GenerativeAnswerer:
         def extractive() -> Answer:
             return compose(id, question, selection, hits, self.settings.abstain_sources)
 
-        if selection.abstained:
-            yield extractive()
-            return
         try:
-            yield from self.generator.stream(question, hits, self.passages(selection), extractive, id,
-                                             self.agreement(selection))
+            yield from generate(self.generator, selection, question, hits, extractive, id)
         except RagError as err:  # the server is down, the model failed: the extractive answer stands
             answer = extractive()
             answer.fallback_reason = str(err)

@@ -317,13 +317,19 @@ class ChatEngine:
         return serialised
 
     def _generate(self, question: str, hits: list, extractive: Answer, options: Options) -> Iterator[tuple[str, Answer | None]]:
-        """The generated answer: ``(text so far, None)`` as tokens arrive, then ``("", final answer)``."""
+        """The generated answer: ``(text so far, None)`` as tokens arrive, then ``("", final answer)``. The model
+        gets the extractive answerer's sentences and must keep their figures, exactly as ``rag eval`` measures."""
+        from rag.answering import generate
+
         generator = self.generator(options)
+        answerer = self.answerer(options.passages)
+        with self._native:
+            selection = answerer.select(question, hits)
         lock = self._local_model if options.answerer == "llm" else contextlib.nullcontext()
         text = ""
         with lock:  # the local model answers one question at a time (2 cores); servers handle their own queue
             generator.warm_up()
-            for piece in generator.stream(question, hits[: max(options.passages, 1)], fallback=lambda: extractive):
+            for piece in generate(generator, selection, question, hits, lambda: extractive):
                 if isinstance(piece, Answer):
                     yield "", piece
                     continue

@@ -125,10 +125,11 @@ class FakeGenerator:
     def warm_up(self):
         pass
 
-    def stream(self, question, hits, fallback=None):
+    def stream(self, question, hits, passages=None, fallback=None, id=None, agree=None):
         from rag.schema import Answer, Citation
 
         self.questions.append(question)
+        self.passages = passages
         text = "Meta will 2026 zwischen 115 und 135 Milliarden Dollar investieren [1]."
         for word in text.split(" "):
             yield word + " "
@@ -160,6 +161,8 @@ def test_model_answer_replaces_the_extractive_one_as_it_streams(model_engine):
     last = updates[-1]
     assert last.done and last.answer.answer.startswith("Meta will 2026") and 'class="rag-card"' in last.html
     assert "rag-status" not in last.html
+    given = model_engine.made[0].passages  # the extractive answerer's sentences, the answer first
+    assert given and "115" in given[0].text and len(given) <= model_engine.settings.llm_passages
 
 
 def test_model_rewrites_followups_and_one_generator_per_choice(model_engine):
@@ -173,7 +176,7 @@ def test_model_rewrites_followups_and_one_generator_per_choice(model_engine):
 def test_a_model_refusal_does_not_replace_a_found_answer(model_engine, monkeypatch):
     from rag.schema import Answer
 
-    def refusing(self, question, hits, fallback=None):
+    def refusing(self, question, hits, passages=None, fallback=None, id=None, agree=None):
         yield "Dazu enthalten die Artikel keine Angabe."
         yield Answer(None, question, "Dazu enthalten die Artikel keine Angabe.", True, [], [])
 
