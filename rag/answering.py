@@ -988,28 +988,52 @@ def generation_passages(selection: Selection, count: int) -> list[Passage]:
 
 
 def agreement(selection: Selection) -> dict:
-    """What the generated answer must keep of the extractive evidence: when a figure is asked for, every
-    figure of the best sentence and one of each further one; the name of the best one when a person is (see
-    ``grounding.check_answer``)."""
-    if selection.profile.kind == "amount":
-        return {"share_figures": [c.quote for c in selection.chosen[1:]], "all_figures": [selection.chosen[0].quote]}
-    if selection.profile.kind == "person":
-        best = selection.chosen[0]
+    """What the generated answer must keep of the extractive evidence (see ``grounding.check_answer``): for a
+    figure (or a business measure, "What was Meta's quarterly profit?"), every figure of the best sentence and one
+    of each further one; for a date, a figure of the best sentence; for a person, its name; for an organisation
+    or product, one of the names it adds to the question."""
+    profile, best = selection.profile, selection.chosen[0]
+    if profile.kind == "amount" or (profile.kind == "other" and _MEASURE.search(profile.text)):
+        return {"share_figures": [c.quote for c in selection.chosen[1:]], "all_figures": [best.quote]}
+    if profile.kind == "date":
+        return {"share_figures": [best.quote]}
+    if profile.kind == "person":
         names = [*best.facts.names, *(best.extension.names if best.extension else ())]
         return {"mention": [[name.split()[-1] for name, _ in names]]} if names else {}
+    if profile.kind == "entity":
+        asked = profile.text.lower()
+        names = [w for w in name_words(best.quote) if w.lower() not in asked]
+        return {"mention": [names]} if names else {}
     return {}
+
+
+def checkable(selection: Selection) -> bool:
+    """Whether a generated answer to this question can be checked against the evidence (``agreement``): open
+    questions ("Welche Rolle spielen …?", "Was berichten die Artikel …?") get the verbatim sentences instead,
+    because a 1.5B model's summary of them dropped the facts in most eval questions of that kind."""
+    return bool(agreement(selection)) or selection.profile.kind != "other"
 
 
 def generate(generator: Generator, selection: Selection, question: str, hits: Sequence[Hit],
              fallback: Callable[[], Answer], id: str | None = None) -> Iterator[str | Answer]:
-    """A language model's answer from the extractive selection's sentences, checked against them; a question the
-    rules recognise as unanswerable is declined (``fallback()``) without asking the model. Used by the
+    """A language model's answer from the extractive selection's sentences, checked against them. A question the
+    rules recognise as unanswerable is declined and an open question answered with the quotes (``fallback()``),
+    both without asking the model; a refusal by the model does not hide sentences the rules found. Used by the
     generative answerers and the chat alike, so the chat gives what ``rag eval`` measures."""
     if selection.abstained:
         yield fallback()
         return
-    yield from generator.stream(question, hits, generation_passages(selection, generator.settings.llm_passages),
-                                fallback, id, agreement(selection))
+    if not checkable(selection):
+        answer = fallback()
+        answer.fallback_reason = "Offene Frage: die wörtlichen Belege antworten (das Sprachmodell schreibt nur prüfbare Antworten)."
+        yield answer
+        return
+    for piece in generator.stream(question, hits, generation_passages(selection, generator.settings.llm_passages),
+                                  fallback, id, agreement(selection)):
+        if isinstance(piece, Answer) and piece.abstained:
+            piece = fallback()
+            piece.fallback_reason = "Das Sprachmodell fand in seinen Textstellen keine Antwort; die Belege antworten."
+        yield piece
 
 
 class GenerativeAnswerer:

@@ -382,8 +382,7 @@ class ChatEngine:
             final = None
             for _, partial in self._generate(question, hits, answer, Options(self.settings.answerer)):
                 final = partial or final
-            if final is not None and not (final.abstained and not answer.abstained):  # as in the chat
-                answer = final
+            answer = final or answer
         answer.id = id
         return answer
 
@@ -442,8 +441,6 @@ class ChatEngine:
                 return
             final = final or answer
             reason = getattr(final, "fallback_reason", None)
-            if final.abstained and not answer.abstained:  # the quotes answer it even though the model found nothing
-                final, reason = answer, "Das Sprachmodell fand in seinen Textstellen keine Antwort."
             yield Update(answer_html(final, uid, articles, rewrite=note, show_uncited=options.show_uncited,
                                      note=f"{reason} Angezeigt wird die extraktive Antwort." if reason else None),
                          final, turn.standalone, done=True)

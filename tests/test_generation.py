@@ -302,3 +302,15 @@ def test_local_model_answers_with_checked_citations(seeds_retriever):
     answer = pieces[-1]
     assert len(pieces) > 2 and answer.grounding is not None
     assert "14,3" in answer.answer and answer.citations
+
+
+def test_open_questions_get_the_quotes_and_a_refusal_does_not_hide_them(seeds_retriever, chat_server):
+    settings, retriever = seeds_retriever
+    answerer = ServerAnswerer(retriever, settings.model_copy(update={"llm_url": chat_server.url}))
+    open_question = answerer.run("Welche Rolle spielen die Ray-Ban-Brillen für Metas KI-Pläne?")
+    assert chat_server.requests == [] and open_question.answerer == "extractive" and not open_question.abstained
+    assert "Offene Frage" in open_question.fallback_reason
+    chat_server.reply = "Dazu enthalten die Artikel keine Angabe."
+    refused = answerer.run("Wie viel zahlt Meta für Scale AI?")
+    assert len(chat_server.requests) == 1 and not refused.abstained and "14,3" in refused.answer
+    assert "keine Antwort" in refused.fallback_reason
