@@ -27,400 +27,29 @@ import math
 import re
 from dataclasses import dataclass, field, replace
 from datetime import date
-from functools import lru_cache
 from typing import Callable, Iterator, Sequence
 
-from rag.corpus import MONTH_NUMBERS, Article
+from rag.corpus import Article
 from rag.errors import RagError
+from rag.facts import SentenceFacts, date_parts, main_period, sentence_facts
 from rag.generation import Generator, Passage, german_date, make_generator, refusal_text
 from rag.lexical import tokenize
+from rag.questions import MEASURE, QuestionProfile, compound_credit, name_words, profile_question
 from rag.retrieval import Hit, Retriever
 from rag.schema import Answer, Citation, Retrieved
 from rag.sentences import sentence_spans
 from rag.settings import Settings
 
-# Question words and English function words carry no content to match; German stop words are already gone.
-_QUESTION_WORDS = frozenset(
-    """wer wem wen wessen wann wo woher wohin warum weshalb wieso welch wieviel viele hoch groß gross stark
-    laut konkret eigentlich insgesamt etwa genau
-    wie viel ist sind war waren hat haben hatte wird wurde wurden will wollte soll sollen gibt macht machen
-    how much many what which who whom whose when where why does did do is are was were the a an of to in for
-    on by at and or from with its it this that according quarterly annual jährlich jährliche jährlichen""".split()
-)
-# Number words that count as figures ("sechs Milliarden", "zehnmal"); "ein/eine" only before a scale word.
-_NUMBER_WORDS = ("zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun", "zehn", "elf", "zwölf",
-                 "zwanzig", "dreißig", "hundert", "tausend", "zehnmal", "doppelt")
-_NUMBER = re.compile(r"(?<![\w.,])\d+(?:[.,]\d+)*(?![\w])|\b(?:" + "|".join(_NUMBER_WORDS) + r")\b|"
-                     r"\bein(?:e|er)?(?= (?:Milliarde|Million|Billion))", re.IGNORECASE)
-_UNIT = re.compile(r"\b(?:Dollar|US-Dollar|Euro|Prozent|Milliarden?|Millionen?|Billionen?|Mrd|Mio|Nutzer|Menschen|"
-                   r"Cent|Platz|mal|percent|billion|million)\b|%|\d-mal|zehnmal", re.IGNORECASE)
-_YEAR = re.compile(r"(?<![\d.,])(19\d{2}|20\d{2})(?![\d.,]\d)")
-_QUARTER_WORDS = {"ersten": 1, "zweiten": 2, "dritten": 3, "vierten": 4, "first": 1, "second": 2, "third": 3,
-                  "fourth": 4, "1.": 1, "2.": 2, "3.": 3, "4.": 4}
-_QUARTER = re.compile(r"\b(ersten|zweiten|dritten|vierten|first|second|third|fourth|[1-4]\.)\s+(?:Quartal|quarter)"
-                      r"(?:s)?(?:\s+(?:of\s+)?(\d{4}))?|\bQ([1-4])(?:[ /]+(\d{4}))?|\b(Schlussquartal|Jahresendquartal)"
-                      r"(?:\s+(\d{4}))?", re.IGNORECASE)
-_THIS_YEAR = re.compile(r"\b(?:laufenden?|diese[mns]?|this|current)\s+(?:Geschäfts)?(?:jahr|year)s?\b", re.IGNORECASE)
-_LAST_YEAR = re.compile(r"\b(?:vergangenen|letzten|abgelaufenen)\s+Jahr\b|\blast year\b", re.IGNORECASE)
-# "… nach 3,74 Milliarden vor einem Jahr": a comparison with the year before, not the time the sentence is about.
-_BASELINE = re.compile(r"\bvor einem Jahr\b|\bein Jahr (?:zuvor|davor|früher)\b|\ba year (?:earlier|before)\b",
-                       re.IGNORECASE)
-_NEXT_YEAR = re.compile(r"\b(?:nächste[mns]?|kommende[mns]?)\s+Jahr\b|\bnext year\b", re.IGNORECASE)
-_LAST_QUARTER = re.compile(r"\b(?:vergangenen|abgelaufenen|letzten|jüngsten|zurückliegenden)\s+Quartal", re.IGNORECASE)
-_THIS_QUARTER = re.compile(r"\blaufenden?\s+Quartal", re.IGNORECASE)
-_ENGLISH_MONTHS = {name: n for n, name in enumerate(
-    "january february march april may june july august september october november december".split(), start=1)}
-_MONTH_YEAR = re.compile(r"\b(" + "|".join([*MONTH_NUMBERS, *_ENGLISH_MONTHS]) +
-                         r"|Herbst|Frühjahr|Sommer|Winter|Anfang|Ende|Mitte|autumn|spring|summer|winter|early|end of|late)"
-                         r"\s+(\d{4})\b", re.IGNORECASE)
-# Months in which an article about that time was published ("im Herbst 2024" → articles of Sep–Nov 2024) and the
-# quarter reported on ("Ende 2025" → the fourth quarter of 2025, reported in January).
-_SEASON_MONTHS = {"frühjahr": (3, 4, 5), "sommer": (6, 7, 8), "herbst": (9, 10, 11), "winter": (12, 1, 2),
-                  "anfang": (1, 2, 3), "mitte": (5, 6, 7), "ende": (10, 11, 12), "spring": (3, 4, 5),
-                  "summer": (6, 7, 8), "autumn": (9, 10, 11), "early": (1, 2, 3), "end of": (10, 11, 12),
-                  "late": (10, 11, 12)}
-_SEASON_QUARTERS = {"anfang": 1, "ende": 4, "early": 1, "end of": 4, "late": 4}
-_ROLE = r"(?i:\w*chef|\w*chefin|\w*boss|gründer|mitgründer|\w*analyst|\w*manager|präsident|leiter|ceo|cfo|head)"
-# A person: first and last name; a surname after a role ("Meta-Chef Zuckerberg"); a name after a verb of saying.
-_NAME = re.compile(r"(?<=\s)(?!" + _ROLE + r"\b)([A-ZÄÖÜ][a-zäöüß]+\s+(?:[A-Z][a-z]?[A-Za-zäöüß]+|Li))\b|"
-                   r"\b" + _ROLE + r"\s+([A-ZÄÖÜ][\wäöüß]+)|"
-                   r"\b(?:sagte|erklärte|konstatiert|meinte|betonte|argumentiert)(?:\s+auch)?\s+"
-                   r"([A-ZÄÖÜ]\w+(?:\s+[A-ZÄÖÜ]\w+)?)")
-_ROLE_WORD = re.compile(r"\b(?:\w*chef\w*|\w*boss|gründer\w*|gegründet|\w*analyst\w*|\w*manager|präsident\w*|"
-                        r"leite[nt]?|leiter\w*|ceo|cfo|head|heads|spitze)\b", re.IGNORECASE)
-_PERSON_CUE = re.compile(r"(?:chef|chefin|boss|gründer|CEO|Head|Analyst|analyst|manager|Präsident|sagte|erklärte|"
-                         r"betonte|meinte|schätzte|argumentiert|konstatiert|zitiert|überzeugt|leitet|gehört)",
-                         re.IGNORECASE)
-_DATE_CUE = re.compile(r"\b(?:(?:" + "|".join(MONTH_NUMBERS) + r")\b|(?:Montag|Dienstag|Mittwoch|Donnerstag|Freitag|"
-                       r"Samstag|Sonntag)|Ende des Jahres\b|Jahresende\b|seit\b|bis Ende\b|Anfang\b|gestern\b|heute\b)"
-                       r"|\b\d{1,2}\.\d{1,2}\.\d{4}\b|(?<!\d)(?:19|20)\d{2}(?!\d)", re.IGNORECASE)
-_PLACE_CUE = re.compile(r"\b(?:in|aus|nach)\s+(?:der\s+|dem\s+)?[A-ZÄÖÜ][a-zäöüß]+")
 _CAPITALISED = re.compile(r"(?<=[\w,;:–-] )[A-ZÄÖÜ][\w-]+")
-
-_KINDS = [
-    ("date", re.compile(r"\b(?:wann|seit wann|bis wann|an welchem (?:tag|wochentag|datum)|in welchem jahr|"
-                        r"für welches jahr|when|which year|what year|what day)\b", re.IGNORECASE)),
-    ("amount", re.compile(r"\b(?:wie ?viele?|wie hoch|wie groß|wie stark|um wie viel|wie teuer|wieviel|"
-                          r"how much|how many|by how much|welche[nms]? (?:umsatz|gewinn|betrag|summe|kosten|"
-                          r"verlust|ergebnis|anteil|wert|operative)|mit welchen kosten|what (?:revenue|profit|loss|"
-                          r"operating|amount|share))", re.IGNORECASE)),
-    ("person", re.compile(r"\b(?:wer|wem|wen|welche[rm]? (?:analyst|manager|chef|person|politiker)|who|whom)\b",
-                          re.IGNORECASE)),
-    ("place", re.compile(r"\b(?:wo|woher|wohin|where)\b", re.IGNORECASE)),
-    ("entity", re.compile(r"\b(?:wie heißt|welche[nrsm]? (?:\w+-)?(?:firma|firmen|unternehmen|konzern|konzerne|"
-                          r"zeitung|marke|hersteller|chiphersteller|start-up|modell|modelle|konkurrenten|sparte|"
-                          r"einheit|plattform|produkt)|von welchem|mit welcher|für welches|which company)\b",
-                          re.IGNORECASE)),
-]
-# Nouns of things that are counted or measured: "Wie haben sich die Quartalsverluste entwickelt?" wants figures.
-_MEASURE = re.compile(r"(?:investition|ausgaben|umsatz|gewinn|verlust|kosten|nutzer|zahl|wachstum|börsenwert|"
-                      r"kapital|einnahmen|geld|preis|revenue|profit|loss|capex|spend|users|cost|invest)",
-                      re.IGNORECASE)
-_TIMELINE = re.compile(r"\b(?:entwickelt|entwicklung|verändert|veränderung|im lauf der zeit|im laufe der zeit|"
-                       r"über die jahre|bis \d{4}|von \d{4} bis|am ende|ursprünglich|zuerst|im vergleich|vergleich|"
-                       r"unterscheiden|unterscheidet|oder|mehr als|weniger als|change|changed|evolve|over time|"
-                       r"compared|versus|vs\.?)\b", re.IGNORECASE)
-_NEWEST = re.compile(r"\b(?:aktuell|derzeit|zurzeit|momentan|jetzt|neueste[nm]?|jüngste[nm]?|dieses jahr|"
-                     r"in diesem jahr|currently|latest|this year|now)\b", re.IGNORECASE)
-# Words that news reports use for the same business figure or role; a synonym counts 0.8 of the word itself.
-_SYNONYMS = [
-    "Umsatz Einnahmen Erlöse Umsatzwachstum", "Gewinn Nettogewinn Quartalsgewinn Überschuss",
-    "Investitionen investieren investiert Kapitalinvestitionen Ausgaben ausgeben ausgegeben Kosten stecken steckt "
-    "steckte gesteckt aufwenden fließen fließt", "Verlust Minus Verluste", "Nutzer Menschen User Kunden",
-    "wachsen gewachsen gestiegen stieg steigerte zugelegt legte",
-    "Chef leitet Spitze Boss Unternehmensboss Firmenboss Head CEO", "Finanzchefin Finanzchef CFO",
-    "gegründet Gründer Mitgründer", "Kosten Preis Kaufpreis", "zahlt bezahlt zahlte",
-]
-
-
-@lru_cache(maxsize=1)
-def _synonym_stems() -> dict[str, frozenset[str]]:
-    table: dict[str, frozenset[str]] = {}
-    for group in _SYNONYMS:
-        stems = frozenset(tokenize(group))
-        for stem in stems:
-            table[stem] = table.get(stem, frozenset()) | (stems - {stem})
-    return table
-
-
-_YEAR_ON_YEAR = re.compile(r"\b(?:year[ -]over[ -]year|im Jahresvergleich|gegenüber dem Vorjahr|im Vergleich zum "
-                           r"Vorjahr(?:eszeitraum)?)\b", re.IGNORECASE)
-_DETERMINERS = frozenset("""der die das den dem des ein eine einen einem einer eines zum zur im am vom beim ins
-    welche welcher welches welchen welchem dieser diese dieses diesen diesem jede jeder jedes seine seiner seinen
-    seinem ihre ihrer ihren ihrem""".split())
-# Words about the articles themselves, not about what they report.
-_META_WORDS = re.compile(r"\b(?:laut (?:dem|den|einem) (?:Artikel|Artikeln|Bericht)(?: vom)?|in den Artikeln|die Artikel|"
-                         r"berichten|berichtet|Angaben|according to(?: the)?|reportedly|Artikel)\b", re.IGNORECASE)
-# English questions meet German articles: the dense retriever bridges the languages for passages, but sentence
-# choice works on words, so common business-news words are looked up in German (names and figures match as is).
-_ENGLISH_GERMAN = {
-    "revenue": "Umsatz Einnahmen", "sales": "Umsatz", "profit": "Gewinn Nettogewinn", "earnings": "Gewinn",
-    "loss": "Verlust", "losses": "Verluste", "cost": "Kosten", "costs": "Kosten", "spend": "ausgeben Ausgaben",
-    "spending": "Ausgaben", "spent": "ausgegeben", "invest": "investieren Investitionen", "investment": "Investitionen",
-    "investments": "Investitionen", "capex": "Kapitalinvestitionen", "capital": "Kapital", "expenditure": "Ausgaben",
-    "pay": "zahlen", "paid": "zahlte bezahlt", "paying": "zahlt", "price": "Preis", "quarter": "Quartal",
-    "year": "Jahr", "users": "Nutzer", "people": "Menschen Nutzer", "daily": "täglich", "monthly": "monatlich",
-    "day": "täglich", "grow": "wachsen gestiegen zugelegt", "growth": "Wachstum",
-    "expect": "erwartet Ausblick", "expects": "erwartet", "forecast": "Prognose Ausblick", "plan": "plant geplant",
-    "data": "Daten", "centres": "Rechenzentren", "centers": "Rechenzentren", "train": "Training", "training": "Training",
-    "advertising": "Werbung", "ads": "Werbung", "shares": "Aktie", "stock": "Aktie", "market": "Markt",
-    "cfo": "Finanzchefin Finanzchef", "ceo": "Chef CEO", "founder": "Gründer", "heads": "leitet Head",
-    "head": "Head leitet",
-    "lawsuit": "Klage", "settle": "beilegen", "operating": "operativ", "percent": "Prozent", "billion": "Milliarden",
-    "million": "Millionen", "reportedly": "angeblich", "chips": "Chips", "app": "App",
-}
-_ENGLISH = re.compile(r"\b(?:the|how|what|who|does|did|is|are|was|much|many|of|and)\b", re.IGNORECASE)
-
-
-def _date_parts(value: str | None) -> tuple[int, int] | None:
-    if not value:
-        return None
-    parts = value.split("-")
-    try:
-        return int(parts[0]), int(parts[1]) if len(parts) > 1 else 6
-    except ValueError:
-        return None
-
-
-def compound_credit(term: str, token: str) -> float:
-    """How much ``token`` counts for the question stem ``term`` when they differ: 0.9 for a genitive "s"; for
-    German compounds 0.7 when one is the other's head ("Gewinn" in "Nettogewinn", or "Quartalsgewinn" asked and
-    "Gewinn" found) or both share a stem, 0.3 when one is only the other's modifier ("Quartal" in "Quartalsgewinn")."""
-    if token == term + "s" or term == token + "s":
-        return 0.9  # the genitive of a name: "Metas" for "Meta"
-    if len(term) < 4 or len(token) < 4:
-        return 0.0
-    if token.endswith(term) or (len(token) >= 5 and term.endswith(token)) or _shared_stem(token, term):
-        return 0.7  # a head of four letters is too often a mere ending: "rund" is no part of "gegründet"
-    return 0.3 if term in token or token in term else 0.0
-
-
-def _shared_stem(a: str, b: str) -> bool:
-    """"investiert" and "investition" share the stem "investi": a common prefix of six letters or more."""
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n >= 6
-
-
-def _quarter_periods(text: str, default_year: int | None) -> set[str]:
-    periods = set()
-    for match in _QUARTER.finditer(text):
-        if match.group(1):
-            number, year = _QUARTER_WORDS[match.group(1).lower()], match.group(2)
-        elif match.group(3):
-            number, year = int(match.group(3)), match.group(4)
-        else:
-            number, year = 4, match.group(6)
-        year = int(year) if year else default_year
-        if year:
-            periods.add(f"{year}-q{number}")
-    return periods
-
-
 _KIND_NAMES = {"amount": "a figure", "person": "a person", "date": "a date"}
 # Capitalised words in a row (or a word with an inner capital, "xAI"): one name, "Reality Labs", "Donald Trump".
 _NAME_GROUP = re.compile(r"(?<![\w-])(?:[A-ZÄÖÜ][\w-]*|[a-z]+[A-Z][\w-]*)(?:\s+(?:[A-ZÄÖÜ][\w-]*|[a-z]+[A-Z][\w-]*))*")
 _SPECIFIC_MEASURE = re.compile(r"(?:umsatz|gewinn|nettogewinn|quartalsgewinn|verlust|investition|kapitalinvestition|"
                                r"nutz|borsenwert|einnahm)")
-_NAME_START = re.compile(r"[A-ZÄÖÜ][\w-]*|[a-z]+[A-Z][\w-]*")
 # A name in at least this share of the passages is what the corpus is about and may stay implicit in an answer.
 PERVASIVE_SHARE = 0.5
 # How far a sentence's time can be trusted: its own words, the paragraph it continues, its article's main period.
 _TIME_TRUST = {"own": 1.0, "paragraph": 0.8, "article": 0.5, "none": 0.0}
-
-
-@dataclass(frozen=True)
-class QuestionProfile:
-    """What the question asks for: the kind of answer, its content terms, and its time."""
-
-    text: str
-    kind: str
-    terms: tuple[tuple[str, tuple[tuple[str, float], ...]], ...]
-    key_terms: frozenset[str]
-    named: frozenset[str]
-    essential: frozenset[str]
-    roles: frozenset[str]
-    numbers: frozenset[str]
-    years: frozenset[int]
-    periods: frozenset[str]
-    timeline: bool
-    newest: bool
-    english: bool
-
-
-def name_words(text: str, english: bool = False) -> list[str]:
-    """Capitalised words that read as names, or as the thing counted ("Wie viele Mitarbeiter"): not the first
-    word, not after an article, adjective or figure ("der Konzern", "operativen Verlust", "4,9 Milliarden");
-    in English every capitalised word after the first."""
-    words = []
-    raw = text.split()
-    for before, token in zip(raw, raw[1:]):
-        match = _NAME_START.match(token)
-        if match is None or match.group(0).lower() in _QUESTION_WORDS:
-            continue
-        before, word = before.lower(), match.group(0)
-        counted = before in ("viel", "viele", "much", "many")
-        if counted or english or not (before in _DETERMINERS or before[:1].isdigit()
-                                      or re.fullmatch(r"\w+(?:e|em|en|er|es)", before)):
-            words.append(word)
-    return words
-
-
-def profile_question(question: str, today: date) -> QuestionProfile:
-    """Analyse a question once; ``today`` resolves "dieses Jahr"/"aktuell"."""
-    kind = next((name for name, pattern in _KINDS if pattern.search(question)), "other")
-    timeline_cues = list(_TIMELINE.finditer(question))
-    measured = bool(_MEASURE.search(question))
-    compares = re.search(r"\b(?:mehr|weniger|größten?|höchsten?|entwickelt|verändert|im lauf|more|less|change)",
-                         question, re.IGNORECASE)
-    if measured and compares and kind in ("other", "person"):
-        kind = "amount"  # "Wie haben sich die Quartalsverluste entwickelt?", "Wer steckt mehr Geld in KI?"
-    english = len(_ENGLISH.findall(question)) >= 2
-    # Content words only: question words, timeline cues and time expressions are matched separately.
-    words = question.replace("’", "'").replace("'s ", " ")
-    for pattern in (_TIMELINE, _QUARTER, _MONTH_YEAR, _THIS_YEAR, _YEAR, _META_WORDS, _BASELINE, _YEAR_ON_YEAR):
-        words = pattern.sub(" ", words)
-    terms: dict[str, tuple[tuple[str, float], ...]] = {}
-    for word in re.findall(r"[\w-]+", words):
-        if word.lower() in _QUESTION_WORDS:
-            continue
-        german = _ENGLISH_GERMAN.get(word.lower()) if english else None
-        if english and german is None and word.islower():
-            continue  # an English word without a German counterpart cannot match the articles
-        for stem in tokenize(word):
-            forms = [stem, *(tokenize(german) if german else [])]
-            credits = {form: 1.0 for form in forms}
-            for form in forms:
-                for other in _synonym_stems().get(form, ()):
-                    credits.setdefault(other, 0.8)
-            terms.setdefault(stem, tuple(credits.items()))
-    # Names and figures: capitalised words after the first (in German also nouns) and numbers. English questions
-    # match German sentences only through these, so only they may count as "missing" there.
-    named = frozenset(stem for stem in terms if stem[:1].isdigit()
-                      or any(w[:1].isupper() and stem in tokenize(w) for w in re.findall(r"[\w-]+", question)[1:]))
-    key_terms = named if english else frozenset(terms)
-    # Terms the question stands or falls with: figures, the thing counted ("Wie viele Mitarbeiter"), and names
-    # (a capitalised word without article or adjective before it: "Apple", "in Deutschland"; in English any).
-    essential = {stem for stem in named if stem[:1].isdigit()}
-    for word in name_words(question, english):
-        essential.update(t for t in tokenize(word) if t in terms)
-    years = {int(y) for y in _YEAR.findall(question)}
-    newest = bool(_NEWEST.search(question))
-    if _THIS_YEAR.search(question) or re.search(r"\bdieses jahr\b", question, re.IGNORECASE):
-        years.add(today.year)
-    span = re.search(r"\b(\d{4})\s*(?:bis|to|-|–)\s*(\d{4})\b", question)
-    if span and int(span.group(1)) < int(span.group(2)) <= int(span.group(1)) + 20:
-        years.update(range(int(span.group(1)), int(span.group(2)) + 1))
-    periods = _quarter_periods(question, min(years) if len(years) == 1 else None)
-    for match in _MONTH_YEAR.finditer(question):
-        word, year = match.group(1).lower(), int(match.group(2))
-        month = MONTH_NUMBERS.get(word) or _ENGLISH_MONTHS.get(word)
-        months = (month,) if month else _SEASON_MONTHS[word]
-        periods.update(f"month:{year}-{m:02d}" for m in months)
-        if word in _SEASON_QUARTERS:
-            periods.add(f"{year}-q{_SEASON_QUARTERS[word]}")
-    numbers = frozenset(n.group(0).lower() for n in _NUMBER.finditer(question)) - {str(y) for y in years}
-    roles = {m.group(0).lower() for m in _ROLE_WORD.finditer(question)}
-    if english:
-        roles = {w.lower() for r in roles for w in (_ENGLISH_GERMAN.get(r) or r).split()}
-    roles = frozenset(r.rstrip("tn") if r.startswith("leite") else r for r in roles)
-    return QuestionProfile(question, kind, tuple(terms.items()), key_terms, named, frozenset(essential), roles, numbers,
-                           frozenset(years), frozenset(periods), bool(timeline_cues) or len(years) > 1, newest, english)
-
-
-@dataclass(frozen=True)
-class SentenceFacts:
-    """What one sentence of an article offers, computed once and cached by the answerer."""
-
-    doc_id: str
-    start: int
-    end: int
-    text: str
-    tokens: frozenset[str]
-    numbers: frozenset[str]
-    has_unit: bool
-    years: frozenset[int]
-    periods: frozenset[str]
-    names: tuple[tuple[str, int], ...]
-    person_cue: bool
-    date_cue: bool
-    place_cue: bool
-    heading: bool
-    question: bool
-    baseline: bool = False
-    context: frozenset[str] = frozenset()
-    time_source: str = "own"
-    position: int = 0
-    paragraph: int = 0
-
-    def earlier(self) -> tuple[frozenset[int], frozenset[str]]:
-        """The years and quarters a year before the sentence's own, when it states a figure of then."""
-        if not self.baseline:
-            return frozenset(), frozenset()
-        return frozenset(y - 1 for y in self.years), frozenset(f"{int(p[:4]) - 1}{p[4:]}" for p in self.periods)
-
-    def read_after(self, previous: "SentenceFacts | None", article_time: tuple[frozenset[int], frozenset[str]]
-                   ) -> "SentenceFacts":
-        """The sentence in its place: the previous sentence of its paragraph counts as context, and a sentence
-        without a time of its own speaks about the previous one's ("Im vergangenen Quartal … Der Gewinn stieg …"),
-        else about the period its article mainly reports on."""
-        context = previous.tokens | previous.context if previous else frozenset()
-        if self.years or self.periods:
-            return replace(self, context=context)
-        if previous and (previous.years or previous.periods):
-            return replace(self, context=context, years=previous.years, periods=previous.periods, time_source="paragraph")
-        years, periods = article_time
-        return replace(self, context=context, years=years, periods=periods, time_source="article" if years else "none")
-
-
-def sentence_facts(article: Article, start: int, end: int) -> SentenceFacts:
-    """Tokens, figures, names and the time a sentence speaks about (relative phrases resolved by the article date)."""
-    text = article.text[start:end]
-    years = {int(y) for y in _YEAR.findall(text)}
-    periods = _quarter_periods(text, min(years) if len(years) == 1 else None)
-    when = _date_parts(article.date)
-    if when:
-        year, month = when
-        quarter = (month - 1) // 3 + 1
-        if _THIS_YEAR.search(text):
-            years.add(year)
-        if _LAST_YEAR.search(text):
-            years.add(year - 1)
-        if _NEXT_YEAR.search(text):
-            years.add(year + 1)
-        if _LAST_QUARTER.search(text):
-            last_year, last_quarter = (year, quarter - 1) if quarter > 1 else (year - 1, 4)
-            years.add(last_year)
-            periods.add(f"{last_year}-q{last_quarter}")
-        if _THIS_QUARTER.search(text):
-            years.add(year)
-            periods.add(f"{year}-q{quarter}")
-    numbers = frozenset(n.group(0).lower() for n in _NUMBER.finditer(text)) - {str(y) for y in years}
-    stripped = text.rstrip("\"“”»«'’)")
-    return SentenceFacts(
-        doc_id=article.doc_id, start=start, end=end, text=text, tokens=frozenset(tokenize(text)), numbers=numbers,
-        has_unit=bool(_UNIT.search(text)), years=frozenset(years), periods=frozenset(periods),
-        names=tuple((next(g for g in m.groups() if g), m.start()) for m in _NAME.finditer(text)),
-        person_cue=bool(_PERSON_CUE.search(text)),
-        date_cue=bool(_DATE_CUE.search(text)), place_cue=bool(_PLACE_CUE.search(text)),
-        heading=not stripped.endswith((".", "!", "?", ":")) and len(text.split()) < 10 and not any(c.isdigit() for c in text),
-        question=stripped.endswith("?"),
-        baseline=bool(_BASELINE.search(text)))
-
-
-def main_period(sentences: Sequence[SentenceFacts]) -> tuple[frozenset[int], frozenset[str]]:
-    """The quarter an article mainly reports on (the one its sentences name most often), as (years, quarters)."""
-    counts: dict[str, int] = {}
-    for facts in sentences:
-        for period in facts.periods:
-            counts[period] = counts.get(period, 0) + 1
-    if not counts:
-        return frozenset(), frozenset()
-    period = max(sorted(counts), key=counts.get)
-    return frozenset({int(period[:4])}), frozenset({period})
 
 
 @dataclass(frozen=True)
@@ -683,7 +312,7 @@ class ExtractiveAnswerer:
             elif facts.years:
                 score = -0.5 * _TIME_TRUST[facts.time_source]
             else:
-                when = _date_parts(article.date)
+                when = date_parts(article.date)
                 score = 0.5 if when and (when[0] in profile.years or (when[1] <= 3 and when[0] - 1 in profile.years)) else 0.0
         quarters = {p for p in profile.periods if "-q" in p}
         if quarters and (facts.periods & quarters or earlier_periods & quarters):
@@ -863,7 +492,7 @@ class ExtractiveAnswerer:
             groups = [phrase] if len(words) > 1 and phrase.casefold() in text else words
             for group in groups:
                 stems = [t for t in tokenize(group) if t in profile.essential and t in terms and not t[:1].isdigit()
-                         and not _MEASURE.match(t)]
+                         and not MEASURE.match(t)]
                 if not stems or any(self._weight(forms[t]) <= self._pervasive_idf for t in stems):
                     continue
                 if not any(self._mentions(terms[t], best, title) for t in stems):
@@ -895,7 +524,7 @@ class ExtractiveAnswerer:
     def _in_time(candidate: Candidate, profile: QuestionProfile) -> bool:
         """Whether a sentence may speak about the question's year: its time fits, or its article is from that
         year and the sentence names no other year of its own."""
-        when = _date_parts(candidate.article.date)
+        when = date_parts(candidate.article.date)
         own_years = candidate.facts.years if candidate.facts.time_source == "own" else frozenset()
         return candidate.parts["time"] >= 0.5 or bool(when and when[0] in profile.years and not own_years - profile.years)
 
@@ -993,7 +622,7 @@ def agreement(selection: Selection) -> dict:
     of each further one; for a date, a figure of the best sentence; for a person, its name; for an organisation
     or product, one of the names it adds to the question."""
     profile, best = selection.profile, selection.chosen[0]
-    if profile.kind == "amount" or (profile.kind == "other" and _MEASURE.search(profile.text)):
+    if profile.kind == "amount" or (profile.kind == "other" and MEASURE.search(profile.text)):
         return {"share_figures": [c.quote for c in selection.chosen[1:]], "all_figures": [best.quote]}
     if profile.kind == "date":
         return {"share_figures": [best.quote]}

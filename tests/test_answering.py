@@ -18,10 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from rag.answering import ExtractiveAnswerer, LLMAnswerer, calibrate_threshold, profile_question, sentence_facts
+from rag.answering import ExtractiveAnswerer, LLMAnswerer, calibrate_threshold
 from rag.corpus import Article
+from rag.facts import sentence_facts
 from rag.generation import REFUSAL
 from rag.grounding import check_quotes, markers
+from rag.questions import profile_question
 from rag.retrieval import Retriever
 from rag.settings import Settings
 

@@ -1,0 +1,166 @@
+"""What a sentence of an article says: its stems, figures and units, names, cues for a person, a date or a place,
+and the years and quarters it speaks about, with relative phrases ("im vergangenen Quartal") resolved against the
+article's date. Computed once per sentence and cached by the answerer (``rag.answering``), so that scoring every
+sentence of the best passages against a question stays cheap.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+from rag.corpus import MONTH_NUMBERS, Article
+from rag.lexical import tokenize
+
+# Number words that count as figures ("sechs Milliarden", "zehnmal"); "ein/eine" only before a scale word.
+_NUMBER_WORDS = ("zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun", "zehn", "elf", "zwölf",
+                 "zwanzig", "dreißig", "hundert", "tausend", "zehnmal", "doppelt")
+NUMBER = re.compile(r"(?<![\w.,])\d+(?:[.,]\d+)*(?![\w])|\b(?:" + "|".join(_NUMBER_WORDS) + r")\b|"
+                    r"\bein(?:e|er)?(?= (?:Milliarde|Million|Billion))", re.IGNORECASE)
+_UNIT = re.compile(r"\b(?:Dollar|US-Dollar|Euro|Prozent|Milliarden?|Millionen?|Billionen?|Mrd|Mio|Nutzer|Menschen|"
+                   r"Cent|Platz|mal|percent|billion|million)\b|%|\d-mal|zehnmal", re.IGNORECASE)
+YEAR = re.compile(r"(?<![\d.,])(19\d{2}|20\d{2})(?![\d.,]\d)")
+_QUARTER_WORDS = {"ersten": 1, "zweiten": 2, "dritten": 3, "vierten": 4, "first": 1, "second": 2, "third": 3,
+                  "fourth": 4, "1.": 1, "2.": 2, "3.": 3, "4.": 4}
+QUARTER = re.compile(r"\b(ersten|zweiten|dritten|vierten|first|second|third|fourth|[1-4]\.)\s+(?:Quartal|quarter)"
+                     r"(?:s)?(?:\s+(?:of\s+)?(\d{4}))?|\bQ([1-4])(?:[ /]+(\d{4}))?|\b(Schlussquartal|Jahresendquartal)"
+                     r"(?:\s+(\d{4}))?", re.IGNORECASE)
+THIS_YEAR = re.compile(r"\b(?:laufenden?|diese[mns]?|this|current)\s+(?:Geschäfts)?(?:jahr|year)s?\b", re.IGNORECASE)
+_LAST_YEAR = re.compile(r"\b(?:vergangenen|letzten|abgelaufenen)\s+Jahr\b|\blast year\b", re.IGNORECASE)
+# "… nach 3,74 Milliarden vor einem Jahr": a comparison with the year before, not the time the sentence is about.
+BASELINE = re.compile(r"\bvor einem Jahr\b|\bein Jahr (?:zuvor|davor|früher)\b|\ba year (?:earlier|before)\b",
+                      re.IGNORECASE)
+_NEXT_YEAR = re.compile(r"\b(?:nächste[mns]?|kommende[mns]?)\s+Jahr\b|\bnext year\b", re.IGNORECASE)
+_LAST_QUARTER = re.compile(r"\b(?:vergangenen|abgelaufenen|letzten|jüngsten|zurückliegenden)\s+Quartal", re.IGNORECASE)
+_THIS_QUARTER = re.compile(r"\blaufenden?\s+Quartal", re.IGNORECASE)
+_ROLE = r"(?i:\w*chef|\w*chefin|\w*boss|gründer|mitgründer|\w*analyst|\w*manager|präsident|leiter|ceo|cfo|head)"
+# A person: first and last name; a surname after a role ("Meta-Chef Zuckerberg"); a name after a verb of saying.
+_NAME = re.compile(r"(?<=\s)(?!" + _ROLE + r"\b)([A-ZÄÖÜ][a-zäöüß]+\s+(?:[A-Z][a-z]?[A-Za-zäöüß]+|Li))\b|"
+                   r"\b" + _ROLE + r"\s+([A-ZÄÖÜ][\wäöüß]+)|"
+                   r"\b(?:sagte|erklärte|konstatiert|meinte|betonte|argumentiert)(?:\s+auch)?\s+"
+                   r"([A-ZÄÖÜ]\w+(?:\s+[A-ZÄÖÜ]\w+)?)")
+_PERSON_CUE = re.compile(r"(?:chef|chefin|boss|gründer|CEO|Head|Analyst|analyst|manager|Präsident|sagte|erklärte|"
+                         r"betonte|meinte|schätzte|argumentiert|konstatiert|zitiert|überzeugt|leitet|gehört)",
+                         re.IGNORECASE)
+_DATE_CUE = re.compile(r"\b(?:(?:" + "|".join(MONTH_NUMBERS) + r")\b|(?:Montag|Dienstag|Mittwoch|Donnerstag|Freitag|"
+                       r"Samstag|Sonntag)|Ende des Jahres\b|Jahresende\b|seit\b|bis Ende\b|Anfang\b|gestern\b|heute\b)"
+                       r"|\b\d{1,2}\.\d{1,2}\.\d{4}\b|(?<!\d)(?:19|20)\d{2}(?!\d)", re.IGNORECASE)
+_PLACE_CUE = re.compile(r"\b(?:in|aus|nach)\s+(?:der\s+|dem\s+)?[A-ZÄÖÜ][a-zäöüß]+")
+
+
+def date_parts(value: str | None) -> tuple[int, int] | None:
+    if not value:
+        return None
+    parts = value.split("-")
+    try:
+        return int(parts[0]), int(parts[1]) if len(parts) > 1 else 6
+    except ValueError:
+        return None
+
+
+def quarter_periods(text: str, default_year: int | None) -> set[str]:
+    periods = set()
+    for match in QUARTER.finditer(text):
+        if match.group(1):
+            number, year = _QUARTER_WORDS[match.group(1).lower()], match.group(2)
+        elif match.group(3):
+            number, year = int(match.group(3)), match.group(4)
+        else:
+            number, year = 4, match.group(6)
+        year = int(year) if year else default_year
+        if year:
+            periods.add(f"{year}-q{number}")
+    return periods
+
+
+@dataclass(frozen=True)
+class SentenceFacts:
+    """What one sentence of an article offers, computed once and cached by the answerer."""
+
+    doc_id: str
+    start: int
+    end: int
+    text: str
+    tokens: frozenset[str]
+    numbers: frozenset[str]
+    has_unit: bool
+    years: frozenset[int]
+    periods: frozenset[str]
+    names: tuple[tuple[str, int], ...]
+    person_cue: bool
+    date_cue: bool
+    place_cue: bool
+    heading: bool
+    question: bool
+    baseline: bool = False
+    context: frozenset[str] = frozenset()
+    time_source: str = "own"
+    position: int = 0
+    paragraph: int = 0
+
+    def earlier(self) -> tuple[frozenset[int], frozenset[str]]:
+        """The years and quarters a year before the sentence's own, when it states a figure of then."""
+        if not self.baseline:
+            return frozenset(), frozenset()
+        return frozenset(y - 1 for y in self.years), frozenset(f"{int(p[:4]) - 1}{p[4:]}" for p in self.periods)
+
+    def read_after(self, previous: "SentenceFacts | None", article_time: tuple[frozenset[int], frozenset[str]]
+                   ) -> "SentenceFacts":
+        """The sentence in its place: the previous sentence of its paragraph counts as context, and a sentence
+        without a time of its own speaks about the previous one's ("Im vergangenen Quartal … Der Gewinn stieg …"),
+        else about the period its article mainly reports on."""
+        context = previous.tokens | previous.context if previous else frozenset()
+        if self.years or self.periods:
+            return replace(self, context=context)
+        if previous and (previous.years or previous.periods):
+            return replace(self, context=context, years=previous.years, periods=previous.periods, time_source="paragraph")
+        years, periods = article_time
+        return replace(self, context=context, years=years, periods=periods, time_source="article" if years else "none")
+
+
+def sentence_facts(article: Article, start: int, end: int) -> SentenceFacts:
+    """Tokens, figures, names and the time a sentence speaks about (relative phrases resolved by the article date)."""
+    text = article.text[start:end]
+    years = {int(y) for y in YEAR.findall(text)}
+    periods = quarter_periods(text, min(years) if len(years) == 1 else None)
+    when = date_parts(article.date)
+    if when:
+        year, month = when
+        quarter = (month - 1) // 3 + 1
+        if THIS_YEAR.search(text):
+            years.add(year)
+        if _LAST_YEAR.search(text):
+            years.add(year - 1)
+        if _NEXT_YEAR.search(text):
+            years.add(year + 1)
+        if _LAST_QUARTER.search(text):
+            last_year, last_quarter = (year, quarter - 1) if quarter > 1 else (year - 1, 4)
+            years.add(last_year)
+            periods.add(f"{last_year}-q{last_quarter}")
+        if _THIS_QUARTER.search(text):
+            years.add(year)
+            periods.add(f"{year}-q{quarter}")
+    numbers = frozenset(n.group(0).lower() for n in NUMBER.finditer(text)) - {str(y) for y in years}
+    stripped = text.rstrip("\"“”»«'’)")
+    return SentenceFacts(
+        doc_id=article.doc_id, start=start, end=end, text=text, tokens=frozenset(tokenize(text)), numbers=numbers,
+        has_unit=bool(_UNIT.search(text)), years=frozenset(years), periods=frozenset(periods),
+        names=tuple((next(g for g in m.groups() if g), m.start()) for m in _NAME.finditer(text)),
+        person_cue=bool(_PERSON_CUE.search(text)),
+        date_cue=bool(_DATE_CUE.search(text)), place_cue=bool(_PLACE_CUE.search(text)),
+        heading=not stripped.endswith((".", "!", "?", ":")) and len(text.split()) < 10 and not any(c.isdigit() for c in text),
+        question=stripped.endswith("?"),
+        baseline=bool(BASELINE.search(text)))
+
+
+def main_period(sentences: Sequence[SentenceFacts]) -> tuple[frozenset[int], frozenset[str]]:
+    """The quarter an article mainly reports on (the one its sentences name most often), as (years, quarters)."""
+    counts: dict[str, int] = {}
+    for facts in sentences:
+        for period in facts.periods:
+            counts[period] = counts.get(period, 0) + 1
+    if not counts:
+        return frozenset(), frozenset()
+    period = max(sorted(counts), key=counts.get)
+    return frozenset({int(period[:4])}), frozenset({period})
