@@ -32,10 +32,8 @@ from urllib.parse import urlparse
 from rag.chunking import MONTH_NAMES
 from rag.errors import RagError
 from rag.grounding import check_answer, markers
-from rag.lexical import tokenize
 from rag.retrieval import Hit
 from rag.schema import Answer, Citation, Retrieved
-from rag.sentences import sentence_spans
 from rag.settings import Settings
 
 REFUSAL = "Dazu enthalten die Artikel keine Angabe."
@@ -116,21 +114,6 @@ def build_messages(question: str, passages: Sequence[Passage]) -> list[dict]:
     sources = "\n".join(f"{p.header} {' '.join(p.text.split())}" for p in passages)
     return [{"role": "system", "content": SYSTEM_PROMPT}, *EXAMPLES,
             {"role": "user", "content": f"Textstellen:\n{sources}\n\nFrage: {question.strip()}"}]
-
-
-def passages_from_hits(question: str, hits: Sequence[Hit], limit: int) -> list[Passage]:
-    """Short passages from retrieved chunks when no extractive ranking is at hand: from each of the best
-    ``limit`` chunks, the two adjacent sentences sharing the most words with the question (a short prompt keeps
-    the local model fast; offsets stay exact: a chunk is an exact slice of its article)."""
-    wanted = set(tokenize(question))
-    passages = []
-    for hit in hits[:limit]:
-        spans = sentence_spans(hit.text)
-        windows = [(spans[i][0], spans[min(i + 1, len(spans) - 1)][1]) for i in range(len(spans))] or [(0, len(hit.text))]
-        start, end = max(windows, key=lambda w: (len(wanted & set(tokenize(hit.text[w[0]:w[1]]))), -w[0]))
-        passages.append(Passage(len(passages) + 1, hit.doc_id, hit.title, hit.date, hit.date_inferred,
-                                hit.start + start, hit.start + end, hit.text[start:end], hit.score))
-    return passages
 
 
 class Backend(Protocol):
@@ -359,15 +342,6 @@ def refused(text: str) -> bool:
     return REFUSAL.lower() in text.lower() or bool(_REFUSED.search(text))
 
 
-def quoted_fallback(id: str | None, question: str, passages: Sequence[Passage], hits: Sequence[Hit]) -> Answer:
-    """The best passage quoted as the answer: the fallback when no extractive answerer is at hand."""
-    if not passages:
-        return Answer(id, question, REFUSAL, True, [], [Retrieved.from_hit(h) for h in hits], abstain_reason="no passages")
-    best = passages[0]
-    return Answer(id, question, f"Laut dem Artikel vom {german_date(best.date, best.date_inferred)}: "
-                  f"{' '.join(best.text.split())} [1]", False, [best.citation(1)], [Retrieved.from_hit(h) for h in hits])
-
-
 class Generator:
     """Question + passages → streamed words → a checked ``Answer`` (or the fallback, with the reason).
 
@@ -386,14 +360,12 @@ class Generator:
     def complete(self, messages: list[dict]) -> str:
         return self.backend.complete(messages)
 
-    def stream(self, question: str, hits: Sequence[Hit], passages: Sequence[Passage] | None = None,
-               fallback: Callable[[], Answer] | None = None, id: str | None = None,
-               agree: Mapping[str, Sequence] | None = None) -> Iterator[str | Answer]:
-        """Generate from ``passages`` (default: short passages cut from ``hits``); ``fallback`` gives the
-        answer used when the generated one fails its checks (default: the best passage, quoted); ``agree`` holds
-        the extra evidence checks of ``check_answer`` (``share_figures``, ``mention``)."""
-        passages = list(passages) if passages is not None else passages_from_hits(question, hits, self.settings.llm_passages)
-        fallback = fallback or (lambda: quoted_fallback(id, question, passages, hits))
+    def stream(self, question: str, hits: Sequence[Hit], passages: Sequence[Passage], fallback: Callable[[], Answer],
+               id: str | None = None, agree: Mapping[str, Sequence] | None = None) -> Iterator[str | Answer]:
+        """Generate from ``passages`` (``answering.generation_passages``: the extractive answerer's sentences);
+        ``fallback`` gives the answer used when the generated one fails its checks; ``agree`` holds the extra
+        evidence checks of ``check_answer`` (``share_figures``, ``all_figures``, ``mention``)."""
+        passages = list(passages)
         pieces = []
         for piece in self.backend.stream(build_messages(question, passages)):
             pieces.append(piece)

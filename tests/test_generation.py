@@ -22,7 +22,7 @@ import rag.generation as generation
 from rag.answering import ServerAnswerer
 from rag.errors import RagError
 from rag.generation import (REFUSAL, Generator, Passage, ServerClient, assemble_model, build_messages, make_backend,
-                            passages_from_hits, refused)
+                            refused)
 from rag.grounding import check_quotes, figures
 from rag.retrieval import Hit, Retriever
 
@@ -122,14 +122,6 @@ def test_prompt_numbers_and_dates_the_passages_after_fixed_instructions():
     assert any(m["content"] == REFUSAL for m in messages[:-1])  # the worked refusal example
 
 
-def test_passages_cut_from_hits_keep_exact_article_offsets():
-    text = "Vorspann ohne Bezug. " + ARTICLE
-    article = "X" * 50 + text
-    cut = passages_from_hits("Wie viel Geld bekommen Scale-AI und CEO Alexandr Wang?", [hit(text, 50)], 5)
-    assert len(cut) == 1 and "14,3 Milliarden" in cut[0].text
-    assert article[cut[0].start:cut[0].end] == cut[0].text
-
-
 def test_refusals_in_our_or_the_models_words():
     assert refused(REFUSAL)
     assert refused("Dazu enthält der Kontext keine Angabe.")
@@ -174,9 +166,24 @@ def generator_for(chat_server) -> Generator:
     return Generator(ServerClient(chat_server.url, "m"), Settings(answerer="server", llm_url=chat_server.url))
 
 
+BEST = "14,3 Milliarden Dollar für Scale-AI und dessen CEO Alexandr Wang."
+GIVEN = [passage(1, BEST, ARTICLE.index(BEST))]
+
+
+def quoted(question: str):
+    """A stand-in for the extractive answer: the given passage quoted."""
+    from rag.schema import Answer
+
+    return lambda: Answer(None, question, f"Laut dem Artikel: {BEST} [1]", False, [GIVEN[0].citation(1)], [])
+
+
+def generate(chat_server, question: str) -> list:
+    return list(generator_for(chat_server).stream(question, [hit()], GIVEN, quoted(question)))
+
+
 def test_grounded_answer_streams_then_cites_the_passages_it_names(chat_server):
     chat_server.reply = "Meta zahlt 14.3 Mrd. Dollar für Scale AI [1]."
-    out = list(generator_for(chat_server).stream("Wie viel zahlt Meta für Scale AI?", [hit()]))
+    out = generate(chat_server, "Wie viel zahlt Meta für Scale AI?")
     answer = out[-1]
     assert "".join(out[:-1]) == chat_server.reply
     assert answer.answer == chat_server.reply and not answer.abstained and answer.grounding["passed"]
@@ -185,15 +192,15 @@ def test_grounded_answer_streams_then_cites_the_passages_it_names(chat_server):
 
 def test_unbacked_figure_or_foreign_marker_falls_back_and_says_why(chat_server):
     chat_server.reply = "Meta zahlt 18 Milliarden Dollar [1] und mehr [4]."
-    answer = list(generator_for(chat_server).stream("Wie viel zahlt Meta für Scale AI?", [hit()]))[-1]
+    answer = generate(chat_server, "Wie viel zahlt Meta für Scale AI?")[-1]
     assert "„18“" in answer.fallback_reason and "[4]" in answer.fallback_reason
-    assert "14,3 Milliarden" in answer.answer and answer.citations[0].quote in ARTICLE  # the quoted best passage
+    assert "14,3 Milliarden" in answer.answer and answer.citations[0].quote in ARTICLE  # the fallback's answer
     assert not answer.grounding["passed"]
 
 
 def test_refusal_abstains_with_nearest_sources(chat_server):
     chat_server.reply = "Dazu enthält der Kontext keine Angabe."
-    answer = list(generator_for(chat_server).stream("Wie viele Mitarbeiter hat Meta?", [hit()]))[-1]
+    answer = generate(chat_server, "Wie viele Mitarbeiter hat Meta?")[-1]
     assert answer.abstained and answer.answer.startswith(REFUSAL) and "Nächstliegende Quellen: [1]" in answer.answer
 
 
