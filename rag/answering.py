@@ -250,14 +250,19 @@ class ExtractiveAnswerer:
             return 0.4
         return 0.3 if term.forms & title else 0.0
 
+    def _title(self, article: Article) -> frozenset[str]:
+        """The stems of an article's title (cached)."""
+        title = self._titles.get(article.doc_id)
+        if title is None:
+            title = self._titles[article.doc_id] = frozenset(tokenize(article.title))
+        return title
+
     def _lexical(self, terms: list[Term], facts: SentenceFacts, article: Article) -> tuple[float, float]:
         """IDF-weighted coverage of the question's terms, and the largest IDF share of a key term that the index
         knows but the sentence lacks (a sentence about Meta where Amazon was asked)."""
         if not terms:
             return 0.0, 0.0
-        title = self._titles.get(article.doc_id)
-        if title is None:
-            title = self._titles[article.doc_id] = frozenset(tokenize(article.title))
+        title = self._title(article)
         total = matched = missing = 0.0
         for term in terms:
             found = self._match(term, facts, title)
@@ -441,10 +446,9 @@ class ExtractiveAnswerer:
         """
         reasons = []
         unknown = [term for term, forms in profile.terms if term in profile.named and not self.known(forms)]
-        words = {term: [w for w in re.findall(r"[\w-]+", profile.text) if term in tokenize(w)] for term in unknown}
         decisive = [term for term in unknown if term in profile.essential]
         if decisive:
-            reasons.append(f"the articles never mention {', '.join(w for t in decisive for w in words[t] or [t])}")
+            reasons.append(f"the articles never mention {', '.join(w for t in decisive for w in _words_for(profile, t))}")
         spoken = set()
         for candidate in ranked:
             if candidate.facts.time_source != "article":
@@ -456,12 +460,14 @@ class ExtractiveAnswerer:
             reasons.append(f"no sentence about this gives {_KIND_NAMES[profile.kind]}")
         elif profile.kind in _KIND_NAMES and ranked and ranked[0].parts["kind"] <= 0:
             reasons.append(f"the best sentence gives no {_KIND_NAMES[profile.kind].split()[-1]}")
-        absent = self.absent_names(profile, ranked[0]) if ranked else []
-        if absent:
-            reasons.append(f"the best sentence is not about {', '.join(absent)}")
-        other = self.other_measure(profile, ranked[0]) if ranked else None
-        if other:
-            reasons.append(f"the best sentence gives no {other}")
+        if ranked:
+            terms = {term.stem: term for term in self.terms(profile)}
+            absent = self.absent_names(profile, terms, ranked[0])
+            if absent:
+                reasons.append(f"the best sentence is not about {', '.join(absent)}")
+            other = self.other_measure(profile, terms, ranked[0])
+            if other:
+                reasons.append(f"the best sentence gives no {other}")
         if profile.years and not profile.timeline and on_topic and not any(self._in_time(c, profile) for c in on_topic):
             reasons.append(f"no sentence about this speaks about {', '.join(map(str, sorted(profile.years)))}")
         support = self.support(ranked)
@@ -469,7 +475,7 @@ class ExtractiveAnswerer:
             reasons.append(f"the question's support {support:.2f} is below {self.settings.abstain_below}")
         return reasons
 
-    def absent_names(self, profile: QuestionProfile, best: Candidate) -> list[str]:
+    def absent_names(self, profile: QuestionProfile, terms: dict[str, Term], best: Candidate) -> list[str]:
         """The question's names (and counted things) of which the best sentence says nothing: "Google" where the
         best sentence reports Meta's revenue.
 
@@ -481,9 +487,8 @@ class ExtractiveAnswerer:
         """
         if profile.kind not in _KIND_NAMES:
             return []
-        terms = {term.stem: term for term in self.terms(profile)}
         forms = dict(profile.terms)
-        title = frozenset(tokenize(best.article.title))
+        title = self._title(best.article)
         text = best.article.text.casefold()
         absent = []
         for run in _NAME_GROUP.findall(profile.text):
@@ -499,16 +504,16 @@ class ExtractiveAnswerer:
                     absent.append(group)
         return absent
 
-    def other_measure(self, profile: QuestionProfile, best: Candidate) -> str | None:
+    def other_measure(self, profile: QuestionProfile, terms: dict[str, Term], best: Candidate) -> str | None:
         """The business figure asked for ("Umsatz", "revenue", "Gewinn") when the best sentence gives another one
         ("Amazon's revenue" answered with Amazon's investment plans); generic words ("Geld", "Kosten") do not
         count."""
         if profile.kind != "amount":
             return None
-        title = frozenset(tokenize(best.article.title))
-        for term in self.terms(profile):
+        title = self._title(best.article)
+        for term in terms.values():
             if any(_SPECIFIC_MEASURE.match(form) for form in term.forms) and not self._mentions(term, best, title):
-                return next((w for w in re.findall(r"[\w-]+", profile.text) if term.stem in tokenize(w)), term.stem)
+                return _words_for(profile, term.stem)[0]
         return None
 
     def _mentions(self, term: Term, best: Candidate, title: frozenset[str]) -> bool:
@@ -547,6 +552,11 @@ class ExtractiveAnswerer:
         """The cited answer to ``question``; ``hits`` reuses a retrieval already done."""
         hits = list(hits) if hits is not None else self.retriever.run(question, k=self.settings.top_k)
         return compose(id, question, self.select(question, hits), hits, self.settings.abstain_sources)
+
+
+def _words_for(profile: QuestionProfile, stem: str) -> list[str]:
+    """The question's own words behind a stem ("Googles" for "googl"), for messages; the stem when none is."""
+    return [w for w in re.findall(r"[\w-]+", profile.text) if stem in tokenize(w)] or [stem]
 
 
 def _cite(n: int, candidate: Candidate) -> Citation:
@@ -636,29 +646,25 @@ def agreement(selection: Selection) -> dict:
     return {}
 
 
-def checkable(selection: Selection) -> bool:
-    """Whether a generated answer to this question can be checked against the evidence (``agreement``): open
-    questions ("Welche Rolle spielen …?", "Was berichten die Artikel …?") get the verbatim sentences instead,
-    because a 1.5B model's summary of them dropped the facts in most eval questions of that kind."""
-    return bool(agreement(selection)) or selection.profile.kind != "other"
-
-
 def generate(generator: Generator, selection: Selection, question: str, hits: Sequence[Hit],
              fallback: Callable[[], Answer], id: str | None = None) -> Iterator[str | Answer]:
     """A language model's answer from the extractive selection's sentences, checked against them. A question the
-    rules recognise as unanswerable is declined and an open question answered with the quotes (``fallback()``),
-    both without asking the model; a refusal by the model does not hide sentences the rules found. Used by the
-    generative answerers and the chat alike, so the chat gives what ``rag eval`` measures."""
+    rules recognise as unanswerable is declined without asking the model (``fallback()``). So is an open question
+    whose answer nothing could check ("Welche Rolle spielen …?", "Was berichten die Artikel …?"): it gets the
+    verbatim sentences, because a 1.5B model's summary of them dropped the facts in most eval questions of that
+    kind. A refusal by the model does not hide sentences the rules found. Used by the generative answerers and the
+    chat alike, so the chat gives what ``rag eval`` measures."""
     if selection.abstained:
         yield fallback()
         return
-    if not checkable(selection):
+    agree = agreement(selection)
+    if not agree and selection.profile.kind == "other":
         answer = fallback()
         answer.fallback_reason = "Offene Frage: die wörtlichen Belege antworten (das Sprachmodell schreibt nur prüfbare Antworten)."
         yield answer
         return
     for piece in generator.stream(question, hits, generation_passages(selection, generator.settings.llm_passages),
-                                  fallback, id, agreement(selection)):
+                                  fallback, id, agree):
         if isinstance(piece, Answer) and piece.abstained:
             piece = fallback()
             piece.fallback_reason = "Das Sprachmodell fand in seinen Textstellen keine Antwort; die Belege antworten."

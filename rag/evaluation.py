@@ -55,7 +55,6 @@ ALL_CONFIGS = RETRIEVAL_CONFIGS + ANSWER_CONFIGS
 K = 10
 RRF_K = 60
 RRF_WEIGHTS = {"dense_weight": 0.5, "sentence_weight": 0.0, "bm25_weight": 0.5}
-PASSAGES_ONLY = {"dense_weight": 0.7, "sentence_weight": 0.0, "bm25_weight": 0.3}
 SWEEP_DEPTH = 200
 SWEEP_GRID = {
     "dense_weight": [round(0.1 * i, 1) for i in range(11)],
@@ -204,6 +203,14 @@ def rrf_fuse(columns: Sequence[tuple[Mapping[int, float], float]], k: int = RRF_
         for rank, row in enumerate(sorted(scores, key=lambda r: (-scores[r], r)), start=1):
             fused[row] = fused.get(row, 0.0) + weight / (k + rank)
     return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+
+
+# Ablations replayed from the hybrid run's recorded candidates: name → (fusion function or None, weights, note).
+REPLAYED = {
+    "rrf": (rrf_fuse, RRF_WEIGHTS, f"reciprocal-rank fusion, k={RRF_K}, equal weights, same candidates"),
+    "hybrid-passages": (None, {"dense_weight": 0.7, "sentence_weight": 0.0, "bm25_weight": 0.3},
+                        "no sentence vectors: passage vectors 0.7, BM25 0.3"),
+}
 
 
 @dataclass
@@ -570,6 +577,18 @@ def _run_modes(retriever: RecordingRetriever, questions: Sequence[EvalQuestion],
     return {mode: runs[mode] for mode in ("dense", "bm25", "hybrid") if mode in runs}
 
 
+def _replayed_runs(retriever: RecordingRetriever, questions: Sequence[EvalQuestion], options: EvalOptions,
+                   label: str) -> dict[str, RunResult]:
+    """The ablations of ``REPLAYED`` (those wanted), re-run from the recorded candidates (no latency of their own)."""
+    runs = {}
+    for name, (fusion, weights, _) in REPLAYED.items():
+        if _wants(options, name):
+            with retriever.configured(replay=True, fusion=fusion, **weights):
+                runs[name] = run_retrieval(retriever, questions, "hybrid", progress=options.progress,
+                                           desc=f"{label} {name}")
+    return runs
+
+
 def _retriever(index_dir: Path, settings: Settings, articles_dir: Path, log: Callable[[str], None],
                progress: bool, embedder=None) -> Retriever:
     """Build (or update) the index of ``articles_dir`` at ``index_dir`` and open a warmed-up retriever on it."""
@@ -678,16 +697,9 @@ def evaluate_xquad(settings: Settings, options: EvalOptions, log: Callable[[str]
     for mode, run in runs.items():
         configs[mode] = {**score_splits(questions, run.ranked, splits), "latency": latency_summary(run.latencies)}
         samples[mode] = run.latencies
-    if _wants(options, "rrf"):
-        with retriever.configured(replay=True, fusion=rrf_fuse, **RRF_WEIGHTS):
-            run = run_retrieval(retriever, questions, "hybrid", progress=options.progress, desc="xquad rrf")
-        configs["rrf"] = {**score_splits(questions, run.ranked, splits), "latency": latency_summary([]),
-                          "note": f"reciprocal-rank fusion, k={RRF_K}, equal weights, same candidates"}
-    if _wants(options, "hybrid-passages"):
-        with retriever.configured(replay=True, **PASSAGES_ONLY):
-            run = run_retrieval(retriever, questions, "hybrid", progress=options.progress, desc="xquad passages")
-        configs["hybrid-passages"] = {**score_splits(questions, run.ranked, splits), "latency": latency_summary([]),
-                                      "note": "no sentence vectors: passage vectors 0.7, BM25 0.3"}
+    for name, run in _replayed_runs(retriever, questions, options, "xquad").items():
+        configs[name] = {**score_splits(questions, run.ranked, splits), "latency": latency_summary([]),
+                         "note": REPLAYED[name][2]}
     if _wants(options, "hybrid+rerank"):
         if settings.reranker:
             reranking = Retriever(base.index, base.embedder, base.settings)
@@ -739,18 +751,10 @@ def evaluate_questions_de(settings: Settings, options: EvalOptions, log: Callabl
         scores["all"].update(passage_scores(run))
         configs[mode] = {**scores, "latency": latency_summary(run.latencies), "by_type": _by_type(answerable, run.ranked)}
         samples[mode] = run.latencies
-    if _wants(options, "rrf"):
-        with retriever.configured(replay=True, fusion=rrf_fuse, **RRF_WEIGHTS):
-            run = run_retrieval(retriever, questions, "hybrid", progress=options.progress, desc="questions_de rrf")
+    for name, run in _replayed_runs(retriever, questions, options, "questions_de").items():
         scores = score_splits(questions, run.ranked)
         scores["all"].update(passage_scores(run))
-        configs["rrf"] = {**scores, "latency": latency_summary([])}
-    if _wants(options, "hybrid-passages"):
-        with retriever.configured(replay=True, **PASSAGES_ONLY):
-            run = run_retrieval(retriever, questions, "hybrid", progress=options.progress, desc="questions_de passages")
-        scores = score_splits(questions, run.ranked)
-        scores["all"].update(passage_scores(run))
-        configs["hybrid-passages"] = {**scores, "latency": latency_summary([])}
+        configs[name] = {**scores, "latency": latency_summary([])}
     if _wants(options, "hybrid+rerank"):
         if settings.reranker:
             reranking = Retriever(base.index, base.embedder, base.settings)

@@ -583,12 +583,12 @@ def _swap_in(path: Path, params: dict, fill: Callable[[Path], None]) -> dict:
 
 
 def write_index(path: Path, params: dict, articles: list[Article], chunks: list[Chunk], vectors: np.ndarray,
-                dense=None, tokens: TokenTable | None = None, sentences: SentenceVectors | None = None,
-                sentence_window: int = 2) -> None:
+                dense=None, tokens: TokenTable | None = None) -> None:
     """Write a complete index into a temporary folder, then swap it in atomically.
 
     ``dense`` (a FAISS index over ``vectors``; default exact) and ``tokens`` (every chunk's BM25 tokens;
-    default: tokenised here) let a caller pass what it already has.
+    default: tokenised here) let a caller pass what it already has. No sentence vectors are written (as for
+    the benchmark's in-memory million-passage index): retrieval then fuses passage vectors and BM25.
     """
     by_doc: dict[str, list[Chunk]] = {}
     for chunk in chunks:
@@ -603,11 +603,8 @@ def write_index(path: Path, params: dict, articles: list[Article], chunks: list[
     params = dict(params)
     params.setdefault("dense", {"type": "flat"})
     params.setdefault("articles_digest", articles_digest(articles))
-    if sentences is not None:
-        params["sentences"] = _sentence_params(sentences, sentence_window)
     hashes = np.array([c.text_hash.encode() for c in chunks], dtype="S16")
-    _swap_in(Path(path), params, lambda tmp: _write_folder(tmp, params, parts, None, dense, tokens, hashes,
-                                                           sentences=sentences))
+    _swap_in(Path(path), params, lambda tmp: _write_folder(tmp, params, parts, None, dense, tokens, hashes))
 
 
 # ---------------------------------------------------------------------------------------------- building
