@@ -31,7 +31,7 @@ from typing import Callable, Iterator, Sequence
 
 from rag.corpus import Article
 from rag.errors import RagError
-from rag.facts import SentenceFacts, date_parts, main_period, sentence_facts
+from rag.facts import SentenceFacts, date_parts, main_period, reporting_months, sentence_facts
 from rag.generation import Generator, Passage, german_date, make_generator, refusal_text
 from rag.lexical import tokenize
 from rag.questions import MEASURE, QuestionProfile, compound_credit, name_words, profile_question
@@ -66,6 +66,7 @@ class Weights:
     question: float = 0.5
     recency: float = 0.3
     outside_passage: float = 0.5
+    measure: float = 0.4
 
 
 @dataclass(frozen=True)
@@ -190,12 +191,19 @@ class ExtractiveAnswerer:
             self._facts[doc_id] = facts
         return facts
 
-    def candidates(self, hits: Sequence[Hit], passages: int) -> list[Candidate]:
+    def candidates(self, hits: Sequence[Hit], passages: int, profile: QuestionProfile | None = None) -> list[Candidate]:
         """Distinct sentences of the best ``passages`` passages, each with its best passage's rank; then the
-        other sentences of their articles (a figure often sits one chunk away from the words that retrieved it)."""
+        other sentences of their articles (a figure often sits one chunk away from the words that retrieved it).
+
+        A question about a period ("Ende 2025", "im Juli 2025") also reads the lower-ranked passages of articles
+        published in or reporting on that period: the retriever does not know dates, and a report on the fourth
+        quarter may rank below older articles that use the same words."""
         seen: dict[tuple[str, int], Candidate] = {}
         article_rank: dict[str, int] = {}
-        for rank, hit in enumerate(hits[:passages]):
+        months = reporting_months(profile.periods) if profile else frozenset()
+        timely = [(rank, hit) for rank, hit in enumerate(hits) if rank >= passages
+                  and (self.index.articles[hit.doc_id].date or "")[:7] in months]
+        for rank, hit in [*enumerate(hits[:passages]), *timely]:
             article_rank.setdefault(hit.doc_id, rank)
             for facts in self.sentences(hit.doc_id):
                 if facts.start < hit.end and facts.end > hit.start and (hit.doc_id, facts.start) not in seen:
@@ -329,6 +337,16 @@ class ExtractiveAnswerer:
             score += 0.3
         return min(score, 1.3)
 
+    @staticmethod
+    def _other_measure(measures: list[Term], facts: SentenceFacts) -> float:
+        """1 when the sentence gives another business figure than the one asked for and not the asked one
+        (revenue where profit was asked: the two sit side by side in every quarterly report), else 0."""
+        if not measures:
+            return 0.0
+        if any(t.credits.get(token, 0.0) >= 0.7 for t in measures for token in facts.tokens):
+            return 0.0
+        return 1.0 if any(_SPECIFIC_MEASURE.match(token) for token in facts.tokens) else 0.0
+
     def _answering_neighbour(self, profile: QuestionProfile, facts: SentenceFacts) -> SentenceFacts | None:
         """The sentence before or after in the same paragraph (or the quotation that follows) when it holds what
         the question asks for and this one does not ("… klang die Finanzchefin von Microsoft zurückhaltender.
@@ -351,19 +369,20 @@ class ExtractiveAnswerer:
         """Fill ``support`` and ``score`` and sort best first."""
         w = self.weights
         terms = self.terms(profile)
+        measures = [t for t in terms if any(_SPECIFIC_MEASURE.match(f) for f in t.forms)] if profile.kind == "amount" else []
         dates = sorted({c.article.date for c in candidates if c.article.date})
         for c in candidates:
             facts = c.facts
             lexical, missing = self._lexical(terms, facts, c.article)
             parts = {"lexical": lexical, "missing": missing, "kind": self._kind(profile, facts),
-                     "time": self._time(profile, facts, c.article)}
+                     "time": self._time(profile, facts, c.article), "measure": self._other_measure(measures, facts)}
             if parts["kind"] < 1.0 and profile.kind in _KIND_NAMES:
                 neighbour = self._answering_neighbour(profile, facts)
                 if neighbour is not None:
                     c.extension, parts["kind"] = neighbour, 0.8
             support = (w.lexical * lexical - w.missing * missing + w.kind * parts["kind"] + w.time * parts["time"]
-                       - w.heading * facts.heading - w.question * facts.question)
-            parts["passage"] = (1.0 - c.rank / passages) * (1.0 if c.in_passage else w.outside_passage)
+                       - w.heading * facts.heading - w.question * facts.question - w.measure * parts["measure"])
+            parts["passage"] = max(1.0 - c.rank / passages, 0.0) * (1.0 if c.in_passage else w.outside_passage)
             score = support + w.passage * parts["passage"]
             if profile.newest and c.article.date and len(dates) > 1:
                 parts["recency"] = dates.index(c.article.date) / (len(dates) - 1)
@@ -389,7 +408,8 @@ class ExtractiveAnswerer:
         it in kind of answer, time and words (a timeline allows other wording: reports of other dates differ)."""
         words = 0.65 if profile.timeline else 0.8
         return (candidate.parts["kind"] >= best.parts["kind"] and candidate.parts["time"] >= best.parts["time"] - 0.25
-                and candidate.parts["lexical"] >= words * best.parts["lexical"])
+                and candidate.parts["lexical"] >= words * best.parts["lexical"]
+                and candidate.parts["measure"] <= best.parts["measure"])
 
     def select(self, question: str, hits: Sequence[Hit]) -> Selection:
         """Score the sentences of ``hits`` and choose one to three of them, or abstain.
@@ -403,7 +423,7 @@ class ExtractiveAnswerer:
         profile = profile_question(question, self.today or date.today())
         # A timeline gathers figures from several articles, so it looks at twice as many passages.
         passages = self.settings.answer_passages * (2 if profile.timeline else 1)
-        ranked = self.score(profile, self.candidates(hits, passages), passages)
+        ranked = self.score(profile, self.candidates(hits, passages, profile), passages)
         limit = self.settings.answer_max_sentences
         reasons, support = self.gaps(profile, ranked), self.support(ranked)
         if reasons:
@@ -430,7 +450,8 @@ class ExtractiveAnswerer:
             if len(chosen) >= limit:
                 break
             if (candidate.score >= self.settings.answer_extra_ratio * best.score
-                    and candidate.parts["time"] >= best.parts["time"] and self._adds(candidate, chosen, profile)):
+                    and candidate.parts["time"] >= best.parts["time"] and candidate.parts["measure"] <= best.parts["measure"]
+                    and self._adds(candidate, chosen, profile)):
                 chosen.append(candidate)
         return Selection(profile, ranked, chosen, False, support)
 

@@ -59,6 +59,20 @@ def date_parts(value: str | None) -> tuple[int, int] | None:
         return None
 
 
+def reporting_months(periods: frozenset[str] | set[str]) -> frozenset[str]:
+    """The publication months ("2026-01") that fit a question's periods: the months asked for ("month:2025-07"),
+    and for a quarter the two months after it, when its results are reported ("2025-q4" → January and February
+    2026)."""
+    months = {p.split(":", 1)[1] for p in periods if p.startswith("month:")}
+    for period in periods:
+        if "-q" in period:
+            year, quarter = int(period[:4]), int(period[-1])
+            for step in (1, 2):
+                month = 3 * quarter + step
+                months.add(f"{year + (month - 1) // 12}-{(month - 1) % 12 + 1:02d}")
+    return frozenset(months)
+
+
 def quarter_periods(text: str, default_year: int | None) -> set[str]:
     periods = set()
     for match in QUARTER.finditer(text):

@@ -21,7 +21,7 @@ _QUESTION_WORDS = frozenset(
     laut konkret eigentlich insgesamt etwa genau
     wie viel ist sind war waren hat haben hatte wird wurde wurden will wollte soll sollen gibt macht machen
     how much many what which who whom whose when where why does did do is are was were the a an of to in for
-    on by at and or from with its it this that according quarterly annual jährlich jährliche jährlichen""".split()
+    on by at and or from with its it this that according annual jährlich jährliche jährlichen""".split()
 )
 _ENGLISH_MONTHS = {name: n for n, name in enumerate(
     "january february march april may june july august september october november december".split(), start=1)}
@@ -44,7 +44,8 @@ _KINDS = [
     ("amount", re.compile(r"\b(?:wie ?viele?|wie hoch|wie groß|wie stark|um wie viel|wie teuer|wieviel|"
                           r"how much|how many|by how much|welche[nms]? (?:umsatz|gewinn|betrag|summe|kosten|"
                           r"verlust|ergebnis|anteil|wert|operative)|mit welchen kosten|what (?:revenue|profit|loss|"
-                          r"operating|amount|share))", re.IGNORECASE)),
+                          r"operating|amount|share)|what (?:is|was|were|are) [\w' ]{0,40}?\b(?:revenue|profit|loss|"
+                          r"earnings|sales|spending|capex|investment)s?\b)", re.IGNORECASE)),
     ("person", re.compile(r"\b(?:wer|wem|wen|welche[rm]? (?:analyst|manager|chef|person|politiker)|who|whom)\b",
                           re.IGNORECASE)),
     ("place", re.compile(r"\b(?:wo|woher|wohin|where)\b", re.IGNORECASE)),
@@ -100,6 +101,7 @@ _ENGLISH_GERMAN = {
     "spending": "Ausgaben", "spent": "ausgegeben", "invest": "investieren Investitionen", "investment": "Investitionen",
     "investments": "Investitionen", "capex": "Kapitalinvestitionen", "capital": "Kapital", "expenditure": "Ausgaben",
     "pay": "zahlen", "paid": "zahlte bezahlt", "paying": "zahlt", "price": "Preis", "quarter": "Quartal",
+    "quarterly": "Quartal",
     "year": "Jahr", "users": "Nutzer", "people": "Menschen Nutzer", "daily": "täglich", "monthly": "monatlich",
     "day": "täglich", "grow": "wachsen gestiegen zugelegt", "growth": "Wachstum",
     "expect": "erwartet Ausblick", "expects": "erwartet", "forecast": "Prognose Ausblick", "plan": "plant geplant",

@@ -20,7 +20,7 @@ import pytest
 
 from rag.answering import ExtractiveAnswerer, LLMAnswerer, calibrate_threshold
 from rag.corpus import Article
-from rag.facts import sentence_facts
+from rag.facts import reporting_months, sentence_facts
 from rag.generation import REFUSAL
 from rag.grounding import check_quotes, markers
 from rag.questions import profile_question
@@ -110,6 +110,13 @@ def test_question_profiles_read_kind_time_and_language():
     english = profile_question("What was Meta's revenue in the fourth quarter of 2025?", today)
     assert english.english and "2025-q4" in english.periods
     assert any("umsatz" in dict(forms) for _, forms in english.terms)  # "revenue" looked up in German
+    assert profile_question("What was Meta's quarterly profit at the end of 2025?", today).kind == "amount"
+
+
+def test_reporting_months_follow_the_asked_period():
+    assert reporting_months({"2025-q4"}) == {"2026-01", "2026-02"}  # fourth-quarter results come in January
+    assert reporting_months({"2024-q3", "month:2025-07"}) == {"2024-10", "2024-11", "2025-07"}
+    assert reporting_months(set()) == frozenset()
 
 
 def test_relative_times_are_resolved_against_the_article_date():
@@ -183,6 +190,14 @@ def test_answer_sentence_rules_catch_near_misses(extractive_run):
     assert "xAI" in answers["q103"].abstain_reason  # the best sentence reports Meta's investment
     assert answers["q129"].abstained and "revenue" in answers["q129"].abstain_reason  # Amazon's plans, not revenue
     assert not answers["q009"].abstained  # "Der Bereich verbuchte …" right after "die Sparte Reality Labs"
+
+
+def test_the_asked_measure_and_period_pick_the_sentence(extractive_run):
+    """"quarterly profit at the end of 2025": the fourth-quarter report (ranked low by the retriever) gives
+    the profit; the revenue and Reality Labs loss sentences beside it are other measures."""
+    answer = extractive_run[0]["q120"]
+    assert "22,77" in answer.answer and "Umsatz" not in answer.answer and "Verlust" not in answer.answer
+    assert {c.date[:7] for c in answer.citations} <= {"2026-01", "2026-02"}
 
 
 def test_timeline_names_dates_in_order_and_cites_each(extractive_run):
