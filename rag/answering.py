@@ -46,6 +46,7 @@ _KIND_NAMES = {"amount": "a figure", "person": "a person", "date": "a date"}
 _NAME_GROUP = re.compile(r"(?<![\w-])(?:[A-ZÄÖÜ][\w-]*|[a-z]+[A-Z][\w-]*)(?:\s+(?:[A-ZÄÖÜ][\w-]*|[a-z]+[A-Z][\w-]*))*")
 _SPECIFIC_MEASURE = re.compile(r"(?:umsatz|gewinn|nettogewinn|quartalsgewinn|verlust|investition|kapitalinvestition|"
                                r"nutz|borsenwert|einnahm)")
+_ANAPHORIC = re.compile(r"(?:Das|Dies|Dieser|Diese|Dieses|Damit|Dabei)\b")
 # A name in at least this share of the passages is what the corpus is about and may stay implicit in an answer.
 PERVASIVE_SHARE = 0.5
 # How far a sentence's time can be trusted: its own words, the paragraph it continues, its article's main period.
@@ -285,6 +286,8 @@ class ExtractiveAnswerer:
         """Whether the sentence holds the kind of thing asked for (a figure not already in the question, …)."""
         if profile.kind == "amount":
             fresh = facts.numbers - profile.numbers
+            if profile.change and fresh and not facts.change_cue:
+                return 0.5  # a level where a change was asked: the change may sit in the next sentence
             return 1.0 if fresh and facts.has_unit else 0.5 if fresh else 0.0
         if profile.kind == "person":
             question = profile.text.lower()
@@ -334,7 +337,7 @@ class ExtractiveAnswerer:
             score -= 0.3  # another quarter, or a whole year ("Für dieses Jahr …") where a quarter was asked
         months = {p.split(":", 1)[1] for p in profile.periods if p.startswith("month:")}
         if months and article.date and article.date[:7] in months:
-            score += 0.3
+            score = max(score, 0.5) + 0.3  # "im Januar 2026" may mean the report then, on the quarter before
         return min(score, 1.3)
 
     @staticmethod
@@ -358,8 +361,10 @@ class ExtractiveAnswerer:
             if not 0 <= position < len(sentences):
                 continue
             neighbour = sentences[position]
-            quoted = position > facts.position and neighbour.text.startswith(("„", '"', "»"))  # the quote that follows
-            if neighbour.paragraph == facts.paragraph or quoted:
+            # The quote that follows, or a sentence that refers back to this one ("Das entspricht einem Plus …").
+            continues = position > facts.position and (neighbour.text.startswith(("„", '"', "»"))
+                                                       or _ANAPHORIC.match(neighbour.text) is not None)
+            if neighbour.paragraph == facts.paragraph or continues:
                 kind = self._kind(profile, neighbour)
                 if kind >= 1.0 or (names_role and kind >= 0.5):
                     return neighbour

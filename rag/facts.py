@@ -46,6 +46,9 @@ _PERSON_CUE = re.compile(r"(?:chef|chefin|boss|gründer|CEO|Head|Analyst|analyst
 _DATE_CUE = re.compile(r"\b(?:(?:" + "|".join(MONTH_NUMBERS) + r")\b|(?:Montag|Dienstag|Mittwoch|Donnerstag|Freitag|"
                        r"Samstag|Sonntag)|Ende des Jahres\b|Jahresende\b|seit\b|bis Ende\b|Anfang\b|gestern\b|heute\b)"
                        r"|\b\d{1,2}\.\d{1,2}\.\d{4}\b|(?<!\d)(?:19|20)\d{2}(?!\d)", re.IGNORECASE)
+# A change rather than a level: a percentage, "Plus"/"Minus", "von … auf …" ("Das entspricht einem Plus von 175 Prozent").
+_CHANGE_CUE = re.compile(r"\b(?:Prozent|Prozentpunkte|Plus|Minus|Anstieg|Zuwachs|verdoppelt\w*|verdreifacht\w*)\b|%|"
+                         r"\bvon\b[^.;]{1,60}?\bauf\b", re.IGNORECASE)
 _PLACE_CUE = re.compile(r"\b(?:in|aus|nach)\s+(?:der\s+|dem\s+)?[A-ZÄÖÜ][a-zäöüß]+")
 
 
@@ -108,6 +111,7 @@ class SentenceFacts:
     heading: bool
     question: bool
     baseline: bool = False
+    change_cue: bool = False
     context: frozenset[str] = frozenset()
     time_source: str = "own"
     position: int = 0
@@ -165,7 +169,7 @@ def sentence_facts(article: Article, start: int, end: int) -> SentenceFacts:
         date_cue=bool(_DATE_CUE.search(text)), place_cue=bool(_PLACE_CUE.search(text)),
         heading=not stripped.endswith((".", "!", "?", ":")) and len(text.split()) < 10 and not any(c.isdigit() for c in text),
         question=stripped.endswith("?"),
-        baseline=bool(BASELINE.search(text)))
+        baseline=bool(BASELINE.search(text)), change_cue=bool(_CHANGE_CUE.search(text)))
 
 
 def main_period(sentences: Sequence[SentenceFacts]) -> tuple[frozenset[int], frozenset[str]]:

@@ -62,6 +62,9 @@ _TIMELINE = re.compile(r"\b(?:entwickelt|entwicklung|verändert|veränderung|im 
                        r"über die jahre|bis \d{4}|von \d{4} bis|am ende|ursprünglich|zuerst|im vergleich|vergleich|"
                        r"unterscheiden|unterscheidet|oder|mehr als|weniger als|change|changed|evolve|over time|"
                        r"compared|versus|vs\.?)\b", re.IGNORECASE)
+# Questions about a change, not a level: "Wie stark ist der Umsatz gewachsen?" wants "um 24 Prozent".
+_CHANGE = re.compile(r"(?:wachstum|gewachsen|wuchs|zugelegt|gestiegen|anstieg|zuwachs|gesunken|rückgang|grow|grew|growth|"
+                     r"increase|decline|declined)", re.IGNORECASE)
 _NEWEST = re.compile(r"\b(?:aktuell|derzeit|zurzeit|momentan|jetzt|neueste[nm]?|jüngste[nm]?|dieses jahr|"
                      r"in diesem jahr|currently|latest|this year|now)\b", re.IGNORECASE)
 # Words that news reports use for the same business figure or role; a synonym counts 0.8 of the word itself.
@@ -156,6 +159,7 @@ class QuestionProfile:
     timeline: bool
     newest: bool
     english: bool
+    change: bool = False
 
 
 def name_words(text: str, english: bool = False) -> list[str]:
@@ -235,4 +239,5 @@ def profile_question(question: str, today: date) -> QuestionProfile:
         roles = {w.lower() for r in roles for w in (_ENGLISH_GERMAN.get(r) or r).split()}
     roles = frozenset(r.rstrip("tn") if r.startswith("leite") else r for r in roles)
     return QuestionProfile(question, kind, tuple(terms.items()), key_terms, named, frozenset(essential), roles, numbers,
-                           frozenset(years), frozenset(periods), bool(timeline_cues) or len(years) > 1, newest, english)
+                           frozenset(years), frozenset(periods), bool(timeline_cues) or len(years) > 1, newest, english,
+                          bool(_CHANGE.search(question)))

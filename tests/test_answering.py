@@ -200,6 +200,15 @@ def test_the_asked_measure_and_period_pick_the_sentence(extractive_run):
     assert {c.date[:7] for c in answer.citations} <= {"2026-01", "2026-02"}
 
 
+def test_a_change_is_read_from_the_sentence_that_refers_back(extractive_run):
+    """"Wie stark ist Microsofts KI-Umsatz gewachsen …?": the best sentence gives the level (13 Mrd.); the growth is
+    in the next paragraph's "Das entspricht zwar einem Plus von 175 Prozent …", which the quote takes along."""
+    answer = extractive_run[0]["q028"]
+    assert "13 Milliarden" in answer.answer and "175 Prozent" in answer.answer and "fünf Prozent" in answer.answer
+    assert "Das entspricht" in answer.citations[0].quote
+    assert profile_question("Wie stark ist der Umsatz gewachsen?", date(2026, 11, 24)).change
+
+
 def test_timeline_names_dates_in_order_and_cites_each(extractive_run):
     answer = extractive_run[0]["q079"]  # "Wie haben sich Metas jährliche Investitionen von 2024 bis 2026 entwickelt?"
     lines = answer.answer.splitlines()
