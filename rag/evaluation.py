@@ -9,14 +9,16 @@ Datasets
 
 Configurations (one table row each)
   ``dense``, ``bm25``, ``hybrid``  ``Retriever.run`` in that mode with the current settings;
-  ``hybrid-passages``              hybrid without the sentence vectors (passage vectors 0.7, BM25 0.3:
+  ``hybrid-passages``              hybrid without the two sentence signals (passage vectors 0.7, BM25 0.3:
                                    the fusion before sentence vectors were added);
+  ``hybrid-no-coverage``           hybrid without sentence coverage (passage vectors 0.7, sentence vectors
+                                   0.3, BM25 0.3: the fusion before coverage was added);
   ``rrf``                          reciprocal-rank fusion of the passage-vector and BM25 lists, equal
                                    weights, instead of z-scores (same candidates, same diversification);
   ``hybrid+rerank``                only when ``settings.reranker`` names a model;
   ``extractive``/``llm``/``server`` answerers on ``questions_de`` (hybrid retrieval inside).
 
-Honest tuning: the sweep over the fusion weight, the same-article penalty and
+Honest tuning: the sweep over the fusion weights, the same-article penalty and
 the candidate depth picks its values on the *tuning* half of XQuAD-de only; the
 held-out half is reported for every point but never used to choose.
 
@@ -49,17 +51,18 @@ from rag.retrieval import Retriever
 from rag.settings import Settings, project_root
 
 DATASETS = ("xquad", "questions_de")
-RETRIEVAL_CONFIGS = ("dense", "bm25", "hybrid", "hybrid-passages", "rrf", "hybrid+rerank")
+RETRIEVAL_CONFIGS = ("dense", "bm25", "hybrid", "hybrid-passages", "hybrid-no-coverage", "rrf", "hybrid+rerank")
 ANSWER_CONFIGS = ("extractive", "llm", "server")
 ALL_CONFIGS = RETRIEVAL_CONFIGS + ANSWER_CONFIGS
 K = 10
 RRF_K = 60
-RRF_WEIGHTS = {"dense_weight": 0.5, "sentence_weight": 0.0, "bm25_weight": 0.5}
+RRF_WEIGHTS = {"dense_weight": 0.5, "sentence_weight": 0.0, "bm25_weight": 0.5, "coverage_weight": 0.0}
 SWEEP_DEPTH = 200
 SWEEP_GRID = {
     "dense_weight": [round(0.1 * i, 1) for i in range(11)],
     "sentence_weight": [round(0.1 * i, 1) for i in range(11)],
     "bm25_weight": [0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5],
+    "coverage_weight": [round(0.1 * i, 1) for i in range(11)],
     "same_article_penalty": [0.0, 0.25, 0.5, 1.0, 2.0],
     "candidates": [10, 20, 50, 100, 200],
 }
@@ -208,8 +211,10 @@ def rrf_fuse(columns: Sequence[tuple[Mapping[int, float], float]], k: int = RRF_
 # Ablations replayed from the hybrid run's recorded candidates: name → (fusion function or None, weights, note).
 REPLAYED = {
     "rrf": (rrf_fuse, RRF_WEIGHTS, f"reciprocal-rank fusion, k={RRF_K}, equal weights, same candidates"),
-    "hybrid-passages": (None, {"dense_weight": 0.7, "sentence_weight": 0.0, "bm25_weight": 0.3},
-                        "no sentence vectors: passage vectors 0.7, BM25 0.3"),
+    "hybrid-passages": (None, {"dense_weight": 0.7, "sentence_weight": 0.0, "bm25_weight": 0.3, "coverage_weight": 0.0},
+                        "no sentence signals: passage vectors 0.7, BM25 0.3"),
+    "hybrid-no-coverage": (None, {"dense_weight": 0.7, "sentence_weight": 0.3, "bm25_weight": 0.3, "coverage_weight": 0.0},
+                           "no sentence coverage: passage vectors 0.7, sentence vectors 0.3, BM25 0.3"),
 }
 
 
@@ -653,7 +658,7 @@ def _git_commit() -> str | None:
 
 def _settings_summary(settings: Settings) -> dict:
     keys = ("embedder", "chunk_tokens", "chunk_overlap", "top_k", "candidates", "dense_weight", "sentence_weight",
-            "bm25_weight", "sentence_vectors", "same_article_penalty", "reranker", "rerank_top", "threads")
+            "bm25_weight", "coverage_weight", "sentence_vectors", "same_article_penalty", "reranker", "rerank_top", "threads")
     return {k: getattr(settings, k) for k in keys}
 
 

@@ -18,10 +18,11 @@ indexes load memory-mapped.
 from __future__ import annotations
 
 import json
+import math
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -126,6 +127,23 @@ def _offsets(lengths: Sequence[int]) -> np.ndarray:
     offsets = np.zeros(len(lengths) + 1, np.int64)
     np.cumsum(lengths, out=offsets[1:])
     return offsets
+
+
+def bm25_idf(documents: int, frequency: int) -> float:
+    """BM25's IDF of a token found in ``frequency`` of ``documents`` documents: ln(1 + (N − n + 0.5) / (n + 0.5))."""
+    return math.log(1 + (documents - frequency + 0.5) / (frequency + 0.5))
+
+
+def sentence_coverage(weights: Mapping[str, float], sentences: Iterable[frozenset[str]]) -> float:
+    """The share of the question's term weight (``weights``: token → IDF) that the best single sentence holds.
+
+    Why: BM25 scores a passage as a bag of words, so sibling paragraphs on one topic tie; the question was
+    asked about one sentence, and the passage holding most of its rare words in one sentence is the likelier one.
+    """
+    total = sum(weights.values())
+    if total <= 0:
+        return 0.0
+    return max((sum(w for t, w in weights.items() if t in sentence) for sentence in sentences), default=0.0) / total
 
 
 def merge_tables(old: TokenTable | None, docs: Sequence[int | Sequence[str]]) -> TokenTable:
@@ -251,6 +269,12 @@ class BM25Index:
         """Number of documents holding each token (from the index, without re-tokenising anything)."""
         counts = np.diff(np.asarray(self.scores["indptr"]))
         return {token: int(counts[i]) for token, i in self.vocab.items() if token}
+
+    def idf(self, tokens: Iterable[str]) -> dict[str, float]:
+        """``bm25_idf`` of each token the index knows (others are left out)."""
+        indptr = self.scores["indptr"]
+        return {token: bm25_idf(self.size, int(indptr[i + 1]) - int(indptr[i]))
+                for token in tokens if token and (i := self.vocab.get(token)) is not None}
 
     def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Row ids and scores of the best ``k`` chunks (fewer when fewer match), best first, ties by row."""

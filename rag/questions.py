@@ -19,7 +19,7 @@ from rag.lexical import tokenize
 _QUESTION_WORDS = frozenset(
     """wer wem wen wessen wann wo woher wohin warum weshalb wieso welch wieviel viele hoch groß gross stark
     laut konkret eigentlich insgesamt etwa genau
-    wie viel ist sind war waren hat haben hatte wird wurde wurden will wollte soll sollen gibt macht machen
+    wie viel ist sind war waren hat haben hatte wird wurde wurden will wollte soll sollen gibt macht machen gemacht steht stehen
     how much many what which who whom whose when where why does did do is are was were the a an of to in for
     on by at and or from with its it this that according annual jährlich jährliche jährlichen""".split()
 )
@@ -74,7 +74,7 @@ _SYNONYMS = [
     "steckte gesteckt aufwenden fließen fließt", "Verlust Minus Verluste", "Nutzer Menschen User Kunden",
     "wachsen gewachsen gestiegen stieg steigerte zugelegt legte",
     "Chef leitet Spitze Boss Unternehmensboss Firmenboss Head CEO", "Finanzchefin Finanzchef CFO",
-    "gegründet Gründer Mitgründer", "Kosten Preis Kaufpreis", "zahlt bezahlt zahlte",
+    "gegründet mitgegründet Gründer Mitgründer", "Kosten Preis Kaufpreis", "zahlt bezahlt zahlte",
 ]
 
 

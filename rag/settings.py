@@ -39,13 +39,15 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(default=40, ge=0, le=250)
     top_k: int = Field(default=10, ge=1, le=1000)
     candidates: int = Field(default=100, ge=1, le=10000)
-    # Hybrid fusion weights of the three z-scored signals, normalised by their sum: passage vectors, the best
-    # sentence-window vector of each passage, BM25. Chosen on a grid by MRR@10 on the tuning half of XQuAD-de plus
-    # MRR@10 on the German eval set (our own corpus must not get worse); XQuAD's held-out half was not used
-    # (eval/reports/xquad-issue3.md). An index without sentence vectors fuses the other two with the same weights.
+    # Hybrid fusion weights of the four z-scored signals, normalised by their sum: passage vectors, the best
+    # sentence-window vector of each passage, BM25, and the best single sentence's share of the question's IDF
+    # weight (lexical coverage). Chosen on the tuning half of XQuAD-de with the German eval set as a guard (our
+    # own corpus must not get worse); XQuAD's held-out half was not used (eval/reports/xquad-issue3.md). An
+    # index without sentence vectors fuses the other three with the same weights.
     dense_weight: float = Field(default=0.7, ge=0.0, le=1.0)
-    sentence_weight: float = Field(default=0.3, ge=0.0, le=1.0)
+    sentence_weight: float = Field(default=0.8, ge=0.0, le=1.0)
     bm25_weight: float = Field(default=0.3, ge=0.0, le=1.0)
+    coverage_weight: float = Field(default=0.5, ge=0.0, le=1.0)
     sentence_vectors: bool = True
     sentence_window: int = Field(default=2, ge=1, le=8)
     same_article_penalty: float = Field(default=0.5, ge=0.0, le=10.0)
@@ -101,8 +103,9 @@ class Settings(BaseSettings):
     def _overlap_below_size(self) -> "Settings":
         if self.chunk_overlap >= self.chunk_tokens:
             raise ValueError("chunk_overlap must be smaller than chunk_tokens")
-        if self.dense_weight + self.sentence_weight + self.bm25_weight <= 0:
-            raise ValueError("at least one of dense_weight, sentence_weight and bm25_weight must be above 0")
+        if self.dense_weight + self.sentence_weight + self.bm25_weight + self.coverage_weight <= 0:
+            raise ValueError("at least one of dense_weight, sentence_weight, bm25_weight and coverage_weight must be "
+                             "above 0")
         return self
 
     @classmethod

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from rag.lexical import BM25Index, tokenize
+from rag.lexical import BM25Index, sentence_coverage, tokenize
 
 
 def test_tokenize_keeps_figures_umlauts_and_folds_case():
@@ -55,6 +55,20 @@ def test_bm25_scores_match_the_reference_formula():
     assert rows[0] == 0
     np.testing.assert_allclose(scores, [expected[r] for r in rows], rtol=1e-4)
     assert 3 not in rows, "a passage with no query term is not returned"
+
+
+def test_sentence_coverage_by_hand():
+    weights = {"meta": 1.0, "rechenzentr": 3.0}
+    sentences = [frozenset({"meta", "umsatz"}), frozenset({"rechenzentr", "dollar"}), frozenset()]
+    assert sentence_coverage(weights, sentences) == pytest.approx(0.75)  # the second sentence: 3 of 4
+    assert sentence_coverage(weights, [frozenset({"meta", "rechenzentr"})]) == 1.0
+    assert sentence_coverage(weights, []) == 0.0 and sentence_coverage({}, sentences) == 0.0
+
+
+def test_idf_follows_the_bm25_formula():
+    index = BM25Index.build(["Meta baut Rechenzentren.", "Meta plant mehr.", "Google plant auch."])
+    idf = index.idf(["meta", "rechenzentr", "unbekannt"])
+    assert idf == pytest.approx({"meta": math.log(1 + 1.5 / 2.5), "rechenzentr": math.log(1 + 2.5 / 1.5)})
 
 
 def test_bm25_save_and_load_round_trip_without_pickle(tmp_path):

@@ -1,3 +1,4 @@
+import math
 import time
 
 import numpy as np
@@ -5,7 +6,9 @@ import pytest
 
 from rag.errors import RagError
 from rag.index import build_index, load_index
+from rag.lexical import tokenize
 from rag.retrieval import Retriever, diversify, fuse, mode_weights
+from rag.sentences import sentence_spans
 from rag.settings import Settings
 
 ANSWER_2026 = ("115 und 135 Milliarden", "115 bis 135 Milliarden")
@@ -37,16 +40,36 @@ def test_fuse_three_columns_by_hand():
 
 
 def test_mode_weights_normalise_and_drop_missing_signals():
-    settings = Settings(dense_weight=0.2, sentence_weight=0.7, bm25_weight=0.1)
-    assert mode_weights(settings, "hybrid", True) == pytest.approx((0.2, 0.7, 0.1))
-    assert mode_weights(settings, "hybrid", False) == pytest.approx((2 / 3, 0.0, 1 / 3))
-    assert mode_weights(settings, "dense", True) == pytest.approx((0.2 / 0.9, 0.7 / 0.9, 0.0))
-    assert mode_weights(settings, "bm25", True) == (0.0, 0.0, 1.0)
-    assert mode_weights(Settings(dense_weight=0, sentence_weight=1, bm25_weight=0), "dense", False) == (1.0, 0.0, 0.0)
+    settings = Settings(dense_weight=0.2, sentence_weight=0.5, bm25_weight=0.1, coverage_weight=0.2)
+    assert mode_weights(settings, "hybrid", True) == pytest.approx((0.2, 0.5, 0.1, 0.2))
+    assert mode_weights(settings, "hybrid", False) == pytest.approx((0.4, 0.0, 0.2, 0.4))
+    assert mode_weights(settings, "dense", True) == pytest.approx((0.2 / 0.7, 0.5 / 0.7, 0.0, 0.0))
+    assert mode_weights(settings, "bm25", True) == (0.0, 0.0, 1.0, 0.0)
+    only_sentences = Settings(dense_weight=0, sentence_weight=1, bm25_weight=0, coverage_weight=0)
+    assert mode_weights(only_sentences, "dense", False) == (1.0, 0.0, 0.0, 0.0)
     with pytest.raises(ValueError):
         mode_weights(settings, "sparse", True)
     with pytest.raises(ValueError):
-        Settings(dense_weight=0, sentence_weight=0, bm25_weight=0)
+        Settings(dense_weight=0, sentence_weight=0, bm25_weight=0, coverage_weight=0)
+
+
+def test_coverage_scores_each_candidate_by_its_best_sentence(fake_retriever):
+    """Checked against the formula computed here from the BM25 index's document frequencies."""
+    index = fake_retriever.index
+    question = "Wie viel investiert Microsoft in Rechenzentren?"
+    terms = {t for t in tokenize(question) if t in index.bm25.vocab}
+    n = index.bm25.size
+    counts = {t: sum(t in tokenize(c.indexed_text) for c in index.chunks) for t in terms}  # what BM25 indexed
+    idf = {t: math.log(1 + (n - counts[t] + 0.5) / (counts[t] + 0.5)) for t in terms}
+    rows = list(range(len(index.chunks)))
+    coverage = fake_retriever.coverage_search(question, rows)
+    for row in rows:
+        text = index.chunks[row].text
+        best = max(sum(idf[t] for t in terms & set(tokenize(text[a:b]))) for a, b in sentence_spans(text))
+        assert coverage[row] == pytest.approx(best / sum(idf.values()), rel=1e-6)
+    best_row = max(rows, key=coverage.get)
+    assert "Microsoft" in index.chunks[best_row].text and "Rechenzentren" in index.chunks[best_row].text
+    assert fake_retriever.coverage_search("Quantenkryptographie", rows) == {}, "no known term: no signal"
 
 
 def test_diversify_lowers_repeats_of_one_article():
