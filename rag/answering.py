@@ -31,7 +31,7 @@ from typing import Callable, Iterator, Sequence
 
 from rag.corpus import Article
 from rag.errors import RagError
-from rag.facts import SentenceFacts, date_parts, main_period, reporting_months, sentence_facts
+from rag.facts import SentenceFacts, date_parts, date_phrases, main_period, reporting_months, sentence_facts
 from rag.generation import Generator, Passage, german_date, make_generator, refusal_text
 from rag.lexical import tokenize
 from rag.questions import MEASURE, QuestionProfile, compound_credit, name_words, profile_question
@@ -655,13 +655,17 @@ def generation_passages(selection: Selection, count: int) -> list[Passage]:
 def agreement(selection: Selection) -> dict:
     """What the generated answer must keep of the extractive evidence (see ``grounding.check_answer``): for a
     figure (or a business measure, "What was Meta's quarterly profit?"), every figure of the best sentence and one
-    of each further one; for a date, a figure of the best sentence; for a person, its name; for an organisation
-    or product, one of the names it adds to the question."""
+    of each further one (every figure of each, for a timeline: "how did it change" needs each date's figure); for
+    a date, a figure and a date phrase ("bis Ende des Jahres") of the best sentence; for a person, its name; for an
+    organisation or product, one of the names it adds to the question."""
     profile, best = selection.profile, selection.chosen[0]
     if profile.kind == "amount" or (profile.kind == "other" and MEASURE.search(profile.text)):
+        if profile.timeline:
+            return {"all_figures": [c.quote for c in selection.chosen]}
         return {"share_figures": [c.quote for c in selection.chosen[1:]], "all_figures": [best.quote]}
     if profile.kind == "date":
-        return {"share_figures": [best.quote]}
+        phrases = date_phrases(best.quote)
+        return {"share_figures": [best.quote], **({"mention": [phrases]} if phrases else {})}
     if profile.kind == "person":
         names = [*best.facts.names, *(best.extension.names if best.extension else ())]
         return {"mention": [[name.split()[-1] for name, _ in names]]} if names else {}

@@ -62,6 +62,11 @@ def date_parts(value: str | None) -> tuple[int, int] | None:
         return None
 
 
+def date_phrases(text: str) -> list[str]:
+    """The date words of a text ("bis Ende", "Januar", "Montag"), without the figures (checked as figures)."""
+    return [m.group(0) for m in _DATE_CUE.finditer(text) if not any(ch.isdigit() for ch in m.group(0))]
+
+
 def reporting_months(periods: frozenset[str] | set[str]) -> frozenset[str]:
     """The publication months ("2026-01") that fit a question's periods: the months asked for ("month:2025-07"),
     and for a quarter the two months after it, when its results are reported ("2025-q4" → January and February

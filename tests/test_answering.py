@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from rag.answering import ExtractiveAnswerer, LLMAnswerer, calibrate_threshold
+from rag.answering import ExtractiveAnswerer, LLMAnswerer, agreement, calibrate_threshold
 from rag.corpus import Article
 from rag.facts import reporting_months, sentence_facts
 from rag.generation import REFUSAL
-from rag.grounding import check_quotes, markers
+from rag.grounding import check_answer, check_quotes, markers
 from rag.questions import profile_question
 from rag.retrieval import Retriever
 from rag.settings import Settings
@@ -207,6 +207,17 @@ def test_a_change_is_read_from_the_sentence_that_refers_back(extractive_run):
     assert "13 Milliarden" in answer.answer and "175 Prozent" in answer.answer and "fünf Prozent" in answer.answer
     assert "Das entspricht" in answer.citations[0].quote
     assert profile_question("Wie stark ist der Umsatz gewachsen?", date(2026, 11, 24)).change
+
+
+def test_generated_answers_must_keep_each_dates_figures_and_the_date_phrase(extractive_run):
+    """What a language model must keep (``agreement``): every figure of every date for a timeline (Reality Labs'
+    losses need 3,74, 4,9 and 6), and for "Bis wann …?" the best sentence's "bis Ende" (not the question's date)."""
+    selections = extractive_run[1]
+    timeline = agreement(selections["q077"])
+    assert timeline == {"all_figures": [c.quote for c in selections["q077"].chosen]} and len(timeline["all_figures"]) >= 2
+    assert agreement(selections["q058"])["mention"] == [["bis Ende"]]
+    assert check_answer("Zuckerberg wollte das im Herbst 2024 schaffen [1].", {1: selections["q058"].chosen[0].quote},
+                        **agreement(selections["q058"])).passed is False
 
 
 def test_timeline_names_dates_in_order_and_cites_each(extractive_run):
