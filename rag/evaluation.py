@@ -658,7 +658,8 @@ def _git_commit() -> str | None:
 
 def _settings_summary(settings: Settings) -> dict:
     keys = ("embedder", "chunk_tokens", "chunk_overlap", "top_k", "candidates", "dense_weight", "sentence_weight",
-            "bm25_weight", "coverage_weight", "sentence_vectors", "same_article_penalty", "reranker", "rerank_top", "threads")
+            "bm25_weight", "coverage_weight", "coverage_candidates", "sentence_vectors", "same_article_penalty",
+            "reranker", "rerank_top", "threads")
     return {k: getattr(settings, k) for k in keys}
 
 

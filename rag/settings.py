@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     sentence_weight: float = Field(default=0.8, ge=0.0, le=1.0)
     bm25_weight: float = Field(default=0.3, ge=0.0, le=1.0)
     coverage_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    # Coverage is computed for the head of the other three signals' fusion only (see ``Retriever.rank``).
+    coverage_candidates: int = Field(default=50, ge=1, le=10000)
     sentence_vectors: bool = True
     sentence_window: int = Field(default=2, ge=1, le=8)
     same_article_penalty: float = Field(default=0.5, ge=0.0, le=10.0)

@@ -7,6 +7,7 @@ import pytest
 from rag.errors import RagError
 from rag.index import build_index, load_index
 from rag.lexical import tokenize
+from rag import retrieval
 from rag.retrieval import Retriever, diversify, fuse, mode_weights
 from rag.sentences import sentence_spans
 from rag.settings import Settings
@@ -53,14 +54,14 @@ def test_mode_weights_normalise_and_drop_missing_signals():
         Settings(dense_weight=0, sentence_weight=0, bm25_weight=0, coverage_weight=0)
 
 
-def test_coverage_scores_each_candidate_by_its_best_sentence(fake_retriever):
-    """Checked against the formula computed here from the BM25 index's document frequencies."""
+def test_coverage_scores_each_candidate_by_its_best_sentence(fake_retriever, monkeypatch):
+    """Checked against the formula computed here from the passage bodies' document frequencies."""
     index = fake_retriever.index
     question = "Wie viel investiert Microsoft in Rechenzentren?"
-    terms = {t for t in tokenize(question) if t in index.bm25.vocab}
-    n = index.bm25.size
-    counts = {t: sum(t in tokenize(c.indexed_text) for c in index.chunks) for t in terms}  # what BM25 indexed
-    idf = {t: math.log(1 + (n - counts[t] + 0.5) / (counts[t] + 0.5)) for t in terms}
+    n = len(index.chunks)
+    counts = {t: sum(t in tokenize(c.text) for c in index.chunks) for t in set(tokenize(question))}
+    idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in counts.items() if c}
+    terms = set(idf)
     rows = list(range(len(index.chunks)))
     coverage = fake_retriever.coverage_search(question, rows)
     for row in rows:
@@ -70,6 +71,8 @@ def test_coverage_scores_each_candidate_by_its_best_sentence(fake_retriever):
     best_row = max(rows, key=coverage.get)
     assert "Microsoft" in index.chunks[best_row].text and "Rechenzentren" in index.chunks[best_row].text
     assert fake_retriever.coverage_search("Quantenkryptographie", rows) == {}, "no known term: no signal"
+    monkeypatch.setattr(retrieval, "BODY_IDF_MAX_PASSAGES", n - 1)  # a large index: BM25's frequencies stand in
+    assert fake_retriever.term_weights(question) == pytest.approx(index.bm25.idf(set(tokenize(question))))
 
 
 def test_diversify_lowers_repeats_of_one_article():
