@@ -21,7 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence
 
 from rag.errors import RagError
 from rag.followup import LLMRewriter, Rewrite, rewrite
@@ -29,6 +29,9 @@ from rag.render import answer_html, article_list_html, error_html, status_html
 from rag.schema import Answer
 from rag.settings import Settings
 from rag.uploads import ARTICLE_SUFFIXES, MAX_UPLOAD_BYTES, UploadResult, add_files, uploads_dir
+
+if TYPE_CHECKING:  # rag.answering loads on first use, not at import
+    from rag.answering import Selection
 
 log = logging.getLogger("rag.chat")
 
@@ -316,15 +319,14 @@ class ChatEngine:
 
         return serialised
 
-    def _generate(self, question: str, hits: list, extractive: Answer, options: Options) -> Iterator[tuple[str, Answer | None]]:
+    def _generate(self, question: str, hits: list, selection: Selection, extractive: Answer,
+                  options: Options) -> Iterator[tuple[str, Answer | None]]:
         """The generated answer: ``(text so far, None)`` as tokens arrive, then ``("", final answer)``. The model
-        gets the extractive answerer's sentences and must keep their figures, exactly as ``rag eval`` measures."""
+        gets the extractive answerer's sentences (``selection``) and must keep their figures, exactly as
+        ``rag eval`` measures."""
         from rag.answering import generate
 
         generator = self.generator(options)
-        answerer = self.answerer(options.passages)
-        with self._native:
-            selection = answerer.select(question, hits)
         lock = self._local_model if options.answerer == "llm" else contextlib.nullcontext()
         text = ""
         with lock:  # the local model answers one question at a time (2 cores); servers handle their own queue
@@ -365,22 +367,25 @@ class ChatEngine:
                            f"{self.settings.max_question_chars}).")
         return question
 
-    def extractive(self, question: str, passages: int | None = None) -> tuple[Answer, list]:
-        """The extractive answer and the retrieval behind it."""
+    def extractive(self, question: str, passages: int | None = None) -> tuple[Answer, list, Selection]:
+        """The extractive answer, the retrieval behind it, and the sentence selection it was composed from (a
+        language model writes from the same selection, so it is made once)."""
+        from rag.answering import compose
+
         answerer = self.answerer(passages)
         with self._native:
             hits = answerer.retriever.run(question, k=max(self.settings.top_k, passages or 0))
-            answer = answerer.run(question, hits=hits)
-        return answer, hits
+            selection = answerer.select(question, hits)
+        return compose(None, question, selection, hits, answerer.settings.abstain_sources), hits, selection
 
     def answer(self, question: str, id: str | None = None) -> Answer:
         """The answer object for one standalone question with the default answerer (the `/answer` API)."""
         self.wait()
         question = self.check_question(question)
-        answer, hits = self.extractive(question)
+        answer, hits, selection = self.extractive(question)
         if self.settings.answerer != "extractive":
             final = None
-            for _, partial in self._generate(question, hits, answer, Options(self.settings.answerer)):
+            for _, partial in self._generate(question, hits, selection, answer, Options(self.settings.answerer)):
                 final = partial or final
             answer = final or answer
         answer.id = id
@@ -407,7 +412,7 @@ class ChatEngine:
             turn = self.rewrite(question, previous, options)
             note = (turn.question, turn.standalone, turn.method) if turn.changed else None
             yield Update(answer_html(None, uid, rewrite=note, status="Suche in den Artikeln …"), standalone=turn.standalone)
-            answer, hits = self.extractive(turn.standalone, options.passages)
+            answer, hits, selection = self.extractive(turn.standalone, options.passages)
             articles = self.index.articles
             if options.answerer == "extractive":
                 yield Update(answer_html(answer, uid, articles, rewrite=note, show_uncited=options.show_uncited),
@@ -420,12 +425,12 @@ class ChatEngine:
                 if better.standalone != turn.standalone:
                     turn = better
                     note = (turn.question, turn.standalone, turn.method)
-                    answer, hits = self.extractive(turn.standalone, options.passages)
+                    answer, hits, selection = self.extractive(turn.standalone, options.passages)
                     yield Update(answer_html(answer, uid, articles, rewrite=note, show_uncited=options.show_uncited,
                                              status="Sprachmodell formuliert eine Antwort …"), answer, turn.standalone)
             final, text = None, ""
             try:
-                for text, partial in self._generate(turn.standalone, hits, answer, options):
+                for text, partial in self._generate(turn.standalone, hits, selection, answer, options):
                     if partial is not None:
                         final = partial
                         continue
