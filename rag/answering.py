@@ -192,7 +192,7 @@ class ExtractiveAnswerer:
             self._facts[doc_id] = facts
         return facts
 
-    def candidates(self, hits: Sequence[Hit], passages: int, profile: QuestionProfile | None = None) -> list[Candidate]:
+    def candidates(self, hits: Sequence[Hit], passages: int, profile: QuestionProfile) -> list[Candidate]:
         """Distinct sentences of the best ``passages`` passages, each with its best passage's rank; then the
         other sentences of their articles (a figure often sits one chunk away from the words that retrieved it).
 
@@ -201,7 +201,7 @@ class ExtractiveAnswerer:
         quarter may rank below older articles that use the same words."""
         seen: dict[tuple[str, int], Candidate] = {}
         article_rank: dict[str, int] = {}
-        months = reporting_months(profile.periods) if profile else frozenset()
+        months = reporting_months(profile.periods)
         timely = [(rank, hit) for rank, hit in enumerate(hits) if rank >= passages
                   and (self.index.articles[hit.doc_id].date or "")[:7] in months]
         for rank, hit in [*enumerate(hits[:passages]), *timely]:
@@ -370,11 +370,11 @@ class ExtractiveAnswerer:
                     return neighbour
         return None
 
-    def score(self, profile: QuestionProfile, candidates: list[Candidate], passages: int) -> list[Candidate]:
+    def score(self, profile: QuestionProfile, terms: list[Term], candidates: list[Candidate],
+              passages: int) -> list[Candidate]:
         """Fill ``support`` and ``score`` and sort best first."""
         w = self.weights
-        terms = self.terms(profile)
-        measures = [t for t in terms if any(_SPECIFIC_MEASURE.match(f) for f in t.forms)] if profile.kind == "amount" else []
+        measures = _asked_measures(profile, terms)
         dates = sorted({c.article.date for c in candidates if c.article.date})
         for c in candidates:
             facts = c.facts
@@ -428,9 +428,10 @@ class ExtractiveAnswerer:
         profile = profile_question(question, self.today or date.today())
         # A timeline gathers figures from several articles, so it looks at twice as many passages.
         passages = self.settings.answer_passages * (2 if profile.timeline else 1)
-        ranked = self.score(profile, self.candidates(hits, passages, profile), passages)
+        terms = self.terms(profile)
+        ranked = self.score(profile, terms, self.candidates(hits, passages, profile), passages)
         limit = self.settings.answer_max_sentences
-        reasons, support = self.gaps(profile, ranked), self.support(ranked)
+        reasons, support = self.gaps(profile, terms, ranked), self.support(ranked)
         if reasons:
             return Selection(profile, ranked, [], True, support, reasons)
         best = ranked[0]
@@ -460,7 +461,7 @@ class ExtractiveAnswerer:
                 chosen.append(candidate)
         return Selection(profile, ranked, chosen, False, support)
 
-    def gaps(self, profile: QuestionProfile, ranked: list[Candidate]) -> list[str]:
+    def gaps(self, profile: QuestionProfile, terms: list[Term], ranked: list[Candidate]) -> list[str]:
         """Why the articles cannot answer, if they cannot (empty: they may). Each rule was kept only if it caught
         unanswerable eval questions without refusing an answerable one:
 
@@ -487,8 +488,7 @@ class ExtractiveAnswerer:
         elif profile.kind in _KIND_NAMES and ranked and ranked[0].parts["kind"] <= 0:
             reasons.append(f"the best sentence gives no {_KIND_NAMES[profile.kind].split()[-1]}")
         if ranked:
-            terms = {term.stem: term for term in self.terms(profile)}
-            absent = self.absent_names(profile, terms, ranked[0])
+            absent = self.absent_names(profile, {term.stem: term for term in terms}, ranked[0])
             if absent:
                 reasons.append(f"the best sentence is not about {', '.join(absent)}")
             other = self.other_measure(profile, terms, ranked[0])
@@ -530,15 +530,13 @@ class ExtractiveAnswerer:
                     absent.append(group)
         return absent
 
-    def other_measure(self, profile: QuestionProfile, terms: dict[str, Term], best: Candidate) -> str | None:
+    def other_measure(self, profile: QuestionProfile, terms: list[Term], best: Candidate) -> str | None:
         """The business figure asked for ("Umsatz", "revenue", "Gewinn") when the best sentence gives another one
         ("Amazon's revenue" answered with Amazon's investment plans); generic words ("Geld", "Kosten") do not
         count."""
-        if profile.kind != "amount":
-            return None
         title = self._title(best.article)
-        for term in terms.values():
-            if any(_SPECIFIC_MEASURE.match(form) for form in term.forms) and not self._mentions(term, best, title):
+        for term in _asked_measures(profile, terms):
+            if not self._mentions(term, best, title):
                 return _words_for(profile, term.stem)[0]
         return None
 
@@ -578,6 +576,13 @@ class ExtractiveAnswerer:
         """The cited answer to ``question``; ``hits`` reuses a retrieval already done."""
         hits = list(hits) if hits is not None else self.retriever.run(question, k=self.settings.top_k)
         return compose(id, question, self.select(question, hits), hits, self.settings.abstain_sources)
+
+
+def _asked_measures(profile: QuestionProfile, terms: list[Term]) -> list[Term]:
+    """The specific business figures a figure question asks for ("Umsatz", "profit"; not "Geld" or "Kosten")."""
+    if profile.kind != "amount":
+        return []
+    return [t for t in terms if any(_SPECIFIC_MEASURE.match(form) for form in t.forms)]
 
 
 def _words_for(profile: QuestionProfile, stem: str) -> list[str]:
