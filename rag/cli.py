@@ -46,8 +46,8 @@ def index(
     as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
 ) -> None:
     """Build or update an index from a folder of articles."""
-    from rag.embedding import make_embedder
-    from rag.index import build_index
+    from rag.retrieve.embedding import make_embedder
+    from rag.index.build import build_index
 
     settings = _settings(index_dir=index_dir, embedder=embedder)
     report = build_index(folder or settings.seeds_dir, settings, make_embedder(settings), progress=_progress(), log=_say)
@@ -93,7 +93,7 @@ LlmModelOption = typer.Option(None, "--llm-model", help="Model name sent to the 
 
 def _print_answer(answer, streamed: str = "") -> None:
     """The answer (unless it was streamed already), then its numbered sources with title, date and quote."""
-    from rag.generation import german_date
+    from rag.lang.de import format_date
 
     if streamed:
         typer.echo("")  # end the streamed line
@@ -104,7 +104,7 @@ def _print_answer(answer, streamed: str = "") -> None:
     if answer.citations:
         typer.echo("\nNächstliegende Quellen:" if answer.abstained else "\nQuellen:")
     for citation in answer.citations:
-        typer.echo(f"[{citation.n}] {citation.title} ({german_date(citation.date, citation.date_inferred)})")
+        typer.echo(f"[{citation.n}] {citation.title} ({format_date(citation.date, citation.date_inferred)})")
         typer.echo(f"    „{' '.join(citation.quote.split())}“")
 
 
@@ -118,7 +118,7 @@ def ask(
     llm_model: Optional[str] = LlmModelOption,
 ) -> None:
     """One answer with numbered citations to the exact sentences it came from."""
-    from rag.answering import make_answerer
+    from rag.answer.answering import make_answerer
     from rag.pipeline import open_retriever
     from rag.schema import Answer
 
@@ -159,7 +159,7 @@ def batch(
     llm_model: Optional[str] = LlmModelOption,
 ) -> None:
     """Answer every question of a file into another file."""
-    from rag.answering import make_answerer
+    from rag.answer.answering import make_answerer
     from rag.batch import run_batch
     from rag.pipeline import open_retriever
     from rag.schema import Answer, Retrieved
@@ -206,13 +206,13 @@ def eval_command(
                                                 "(.jsonl) against the gold documents of --dataset and print the table."),
 ) -> None:
     """Evaluate retrieval (and answers) on XQuAD-de and the German eval set; write a report."""
-    from rag.evaluation import (DATASETS, EvalOptions, check_against_baseline, eval_dir, read_baseline, run_evaluation,
+    from rag.eval.evaluation import (DATASETS, EvalOptions, check_against_baseline, eval_dir, read_baseline, run_evaluation,
                                 score_batch_output, update_baseline as store_baseline)
-    from rag.report import write_report
+    from rag.eval.report import write_report
 
     if batch_output is not None:
-        from rag.evaluation import load_questions_de, load_xquad_questions
-        from rag.xquad import prepare
+        from rag.eval.evaluation import load_questions_de, load_xquad_questions
+        from rag.eval.xquad import prepare
 
         if dataset not in DATASETS:
             raise RagError("--batch-output needs --dataset xquad or --dataset questions_de.")
@@ -257,7 +257,7 @@ def chat(
     index_dir: Optional[Path] = IndexDir,
 ) -> None:
     """Start the Gradio chat app (German interface) on an index."""
-    from rag.chat import serve
+    from ui.serve import serve
 
     serve(_settings(index_dir=index_dir), host, port, say=_say)
 
@@ -272,7 +272,7 @@ def bench(
     keep: bool = typer.Option(False, "--keep", help="Keep the synthetic indexes in --work-dir."),
 ) -> None:
     """Measure build, load, memory, start-up and per-stage latency by corpus size; write a report."""
-    from rag.bench import parse_sizes, run_bench
+    from rag.eval.bench import parse_sizes, run_bench
     from rag.settings import project_root
 
     out = out or project_root() / "eval" / "reports" / "bench"

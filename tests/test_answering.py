@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from rag.answering import ExtractiveAnswerer, LLMAnswerer, agreement, calibrate_threshold
-from rag.corpus import Article
-from rag.facts import reporting_months, sentence_facts
-from rag.generation import REFUSAL
-from rag.grounding import check_answer, check_quotes, markers
-from rag.questions import profile_question
-from rag.retrieval import Retriever
+from rag.answer.answering import ExtractiveAnswerer, GenerativeAnswerer, agreement, calibrate_threshold
+from rag.schema import Article
+from rag.answer.facts import reporting_months, sentence_facts
+from rag.answer.generation import REFUSAL
+from rag.answer.grounding import check_answer, check_quotes, markers
+from rag.answer.questions import profile_question
+from rag.retrieve.retrieval import Retriever
 from rag.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -293,7 +293,7 @@ def test_rag_batch_answers_forty_questions_and_reports_one_bad_line(seeds, tmp_p
 def test_local_llm_on_the_eval_set(seeds, capsys):
     """The local model on every eval question: correctness, grounding checks, latency (about 6 s a question)."""
     settings, retriever, _ = seeds
-    answerer = LLMAnswerer(retriever, settings)
+    answerer = GenerativeAnswerer(retriever, settings.model_copy(update={"answerer": "llm"}))
     answerer.warm_up()
     texts = {d: a.text for d, a in retriever.index.articles.items()}
     answers, first, total, generated = {}, [], [], []

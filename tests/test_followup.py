@@ -2,7 +2,7 @@
 
 import pytest
 
-from rag.followup import LLMRewriter, find_names, is_followup, rewrite, rewrite_rules
+from rag.answer.followup import LLMRewriter, find_names, is_followup, rewrite, rewrite_rules
 
 META = ["Wie viel investiert Meta 2026?"]
 

@@ -18,13 +18,14 @@ from pathlib import Path
 
 import pytest
 
-import rag.generation as generation
-from rag.answering import ServerAnswerer
+import rag.answer.generation as generation
+from rag.answer.answering import GenerativeAnswerer
 from rag.errors import RagError
-from rag.generation import (REFUSAL, Generator, Passage, ServerClient, assemble_model, build_messages, make_backend,
+from rag.answer.generation import (REFUSAL, Generator, Passage, ServerClient, assemble_model, build_messages, make_backend,
                             refused)
-from rag.grounding import check_quotes, figures
-from rag.retrieval import Hit, Retriever
+from rag.answer.grounding import check_quotes, figures
+from rag.retrieve.retrieval import Retriever
+from rag.schema import Hit
 
 RAG = str(Path(sys.executable).with_name("rag"))
 ARTICLE = ("Meta zahlt für Scale AI. 14,3 Milliarden Dollar für Scale-AI und dessen CEO Alexandr Wang. "
@@ -217,7 +218,7 @@ def seeds_retriever(real_seeds_index):
 
 def test_server_answerer_checks_and_falls_back_to_the_extractive_answer(seeds_retriever, chat_server):
     settings, retriever = seeds_retriever
-    answerer = ServerAnswerer(retriever, settings.model_copy(update={"llm_url": chat_server.url}))
+    answerer = GenerativeAnswerer(retriever, settings.model_copy(update={"answerer": "server", "llm_url": chat_server.url}))
     question = "Wie viel zahlt Meta für Scale AI?"
     chat_server.reply = "Meta zahlt 14,3 Milliarden Dollar für Scale AI [1]."
     good = answerer.run(question)
@@ -242,7 +243,7 @@ def test_server_answerer_checks_and_falls_back_to_the_extractive_answer(seeds_re
 
 def test_unanswerable_question_is_declined_without_asking_the_model(seeds_retriever, chat_server):
     settings, retriever = seeds_retriever
-    answerer = ServerAnswerer(retriever, settings.model_copy(update={"llm_url": chat_server.url}))
+    answerer = GenerativeAnswerer(retriever, settings.model_copy(update={"answerer": "server", "llm_url": chat_server.url}))
     answer = answerer.run("Wie hoch sollen Metas Kapitalinvestitionen im Jahr 2027 sein?")
     assert answer.abstained and chat_server.requests == []
 
@@ -250,7 +251,7 @@ def test_unanswerable_question_is_declined_without_asking_the_model(seeds_retrie
 def test_server_down_is_a_note_not_a_traceback(seeds_retriever, free_port):
     settings, retriever = seeds_retriever
     url = f"http://127.0.0.1:{free_port}/v1"
-    answer = ServerAnswerer(retriever, settings.model_copy(update={"llm_url": url})).run("Wie viel zahlt Meta für Scale AI?")
+    answer = GenerativeAnswerer(retriever, settings.model_copy(update={"answerer": "server", "llm_url": url})).run("Wie viel zahlt Meta für Scale AI?")
     assert "14,3" in answer.answer and "not reachable" in answer.fallback_reason
     shown = subprocess.run([RAG, "ask", "Wie viel zahlt Meta für Scale AI?", "--index-dir", str(settings.index_dir),
                             "--answerer", "server", "--llm-url", url], capture_output=True, text=True, timeout=120,
@@ -300,10 +301,9 @@ def test_model_assembly_verifies_and_is_done_once(tmp_path, monkeypatch):
 
 @pytest.mark.llm
 def test_local_model_answers_with_checked_citations(seeds_retriever):
-    from rag.answering import LLMAnswerer
 
     settings, retriever = seeds_retriever
-    answerer = LLMAnswerer(retriever, settings)
+    answerer = GenerativeAnswerer(retriever, settings.model_copy(update={"answerer": "llm"}))
     answerer.warm_up()
     pieces = list(answerer.stream("Wie viel zahlt Meta für Scale AI?"))
     answer = pieces[-1]
@@ -313,7 +313,7 @@ def test_local_model_answers_with_checked_citations(seeds_retriever):
 
 def test_open_questions_get_the_quotes_and_a_refusal_does_not_hide_them(seeds_retriever, chat_server):
     settings, retriever = seeds_retriever
-    answerer = ServerAnswerer(retriever, settings.model_copy(update={"llm_url": chat_server.url}))
+    answerer = GenerativeAnswerer(retriever, settings.model_copy(update={"answerer": "server", "llm_url": chat_server.url}))
     open_question = answerer.run("Welche Rolle spielen die Ray-Ban-Brillen für Metas KI-Pläne?")
     assert chat_server.requests == [] and open_question.answerer == "extractive" and not open_question.abstained
     assert "Offene Frage" in open_question.fallback_reason

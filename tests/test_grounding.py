@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.grounding import check_answer, check_quotes, figures, markers
+from rag.answer.grounding import check_answer, check_quotes, figures, markers
 from rag.schema import Citation
 
 PASSAGES = {

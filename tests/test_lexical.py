@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from rag.lexical import BM25Index, sentence_coverage, tokenize
+from rag.index.lexical import BM25Index, sentence_coverage
+from rag.lang.de import tokenize
 
 
 def test_tokenize_keeps_figures_umlauts_and_folds_case():
@@ -92,7 +93,7 @@ def test_queries_without_known_terms_return_nothing(query):
 
 # --- issue 7: vectorised build and search, kept tokens, merging -------------------------------------------------
 
-from rag.lexical import TokenTable, merge_tables  # noqa: E402
+from rag.index.lexical import TokenTable, merge_tables  # noqa: E402
 
 
 def test_vectorised_index_matches_bm25s_own_scoring_on_a_random_corpus():
@@ -132,7 +133,7 @@ def test_kept_tokens_rebuild_the_same_index_and_dropped_documents_leave_the_voca
 
 
 def test_large_indexes_load_memory_mapped(tmp_path, monkeypatch):
-    import rag.lexical as lexical
+    import rag.index.lexical as lexical
 
     BM25Index.build(["eins zwei", "drei vier", "zwei drei"]).save(tmp_path / "bm25")
     monkeypatch.setattr(lexical, "MMAP_ABOVE_BYTES", 0)

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from rag.metrics import (AnswerRecord, answer_correct, answer_metrics, citation_supported, citation_valid,
+from rag.eval.metrics import (AnswerRecord, answer_correct, answer_metrics, citation_supported, citation_valid,
                          contains_variant, doc_ranking, evidence_metrics, evidence_spans, latency_summary,
                          normalise_answer, retrieval_metrics)
 

@@ -10,8 +10,9 @@ import time
 import pytest
 
 from rag.errors import RagError
-from rag.index import build_index, load_index
-from rag.retrieval import Retriever
+from rag.index.build import build_index
+from rag.index.store import load_index
+from rag.retrieve.retrieval import Retriever
 
 from conftest import SEEDS
 

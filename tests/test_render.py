@@ -5,7 +5,7 @@ import re
 
 from hypothesis import given, strategies as st
 
-from rag.render import (SourceText, answer_html, answer_text, anchor, error_html, escape, format_date, highlight, link_markers,
+from ui.render import (SourceText, answer_html, answer_text, anchor, error_html, escape, highlight, link_markers,
                         source_card, uncited_list, user_html)
 from rag.schema import Answer, Citation, Retrieved
 
@@ -140,12 +140,6 @@ def test_abstention_is_styled_and_lists_nearest_passages():
 def test_user_and_error_messages_are_escaped():
     assert user_html("<i>hi</i>\nzwei") == '<div class="rag-question">&lt;i&gt;hi&lt;/i&gt;<br>zwei</div>'
     assert "<script>" not in error_html("<script>")
-
-
-def test_format_date():
-    assert format_date("2026-01-28") == "28. Januar 2026"
-    assert format_date("2025-07") == "Juli 2025"
-    assert format_date(None) == "ohne Datum"
 
 
 def test_timelines_become_lists_with_bold_dates():

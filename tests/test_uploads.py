@@ -5,9 +5,11 @@ from pathlib import Path
 import pytest
 
 from rag.errors import RagError
-from rag.index import build_index, load_index
-from rag.uploads import (UploadRejected, add_files, safe_id, save_uploads, source_folders, undo, uploads_dir,
-                         validate)
+from rag.index.build import build_index
+from rag.index.store import load_index
+from rag.ingest.uploads import (UploadRejected, safe_id, save_uploads, source_folders, undo, uploads_dir,
+                                validate)
+from rag.pipeline import add_files
 
 NEWS = ("Nordlicht Energie baut Speicher\n28.01.2026\n"
         "Der Versorger Nordlicht Energie investiert 2026 rund 3,4 Milliarden Euro in Batteriespeicher. "

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.corpus import load_folder
+from rag.ingest.corpus import load_folder
 from rag.errors import RagError
-from rag.xquad import (TUNE_ARTICLES, default_source, doc_id_for, load_xquad, parse_doc_id, prepare, read_questions,
+from rag.eval.xquad import (TUNE_ARTICLES, default_source, doc_id_for, load_xquad, parse_doc_id, prepare, read_questions,
                        slug, split_of)
 
 ROOT = Path(__file__).resolve().parent.parent

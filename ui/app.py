@@ -1,4 +1,4 @@
-"""The Gradio 6 chat app: wiring only. Every callback calls ``rag.chat.ChatEngine`` and shows what it returns.
+"""The Gradio 6 chat app: wiring only. Every callback calls ``ui.chat.ChatEngine`` and shows what it returns.
 
 Run it with ``rag chat [--host 127.0.0.1] [--port 7860] [--index-dir PATH]``.
 
@@ -19,10 +19,10 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
-from rag.chat import ANSWERERS, EXAMPLES, ChatEngine, Options, friendly  # noqa: E402
+from ui.chat import ANSWERERS, EXAMPLES, ChatEngine, Options, friendly  # noqa: E402
 from rag.errors import RagError  # noqa: E402
-from rag.render import error_html, escape, user_html  # noqa: E402
-from rag.uploads import MAX_UPLOAD_BYTES  # noqa: E402
+from ui.render import error_html, escape, user_html  # noqa: E402
+from rag.ingest.uploads import MAX_UPLOAD_BYTES  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 CSS = (HERE / "style.css").read_text(encoding="utf-8")
@@ -91,7 +91,7 @@ def build(engine: ChatEngine) -> gr.Blocks:
         except RagError as err:
             return error_html(friendly(err)), gr.update(), gr.update(), None
         except Exception:  # logged with its traceback on the server; the browser gets one sentence
-            logging.getLogger("rag.chat").exception("upload failed")
+            logging.getLogger("ui.chat").exception("upload failed")
             return error_html(UPLOAD_FAILED), gr.update(), gr.update(), None
         lines = "".join(f"<li class='{'rag-ok' if m.startswith('✓') else 'rag-bad'}'>{escape(m)}</li>"
                         for m in result.messages())
@@ -110,7 +110,7 @@ def build(engine: ChatEngine) -> gr.Blocks:
         with gr.Row(equal_height=False):
             with gr.Column(scale=7, min_width=420):
                 chatbot = gr.Chatbot(
-                    # HTML built (and escaped) by rag.render: no Markdown, no LaTeX; Gradio still sanitises it
+                    # HTML built (and escaped) by ui.render: no Markdown, no LaTeX; Gradio still sanitises it
                     elem_id="rag-chat", label="Gespräch", show_label=False, height="calc(100vh - 340px)",
                     min_height=420, autoscroll=False, render_markdown=False, latex_delimiters=[], sanitize_html=True,
                     layout="panel", placeholder=PLACEHOLDER, buttons=[], feedback_options=None,

@@ -14,7 +14,6 @@ assignment; questions already running finish on the index they started with.
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import threading
 import time
@@ -24,16 +23,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence
 
 from rag.errors import RagError
-from rag.followup import LLMRewriter, Rewrite, rewrite
-from rag.render import answer_html, article_list_html, error_html, status_html
+from rag.answer.followup import LLMRewriter, Rewrite, rewrite
+from ui.render import answer_html, article_list_html, error_html, status_html
 from rag.schema import Answer
 from rag.settings import Settings
-from rag.uploads import ARTICLE_SUFFIXES, MAX_UPLOAD_BYTES, UploadResult, add_files, uploads_dir
+from rag.ingest.uploads import ARTICLE_SUFFIXES, MAX_UPLOAD_BYTES, UploadResult, uploads_dir
+from rag.pipeline import add_files
 
-if TYPE_CHECKING:  # rag.answering loads on first use, not at import
-    from rag.answering import Selection
+if TYPE_CHECKING:  # rag.answer.answering loads on first use, not at import
+    from rag.answer.answering import Selection
 
-log = logging.getLogger("rag.chat")
+log = logging.getLogger("ui.chat")
 
 EXAMPLES = [
     "Wie viel investiert Meta 2026?",
@@ -86,7 +86,7 @@ class Status:
 
 
 class Generator(Protocol):
-    """What the chat uses of ``rag.generation.Generator``.
+    """What the chat uses of ``rag.answer.generation.Generator``.
 
     ``stream(question, hits, fallback=...)`` yields the answer text in pieces as the model writes it and, last,
     the final ``Answer`` (checked against the passages; ``fallback()`` when the check fails); ``complete(messages)``
@@ -100,9 +100,9 @@ class Generator(Protocol):
 
 
 def default_generator(settings: Settings, log: Callable[[str], None] = lambda m: None) -> Generator:
-    """``rag.generation.make_generator``: the local model or a server, as ``settings.answerer`` says."""
+    """``rag.answer.generation.make_generator``: the local model or a server, as ``settings.answerer`` says."""
     try:
-        from rag.generation import make_generator
+        from rag.answer.generation import make_generator
     except ImportError:
         raise RagError("Antworten mit einem Sprachmodell sind in dieser Installation nicht verfügbar") from None
     return make_generator(settings, log)
@@ -175,8 +175,8 @@ class ChatEngine:
                    if Path(a.source).parent.resolve() == folder.resolve()}
         if not files or {p.stem for p in files} <= indexed:
             return retriever
-        from rag.index import build_index
-        from rag.uploads import source_folders
+        from rag.index.build import build_index
+        from rag.ingest.uploads import source_folders
 
         folders = source_folders((a.source for a in retriever.index.articles.values()), folder, self.settings.seeds_dir)
         self.say(f"Adding {len(files)} uploaded article(s) from {folder} to the index …")
@@ -184,8 +184,8 @@ class ChatEngine:
         return self._reopen(retriever)
 
     def _reopen(self, retriever):
-        from rag.index import load_index
-        from rag.retrieval import Retriever
+        from rag.index.store import load_index
+        from rag.retrieve.retrieval import Retriever
 
         fresh = Retriever(load_index(self.settings.index_dir, retriever.embedder.model_id), retriever.embedder,
                           self.settings, reranker=retriever.reranker)
@@ -195,7 +195,7 @@ class ChatEngine:
 
     def install(self, retriever) -> None:
         """Use ``retriever`` from now on (also: hand the engine a retriever that is already loaded)."""
-        from rag.answering import ExtractiveAnswerer
+        from rag.answer.answering import ExtractiveAnswerer
 
         answerer = ExtractiveAnswerer(retriever, self.settings)
         with self._native:
@@ -224,7 +224,7 @@ class ChatEngine:
 
     def answerer(self, passages: int | None = None):
         """The extractive answerer for a number of passages (one per distinct setting, created on first use)."""
-        from rag.answering import ExtractiveAnswerer
+        from rag.answer.answering import ExtractiveAnswerer
 
         passages = passages or self.settings.answer_passages
         with self._swap:
@@ -243,12 +243,12 @@ class ChatEngine:
         """Ids of the loaded articles that came from the uploads folder."""
         return list(self._uploaded)
 
-    # ---- language models (rag.generation) -----------------------------------------------------------------
+    # ---- language models (rag.answer.generation) -----------------------------------------------------------------
 
     def llm_available(self) -> bool:
-        """Whether the local model can run here (its packages are installed); asks ``rag.generation``."""
+        """Whether the local model can run here (its packages are installed); asks ``rag.answer.generation``."""
         try:
-            from rag import generation
+            from rag.answer import generation
         except ImportError:
             return False
         check = getattr(generation, "local_available", None)
@@ -324,7 +324,7 @@ class ChatEngine:
         """The generated answer: ``(text so far, None)`` as tokens arrive, then ``("", final answer)``. The model
         gets the extractive answerer's sentences (``selection``) and must keep their figures, exactly as
         ``rag eval`` measures."""
-        from rag.answering import generate
+        from rag.answer.answering import generate
 
         generator = self.generator(options)
         lock = self._local_model if options.answerer == "llm" else contextlib.nullcontext()
@@ -370,7 +370,7 @@ class ChatEngine:
     def extractive(self, question: str, passages: int | None = None) -> tuple[Answer, list, Selection]:
         """The extractive answer, the retrieval behind it, and the sentence selection it was composed from (a
         language model writes from the same selection, so it is made once)."""
-        from rag.answering import compose
+        from rag.answer.answering import compose
 
         answerer = self.answerer(passages)
         with self._native:
@@ -467,7 +467,7 @@ class ChatEngine:
         with self._uploading:
             retriever = self.retriever
             if self._build_embedder is None:
-                from rag.embedding import make_embedder
+                from rag.retrieve.embedding import make_embedder
 
                 self._build_embedder = make_embedder(self.settings)
             result = add_files(files, retriever.index, self.settings, self._build_embedder, log=self.say,
@@ -475,88 +475,3 @@ class ChatEngine:
             if result.saved:
                 self.install(self._reopen(retriever))
         return result
-
-
-# ---- starting the app ------------------------------------------------------------------------------------------
-
-def load_ui():
-    """The Gradio app module ``ui.app``; a clear message when Gradio is not installed."""
-    import importlib
-
-    try:
-        importlib.import_module("gradio")
-    except ImportError:
-        raise RagError("The chat needs Gradio; install it with: pip install -e '.[chat]'") from None
-    return importlib.import_module("ui.app")
-
-
-def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, say: Callable[[str], None] = print,
-          block: bool = True):
-    """``rag chat``: load the index in a thread while Gradio starts, print the address when both are ready."""
-    started = time.perf_counter()
-    _check_port(host, port)
-    from rag.pipeline import is_default_index
-
-    if not (Path(settings.index_dir) / "params.json").exists() and not is_default_index(settings):
-        raise RagError(f"There is no index at {settings.index_dir}; build one with `rag index`.")
-    engine = ChatEngine(settings, say)
-    engine.allow_server_urls = _is_loopback(host)
-    loader = threading.Thread(target=_load_quietly, args=(engine,), name="rag-load", daemon=True)
-    loader.start()
-    ui = load_ui()
-    try:
-        demo = ui.launch(engine, host, port, block=False)
-    except OSError as err:
-        raise RagError(f"The chat cannot listen on {host}:{port} ({err}); choose another --port.") from None
-    try:
-        engine.wait(timeout=600)
-        status = engine.status()
-    except BaseException:
-        with contextlib.redirect_stdout(io.StringIO()):  # Gradio prints "Closing server …"
-            demo.close()
-        raise
-    say(f"Chat ready at http://{host}:{port} after {time.perf_counter() - started:.1f} s: {status.articles} articles, "
-        f"{status.passages} passages, embedding model {status.embedder}, answers: {status.answerer}.")
-    threading.Thread(target=engine.warm_caches, name="rag-warm", daemon=True).start()
-    threading.Thread(target=engine.warm_model, name="rag-warm-model", daemon=True).start()
-    if block:
-        try:
-            demo.block_thread()
-        finally:
-            demo.close()
-    return demo, engine
-
-
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _check_port(host: str, port: int) -> None:
-    """Fail in one sentence, before loading anything, when the port is taken."""
-    import socket
-
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror:
-        raise RagError(f"The host name {host!r} cannot be resolved; use e.g. --host 127.0.0.1.") from None
-    family, _, _, _, address = infos[0]
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: TIME_WAIT is no conflict
-        try:
-            sock.bind(address)
-        except OSError:
-            raise RagError(f"Port {port} on {host} is in use (or not allowed); choose another with --port.") from None
-
-
-def _load_quietly(engine: ChatEngine) -> None:
-    try:
-        engine.load()
-    except BaseException:  # reported by engine.wait() in the main thread
-        pass

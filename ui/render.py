@@ -15,10 +15,9 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
+from rag.lang.de import format_date
 from rag.schema import Answer, Citation, Retrieved
 
-MONTHS = ["Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September", "Oktober", "November",
-          "Dezember"]
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;",
             **{c: f"&#{ord(c)};" for c in "[]()*_`#|~\\!$:{}+^=@"}}
 _MARKER = re.compile(r"\[(\d{1,3})\]")
@@ -32,18 +31,6 @@ def escape(text: object) -> str:
 
 def escape_multiline(text: object) -> str:
     return "<br>".join(escape(line) for line in str(text or "").split("\n"))
-
-
-def format_date(value: str | None) -> str:
-    """``2026-01-28`` → ``28. Januar 2026``; ``2025-07`` → ``Juli 2025``; None → ``ohne Datum`` (as the answers)."""
-    if not value:
-        return "ohne Datum"
-    parts = str(value).split("-")
-    if len(parts) == 3 and all(p.isdigit() for p in parts) and 1 <= int(parts[1]) <= 12:
-        return f"{int(parts[2])}. {MONTHS[int(parts[1]) - 1]} {parts[0]}"
-    if len(parts) == 2 and parts[1].isdigit() and 1 <= int(parts[1]) <= 12:
-        return f"{MONTHS[int(parts[1]) - 1]} {parts[0]}"
-    return str(value)
 
 
 def date_html(value: str | None, inferred: bool) -> str:

@@ -16,8 +16,8 @@ that gives the kind of thing asked for) and a threshold on how much of the
 question the articles talk about at all, calibrated on the tuning half of the
 eval set by ``calibrate_threshold`` (see tests/test_answering.py).
 
-``GenerativeAnswerer`` (``LLMAnswerer``, ``ServerAnswerer``) hands the best
-sentences to a language model (``rag.generation``) and keeps this extractive
+``GenerativeAnswerer`` (the local model or a server, as ``settings.answerer`` says) hands the best
+sentences to a language model (``rag.answer.generation``) and keeps this extractive
 answer as the fallback.
 """
 
@@ -29,15 +29,17 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Callable, Iterator, Sequence
 
-from rag.corpus import Article
+from rag.schema import Article
 from rag.errors import RagError
-from rag.facts import SentenceFacts, date_parts, date_phrases, main_period, reporting_months, sentence_facts
-from rag.generation import Generator, Passage, german_date, make_generator, refusal_text
-from rag.lexical import tokenize
-from rag.questions import MEASURE, QuestionProfile, compound_credit, name_words, profile_question
-from rag.retrieval import Hit, Retriever
+from rag.answer.facts import SentenceFacts, date_parts, date_phrases, main_period, reporting_months, sentence_facts
+from rag.answer.generation import Generator, Passage, make_generator, refusal_text
+from rag.lang.de import format_date
+from rag.lang.de import tokenize
+from rag.answer.questions import MEASURE, QuestionProfile, compound_credit, name_words, profile_question
+from rag.retrieve.retrieval import Retriever
+from rag.schema import Hit
 from rag.schema import Answer, Citation, Retrieved
-from rag.sentences import sentence_spans
+from rag.ingest.sentences import sentence_spans
 from rag.settings import Settings
 
 _CAPITALISED = re.compile(r"(?<=[\w,;:–-] )[A-ZÄÖÜ][\w-]+")
@@ -630,14 +632,14 @@ def compose(id: str | None, question: str, selection: Selection, hits: Sequence[
     citations = [_cite(n, c) for n, c in enumerate(chosen, start=1)]
     if len(dates) == 1:
         (only,) = dates
-        lead = f"Laut dem Artikel vom {german_date(only, chosen[0].article.date_inferred)}: " if only else ""
+        lead = f"Laut dem Artikel vom {format_date(only, chosen[0].article.date_inferred)}: " if only else ""
         text = lead + " ".join(_with_marker(c.quote, n) for n, c in enumerate(chosen, start=1))
     else:
         differ = selection.profile.kind == "amount" and len({frozenset(c.facts.numbers) for c in chosen}) > 1
         head = ("Die Quellen nennen je nach Datum unterschiedliche Zahlen"
                 if differ else "Die Artikel berichten dazu zu verschiedenen Zeitpunkten")
         head += " (neueste zuerst):" if selection.profile.newest else " (zeitlich geordnet):"
-        lines = [f"- {german_date(c.article.date, c.article.date_inferred)}: {_with_marker(c.quote, n)}"
+        lines = [f"- {format_date(c.article.date, c.article.date_inferred)}: {_with_marker(c.quote, n)}"
                  for n, c in enumerate(chosen, start=1)]
         text = "\n".join([head, *lines])
     return Answer(id, question, text, False, citations, [Retrieved.from_hit(h) for h in hits])
@@ -716,12 +718,8 @@ class GenerativeAnswerer:
     check, or the model or server fails, the extractive answer is returned and ``fallback_reason`` says why.
     """
 
-    answerer: str | None = None  # subclasses fix the backend; None takes ``settings.answerer``
-
     def __init__(self, retriever: Retriever, settings: Settings, generator: Generator | None = None,
                  log: Callable[[str], None] = lambda m: None) -> None:
-        if self.answerer is not None and settings.answerer != self.answerer:
-            settings = settings.model_copy(update={"answerer": self.answerer})
         if settings.answerer not in ("llm", "server"):
             raise ValueError("a generative answerer needs settings.answerer 'llm' or 'server'")
         self.settings = settings
@@ -756,18 +754,6 @@ class GenerativeAnswerer:
         for piece in self.stream(question, id, hits):
             final = piece
         return final
-
-
-class LLMAnswerer(GenerativeAnswerer):
-    """The bundled local model (``settings.answerer = "llm"``)."""
-
-    answerer = "llm"
-
-
-class ServerAnswerer(GenerativeAnswerer):
-    """An OpenAI-compatible server at ``settings.llm_url`` (``settings.answerer = "server"``)."""
-
-    answerer = "server"
 
 
 def make_answerer(retriever: Retriever, settings: Settings, log: Callable[[str], None] = lambda m: None):

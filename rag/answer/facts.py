@@ -1,6 +1,6 @@
 """What a sentence of an article says: its stems, figures and units, names, cues for a person, a date or a place,
 and the years and quarters it speaks about, with relative phrases ("im vergangenen Quartal") resolved against the
-article's date. Computed once per sentence and cached by the answerer (``rag.answering``), so that scoring every
+article's date. Computed once per sentence and cached by the answerer (``rag.answer.answering``), so that scoring every
 sentence of the best passages against a question stays cheap.
 """
 
@@ -10,12 +10,11 @@ import re
 from dataclasses import dataclass, replace
 from typing import Sequence
 
-from rag.corpus import MONTH_NUMBERS, Article
-from rag.lexical import tokenize
+from rag.lang.de import MONTH_NUMBERS, NUMBER_WORDS, WEEKDAYS, tokenize
+from rag.schema import Article
 
 # Number words that count as figures ("sechs Milliarden", "zehnmal"); "ein/eine" only before a scale word.
-_NUMBER_WORDS = ("zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun", "zehn", "elf", "zwölf",
-                 "zwanzig", "dreißig", "hundert", "tausend", "zehnmal", "doppelt")
+_NUMBER_WORDS = (*(word for word, value in NUMBER_WORDS.items() if value >= 2), "doppelt")
 NUMBER = re.compile(r"(?<![\w.,])\d+(?:[.,]\d+)*(?![\w])|\b(?:" + "|".join(_NUMBER_WORDS) + r")\b|"
                     r"\bein(?:e|er)?(?= (?:Milliarde|Million|Billion))", re.IGNORECASE)
 _UNIT = re.compile(r"\b(?:Dollar|US-Dollar|Euro|Prozent|Milliarden?|Millionen?|Billionen?|Mrd|Mio|Nutzer|Menschen|"
@@ -43,8 +42,7 @@ _NAME = re.compile(r"(?<=\s)(?!" + _ROLE + r"\b)([A-ZÄÖÜ][a-zäöüß]+\s+(?:
 _PERSON_CUE = re.compile(r"(?:chef|chefin|boss|gründer|CEO|Head|Analyst|analyst|manager|Präsident|sagte|erklärte|"
                          r"betonte|meinte|schätzte|argumentiert|konstatiert|zitiert|überzeugt|leitet|gehört)",
                          re.IGNORECASE)
-_DATE_CUE = re.compile(r"\b(?:(?:" + "|".join(MONTH_NUMBERS) + r")\b|(?:Montag|Dienstag|Mittwoch|Donnerstag|Freitag|"
-                       r"Samstag|Sonntag)|Ende des Jahres\b|Jahresende\b|seit\b|bis Ende\b|Anfang\b|gestern\b|heute\b)"
+_DATE_CUE = re.compile(r"\b(?:(?:" + "|".join(MONTH_NUMBERS) + r")\b|(?:" + "|".join(WEEKDAYS) + r")|Ende des Jahres\b|Jahresende\b|seit\b|bis Ende\b|Anfang\b|gestern\b|heute\b)"
                        r"|\b\d{1,2}\.\d{1,2}\.\d{4}\b|(?<!\d)(?:19|20)\d{2}(?!\d)", re.IGNORECASE)
 # A change rather than a level: a percentage, "Plus"/"Minus", "von … auf …" ("Das entspricht einem Plus von 175 Prozent").
 _CHANGE_CUE = re.compile(r"\b(?:Prozent|Prozentpunkte|Plus|Minus|Anstieg|Zuwachs|verdoppelt\w*|verdreifacht\w*)\b|%|"

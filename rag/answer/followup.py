@@ -26,6 +26,8 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
+from rag.lang.de import MONTH_NUMBERS
+
 # Words that start with a capital letter in a question but name no company or person.
 _NOT_NAMES = frozenset(
     """wie wer wen wem wessen was wann wo woher wohin warum weshalb wieso welche welcher welches welchen welchem
@@ -39,10 +41,9 @@ _NOT_NAMES = frozenset(
     finanzchef finanzchefin chef chefin ceo cfo konzern unternehmen firma aktie aktien aktionäre anleger
     nutzer werbung werbeeinnahmen einnahmen ergebnis bilanz prognose plan pläne ziel ziele
     geld mitarbeiter mitarbeiterin analyst analysten börse markt märkte zahlen zahl rekord chip chips server
-    januar februar märz april mai juni juli august september oktober november dezember
     frühjahr sommer herbst winter anfang ende mitte vergleich unterschied
     q1 q2 q3 q4 i ich""".split()
-)
+) | frozenset(MONTH_NUMBERS)
 _NOUN_SUFFIXES = ("ung", "ungen", "heit", "keit", "schaft", "tion", "tionen", "ität", "nis", "ismus", "chef", "chefin",
                   "chefs", "leiter", "leiterin", "ment", "ments", "zahlen", "kosten", "markt", "geschäft")
 _DETERMINERS = frozenset(

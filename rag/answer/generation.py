@@ -10,7 +10,7 @@ the text):
   streamed as server-sent events; the API key comes from the environment variable the settings name.
 
 ``Generator`` turns a question and its passages into an ``Answer``: it streams the model's words, then checks
-them (``rag.grounding``) and falls back to an extractive answer when a check fails, saying why.
+them (``rag.answer.grounding``) and falls back to an extractive answer when a check fails, saying why.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Callable, Iterator, Mapping, Protocol, Sequence
 from urllib.parse import urlparse
 
-from rag.chunking import MONTH_NAMES
+from rag.lang.de import format_date
 from rag.errors import RagError
-from rag.grounding import check_answer, markers
-from rag.retrieval import Hit
+from rag.answer.grounding import check_answer, markers
+from rag.schema import Hit
 from rag.schema import Answer, Citation, Retrieved
 from rag.settings import Settings
 
@@ -64,23 +64,9 @@ _REFUSED = re.compile(r"\b(?:enthalten|enthält)\b[^.]*\bkeine\b[^.]*\b(?:Angabe
                       r"\bkeine (?:Angabe|Angaben|Information(?:en)?) (?:dazu|darüber)\b", re.IGNORECASE)
 
 
-def german_date(value: str | None, inferred: bool = False) -> str:
-    """``2026-01-28`` → ``28. Januar 2026``, ``2025-07`` → ``Juli 2025``; inferred dates say so."""
-    if not value:
-        return "ohne Datum"
-    parts = value.split("-")
-    month = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() and 1 <= int(parts[1]) <= 12 else 0
-    text = value
-    if len(parts) == 3 and month and parts[2].isdigit():
-        text = f"{int(parts[2])}. {MONTH_NAMES[month - 1]} {parts[0]}"
-    elif len(parts) == 2 and month:
-        text = f"{MONTH_NAMES[month - 1]} {parts[0]}"
-    return f"{text} (Datum erschlossen)" if inferred else text
-
-
 def refusal_text(nearest: Sequence[Citation]) -> str:
     """The German "no answer" sentence, listing the nearest sources as "[n] Titel (Datum)"."""
-    listing = "; ".join(f"[{c.n}] {c.title} ({german_date(c.date, c.date_inferred)})" for c in nearest)
+    listing = "; ".join(f"[{c.n}] {c.title} ({format_date(c.date, c.date_inferred)})" for c in nearest)
     return REFUSAL + (f" Nächstliegende Quellen: {listing}." if listing else "")
 
 
@@ -101,7 +87,7 @@ class Passage:
     @property
     def header(self) -> str:
         """How the prompt introduces the passage: its number and date (the date is part of what it backs)."""
-        return f"[{self.n}] ({german_date(self.date, self.date_inferred)})"
+        return f"[{self.n}] ({format_date(self.date, self.date_inferred)})"
 
     def citation(self, n: int | None = None) -> Citation:
         return Citation(self.n if n is None else n, self.doc_id, self.title, self.date, self.text, self.start,

@@ -19,16 +19,10 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Mapping, Sequence
 
-from rag.corpus import MONTH_NUMBERS
+from rag.lang.de import ENGLISH_NUMBER_WORDS, MONTH_NUMBERS, NUMBER_WORDS, SCALES
 
 MARKER = re.compile(r"\[(\d+)\]")
-_SCALES = {"tausend": 1e3, "tsd": 1e3, "mio": 1e6, "million": 1e6, "millionen": 1e6, "mrd": 1e9, "milliarde": 1e9,
-           "milliarden": 1e9, "bn": 1e9, "billionen": 1e12}
-_WORDS = {"null": 0, "ein": 1, "eine": 1, "einer": 1, "einem": 1, "eins": 1, "zwei": 2, "drei": 3, "vier": 4,
-          "fünf": 5, "sechs": 6, "sieben": 7, "acht": 8, "neun": 9, "zehn": 10, "elf": 11, "zwölf": 12,
-          "zwanzig": 20, "dreißig": 30, "vierzig": 40, "fünfzig": 50, "hundert": 100, "tausend": 1000,
-          "zehnmal": 10, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-          "nine": 9, "ten": 10}
+_WORDS = {**NUMBER_WORDS, **ENGLISH_NUMBER_WORDS}
 _MONTHS = "|".join(MONTH_NUMBERS)
 _DATE = re.compile(r"\b(\d{1,2})\.\s?(\d{1,2})\.\s?(\d{4})\b|\b(\d{1,2})\.\s+(" + _MONTHS + r")\s+(\d{4})\b",
                    re.IGNORECASE)
@@ -62,7 +56,7 @@ def _scale(unit: str | None) -> float | None:
     lowered = unit.lower().rstrip(".")
     if lowered == "billion":
         return 1e12 if unit[0].isupper() else 1e9  # German "Billion" is 10^12, English "billion" 10^9
-    return _SCALES.get(lowered)
+    return SCALES.get(lowered)
 
 
 @dataclass(frozen=True)

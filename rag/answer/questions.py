@@ -1,7 +1,7 @@
 """What a question asks for: the kind of answer (a figure, a person, a date, a place, an organisation), its
 content terms with their German translations, synonyms and compound relatives, the names and figures it stands or
 falls with, and the time it is about. Analysed once per question with regular expressions and word lists, so that
-the answerer (``rag.answering``) can hold every candidate sentence against it on cheap, explainable signals.
+the answerer (``rag.answer.answering``) can hold every candidate sentence against it on cheap, explainable signals.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 
-from rag.corpus import MONTH_NUMBERS
-from rag.facts import BASELINE, NUMBER, QUARTER, THIS_YEAR, YEAR, quarter_periods
-from rag.lexical import tokenize
+from rag.lang.de import ENGLISH_MONTHS, MONTH_NUMBERS
+from rag.answer.facts import BASELINE, NUMBER, QUARTER, THIS_YEAR, YEAR, quarter_periods
+from rag.lang.de import tokenize
 
 # Question words and English function words carry no content to match; German stop words are already gone.
 _QUESTION_WORDS = frozenset(
@@ -23,9 +23,7 @@ _QUESTION_WORDS = frozenset(
     how much many what which who whom whose when where why does did do is are was were the a an of to in for
     on by at and or from with its it this that according annual jährlich jährliche jährlichen""".split()
 )
-_ENGLISH_MONTHS = {name: n for n, name in enumerate(
-    "january february march april may june july august september october november december".split(), start=1)}
-_MONTH_YEAR = re.compile(r"\b(" + "|".join([*MONTH_NUMBERS, *_ENGLISH_MONTHS]) +
+_MONTH_YEAR = re.compile(r"\b(" + "|".join([*MONTH_NUMBERS, *ENGLISH_MONTHS]) +
                          r"|Herbst|Frühjahr|Sommer|Winter|Anfang|Ende|Mitte|autumn|spring|summer|winter|early|end of|late)"
                          r"\s+(\d{4})\b", re.IGNORECASE)
 # Months in which an article about that time was published ("im Herbst 2024" → articles of Sep–Nov 2024) and the
@@ -228,7 +226,7 @@ def profile_question(question: str, today: date) -> QuestionProfile:
     periods = quarter_periods(question, min(years) if len(years) == 1 else None)
     for match in _MONTH_YEAR.finditer(question):
         word, year = match.group(1).lower(), int(match.group(2))
-        month = MONTH_NUMBERS.get(word) or _ENGLISH_MONTHS.get(word)
+        month = MONTH_NUMBERS.get(word) or ENGLISH_MONTHS.get(word)
         months = (month,) if month else _SEASON_MONTHS[word]
         periods.update(f"month:{year}-{m:02d}" for m in months)
         if word in _SEASON_QUARTERS:

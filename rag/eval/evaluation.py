@@ -2,9 +2,9 @@
 
 Datasets
   ``xquad``         XQuAD-de as paragraph retrieval (240 one-paragraph articles, 1190 questions),
-                    split by article into a tuning half and a held-out half (see ``rag.xquad``).
+                    split by article into a tuning half and a held-out half (see ``rag.eval.xquad``).
   ``questions_de``  the German eval set over the seed articles (``eval/questions_de.jsonl``):
-                    retrieval metrics over its answerable questions and, when ``rag.answering``
+                    retrieval metrics over its answerable questions and, when ``rag.answer.answering``
                     is present, answer/citation/abstention metrics per answerer.
 
 Configurations (one table row each)
@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
-import inspect
 import json
 import platform
 import subprocess
@@ -43,11 +42,11 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from rag import retrieval as retrieval_module
+from rag.retrieve import retrieval as retrieval_module
 from rag.errors import RagError
-from rag.metrics import (RETRIEVAL_METRICS, AnswerRecord, answer_metrics, doc_ranking, evidence_metrics,
+from rag.eval.metrics import (RETRIEVAL_METRICS, AnswerRecord, answer_metrics, doc_ranking, evidence_metrics,
                          latency_summary, retrieval_metrics)
-from rag.retrieval import Retriever
+from rag.retrieve.retrieval import Retriever
 from rag.settings import Settings, project_root
 
 DATASETS = ("xquad", "questions_de")
@@ -124,7 +123,7 @@ def load_questions_de(path: Path | None = None) -> list[EvalQuestion]:
 
 
 def load_xquad_questions(path: Path) -> list[EvalQuestion]:
-    from rag.xquad import read_questions
+    from rag.eval.xquad import read_questions
 
     return [EvalQuestion(q.id, q.question, q.question, tuple(q.gold_docs), q.split, "xquad", True,
                          tuple((a,) for a in q.answers[:1]), ()) for q in read_questions(path)]
@@ -193,7 +192,7 @@ def _patched_fusion(fusion: Callable):
 
 
 def rrf_fuse(columns: Sequence[tuple[Mapping[int, float], float]], k: int = RRF_K) -> list[tuple[int, float]]:
-    """Reciprocal-rank fusion with the signature of ``rag.retrieval.fuse``, best first (ties by row).
+    """Reciprocal-rank fusion with the signature of ``rag.retrieve.retrieval.fuse``, best first (ties by row).
 
     score(row) = Σ w · 1/(k + rank), ranks from 1 within each column; a row missing from a
     column gets nothing from it. The ablation uses the plain form: passage vectors and BM25,
@@ -338,115 +337,22 @@ def sweep(retriever: RecordingRetriever, questions: Sequence[EvalQuestion], prog
 
 # --- answerers ---------------------------------------------------------------
 
-_FACTORIES = ("make_answerer", "get_answerer", "load_answerer")
-_CLASSES = {"extractive": ("ExtractiveAnswerer", "Answerer"), "llm": ("LLMAnswerer", "LlmAnswerer", "LocalLLMAnswerer"),
-            "server": ("ServerAnswerer", "OpenAIAnswerer", "RemoteAnswerer")}
-_FUNCTIONS = ("answer_question", "answer", "ask")
-_METHODS = ("run", "answer", "__call__")
-_QUESTION_PARAMETERS = ("question", "query", "text", "frage")
-
-
 @dataclass
 class Answerer:
     """One answerer as the suite calls it: question → (answer dict, seconds per stage)."""
 
     name: str
-    call: Callable[..., object]
-    retriever: Retriever | None = None  # set when the answerer takes ``hits``: retrieval is timed on its own
+    call: Callable[..., object]  # (question, hits=...) → answer object: retrieval is timed on its own
+    retriever: Retriever
     k: int = K
 
     def __call__(self, question: str) -> tuple[dict, dict[str, float]]:
         started = time.perf_counter()
-        if self.retriever is None:
-            result = _as_dict(self.call(question))
-            return result, {"total": time.perf_counter() - started}
         hits = self.retriever.run(question, k=self.k)
         retrieved = time.perf_counter()
         result = _as_dict(self.call(question, hits=hits))
         done = time.perf_counter()
         return result, {"retrieval": retrieved - started, "answer": done - retrieved, "total": done - started}
-
-
-def _parameters(func: Callable) -> dict[str, inspect.Parameter]:
-    try:
-        return dict(inspect.signature(func).parameters)
-    except (TypeError, ValueError):
-        return {}
-
-
-def _bind(func: Callable, values: Mapping[str, object]) -> tuple[Callable, bool] | None:
-    """``(question[, hits]) → result`` from ``func``, with the other parameters it names taken from ``values``.
-
-    None when ``func`` takes no question or needs a parameter we cannot supply.
-    The flag says whether it accepts ``hits`` (a retrieval done beforehand).
-    """
-    parameters = _parameters(func)
-    question = next((n for n in parameters if n in _QUESTION_PARAMETERS), None)
-    if question is None:
-        return None
-    kwargs = {}
-    for name, parameter in parameters.items():
-        if name == question or name == "hits" or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
-            continue
-        if name in values:
-            kwargs[name] = values[name]
-        elif parameter.default is parameter.empty:
-            return None
-
-    def call(text: str, **extra):
-        return func(**{question: text}, **kwargs, **extra)
-
-    return call, "hits" in parameters
-
-
-def _construct(factory: Callable, values: Mapping[str, object]):
-    kwargs = {}
-    for name, parameter in _parameters(factory).items():
-        if name in values:
-            kwargs[name] = values[name]
-        elif parameter.default is parameter.empty and parameter.kind not in (parameter.VAR_POSITIONAL,
-                                                                             parameter.VAR_KEYWORD):
-            return None
-    instance = factory(**kwargs)
-    if hasattr(instance, "warm_up"):
-        instance.warm_up()
-    return instance
-
-
-def _from_instance(instance, values) -> tuple[Callable, bool] | None:
-    for method_name in _METHODS:
-        method = getattr(instance, method_name, None)
-        if callable(method):
-            bound = _bind(method, values)
-            if bound:
-                return bound
-    return None
-
-
-def _entry_point(module, name: str, values: Mapping[str, object]) -> tuple[Callable, bool] | None:
-    """The module's way to answer with answerer ``name``; construction errors propagate."""
-    for class_name in _CLASSES[name]:
-        cls = getattr(module, class_name, None)
-        if inspect.isclass(cls):
-            instance = _construct(cls, values)
-            bound = _from_instance(instance, values) if instance is not None else None
-            if bound:
-                return bound
-    for factory_name in _FACTORIES:
-        factory = getattr(module, factory_name, None)
-        if callable(factory):
-            instance = _construct(factory, values)
-            bound = _from_instance(instance, values) if instance is not None else None
-            if bound:
-                return bound
-    if name == "extractive":
-        for function_name in _FUNCTIONS:
-            function = getattr(module, function_name, None)
-            if callable(function) and not inspect.isclass(function):
-                bound = _bind(function, values)
-                if bound:
-                    return bound
-    return None
 
 
 def _available(name: str, settings: Settings, asked: bool) -> str | None:
@@ -462,57 +368,34 @@ def _available(name: str, settings: Settings, asked: bool) -> str | None:
     return None
 
 
-def discover_answerers(retriever: Retriever, settings: Settings, wanted: Iterable[str] = ANSWER_CONFIGS,
-                       asked: bool = False) -> tuple[dict[str, Answerer], list[str]]:
-    """Answerers that ``rag.answering`` offers and this machine can run, and notes on the others.
+def make_answerers(retriever: Retriever, settings: Settings, wanted: Iterable[str] = ANSWER_CONFIGS,
+                   asked: bool = False) -> tuple[dict[str, Answerer], list[str]]:
+    """The answerers this machine can run, made by the same factory as the CLI and the chat use
+    (``rag.answer.answering.make_answerer``), so the suite measures what users get; notes on the others.
 
-    The module is optional (it is written separately). Its public entry point
-    is found by name: a class (``ExtractiveAnswerer``, ``LLMAnswerer``,
-    ``ServerAnswerer``, …) or a factory ``make_answerer``, called with the
-    ``retriever`` and the ``settings`` (``answerer`` set to the wanted name),
-    then its ``run``/``answer`` method; or a function ``answer_question``.
-    When the method accepts ``hits``, retrieval and answering are timed apart.
     ``asked``: the configurations were named explicitly (the slow local LLM runs only then).
     """
-    try:
-        module = importlib.import_module("rag.answering")
-    except ModuleNotFoundError as err:
-        if err.name not in ("rag.answering", None):
-            return {}, [f"Answer metrics skipped: rag.answering needs {err.name}, which is not installed."]
-        return {}, ["Answer metrics skipped: rag.answering is not part of this checkout yet."]
-    except Exception as err:  # a half-written module must not break the retrieval evaluation
-        return {}, [f"Answer metrics skipped: rag.answering cannot be imported ({type(err).__name__}: {err})."]
+    from rag.answer.answering import make_answerer
+
     answerers, notes = {}, []
     for name in wanted:
         reason = _available(name, settings, asked)
         if reason:
             notes.append(f"Answerer '{name}' skipped: {reason}.")
             continue
-        local = settings.model_copy(update={"answerer": name}) if "answerer" in type(settings).model_fields else settings
-        values = {"retriever": retriever, "settings": local, "index": retriever.index}
+        local = settings.model_copy(update={"answerer": name})
         try:
-            found = _entry_point(module, name, values)
-        except Exception as err:  # an unconfigured or broken backend says so by raising
-            notes.append(f"Answerer '{name}' skipped: it cannot be set up ({type(err).__name__}: {err}).")
+            responder = make_answerer(retriever, local)
+            responder.warm_up()
+        except RagError as err:  # an unconfigured or unreachable backend says so in one sentence
+            notes.append(f"Answerer '{name}' skipped: {err}")
             continue
-        if found is None:
-            notes.append(f"Answerer '{name}' skipped: rag.answering has no entry point for it that this suite "
-                         "recognises.")
-            continue
-        call, takes_hits = found
-        answerers[name] = Answerer(name, call, retriever if takes_hits else None, getattr(local, "top_k", K))
+        answerers[name] = Answerer(name, responder.run, retriever, local.top_k)
     return answerers, notes
 
 
 def _as_dict(result: object) -> dict:
-    if isinstance(result, dict):
-        return result
-    if hasattr(result, "to_dict"):
-        return result.to_dict()
-    try:
-        return asdict(result)
-    except TypeError:
-        raise RagError(f"rag.answering returned {type(result).__name__}, not an answer object.") from None
+    return result.to_dict() if hasattr(result, "to_dict") else dict(result)
 
 
 def run_answerer(answer: Callable[[str], object], questions: Sequence[EvalQuestion], articles: Mapping[str, str],
@@ -597,8 +480,9 @@ def _replayed_runs(retriever: RecordingRetriever, questions: Sequence[EvalQuesti
 def _retriever(index_dir: Path, settings: Settings, articles_dir: Path, log: Callable[[str], None],
                progress: bool, embedder=None) -> Retriever:
     """Build (or update) the index of ``articles_dir`` at ``index_dir`` and open a warmed-up retriever on it."""
-    from rag.embedding import make_embedder
-    from rag.index import build_index, load_index
+    from rag.retrieve.embedding import make_embedder
+    from rag.index.build import build_index
+    from rag.index.store import load_index
 
     local = settings.model_copy(update={"index_dir": Path(index_dir)})
     embedder = embedder or make_embedder(local)
@@ -612,9 +496,9 @@ def _retriever(index_dir: Path, settings: Settings, articles_dir: Path, log: Cal
 
 def _seeds_retriever(settings: Settings, options: EvalOptions, gold: set[str], log, progress, embedder=None) -> Retriever:
     """The seeds index (``settings.index_dir`` unless told otherwise), built or updated only if it holds the seeds."""
-    from rag.corpus import load_folder
-    from rag.embedding import make_embedder
-    from rag.index import load_index
+    from rag.ingest.corpus import load_folder
+    from rag.retrieve.embedding import make_embedder
+    from rag.index.store import load_index
 
     path = Path(options.seeds_index or settings.index_dir)
     seeds = Path(settings.seeds_dir)
@@ -665,7 +549,7 @@ def _settings_summary(settings: Settings) -> dict:
 
 def _xquad_paths(options: EvalOptions) -> tuple[Path, Path, Path]:
     """(paragraph folder, question file, index folder), preparing the files from the XQuAD JSON."""
-    from rag.xquad import default_workdir, load_xquad, prepare
+    from rag.eval.xquad import default_workdir, load_xquad, prepare
 
     workdir = Path(options.xquad_workdir or default_workdir())
     prepared = prepare(options.xquad_source, workdir)
@@ -777,7 +661,7 @@ def evaluate_questions_de(settings: Settings, options: EvalOptions, log: Callabl
         notes.append("Quick run: answerers not run (retrieval only).")
     answers = {}
     if answer_configs:
-        answerers, answer_notes = discover_answerers(base, settings, answer_configs, asked=options.configs is not None)
+        answerers, answer_notes = make_answerers(base, settings, answer_configs, asked=options.configs is not None)
         notes += answer_notes
         for name, answer in answerers.items():
             outcome = run_answerer(answer, questions, articles, progress=options.progress, desc=f"answer {name}")

@@ -71,7 +71,7 @@ def render_markdown(result: Mapping, name: str, charts: Sequence[str] = ()) -> s
              "recorded candidates (no latency of their own).", ""]
     xquad = result.get("datasets", {}).get("xquad")
     if xquad:
-        lines += [f"## XQuAD-de paragraph retrieval", "",
+        lines += ["## XQuAD-de paragraph retrieval", "",
                   f"{xquad['paragraphs']} paragraphs as one-paragraph articles ({xquad['passages']} passages in "
                   f"`{xquad['index']}`), {xquad['questions']} questions; split by article "
                   f"(tune {xquad['splits'].get('tune')}, held-out {xquad['splits'].get('heldout')} questions). "

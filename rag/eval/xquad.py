@@ -153,5 +153,5 @@ def read_questions(path: Path) -> list[XQuestion]:
         return [XQuestion(**json.loads(line)) for line in handle if line.strip()]
 
 
-if __name__ == "__main__":  # python -m rag.xquad: write the paragraph folder and the question file
+if __name__ == "__main__":  # python -m rag.eval.xquad: write the paragraph folder and the question file
     print(prepare())

@@ -1,9 +1,8 @@
 """German BM25: our tokenizer feeding a ``bm25s`` sparse index.
 
 bm25s' own tokenizer splits "14,3" into "14" and "3"; figures are what users
-ask about, so we tokenise ourselves: case-folded words (umlauts and ß kept),
-numbers with their decimal comma or thousands dots as one token, German stop
-words removed, Snowball German stems.
+ask about, so we tokenise ourselves (``rag.lang.de.tokenize``: case-folded
+words, numbers whole, German stop words removed, Snowball German stems).
 
 The index is stored in bm25s' file format (``.npy`` CSC arrays of Lucene BM25
 contributions, vocabulary ``.json``) but built and searched here with
@@ -19,76 +18,17 @@ from __future__ import annotations
 
 import json
 import math
-import re
-from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-ABBREVIATIONS = {"mrd": "milliarden", "mio": "millionen", "bn": "billion", "mln": "millionen", "tsd": "tausend"}
-TOKEN_PATTERN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+(?:[-'][^\W\d_]+)*", re.UNICODE)
+from rag.lang.de import tokenize
+
 TOKEN_IDS = "tokens.ids.npy"
 TOKEN_OFFSETS = "tokens.offsets.npy"
 MMAP_ABOVE_BYTES = 64 << 20
 BM25S_FORMAT = "0.3.16"  # the bm25s version whose file layout we write
-_TOKEN_CACHE: dict[str, tuple[str, ...]] = {}
-_TOKEN_CACHE_MAX = 2_000_000
-
-
-@lru_cache(maxsize=1)
-def _stopwords() -> frozenset[str]:
-    """bm25s' German stop words, read from its ``stopwords.py`` alone: importing the bm25s package pulls in
-    scipy and numba (about 0.3 s of start-up) that searching does not need."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("bm25s")
-    location = Path(next(iter(spec.submodule_search_locations))) / "stopwords.py" if spec else None
-    if location is None or not location.exists():
-        from bm25s.stopwords import STOPWORDS_GERMAN
-    else:
-        module_spec = importlib.util.spec_from_file_location("_bm25s_stopwords", location)
-        module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
-        STOPWORDS_GERMAN = module.STOPWORDS_GERMAN
-    return frozenset(STOPWORDS_GERMAN)
-
-
-@lru_cache(maxsize=1)
-def _stemmer():
-    import Stemmer
-
-    return Stemmer.Stemmer("german")
-
-
-def _expand(token: str) -> tuple[str, ...]:
-    """What one raw token contributes: itself for a number, else its non-stop-word parts, expanded and stemmed."""
-    if token[0].isdigit():
-        return (token,)
-    stop = _stopwords()
-    if token in stop:
-        return ()
-    stem = _stemmer().stemWord
-    parts = []
-    for part in token.split("-"):
-        part = ABBREVIATIONS.get(part, part)
-        if part and part not in stop:
-            parts.append(stem(part))
-    return tuple(parts)
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-cased, stop-word-free, stemmed tokens; numbers are kept whole and unstemmed."""
-    cache = _TOKEN_CACHE
-    tokens: list[str] = []
-    for token in TOKEN_PATTERN.findall(text.casefold()):
-        parts = cache.get(token)
-        if parts is None:
-            parts = _expand(token)
-            if len(cache) < _TOKEN_CACHE_MAX:
-                cache[token] = parts
-        tokens += parts
-    return tokens
 
 
 class TokenTable:
@@ -123,7 +63,7 @@ def _concat(pieces: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(pieces).astype(np.int32, copy=False) if pieces else np.zeros(0, np.int32)
 
 
-def _offsets(lengths: Sequence[int]) -> np.ndarray:
+def row_offsets(lengths: Sequence[int]) -> np.ndarray:
     offsets = np.zeros(len(lengths) + 1, np.int64)
     np.cumsum(lengths, out=offsets[1:])
     return offsets
@@ -162,7 +102,7 @@ def merge_tables(old: TokenTable | None, docs: Sequence[int | Sequence[str]]) ->
             piece = np.fromiter(map(lookup.__getitem__, doc), np.int32, len(doc))
         pieces.append(piece)
         lengths.append(len(piece))
-    return TokenTable(_concat(pieces), _offsets(lengths), vocab).compacted()
+    return TokenTable(_concat(pieces), row_offsets(lengths), vocab).compacted()
 
 
 def score_matrix(table: TokenTable, k1: float, b: float) -> dict:

@@ -36,30 +36,26 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import mmap
 import operator
 import os
 import shutil
-import time
 from collections.abc import Mapping
 from collections.abc import Sequence as SequenceABC
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from rag import __version__
-from rag.chunking import Chunk, chunk_article
-from rag.corpus import ARTICLE_SUFFIXES, METADATA_FILE, Article, Skipped, load_article_file, load_folder, read_metadata
-from rag.embedding import Embedder
 from rag.errors import RagError
-from rag.lexical import MMAP_ABOVE_BYTES, BM25Index, TokenTable, merge_tables, tokenize
+from rag.index.dense import build_dense
+from rag.index.lexical import MMAP_ABOVE_BYTES, BM25Index, TokenTable
+from rag.lang.de import tokenize
+from rag.schema import Article, Chunk
 from rag.settings import Settings
 
 FORMAT_VERSION = 1
-EMBED_BATCH = 16
 BM25_PARAMS = {"k1": 1.5, "b": 0.75, "stemmer": "snowball-german", "stopwords": "bm25s-de", "tokenizer": 1}
 FULL_HASH_MAX_BYTES = 64 << 20
 SAMPLE_EDGE_BYTES = 1 << 20
@@ -73,11 +69,6 @@ SOURCES = "sources.json"
 SENTENCE_VECTORS = "sentences.npy"
 SENTENCE_OFFSETS = "sentences.offsets.npy"
 CACHE_ROWS = 100_000
-IVF_TRAIN_POINTS_PER_LIST = 50
-IVF_TRAIN_ITERATIONS = 10
-TUNE_QUERIES = 200
-NPROBE_STEPS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 1024)
-EF_STEPS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 1024)
 
 
 class _JsonlRows:
@@ -262,28 +253,10 @@ class Index:
             return np.load(file, allow_pickle=False)
         order = {doc_id: i for i, doc_id in enumerate(self.articles)}
         counts = np.bincount([order[c.doc_id] for c in self.chunks], minlength=len(order))
-        return _offsets(counts)
+        return row_offsets(counts)
 
 
-@dataclass
-class BuildReport:
-    """What ``rag index`` did, printed as JSON by the CLI."""
-
-    index_dir: str
-    articles: int
-    chunks: int
-    embedded: int
-    reused: int
-    seconds: float
-    up_to_date: bool = False
-    skipped: list[str] = field(default_factory=list)
-    removed: int = 0
-    dense: str = "flat"
-    timings: dict = field(default_factory=dict)
-    sentences_embedded: int = 0
-
-
-def _offsets(counts) -> np.ndarray:
+def row_offsets(counts) -> np.ndarray:
     offsets = np.zeros(len(counts) + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
     return offsets
@@ -318,6 +291,15 @@ def _file_entry(path: Path) -> dict:
     return entry
 
 
+def articles_digest(articles: Iterable[Article]) -> str:
+    """One hash of every article's id, text hash, title, date and source: any change to what is stored."""
+    digest = hashlib.sha256()
+    for a in articles:
+        digest.update(json.dumps([a.doc_id, a.sha256, a.title, a.date, a.date_inferred, a.source], ensure_ascii=False).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
 def _index_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "params.json")
 
@@ -331,131 +313,6 @@ def _restore_interrupted_swap(path: Path) -> None:
     old = path.with_name(f".{path.name}.old")
     if not path.exists() and old.exists():
         old.rename(path)
-
-
-# ---------------------------------------------------------------------------------------------- dense index
-
-def dense_kind(passages: int, settings: Settings | None) -> str:
-    """``flat`` (exact) up to ``settings.exact_max_passages`` passages, else ``settings.ann_index``."""
-    if settings is None or passages <= settings.exact_max_passages:
-        return "flat"
-    return settings.ann_index
-
-
-def ann_recall(index, queries: np.ndarray, truth: np.ndarray, k: int = 10,
-               exclude: np.ndarray | None = None) -> float:
-    """Mean recall@k of ``index`` against exact neighbours ``truth`` (rows ``exclude[i]`` ignored: self-matches)."""
-    _, found = index.search(queries, k + (exclude is not None))
-    total = 0.0
-    for i in range(len(queries)):
-        expected = [r for r in truth[i] if exclude is None or r != exclude[i]][:k]
-        got = {r for r in found[i] if exclude is None or r != exclude[i]}
-        total += len(got.intersection(expected)) / max(len(expected), 1)
-    return total / max(len(queries), 1)
-
-
-def _tune(index, kind: str, vectors: np.ndarray, target: float, log: Callable[[str], None]) -> dict:
-    """Smallest nprobe / efSearch whose recall@10 against exact search reaches ``target``.
-
-    The tuning queries are midpoints of two random stored passages (re-normalised): they fall between
-    topics, like real questions, whereas a stored passage as query finds its own cell and overstates recall
-    (measured on XQuAD-de-based corpora: midpoints are slightly harder than real questions, so the chosen
-    setting errs on the safe side).
-    """
-    import faiss
-
-    rng = np.random.default_rng(0)
-    count = min(TUNE_QUERIES, len(vectors))
-    queries = vectors[rng.integers(len(vectors), size=count)] + vectors[rng.integers(len(vectors), size=count)]
-    queries = np.ascontiguousarray(queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12), np.float32)
-    _, truth = faiss.knn(queries, vectors, 10, metric=faiss.METRIC_INNER_PRODUCT)
-    steps = [s for s in NPROBE_STEPS if s <= index.nlist] if kind == "ivf" else list(EF_STEPS)
-    recall, value = 0.0, steps[-1]
-    for value in steps:
-        if kind == "ivf":
-            index.nprobe = value
-        else:
-            index.hnsw.efSearch = value
-        recall = ann_recall(index, queries, truth, 10)
-        if recall >= target:
-            break
-    log(f"Approximate index tuned: {'nprobe' if kind == 'ivf' else 'efSearch'}={value}, recall@10 {recall:.3f} against exact search.")
-    return {"nprobe" if kind == "ivf" else "ef_search": int(value), "tuned_recall_at_10": round(recall, 4),
-            "tuning_queries": count}
-
-
-def build_dense(vectors: np.ndarray, dim: int, settings: Settings | None = None, previous=None,
-                log: Callable[[str], None] = lambda message: None) -> tuple[object, dict]:
-    """A FAISS inner-product index over ``vectors`` chosen by size, and its description for ``params.json``.
-
-    An IVF index re-uses the trained centroids of ``previous`` (the index being replaced) when their number
-    is within 25 % of the one wanted, so an incremental update of a big index does not re-train.
-    """
-    import faiss
-
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    n = len(vectors)
-    kind = dense_kind(n, settings)
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(settings.threads if settings is not None else threads)  # training, adding, tuning
-    try:
-        return _build_dense(vectors, dim, kind, settings, previous, log)
-    finally:
-        faiss.omp_set_num_threads(threads)
-
-
-def _build_dense(vectors: np.ndarray, dim: int, kind: str, settings: Settings | None, previous,
-                 log: Callable[[str], None]) -> tuple[object, dict]:
-    import faiss
-
-    n = len(vectors)
-    if kind == "flat":
-        dense = faiss.IndexFlatIP(dim)
-        if n:
-            dense.add(vectors)
-        return dense, {"type": "flat"}
-    started = time.perf_counter()
-    if kind == "hnsw":
-        dense = faiss.IndexHNSWFlat(dim, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        dense.add(vectors)
-        info = {"type": "hnsw", "m": settings.hnsw_m, "ef_construction": int(dense.hnsw.efConstruction)}
-        if settings.hnsw_ef_search:  # an explicit setting wins over tuning
-            dense.hnsw.efSearch = settings.hnsw_ef_search
-            info["ef_search"] = settings.hnsw_ef_search
-        else:
-            info.update(_tune(dense, kind, vectors, settings.ann_target_recall, log))
-        info["build_seconds"] = round(time.perf_counter() - started, 2)
-        return dense, info
-    nlist = max(1, min(int(round(4 * math.sqrt(n))), n // 39))  # faiss wants ≥ 39 training points a list
-    reused = previous is not None and isinstance(previous, faiss.IndexIVF) and previous.d == dim \
-        and abs(previous.nlist - nlist) <= 0.25 * nlist
-    quantizer = faiss.IndexFlatIP(dim)
-    if reused:
-        nlist = previous.nlist
-        quantizer.add(faiss.downcast_index(previous.quantizer).reconstruct_n(0, nlist))
-    dense = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
-    if reused:
-        dense.is_trained = True
-    else:
-        dense.cp.niter = IVF_TRAIN_ITERATIONS
-        dense.cp.max_points_per_centroid = IVF_TRAIN_POINTS_PER_LIST
-        dense.cp.seed = 1234
-        dense.train(vectors)
-    dense.add(vectors)
-    dense.make_direct_map()
-    info = {"type": "ivf", "nlist": int(nlist), "centroids_reused": bool(reused),
-            "trained_on": int(min(n, nlist * IVF_TRAIN_POINTS_PER_LIST)) if not reused else 0}
-    if settings.ann_nprobe:
-        dense.nprobe = min(settings.ann_nprobe, nlist)
-        info["nprobe"] = int(dense.nprobe)
-    else:
-        info.update(_tune(dense, kind, vectors, settings.ann_target_recall, log))
-    info["build_seconds"] = round(time.perf_counter() - started, 2)
-    return dense, info
-
-
-def _new_dense_index(vectors: np.ndarray, dim: int):
-    return build_dense(vectors, dim)[0]
 
 
 # ---------------------------------------------------------------------------------------------- writing
@@ -492,7 +349,7 @@ class _LinesOut:
 
 
 @dataclass
-class _Part:
+class Part:
     """One article of a build: either kept from the previous index (rows) or new (records)."""
 
     article: Article
@@ -523,7 +380,7 @@ def _runs(items: Iterable[tuple[int | None, object]]):
         yield "copy", (run[0], run[1])
 
 
-def _write_folder(tmp: Path, params: dict, parts: list[_Part], previous: Index | None, dense, tokens: TokenTable,
+def write_folder(tmp: Path, params: dict, parts: list[Part], previous: Index | None, dense, tokens: TokenTable,
                   hashes: np.ndarray, sources: dict | None = None, sentences: SentenceVectors | None = None) -> None:
     """Everything but params.json into ``tmp``."""
     import faiss
@@ -551,12 +408,12 @@ def _write_folder(tmp: Path, params: dict, parts: list[_Part], previous: Index |
             out.rows(dict(vars(c)) for c in chunks)
     np.save(tmp / CHUNK_OFFSETS, out.close(), allow_pickle=False)
     np.save(tmp / CHUNK_HASHES, hashes, allow_pickle=False)
-    np.save(tmp / ARTICLE_CHUNKS, _offsets([p.count for p in parts]), allow_pickle=False)
+    np.save(tmp / ARTICLE_CHUNKS, row_offsets([p.count for p in parts]), allow_pickle=False)
     faiss.write_index(dense, str(tmp / "dense.faiss"))
     BM25Index.from_table(tokens, BM25_PARAMS["k1"], BM25_PARAMS["b"]).save(tmp / "bm25")
 
 
-def _swap_in(path: Path, params: dict, fill: Callable[[Path], None]) -> dict:
+def swap_in(path: Path, params: dict, fill: Callable[[Path], None]) -> dict:
     """Fill a temporary sibling folder, write params.json with checksums, fsync, and swap it in for ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     _restore_interrupted_swap(path)
@@ -593,7 +450,7 @@ def write_index(path: Path, params: dict, articles: list[Article], chunks: list[
     by_doc: dict[str, list[Chunk]] = {}
     for chunk in chunks:
         by_doc.setdefault(chunk.doc_id, []).append(chunk)
-    parts = [_Part(a, chunks=by_doc.pop(a.doc_id, [])) for a in articles]
+    parts = [Part(a, chunks=by_doc.pop(a.doc_id, [])) for a in articles]
     if by_doc or [c.chunk_id for p in parts for c in p.chunks] != [c.chunk_id for c in chunks]:
         raise ValueError("chunks must be grouped by article, in article order")
     if dense is None:
@@ -604,301 +461,7 @@ def write_index(path: Path, params: dict, articles: list[Article], chunks: list[
     params.setdefault("dense", {"type": "flat"})
     params.setdefault("articles_digest", articles_digest(articles))
     hashes = np.array([c.text_hash.encode() for c in chunks], dtype="S16")
-    _swap_in(Path(path), params, lambda tmp: _write_folder(tmp, params, parts, None, dense, tokens, hashes))
-
-
-# ---------------------------------------------------------------------------------------------- building
-
-def _file_stat(path: Path) -> list[int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
-
-
-def _load_folder(folder: Path, max_bytes: int, previous: "Index | None", known: dict, stats: dict,
-                 since_ns: int) -> tuple[list[Article], list[Skipped]]:
-    """``corpus.load_folder``, re-using the previous index's record of each file whose size, times and inode are
-    unchanged (and the folder's metadata.json too), so an update reads only new and changed files."""
-    known_files = known.get("files", {})
-    if not known_files or previous is None or not folder.is_dir():
-        articles, skipped = load_folder(folder, max_bytes)
-        for article in articles:
-            _remember(stats, article.source, _file_stat(Path(article.source)), since_ns)
-        stats["metadata"][str(folder)] = _file_stat(folder / METADATA_FILE)
-        return articles, skipped
-    metadata_stat = _file_stat(folder / METADATA_FILE)
-    metadata_same = str(folder) in known.get("metadata", {}) and known["metadata"][str(folder)] == metadata_stat
-    metadata = read_metadata(folder)
-    try:
-        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in ARTICLE_SUFFIXES and p.is_file())
-    except OSError:
-        return load_folder(folder, max_bytes)  # raises its one-sentence error
-    articles: list[Article] = []
-    skipped: list[Skipped] = []
-    for path in paths:
-        try:
-            stat, key, article = _file_stat(path), str(path), None
-            if metadata_same and stat is not None and known_files.get(key) == stat and stat[0] <= max_bytes \
-                    and path.stem in previous.articles:
-                article = previous.articles[path.stem]
-                article = article if article.source == key else None
-            if article is None:
-                article = load_article_file(path, metadata.get(path.stem), max_bytes)
-            articles.append(article)
-            _remember(stats, key, stat, since_ns)
-        except ValueError as err:
-            skipped.append(Skipped(str(path), f"{path.name} skipped: {err}."))
-        except OSError as err:
-            skipped.append(Skipped(str(path), f"{path.name} skipped: it cannot be read ({err.strerror})."))
-    if not articles:
-        return load_folder(folder, max_bytes)  # raises its one-sentence error
-    stats["metadata"][str(folder)] = metadata_stat
-    return articles, skipped
-
-
-def _remember(stats: dict, key: str, stat: list[int] | None, since_ns: int) -> None:
-    """Record a file's stat, unless it changed in the last two seconds (it may change again within the same tick)."""
-    if stat is not None and stat[1] < since_ns - 2_000_000_000:
-        stats["files"][key] = stat
-
-
-def load_folders(folders: Sequence[Path], max_bytes: int, log: Callable[[str], None], previous: "Index | None" = None,
-                 stats: dict | None = None) -> tuple[list[Article], list[Skipped]]:
-    """Articles of several folders (e.g. the seeds plus the chat's uploads); a later folder's article wins an id clash.
-
-    With ``previous`` (the index being updated), files unchanged since it was built are not read again;
-    ``stats`` collects every file's stat for the next update.
-    """
-    by_id: dict[str, Article] = {}
-    skipped: list[Skipped] = []
-    known = previous.sources() if previous is not None else {}
-    stats = stats if stats is not None else {}
-    stats.setdefault("files", {})
-    stats.setdefault("metadata", {})
-    since_ns = time.time_ns()
-    for folder in folders:
-        articles, folder_skipped = _load_folder(Path(folder), max_bytes, previous, known, stats, since_ns)
-        skipped += folder_skipped
-        for article in articles:
-            if article.doc_id in by_id:
-                log(f"{article.source} replaces {by_id[article.doc_id].source} (same article id {article.doc_id}).")
-            by_id[article.doc_id] = article
-    return sorted(by_id.values(), key=lambda a: a.doc_id), skipped
-
-
-def _embed_texts(texts: list[str], embedder: Embedder, progress: bool, what: str = "passage") -> np.ndarray:
-    from tqdm import tqdm
-
-    out = np.zeros((len(texts), embedder.dim), np.float32) if texts else np.zeros((0, 0), np.float32)
-    with tqdm(total=len(texts), desc=f"Embedding {what}s", unit=what, disable=not progress) as bar:
-        for start in range(0, len(texts), EMBED_BATCH):
-            batch = texts[start:start + EMBED_BATCH]
-            out[start:start + len(batch)] = embedder.embed_passages(batch)
-            bar.update(len(batch))
-    return out
-
-
-def articles_digest(articles: Iterable[Article]) -> str:
-    """One hash of every article's id, text hash, title, date and source: any change to what is stored."""
-    digest = hashlib.sha256()
-    for a in articles:
-        digest.update(json.dumps([a.doc_id, a.sha256, a.title, a.date, a.date_inferred, a.source], ensure_ascii=False).encode())
-        digest.update(b"\n")
-    return digest.hexdigest()
-
-
-def _is_up_to_date(previous: Index, corpus: dict, digest: str, settings: Settings) -> bool:
-    params = previous.params
-    return (params["corpus"] == corpus and params.get("articles_digest") == digest
-            and params["chunking"] == chunking_params(settings)
-            and params.get("bm25") == BM25_PARAMS
-            and params.get("sentences", {}).get("window") == (settings.sentence_window if settings.sentence_vectors else None)
-            and params.get("dense", {"type": "flat"})["type"] == dense_kind(previous.dense.ntotal, settings))
-
-
-def build_index(folder: Path | Sequence[Path], settings: Settings, embedder: Embedder, progress: bool = False,
-                log: Callable[[str], None] = lambda message: None) -> BuildReport:
-    """Build or update the index at ``settings.index_dir`` from the articles in one or more folders."""
-    started = time.perf_counter()
-    timings: dict[str, float] = {}
-
-    def lap(name: str, since: float) -> float:
-        now = time.perf_counter()
-        timings[name] = round(timings.get(name, 0.0) + now - since, 4)
-        return now
-
-    folders = [folder] if isinstance(folder, (str, Path)) else list(folder)
-    path = Path(settings.index_dir)
-    previous = None
-    if (path / "params.json").exists():
-        try:
-            previous = load_index(path, embedder.model_id)
-        except RagError as err:
-            log(f"The existing index is not reused: {err}")
-    try:
-        return _build(folders, settings, embedder, progress, log, previous, started, timings, lap)
-    except IndexDamaged as err:  # found only while reading the previous index's rows: build from scratch
-        if previous is None:
-            raise
-        log(f"The existing index is not reused: {err}")
-        return _build(folders, settings, embedder, progress, log, None, started, timings, lap)
-
-
-def _build(folders: list, settings: Settings, embedder: Embedder, progress: bool, log: Callable[[str], None],
-           previous: Index | None, started: float, timings: dict, lap: Callable[[str, float], float]) -> BuildReport:
-    path = Path(settings.index_dir)
-    clock = lap("load_previous", started)
-    stats: dict = {}
-    articles, skipped = load_folders(folders, settings.max_article_bytes, log, previous, stats)
-    for item in skipped:
-        log(item.reason)
-    corpus = {a.doc_id: a.sha256 for a in articles}
-    clock = lap("read_articles", clock)
-    digest = articles_digest(articles)
-    if previous is not None and _is_up_to_date(previous, corpus, digest, settings):
-        return BuildReport(str(path), len(articles), len(previous.chunks), 0, len(previous.chunks),
-                           round(time.perf_counter() - started, 3), True, [s.reason for s in skipped],
-                           dense=previous.params.get("dense", {"type": "flat"})["type"], timings=timings)
-
-    # 1. Which articles keep their chunks (same text, title and date, same chunking): the rest is chunked anew.
-    same_chunking = previous is not None and previous.params["chunking"] == chunking_params(settings)
-    same_tokens = previous is not None and previous.params.get("bm25") == BM25_PARAMS
-    old_corpus = previous.params["corpus"] if previous is not None else {}
-    starts = previous.article_chunk_starts() if same_chunking else None
-    parts: list[_Part] = []
-    for article in articles:
-        part = _Part(article)
-        if same_chunking and old_corpus.get(article.doc_id) == article.sha256:
-            row = previous.articles.row(article.doc_id)
-            old = previous.articles[article.doc_id]
-            if (old.title, old.date) == (article.title, article.date):
-                part.chunk_rows = (int(starts[row]), int(starts[row + 1]))
-                part.article_row = row if old == article else None
-        if part.chunk_rows is None:
-            part.chunks = chunk_article(article, settings.chunk_tokens, settings.chunk_overlap, embedder.token_count)
-        parts.append(part)
-    total = sum(p.count for p in parts)
-    removed = len(set(old_corpus) - set(corpus))
-    clock = lap("chunk", clock)
-
-    # 2. Vectors: kept rows, else an earlier vector of the same text, else embedded (each distinct text once).
-    old_hashes = previous.chunk_hashes() if previous is not None else np.zeros(0, "S16")
-    old_row_of = None
-    hashes = np.empty(total, dtype="S16")
-    source = np.full(total, -1, np.int64)     # previous row whose vector is re-used
-    todo: dict[bytes, tuple[Chunk, list[int]]] = {}
-    position = 0
-    for part in parts:
-        if part.chunk_rows is not None:
-            rows = np.arange(*part.chunk_rows)
-            hashes[position:position + len(rows)] = old_hashes[rows]
-            source[position:position + len(rows)] = rows
-            position += len(rows)
-            continue
-        for chunk in part.chunks:
-            key = chunk.text_hash.encode()
-            hashes[position] = key
-            if old_row_of is None:
-                old_row_of = {h: i for i, h in enumerate(old_hashes.tolist())}
-            row = old_row_of.get(key)
-            if row is not None:
-                source[position] = row
-            else:
-                todo.setdefault(key, (chunk, []))[1].append(position)
-            position += 1
-    reused = int((source >= 0).sum())
-    texts = [chunk.indexed_text for chunk, _ in todo.values()]
-    clock = lap("plan", clock)
-    fresh = _embed_texts(texts, embedder, progress)
-    clock = lap("embed", clock)
-    dim = int(fresh.shape[1]) if len(fresh) else (previous.dense.d if previous is not None and previous.dense.ntotal else embedder.dim)
-    vectors = np.empty((total, dim), np.float32)
-    if reused:
-        keep = np.flatnonzero(source >= 0)
-        vectors[keep] = _reconstruct(previous.dense, source[keep])
-    for (_, positions), vector in zip(todo.values(), fresh):
-        vectors[positions] = vector
-    clock = lap("vectors", clock)
-    sentences, sentences_embedded = None, 0
-    if settings.sentence_vectors:
-        sentences, sentences_embedded = _sentence_vectors(parts, source, previous, embedder, dim,
-                                                          settings.sentence_window, progress)
-        clock = lap("sentences", clock)
-
-    # 3. BM25 tokens: kept rows' token ids are copied, new chunks are tokenised.
-    old_tokens = previous.bm25.token_table() if same_tokens else None
-    docs: list[int | list[str]] = []
-    for part in parts:
-        if part.chunk_rows is not None and old_tokens is not None:
-            docs.extend(range(*part.chunk_rows))
-        else:
-            chunks = part.chunks if part.chunks is not None else previous.chunks[part.chunk_rows[0]:part.chunk_rows[1]]
-            docs.extend(tokenize(c.indexed_text) for c in chunks)
-    tokens = merge_tables(old_tokens, docs)
-    clock = lap("tokens", clock)
-
-    dense, dense_info = build_dense(vectors, dim, settings, previous.dense if previous is not None else None, log)
-    clock = lap("dense", clock)
-    params = {
-        "format_version": FORMAT_VERSION,
-        "package_version": __version__,
-        "embedder": {"id": embedder.model_id, "dim": dim},
-        "chunking": chunking_params(settings),
-        "bm25": BM25_PARAMS,
-        "dense": dense_info,
-        "corpus": corpus,
-        "articles_digest": digest,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    if sentences is not None:
-        params["sentences"] = _sentence_params(sentences, settings.sentence_window)
-    _swap_in(path, params, lambda tmp: _write_folder(tmp, params, parts, previous, dense, tokens, hashes, stats,
-                                                     sentences))
-    lap("write", clock)
-    return BuildReport(str(path), len(articles), total, len(texts), reused, round(time.perf_counter() - started, 3),
-                       False, [s.reason for s in skipped], removed, dense_info["type"], timings, sentences_embedded)
-
-
-def _sentence_params(sentences: SentenceVectors, window: int) -> dict:
-    return {"count": int(sentences.offsets[-1]), "dtype": "float16", "window": window}
-
-
-def _sentence_vectors(parts: list[_Part], source: np.ndarray, previous: Index | None, embedder: Embedder, dim: int,
-                      window: int, progress: bool) -> tuple[SentenceVectors, int]:
-    """Every chunk's sentence vectors: copied from the previous index for re-used chunks, else embedded
-    (each distinct sentence text once: overlapping chunks share sentences)."""
-    same = previous is not None and previous.params.get("sentences", {}).get("window") == window
-    old = previous.sentences if same else None
-    pieces: list[np.ndarray | list[int]] = []
-    todo: dict[str, int] = {}
-    position = 0
-    for part in parts:
-        for i in range(part.count):
-            row = int(source[position])
-            if old is not None and row >= 0:
-                pieces.append(old.of(row))
-            else:
-                chunk = part.chunks[i] if part.chunks is not None else previous.chunks[part.chunk_rows[0] + i]
-                pieces.append([todo.setdefault(text, len(todo)) for text in chunk.sentence_texts(window)])
-            position += 1
-    fresh = _embed_texts(list(todo), embedder, progress, "sentence")
-    offsets = _offsets([len(p) for p in pieces])
-    vectors = np.empty((int(offsets[-1]), dim), np.float16)
-    for piece, start, stop in zip(pieces, offsets[:-1], offsets[1:]):
-        if stop > start:
-            vectors[start:stop] = fresh[piece] if isinstance(piece, list) else piece
-    return SentenceVectors(vectors, offsets), len(todo)
-
-
-def _reconstruct(dense, rows: np.ndarray) -> np.ndarray:
-    """Vectors of the given rows (IVF through its direct map, one row at a time in C++)."""
-    out = np.empty((len(rows), dense.d), np.float32)
-    for start in range(0, len(rows), 1 << 16):
-        block = np.ascontiguousarray(rows[start:start + (1 << 16)], dtype=np.int64)
-        out[start:start + len(block)] = dense.reconstruct_batch(block)
-    return out
+    swap_in(Path(path), params, lambda tmp: write_folder(tmp, params, parts, None, dense, tokens, hashes))
 
 
 # ---------------------------------------------------------------------------------------------- loading

@@ -10,45 +10,27 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, Iterable
 
-from rag.corpus import Article
-from rag.sentences import sentence_spans
+from rag.lang.de import month_year
+from rag.schema import Article, Chunk
+from rag.ingest.sentences import sentence_spans
 
 
-@dataclass(frozen=True)
-class Chunk:
-    """A passage of one article with its provenance."""
+def sentence_texts(chunk: Chunk, window: int = 2) -> list[str]:
+    """What gets a sentence vector: each sentence with the ``window - 1`` sentences after it (within the
+    passage), under the passage's header.
 
-    chunk_id: str
-    doc_id: str
-    position: int
-    start: int
-    end: int
-    text: str
-    text_hash: str
-    context: str = ""
-
-    @property
-    def indexed_text(self) -> str:
-        """What is embedded and BM25-indexed: the article's title and month as a header, then the passage."""
-        return f"{self.context}\n{self.text}" if self.context else self.text
-
-    def sentence_texts(self, window: int = 2) -> list[str]:
-        """What gets a sentence vector: each sentence with the ``window - 1`` sentences after it (within the
-        passage), under the passage's header.
-
-        Why: one vector per 200-token passage blurs the sentence a question was
-        written against, so neighbouring paragraphs on one topic look alike; a
-        lone sentence, though, loses its subject ("Der Konzern plant …"). On the
-        German eval set single sentences cost 5 points of MRR@10, pairs none.
-        """
-        spans = sentence_spans(self.text) or [(0, len(self.text))]
-        last = len(spans) - 1
-        windows = [self.text[start:spans[min(i + window - 1, last)][1]] for i, (start, _) in enumerate(spans)]
-        return [f"{self.context}\n{w}" if self.context else w for w in windows]
+    Why: one vector per 200-token passage blurs the sentence a question was
+    written against, so neighbouring paragraphs on one topic look alike; a
+    lone sentence, though, loses its subject ("Der Konzern plant …"). On the
+    German eval set single sentences cost 5 points of MRR@10, pairs none.
+    """
+    spans = sentence_spans(chunk.text) or [(0, len(chunk.text))]
+    last = len(spans) - 1
+    windows = [chunk.text[start:spans[min(i + window - 1, last)][1]] for i, (start, _) in enumerate(spans)]
+    return [f"{chunk.context}\n{w}" if chunk.context else w for w in windows]
 
 
 @lru_cache(maxsize=1)
@@ -93,10 +75,6 @@ def piece_spans(text: str, chunk_tokens: int, length: Callable[[str], int]) -> l
     return [(s, spans[i + 1][0] if i + 1 < len(spans) else len(text)) for i, (s, _) in enumerate(spans)]
 
 
-MONTH_NAMES = ["Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September", "Oktober",
-               "November", "Dezember"]
-
-
 def article_context(article: Article) -> str:
     """A short header that gives every passage its article's title and date.
 
@@ -106,9 +84,7 @@ def article_context(article: Article) -> str:
     """
     parts = [] if article.text.startswith(article.title.rstrip("…")) else [article.title]
     if article.date:
-        year, _, rest = article.date.partition("-")
-        month = int(rest[:2]) if rest[:2].isdigit() else 0
-        parts.append(f"{MONTH_NAMES[month - 1]} {year}" if 1 <= month <= 12 else year)
+        parts.append(month_year(article.date))
     return " – ".join(parts)
 
 

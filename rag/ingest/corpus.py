@@ -15,19 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag.errors import RagError
+from rag.lang.de import MONTH_NUMBERS
+from rag.schema import Article
 
 ARTICLE_SUFFIXES = (".txt", ".md")
 METADATA_FILE = "metadata.json"
-
-MONTH_NUMBERS = {
-    name: number
-    for number, names in enumerate(
-        [["januar", "jänner"], ["februar"], ["märz"], ["april"], ["mai"], ["juni"], ["juli"], ["august"],
-         ["september"], ["oktober"], ["november"], ["dezember"]],
-        start=1,
-    )
-    for name in names
-}
 
 _DATE_MARKER = re.compile(r"\A\s*date (\d{4}-\d{2}(?:-\d{2})?)\s*")
 _NUMERIC_DATE = re.compile(r"\b(\d{1,2})\.(\d{1,2})\.(\d{4})\b")
@@ -38,19 +30,6 @@ _BOILERPLATE = [
     re.compile(r"[ \t]*\(Lesen Sie auch:[^)\n]*\)"),
 ]
 HEADER_CHARS = 400
-
-
-@dataclass(frozen=True)
-class Article:
-    """One article as indexed: ``text`` is what all offsets refer to."""
-
-    doc_id: str
-    title: str
-    date: str | None
-    date_inferred: bool
-    text: str
-    source: str
-    sha256: str
 
 
 @dataclass(frozen=True)

@@ -11,17 +11,7 @@ from __future__ import annotations
 
 import re
 
-ABBREVIATIONS = frozenset(
-    """
-    abs bd bspw bzgl bzw ca chr co corp dipl dr etc evtl ggf hr hrsg inc inkl jh jr kap max min mio mrd
-    mill nr od phil pkt prof rd sog st str tel tsd usw vgl vs zb zt ltd mr mrs ms no
-    """.split()
-)
-MONTHS = frozenset(
-    "januar jänner februar märz april mai juni juli august september oktober november dezember".split()
-)
-
-SENTENCE_STARTERS = frozenset("der die das dies diese im in am auch aber er sie es wir man doch so und".split())
+from rag.lang.de import ABBREVIATIONS, MONTH_NUMBERS, SENTENCE_STARTERS
 
 _CANDIDATE = re.compile(r"[.!?…]+[\"“”»«'’)\]]*(?=\s+[\"„“»«'(\[]?[A-ZÄÖÜ0-9])")
 _WORD_BEFORE = re.compile(r"([\wÄÖÜäöüß]+)$")
@@ -40,7 +30,7 @@ def _is_boundary(text: str, dot: int, end: int) -> bool:
         return False
     if word.isdigit():
         following = _NEXT_WORD.match(text, end)
-        if following and following.group(1).lower() in MONTHS:
+        if following and following.group(1).lower() in MONTH_NUMBERS:
             return False
         if len(word) <= 2 and following and following.group(1)[:1].isupper() and not following.group(1).isdigit():
             # "am 3. Quartal" reads as an ordinal; a sentence ending "… 2024." has a year, not a day.

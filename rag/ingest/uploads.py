@@ -18,9 +18,9 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
-from rag.corpus import ARTICLE_SUFFIXES, clean_text
+from rag.ingest.corpus import ARTICLE_SUFFIXES, clean_text
 from rag.errors import RagError
 
 MAX_UPLOAD_BYTES = 1_000_000
@@ -174,23 +174,3 @@ def source_folders(sources: Iterable[str], uploads: Path, fallback: Path | None 
             raise RagError(f"Der Ordner {folder}, aus dem der Index gebaut wurde, fehlt; neue Artikel können erst "
                            f"nach einem neuen `rag index` hinzugefügt werden.")
     return folders + [uploads]
-
-
-def add_files(files: Sequence[tuple[str, bytes]], index, settings, embedder,
-              log: Callable[[str], None] = lambda m: None, max_bytes: int = MAX_UPLOAD_BYTES) -> UploadResult:
-    """Save valid files beside ``index`` and re-index incrementally; the index on disk is only replaced when
-    the build succeeds (``build_index`` swaps atomically), and a failed build removes the new files again."""
-    from rag.index import build_index
-
-    folder = uploads_dir(settings.index_dir)
-    folders = source_folders((a.source for a in index.articles.values()), folder, settings.seeds_dir)
-    indexed = {doc_id: (a.sha256, str(Path(a.source).parent)) for doc_id, a in index.articles.items()}
-    result = save_uploads(files, folder, indexed, max_bytes)
-    if not result.saved:
-        return result
-    try:
-        result.report = build_index(folders, settings, embedder, log=log)
-    except BaseException:
-        undo(result)
-        raise
-    return result

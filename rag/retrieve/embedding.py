@@ -7,27 +7,13 @@ Models load lazily in ``warm_up()`` (called on first use), never at import, so
 from __future__ import annotations
 
 import os
-from typing import Protocol, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from rag.errors import RagError
+from rag.schema import Embedder
 from rag.settings import Settings
-
-
-class Embedder(Protocol):
-    """What the index and retrieval need from an embedding model."""
-
-    model_id: str
-
-    @property
-    def dim(self) -> int: ...
-
-    def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
-
-    def embed_passages(self, texts: Sequence[str]) -> np.ndarray: ...
-
-    def token_count(self, text: str) -> int: ...
 
 
 def normalise(vectors: np.ndarray) -> np.ndarray:

@@ -9,39 +9,22 @@ A chunk missing from one list gets that list's lowest candidate score.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from rag.embedding import Embedder
 from rag.errors import RagError
-from rag.index import Index
-from rag.lexical import bm25_idf, sentence_coverage, tokenize
-from rag.sentences import sentence_spans
+from rag.index.store import Index
+from rag.index.lexical import bm25_idf, sentence_coverage
+from rag.lang.de import tokenize
+from rag.ingest.sentences import sentence_spans
+from rag.schema import Embedder, Hit
 from rag.settings import Settings
 
 
 # Up to this many passages, sentence coverage weighs terms by their frequency in passage bodies (see
 # ``Retriever.term_weights``); counting them takes about 0.15 s per 1,000 passages, once, at warm-up.
 BODY_IDF_MAX_PASSAGES = 5_000
-
-
-@dataclass
-class Hit:
-    """One retrieved passage with its provenance and the scores that ranked it."""
-
-    doc_id: str
-    chunk_id: str
-    score: float
-    text: str
-    start: int
-    end: int
-    title: str
-    date: str | None
-    date_inferred: bool
-    dense_score: float | None = None
-    bm25_score: float | None = None
 
 
 def fuse(columns: Sequence[tuple[Mapping[int, float], float]]) -> list[tuple[int, float]]:
@@ -160,7 +143,7 @@ class Retriever:
         import faiss
 
         # One question at a time: a single-query FAISS search is fastest on one thread (exact search of 10k
-        # passages: ~1 ms vs 3-5 ms on two), and the embedder keeps the cores (rag.bench measures both).
+        # passages: ~1 ms vs 3-5 ms on two), and the embedder keeps the cores (rag.eval.bench measures both).
         faiss.omp_set_num_threads(1)
         if self.reranker is None and self.settings.reranker:
             self.reranker = cross_encoder_reranker(self.settings.reranker, self.settings.threads)

@@ -1,0 +1,130 @@
+"""German language knowledge, in one place: months, dates, number words, scale words, abbreviations, stop words,
+stems and the tokenizer every stage shares.
+
+Why one module: every stage reads German (the corpus reader dates articles, the sentence splitter must not split
+"1. Februar 2026", BM25 and the answerer compare stems, the chat writes dates). When each kept its own month table
+they drifted apart ("Jänner" known to one, not another). Only general German lives here, never words taken from one
+corpus or one eval set.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+MONTHS = ("Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September", "Oktober", "November",
+          "Dezember")
+# Lower-case month name → number, with the Austrian "Jänner".
+MONTH_NUMBERS = {**{name.lower(): n for n, name in enumerate(MONTHS, start=1)}, "jänner": 1}
+ENGLISH_MONTHS = {name: n for n, name in enumerate(
+    "january february march april may june july august september october november december".split(), start=1)}
+WEEKDAYS = ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag")
+
+# Number words and their values ("sechs Milliarden" = 6 Mrd.); English ones for English questions and answers.
+NUMBER_WORDS = {"null": 0, "ein": 1, "eine": 1, "einer": 1, "einem": 1, "eins": 1, "zwei": 2, "drei": 3, "vier": 4,
+                "fünf": 5, "sechs": 6, "sieben": 7, "acht": 8, "neun": 9, "zehn": 10, "elf": 11, "zwölf": 12,
+                "zwanzig": 20, "dreißig": 30, "vierzig": 40, "fünfzig": 50, "hundert": 100, "tausend": 1000,
+                "zehnmal": 10}
+ENGLISH_NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+                        "nine": 9, "ten": 10}
+# Scale words and abbreviations with their factor ("Mrd." = 10^9).
+SCALES = {"tausend": 1e3, "tsd": 1e3, "mio": 1e6, "million": 1e6, "millionen": 1e6, "mrd": 1e9, "milliarde": 1e9,
+          "milliarden": 1e9, "bn": 1e9, "billionen": 1e12}
+# Abbreviated scale words spelled out before stemming, so "14 Mrd." matches "14 Milliarden".
+SCALE_ABBREVIATIONS = {"mrd": "milliarden", "mio": "millionen", "bn": "billion", "mln": "millionen", "tsd": "tausend"}
+# Abbreviations after which a full stop does not end a sentence ("z. B.", "Mrd.", "Prof.").
+ABBREVIATIONS = frozenset(
+    """
+    abs bd bspw bzgl bzw ca chr co corp dipl dr etc evtl ggf hr hrsg inc inkl jh jr kap max min mio mrd
+    mill nr od phil pkt prof rd sog st str tel tsd usw vgl vs zb zt ltd mr mrs ms no
+    """.split()
+)
+# Words that commonly open a sentence: after "Nr. 5" or "Abs." followed by one of them, a new sentence starts.
+SENTENCE_STARTERS = frozenset("der die das dies diese im in am auch aber er sie es wir man doch so und".split())
+
+_TOKEN_PATTERN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+(?:[-'][^\W\d_]+)*", re.UNICODE)
+_TOKEN_CACHE: dict[str, tuple[str, ...]] = {}
+_TOKEN_CACHE_MAX = 2_000_000
+
+
+def format_date(value: str | None, inferred: bool = False) -> str:
+    """``2026-01-28`` → ``28. Januar 2026``, ``2025-07`` → ``Juli 2025``, None → ``ohne Datum``; an inferred date
+    says so. Anything else is shown as it is."""
+    if not value:
+        return "ohne Datum"
+    parts = str(value).split("-")
+    month = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() and 1 <= int(parts[1]) <= 12 else 0
+    text = str(value)
+    if len(parts) == 3 and month and parts[0].isdigit() and parts[2].isdigit():
+        text = f"{int(parts[2])}. {MONTHS[month - 1]} {parts[0]}"
+    elif len(parts) == 2 and month:
+        text = f"{MONTHS[month - 1]} {parts[0]}"
+    return f"{text} (Datum erschlossen)" if inferred else text
+
+
+def month_year(value: str | None) -> str | None:
+    """``2026-01-28`` → ``Januar 2026``; a bare year stays a year; None when there is no date."""
+    if not value:
+        return None
+    year, _, rest = value.partition("-")
+    month = int(rest[:2]) if rest[:2].isdigit() else 0
+    return f"{MONTHS[month - 1]} {year}" if 1 <= month <= 12 else year
+
+
+@lru_cache(maxsize=1)
+def stopwords() -> frozenset[str]:
+    """bm25s' German stop words, read from its ``stopwords.py`` alone: importing the bm25s package pulls in
+    scipy and numba (about 0.3 s of start-up) that searching does not need."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("bm25s")
+    location = Path(next(iter(spec.submodule_search_locations))) / "stopwords.py" if spec else None
+    if location is None or not location.exists():
+        from bm25s.stopwords import STOPWORDS_GERMAN
+    else:
+        module_spec = importlib.util.spec_from_file_location("_bm25s_stopwords", location)
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+        STOPWORDS_GERMAN = module.STOPWORDS_GERMAN
+    return frozenset(STOPWORDS_GERMAN)
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer("german")
+
+
+def _expand(token: str) -> tuple[str, ...]:
+    """What one raw token contributes: itself for a number, else its non-stop-word parts, expanded and stemmed."""
+    if token[0].isdigit():
+        return (token,)
+    stop = stopwords()
+    if token in stop:
+        return ()
+    stem = _stemmer().stemWord
+    parts = []
+    for part in token.split("-"):
+        part = SCALE_ABBREVIATIONS.get(part, part)
+        if part and part not in stop:
+            parts.append(stem(part))
+    return tuple(parts)
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased, stop-word-free, Snowball-stemmed tokens; numbers ("14,3", "1.000") are kept whole and unstemmed.
+
+    Why our own: bm25s' tokenizer splits "14,3" into "14" and "3", and figures are what users ask about.
+    """
+    cache = _TOKEN_CACHE
+    tokens: list[str] = []
+    for token in _TOKEN_PATTERN.findall(text.casefold()):
+        parts = cache.get(token)
+        if parts is None:
+            parts = _expand(token)
+            if len(cache) < _TOKEN_CACHE_MAX:
+                cache[token] = parts
+        tokens += parts
+    return tokens

@@ -1,0 +1,21 @@
+from rag.lang.de import MONTH_NUMBERS, format_date, month_year, tokenize
+
+
+def test_format_date():
+    assert format_date("2026-01-28") == "28. Januar 2026"
+    assert format_date("2025-07") == "Juli 2025"
+    assert format_date(None) == "ohne Datum"
+    assert format_date("2026-01-28", inferred=True) == "28. Januar 2026 (Datum erschlossen)"
+    assert format_date("irgendwann") == "irgendwann"
+
+
+def test_month_year_and_month_numbers():
+    assert month_year("2026-01-28") == "Januar 2026"
+    assert month_year("2024") == "2024"
+    assert month_year(None) is None
+    assert MONTH_NUMBERS["jänner"] == MONTH_NUMBERS["januar"] == 1 and MONTH_NUMBERS["dezember"] == 12
+
+
+def test_tokenize_keeps_figures_and_spells_out_scale_abbreviations():
+    assert tokenize("14,3 Mrd. Dollar") == ["14,3", *tokenize("Milliarden"), *tokenize("Dollar")]
+    assert tokenize("die und der") == []
