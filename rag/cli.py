@@ -272,7 +272,7 @@ def bench(
     keep: bool = typer.Option(False, "--keep", help="Keep the synthetic indexes in --work-dir."),
 ) -> None:
     """Measure build, load, memory, start-up and per-stage latency by corpus size; write a report."""
-    from rag.eval.bench import parse_sizes, run_bench
+    from rag.eval.bench.run import parse_sizes, run_bench
     from rag.settings import project_root
 
     out = out or project_root() / "eval" / "reports" / "bench"

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import SEEDS
-from rag.eval.bench import Material, parse_sizes, passage_vectors, run_bench
+from rag.eval.bench.run import parse_sizes, run_bench
+from rag.eval.bench.synthetic import Material, passage_vectors
 from rag.settings import Settings
 
 
@@ -108,7 +109,7 @@ def test_full_bench_meets_the_scale_targets(tmp_path):
 def test_ann_comparison_builds_both_kinds_on_the_same_vectors():
     from types import SimpleNamespace
 
-    from rag.eval.bench import ann_comparison
+    from rag.eval.bench.measure import ann_comparison
     from test_index import clustered
 
     vectors = clustered(3000)
