@@ -13,6 +13,7 @@ import numpy as np
 from rag.settings import Settings
 
 from rag.eval.bench.measure import load_average
+from rag.eval.bench import synthetic
 from rag.eval.bench.synthetic import FOLDER_MAX, NOISE
 
 
@@ -32,7 +33,7 @@ TARGETS = {
 
 def method_text() -> str:
     """The module docstring's account of the synthetic corpora, with the constants filled in."""
-    text = "Synthetic corpora " + __doc__.split("Synthetic corpora ", 1)[1].split("Incremental indexing", 1)[0].strip()
+    text = "Synthetic corpora " + synthetic.__doc__.split("Synthetic corpora ", 1)[1].strip()
     return text.replace("``FOLDER_MAX``", f"{FOLDER_MAX:,}").replace("``NOISE``", str(NOISE))
 
 
