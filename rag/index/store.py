@@ -17,8 +17,14 @@ Layout of ``index/<name>/`` (no pickle anywhere)::
     sentences.npy         float16 vector of every sentence of every chunk, chunk after chunk (when
     sentences.offsets.npy ``settings.sentence_vectors``); chunk ``i`` owns rows ``offsets[i]:offsets[i+1]``
 
-A build writes everything into a temporary sibling folder and swaps it in
-with renames, so an interrupted build leaves the previous index in place.
+Versions: ``index/<name>`` is a symbolic link to a hidden sibling folder ``.<name>.v-<time>`` holding one
+complete version. A build (one at a time: ``rag.index.lock``) fills a new version folder, fsyncs it, and
+replaces the link with ``os.replace`` in one atomic step; then the replaced version is deleted. So a reader
+never moves or renames anything and always opens one complete version; a reader that was still opening the
+old version when it was deleted opens the new one (``load_index`` retries), and an index already loaded keeps
+working (its files are memory-mapped or in memory). An interrupted build leaves the previous version in place;
+its unfinished folder is removed by the next build. A plain folder (an index written before versions) still
+loads and becomes a version at the next build.
 A re-build is incremental: unchanged articles keep their chunks (their lines
 are copied byte for byte), vectors and BM25 tokens; only new or changed
 articles are chunked, tokenised and embedded (vectors are also re-used by
@@ -40,17 +46,21 @@ import mmap
 import operator
 import os
 import shutil
+import time
 from collections.abc import Mapping
 from collections.abc import Sequence as SequenceABC
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
+import errno
+
 import numpy as np
 
 from rag.errors import RagError
 from rag.index.dense import build_dense
 from rag.index.lexical import MMAP_ABOVE_BYTES, BM25Index, TokenTable
+from rag.index.lock import writer_lock
 from rag.lang.de import tokenize
 from rag.schema import Article, Chunk
 from rag.settings import Settings
@@ -227,6 +237,11 @@ class Index:
     dense: object
     bm25: BM25Index
     sentences: SentenceVectors | None = None
+    folder: Path | None = None  # the version folder the files were read from (``path`` is what the user named)
+
+    @property
+    def files(self) -> Path:
+        return self.folder or self.path
 
     def vectors(self) -> np.ndarray:
         """The stored chunk vectors, in row order (for re-use on rebuild)."""
@@ -234,7 +249,7 @@ class Index:
 
     def chunk_hashes(self) -> np.ndarray:
         """Every chunk's text hash (``S16``), in row order."""
-        file = self.path / CHUNK_HASHES
+        file = self.files / CHUNK_HASHES
         if file.exists():
             return np.load(file, allow_pickle=False)
         return np.array([c.text_hash.encode() for c in self.chunks], dtype="S16")
@@ -242,13 +257,13 @@ class Index:
     def sources(self) -> dict:
         """The stat of every article file when the index was built (see ``load_folders``)."""
         try:
-            return json.loads((self.path / SOURCES).read_text(encoding="utf-8"))
+            return json.loads((self.files / SOURCES).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {}
 
     def article_chunk_starts(self) -> np.ndarray:
         """First chunk row of every article in article order, then the number of chunks."""
-        file = self.path / ARTICLE_CHUNKS
+        file = self.files / ARTICLE_CHUNKS
         if file.exists():
             return np.load(file, allow_pickle=False)
         order = {doc_id: i for i, doc_id in enumerate(self.articles)}
@@ -308,11 +323,51 @@ def chunking_params(settings: Settings) -> dict:
     return {"chunk_tokens": settings.chunk_tokens, "chunk_overlap": settings.chunk_overlap, "splitter": "german-sentences-1", "context_header": 1}
 
 
-def _restore_interrupted_swap(path: Path) -> None:
-    """A crash between the two renames of a swap leaves only the old copy; put it back."""
-    old = path.with_name(f".{path.name}.old")
-    if not path.exists() and old.exists():
-        old.rename(path)
+# ---------------------------------------------------------------------------------------------- versions
+
+def _versions(path: Path) -> list[Path]:
+    return sorted(path.parent.glob(f".{path.name}.v-*"))
+
+
+def current_folder(path: Path) -> Path | None:
+    """The folder holding the index's files now: the link's target, a plain (pre-version) folder, or None."""
+    path = Path(path)
+    if path.is_symlink():
+        target = path.parent / os.readlink(path)
+        return target if target.is_dir() else None
+    return path if path.is_dir() else None
+
+
+def _remove_stale(path: Path, keep: Path | None) -> None:
+    """Versions no link points to (a killed build's) and the leftovers of the old rename swap."""
+    stale = [v for v in _versions(path) if keep is None or v.name != keep.name]
+    stale += list(path.parent.glob(f".{path.name}.tmp-*")) + list(path.parent.glob(f".{path.name}.old"))
+    for folder in stale:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _point(path: Path, version: Path) -> None:
+    """Make ``path`` a link to ``version`` in one atomic ``os.replace`` (a plain folder becomes a version first)."""
+    link = path.with_name(f".{path.name}.link-{os.getpid()}")
+    link.unlink(missing_ok=True)
+    os.symlink(version.name, link)
+    if path.is_dir() and not path.is_symlink():
+        path.rename(path.with_name(f".{path.name}.v-0-plain"))  # readers retry during this one step
+    os.replace(link, path)
+
+
+def remove_index(path: Path) -> None:
+    """Delete an index with all its versions (``shutil.rmtree`` refuses a link)."""
+    path = Path(path)
+    if path.is_symlink():
+        path.unlink()
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+    _remove_stale(path, None)
+
+
+class DiskFull(RagError):
+    """No space left while writing a new index version; the previous version is untouched."""
 
 
 # ---------------------------------------------------------------------------------------------- writing
@@ -414,28 +469,33 @@ def write_folder(tmp: Path, params: dict, parts: list[Part], previous: Index | N
 
 
 def swap_in(path: Path, params: dict, fill: Callable[[Path], None]) -> dict:
-    """Fill a temporary sibling folder, write params.json with checksums, fsync, and swap it in for ``path``."""
+    """Fill a new version folder, write params.json with checksums, fsync, and point ``path`` at it.
+
+    The caller holds the writer lock (``rag.index.lock``). A full disk is one ``DiskFull`` sentence naming the
+    folder; the previous version stays in place either way.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _restore_interrupted_swap(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    old = path.with_name(f".{path.name}.old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    old = current_folder(path)
+    _remove_stale(path, old if old is not None and old != path else None)
+    version = path.with_name(f".{path.name}.v-{time.time_ns()}")
     try:
-        fill(tmp)
-        params = dict(params, files={str(p.relative_to(tmp)): _file_entry(p) for p in _index_files(tmp)})
-        (tmp / "params.json").write_text(json.dumps(params, indent=2, ensure_ascii=False), encoding="utf-8")
-        for p in tmp.rglob("*"):
+        version.mkdir()
+        fill(version)
+        params = dict(params, files={str(p.relative_to(version)): _file_entry(p) for p in _index_files(version)})
+        (version / "params.json").write_text(json.dumps(params, indent=2, ensure_ascii=False), encoding="utf-8")
+        for p in version.rglob("*"):
             if p.is_file():
                 with p.open("rb") as handle:
                     os.fsync(handle.fileno())
-        shutil.rmtree(old, ignore_errors=True)
-        if path.exists():
-            path.rename(old)
-        tmp.rename(path)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _point(path, version)
+    except BaseException as err:
+        shutil.rmtree(version, ignore_errors=True)
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFull(f"The disk holding {path.parent} is full, so the new index could not be written; the "
+                           f"previous index is unchanged. Free some space and run `rag index` again.") from None
+        raise
+    _remove_stale(path, version)  # the replaced version (or the plain folder it was)
     return params
 
 
@@ -461,14 +521,15 @@ def write_index(path: Path, params: dict, articles: list[Article], chunks: list[
     params.setdefault("dense", {"type": "flat"})
     params.setdefault("articles_digest", articles_digest(articles))
     hashes = np.array([c.text_hash.encode() for c in chunks], dtype="S16")
-    swap_in(Path(path), params, lambda tmp: write_folder(tmp, params, parts, None, dense, tokens, hashes))
+    with writer_lock(path):
+        swap_in(Path(path), params, lambda tmp: write_folder(tmp, params, parts, None, dense, tokens, hashes))
 
 
 # ---------------------------------------------------------------------------------------------- loading
 
-def _read_params(path: Path) -> dict:
-    params_path = path / "params.json"
-    if not path.exists() or not params_path.exists():
+def _read_params(folder: Path, path: Path) -> dict:
+    params_path = folder / "params.json"
+    if not params_path.exists():
         raise RagError(f"There is no index at {path}; build one with `rag index`.")
     try:
         params = json.loads(params_path.read_text(encoding="utf-8"))
@@ -481,10 +542,11 @@ def _read_params(path: Path) -> dict:
     return params
 
 
-def verify_files(path: Path, params: dict, full: bool = False) -> None:
-    """Every file listed in params.json exists with its recorded size and checksum.
+def verify_files(path: Path, params: dict, full: bool = False, shown: Path | None = None) -> None:
+    """Every file listed in params.json exists in ``path`` with its recorded size and checksum.
 
-    Files above ``FULL_HASH_MAX_BYTES`` are checked through their sampled checksum unless ``full``.
+    Files above ``FULL_HASH_MAX_BYTES`` are checked through their sampled checksum unless ``full``; messages
+    name ``shown`` (the index as the user named it) when given.
     """
     for name, expected in params["files"].items():
         file = path / name
@@ -497,7 +559,7 @@ def verify_files(path: Path, params: dict, full: bool = False) -> None:
         except (OSError, KeyError, TypeError):
             ok = False
         if not ok:
-            raise RagError(f"The index at {path} is damaged ({name} is missing or altered); rebuild it with `rag index`.")
+            raise RagError(f"The index at {shown or path} is damaged ({name} is missing or altered); rebuild it with `rag index`.")
 
 
 def _optional_array(file: Path) -> np.ndarray | None:
@@ -505,30 +567,47 @@ def _optional_array(file: Path) -> np.ndarray | None:
 
 
 def load_index(path: Path, expected_embedder: str | None = None, verify: bool = True) -> Index:
-    """Load and check an index; any problem is one clear ``RagError`` sentence."""
+    """Load and check an index; any problem is one clear ``RagError`` sentence.
+
+    A build may replace the version being opened (and delete it) meanwhile: then the new version is opened.
+    """
+    path = Path(path)
+    for attempt in range(50):
+        folder = current_folder(path)
+        try:
+            return _load_version(path, folder, expected_embedder, verify)
+        except RagError:
+            if attempt == 49 or (current_folder(path) == folder and (folder is not None or not _versions(path))):
+                raise
+            if folder is None:  # a plain folder is becoming a version (one rename): wait for the link
+                time.sleep(0.02)
+    raise AssertionError("unreachable")
+
+
+def _load_version(path: Path, folder: Path | None, expected_embedder: str | None, verify: bool) -> Index:
     import faiss
 
-    path = Path(path)
-    _restore_interrupted_swap(path)
-    params = _read_params(path)
+    if folder is None:
+        raise RagError(f"There is no index at {path}; build one with `rag index`.")
+    params = _read_params(folder, path)
     if expected_embedder is not None and params["embedder"]["id"] != expected_embedder:
         raise RagError(f"The index at {path} was built with the embedding model {params['embedder']['id']}, "
                        f"but the current setting is {expected_embedder}; rebuild it with `rag index` or change the setting.")
     if verify:
-        verify_files(path, params)
+        verify_files(folder, params, shown=path)
     try:
-        articles = ArticleStore(_JsonlRows(path / "articles.jsonl", _optional_array(path / ARTICLE_OFFSETS)),
+        articles = ArticleStore(_JsonlRows(folder / "articles.jsonl", _optional_array(folder / ARTICLE_OFFSETS)),
                                 list(params["corpus"]), path)
-        chunks = ChunkStore(_JsonlRows(path / "chunks.jsonl", _optional_array(path / CHUNK_OFFSETS)), path)
+        chunks = ChunkStore(_JsonlRows(folder / "chunks.jsonl", _optional_array(folder / CHUNK_OFFSETS)), path)
         if len(articles._rows) != len(articles):
             raise ValueError("article count")
         if len(chunks):  # the first and last rows parse: the offsets fit the file
             chunks._parse(0), chunks._parse(len(chunks) - 1)
         if len(articles):
             articles[next(iter(articles))]
-        dense = faiss.read_index(str(path / "dense.faiss"))
-        bm25 = BM25Index.load(path / "bm25")
-        sentences = _load_sentences(path, params)
+        dense = faiss.read_index(str(folder / "dense.faiss"))
+        bm25 = BM25Index.load(folder / "bm25")
+        sentences = _load_sentences(folder, params)
     except RagError:
         raise
     except Exception as err:  # any parse failure of any file means the same thing to the user
@@ -537,7 +616,7 @@ def load_index(path: Path, expected_embedder: str | None = None, verify: bool = 
         raise RagError(f"The index at {path} is inconsistent (vector, BM25 and chunk counts differ); rebuild it with `rag index`.")
     if sentences is not None and (len(sentences.offsets) != len(chunks) + 1 or sentences.vectors.shape[1] != dense.d):
         raise RagError(f"The index at {path} is inconsistent (sentence vectors do not fit the chunks); rebuild it with `rag index`.")
-    return Index(path, params, articles, chunks, dense, bm25, sentences)
+    return Index(path, params, articles, chunks, dense, bm25, sentences, folder)
 
 
 def _load_sentences(path: Path, params: dict) -> SentenceVectors | None:

