@@ -27,12 +27,10 @@ from rag.index.store import (BM25_PARAMS, FORMAT_VERSION, Index, IndexDamaged, P
 from rag.ingest.chunking import chunk_article, sentence_texts
 from rag.ingest.corpus import ARTICLE_SUFFIXES, METADATA_FILE, Skipped, load_article_file, load_folder, read_metadata
 from rag.lang.de import tokenize
-from rag.progress import Listener, Progress
 from rag.schema import Article, Chunk, Embedder
 from rag.settings import Settings
 
 EMBED_BATCH = 16
-Report = Callable[[int, str, str], Progress]  # (total, description, unit) → a progress counter
 
 
 @dataclass
@@ -132,9 +130,11 @@ def load_folders(folders: Sequence[Path], max_bytes: int, log: Callable[[str], N
     return sorted(by_id.values(), key=lambda a: a.doc_id), skipped
 
 
-def _embed_texts(texts: list[str], embedder: Embedder, report: Report, what: str = "passage") -> np.ndarray:
+def _embed_texts(texts: list[str], embedder: Embedder, progress: bool, what: str = "passage") -> np.ndarray:
+    from tqdm import tqdm
+
     out = np.zeros((len(texts), embedder.dim), np.float32) if texts else np.zeros((0, 0), np.float32)
-    with report(len(texts), f"Embedding {what}s", what) as bar:
+    with tqdm(total=len(texts), desc=f"Embedding {what}s", unit=what, disable=not progress) as bar:
         for start in range(0, len(texts), EMBED_BATCH):
             batch = texts[start:start + EMBED_BATCH]
             out[start:start + len(batch)] = embedder.embed_passages(batch)
@@ -152,23 +152,16 @@ def _is_up_to_date(previous: Index, corpus: dict, digest: str, settings: Setting
 
 
 def build_index(folder: Path | Sequence[Path], settings: Settings, embedder: Embedder, progress: bool = False,
-                log: Callable[[str], None] = lambda message: None, wait: bool = True,
-                listener: Listener | None = None) -> BuildReport:
+                log: Callable[[str], None] = lambda message: None, wait: bool = True) -> BuildReport:
     """Build or update the index at ``settings.index_dir`` from the articles in one or more folders.
 
     Another build of the same index is waited for (``log`` says so); with ``wait=False`` it is an ``IndexBusy``
-    error instead. Progress: a bar when ``progress`` (a terminal), else a line through ``log`` every
-    ``settings.progress_seconds``; ``listener(stage, done, total)`` hears every step (``article``, ``passage``,
-    ``sentence``)."""
-
-    def report(total: int, desc: str, unit: str) -> Progress:
-        return Progress(total, desc, unit, progress, log, listener, settings.progress_seconds)
-
+    error instead."""
     with writer_lock(settings.index_dir, wait, log):
-        return _build_locked(folder, settings, embedder, report, log)
+        return _build_locked(folder, settings, embedder, progress, log)
 
 
-def _build_locked(folder: Path | Sequence[Path], settings: Settings, embedder: Embedder, report: Report,
+def _build_locked(folder: Path | Sequence[Path], settings: Settings, embedder: Embedder, progress: bool,
                   log: Callable[[str], None]) -> BuildReport:
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -187,15 +180,15 @@ def _build_locked(folder: Path | Sequence[Path], settings: Settings, embedder: E
         except RagError as err:
             log(f"The existing index is not reused: {err}")
     try:
-        return _build(folders, settings, embedder, report, log, previous, started, timings, lap)
+        return _build(folders, settings, embedder, progress, log, previous, started, timings, lap)
     except IndexDamaged as err:  # found only while reading the previous index's rows: build from scratch
         if previous is None:
             raise
         log(f"The existing index is not reused: {err}")
-        return _build(folders, settings, embedder, report, log, None, started, timings, lap)
+        return _build(folders, settings, embedder, progress, log, None, started, timings, lap)
 
 
-def _build(folders: list, settings: Settings, embedder: Embedder, report: Report, log: Callable[[str], None],
+def _build(folders: list, settings: Settings, embedder: Embedder, progress: bool, log: Callable[[str], None],
            previous: Index | None, started: float, timings: dict, lap: Callable[[str, float], float]) -> BuildReport:
     path = Path(settings.index_dir)
     clock = lap("load_previous", started)
@@ -203,12 +196,6 @@ def _build(folders: list, settings: Settings, embedder: Embedder, report: Report
     articles, skipped = load_folders(folders, settings.max_article_bytes, log, previous, stats)
     for item in skipped:
         log(item.reason)
-    for article in articles:
-        if article.date is None:
-            log(f"{Path(article.source).name} has no date (none in its header or metadata.json); "
-                f"answers will cite it as undated.")
-    with report(len(articles), "Reading articles", "article") as bar:
-        bar.update(len(articles))
     corpus = {a.doc_id: a.sha256 for a in articles}
     clock = lap("read_articles", clock)
     digest = articles_digest(articles)
@@ -266,7 +253,7 @@ def _build(folders: list, settings: Settings, embedder: Embedder, report: Report
     reused = int((source >= 0).sum())
     texts = [chunk.indexed_text for chunk, _ in todo.values()]
     clock = lap("plan", clock)
-    fresh = _embed_texts(texts, embedder, report)
+    fresh = _embed_texts(texts, embedder, progress)
     clock = lap("embed", clock)
     dim = int(fresh.shape[1]) if len(fresh) else (previous.dense.d if previous is not None and previous.dense.ntotal else embedder.dim)
     vectors = np.empty((total, dim), np.float32)
@@ -279,7 +266,7 @@ def _build(folders: list, settings: Settings, embedder: Embedder, report: Report
     sentences, sentences_embedded = None, 0
     if settings.sentence_vectors:
         sentences, sentences_embedded = _sentence_vectors(parts, source, previous, embedder, dim,
-                                                          settings.sentence_window, report)
+                                                          settings.sentence_window, progress)
         clock = lap("sentences", clock)
 
     # 3. BM25 tokens: kept rows' token ids are copied, new chunks are tokenised.
@@ -321,7 +308,7 @@ def _sentence_params(sentences: SentenceVectors, window: int) -> dict:
 
 
 def _sentence_vectors(parts: list[Part], source: np.ndarray, previous: Index | None, embedder: Embedder, dim: int,
-                      window: int, report: Report) -> tuple[SentenceVectors, int]:
+                      window: int, progress: bool) -> tuple[SentenceVectors, int]:
     """Every chunk's sentence vectors: copied from the previous index for re-used chunks, else embedded
     (each distinct sentence text once: overlapping chunks share sentences)."""
     same = previous is not None and previous.params.get("sentences", {}).get("window") == window
@@ -338,7 +325,7 @@ def _sentence_vectors(parts: list[Part], source: np.ndarray, previous: Index | N
                 chunk = part.chunks[i] if part.chunks is not None else previous.chunks[part.chunk_rows[0] + i]
                 pieces.append([todo.setdefault(text, len(todo)) for text in sentence_texts(chunk, window)])
             position += 1
-    fresh = _embed_texts(list(todo), embedder, report, "sentence")
+    fresh = _embed_texts(list(todo), embedder, progress, "sentence")
     offsets = row_offsets([len(p) for p in pieces])
     vectors = np.empty((int(offsets[-1]), dim), np.float16)
     for piece, start, stop in zip(pieces, offsets[:-1], offsets[1:]):
