@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from dataclasses import asdict
@@ -289,12 +290,31 @@ def bench(
             typer.echo(f"{'ok  ' if row['met'] else 'MISS'} {row['target']}: {row['value']}")
 
 
+def _check_arguments(args: list[str]) -> None:
+    """Arguments that are not valid UTF-8 reach Python as lone surrogates (surrogateescape), which no later step
+    can encode: refuse them here, naming the byte."""
+    for number, arg in enumerate(args, start=1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raw = arg[err.start:err.end].encode("utf-8", "surrogateescape")
+            raise RagError(f"Argument {number} is not valid UTF-8 text (byte 0x{raw[0]:02x} at character "
+                           f"{err.start + 1}); pass it as UTF-8.") from None
+
+
 def main() -> None:
     """Entry point: user errors become one sentence on stderr and a non-zero exit, never a traceback."""
     try:
+        _check_arguments(sys.argv[1:])
         app()
     except RagError as err:
         typer.echo(f"Error: {err}", err=True)
+        sys.exit(2)
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        typer.echo(f"Error: the disk is full ({err.filename or 'while writing'}); free some space and try again.",
+                   err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         typer.echo("Interrupted.", err=True)

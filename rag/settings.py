@@ -123,5 +123,27 @@ class Settings(BaseSettings):
 
 
 def load_settings(**flags: object) -> Settings:
-    """Settings from all sources; flags that are None (not given) do not override."""
+    """Settings from all sources; flags that are None (not given) do not override. A config file that cannot be
+    used (missing although ``RAG_CONFIG`` names it, not UTF-8, not TOML) is one ``RagError`` sentence."""
+    _check_config_file(_config_file(), "RAG_CONFIG" in os.environ)
     return Settings(**{key: value for key, value in flags.items() if value is not None})
+
+
+def _check_config_file(path: Path, named: bool) -> None:
+    import tomllib
+
+    from rag.errors import RagError
+
+    if not path.exists():
+        if named:
+            raise RagError(f"The config file {path} named by RAG_CONFIG does not exist.")
+        return
+    try:
+        tomllib.loads(path.read_bytes().decode("utf-8"))
+    except OSError as err:
+        raise RagError(f"The config file {path} cannot be read ({err.strerror}).") from None
+    except UnicodeDecodeError as err:
+        raise RagError(f"The config file {path} is not UTF-8 text (invalid byte at position {err.start}); "
+                       f"save it as UTF-8.") from None
+    except tomllib.TOMLDecodeError as err:
+        raise RagError(f"The config file {path} is not valid TOML ({err}); fix it or remove it.") from None
