@@ -7,7 +7,7 @@ import pytest
 from rag.errors import RagError
 from rag.index.build import build_index
 from rag.index.store import load_index
-from rag.ingest.uploads import (UploadRejected, safe_id, save_uploads, source_folders, undo, uploads_dir,
+from rag.ingest.uploads import (UploadRejected, text_digest, safe_id, save_uploads, source_folders, undo, uploads_dir,
                                 validate)
 from rag.pipeline import add_files
 
@@ -22,6 +22,8 @@ NEWS = ("Nordlicht Energie baut Speicher\n28.01.2026\n"
     ("gross.txt", b"a" * 2001, "erlaubt sind höchstens"),
     ("latin1.txt", "Größe".encode("latin-1"), "nicht UTF-8"),
     ("bild.md", b"\x89PNG\x00\x00", "Binärdaten"),
+    ("kaputt16.txt", b"\xff\xfeK\x00\x00\xd8", "nicht UTF-8-kodiert"),
+    ("knapp.txt", b"a" * 2049, "2.049 Bytes groß; erlaubt sind höchstens 2.000 Bytes"),
     ("leerzeichen.md", b" \n\t \n", "enthält keinen Text"),
 ])
 def test_invalid_files_are_rejected_with_a_reason(name, data, reason):
@@ -33,6 +35,12 @@ def test_invalid_files_are_rejected_with_a_reason(name, data, reason):
 def test_valid_utf8_is_accepted_with_or_without_bom():
     assert validate("a.txt", NEWS).startswith("Nordlicht")
     assert validate("a.MD", b"\xef\xbb\xbf" + NEWS).startswith("Nordlicht")
+
+
+def test_utf16_with_a_byte_order_mark_is_accepted():
+    text = NEWS.decode("utf-8")
+    assert validate("a.txt", text.encode("utf-16")) == text
+    assert validate("a.txt", b"\xfe\xff" + text.encode("utf-16-be")) == text
 
 
 @pytest.mark.parametrize("name, expected", [
@@ -50,27 +58,31 @@ def test_uploads_folder_sits_beside_the_index(tmp_path):
     assert uploads_dir(tmp_path / "index" / "default") == tmp_path / "index" / "default-uploads"
 
 
-def test_save_renames_clashes_with_seed_articles_and_rejects_duplicates(tmp_path):
+def test_save_renames_clashes_with_seed_articles_and_leaves_known_texts_alone(tmp_path):
     folder = tmp_path / "up"
     indexed = {"002_x": ("sha-a", str(tmp_path / "seeds")), "003_y": ("sha-b", str(tmp_path / "seeds"))}
-    result = save_uploads([("002_x.txt", NEWS), ("neu.md", NEWS), ("kaputt.txt", b"\xff\xfe\xfa")], folder, indexed)
-    assert [s.doc_id for s in result.saved] == ["002_x-upload"]
-    assert (folder / "002_x-upload.txt").read_bytes() == NEWS
-    reasons = dict(result.rejected)
-    assert "bereits geladen" in reasons["neu.md"]
-    assert "kaputt.txt" in reasons
+    result = save_uploads([("002_x.txt", NEWS), ("neu.md", NEWS), ("kaputt.txt", b"\xff\xfa")], folder, indexed)
+    assert [s.doc_id for s in result.saved] == ["002_x-2"]
+    assert (folder / "002_x-2.txt").read_bytes() == NEWS
+    assert result.unchanged == [("neu.md", "002_x-2")]
+    assert "kaputt.txt" in dict(result.rejected)
+    assert "hinzugefügt als 002_x-2 (002_x ist schon ein anderer Artikel)" in result.messages()[0]
     undo(result)
-    assert not (folder / "002_x-upload.txt").exists()
+    assert not (folder / "002_x-2.txt").exists()
 
 
-def test_reupload_replaces_the_earlier_upload_and_undo_restores_it(tmp_path):
+@pytest.mark.parametrize("first, second", [("Bericht?.txt", "Bericht!.txt"), ("A" * 80 + "1.txt", "A" * 80 + "2.md")])
+def test_names_that_clean_to_the_same_id_never_overwrite(tmp_path, first, second):
+    """Issue 15: both files stay, each under its own id, loaded or still waiting in the folder."""
     folder = tmp_path / "up"
-    first = save_uploads([("bericht.txt", NEWS)], folder, {})
-    indexed = {"bericht": ("sha-old", str(folder))}
-    second = save_uploads([("bericht.md", NEWS + b" Neu.")], folder, indexed)
-    assert [s.doc_id for s in second.saved] == ["bericht"]
-    assert not (folder / "bericht.txt").exists() and (folder / "bericht.md").exists()
-    assert first.saved[0].path == folder / "bericht.txt"
+    one = save_uploads([(first, NEWS)], folder, {})
+    waiting = save_uploads([(second, NEWS + b" Zweite Fassung.")], folder, {})  # the first is not indexed yet
+    base = one.saved[0].doc_id
+    assert waiting.saved[0].doc_id == f"{base}-2" and waiting.saved[0].taken == base
+    assert one.saved[0].path.read_bytes() == NEWS
+    indexed = {base: (text_digest(NEWS.decode()), str(folder))}
+    again = save_uploads([(first, NEWS), (second, NEWS + b" Dritte Fassung.")], folder, indexed)
+    assert again.unchanged == [(first, base)] and again.saved[0].doc_id == f"{base}-3"
 
 
 def test_too_many_files_at_once(tmp_path):

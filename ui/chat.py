@@ -7,7 +7,8 @@ is passed in by the caller, so sessions cannot see each other's state.
 Threading: Gradio runs several events at once. Retrieval and extractive
 answering call the native embedding engine, which is serialised by a lock
 (a query takes ~10 ms); a generated answer streams outside that lock.
-Uploads re-index under their own lock and then swap in the new index in one
+Uploads wait in a queue (``rag.ingest.uploads.UploadQueue``) and are re-indexed in
+its background thread, smallest first, then the new index is swapped in with one
 assignment; questions already running finish on the index they started with.
 """
 
@@ -27,7 +28,7 @@ from rag.answer.followup import LLMRewriter, Rewrite, rewrite
 from ui.render import answer_html, article_list_html, error_html, status_html
 from rag.schema import Answer
 from rag.settings import Settings
-from rag.ingest.uploads import ARTICLE_SUFFIXES, MAX_UPLOAD_BYTES, UploadResult, uploads_dir
+from rag.ingest.uploads import ARTICLE_SUFFIXES, MAX_UPLOAD_BYTES, UploadQueue, UploadResult, Uploads, uploads_dir
 from rag.pipeline import add_files
 
 if TYPE_CHECKING:  # rag.answer.answering loads on first use, not at import
@@ -136,6 +137,7 @@ class ChatEngine:
         self.allow_server_urls = True       # serve() turns this off when the app listens beyond loopback
         self._load_error: BaseException | None = None
         self.loaded_seconds = 0.0
+        self.uploads = UploadQueue(uploads_dir(settings.index_dir), self._add, self._upload_failed)
 
     # ---- loading -------------------------------------------------------------------------------------------
 
@@ -149,6 +151,7 @@ class ChatEngine:
             retriever = self._with_pending_uploads(retriever)
             self.install(retriever)
             self.loaded_seconds = time.perf_counter() - started
+            self.uploads.resume()
         except BaseException as err:
             self._load_error = err
             raise
@@ -456,14 +459,29 @@ class ChatEngine:
 
     # ---- uploads -------------------------------------------------------------------------------------------
 
-    def upload(self, paths: Sequence[str | Path], max_bytes: int = MAX_UPLOAD_BYTES) -> UploadResult:
-        """Add uploaded files (paths of temporary copies, named like the originals) and swap in the new index."""
+    def submit_uploads(self, paths: Sequence[str | Path], max_bytes: int = MAX_UPLOAD_BYTES) -> Uploads:
+        """Queue uploaded files (paths of temporary copies, named like the originals) for background indexing."""
         self.wait()
         files = []
         for path in paths:
             path = Path(path)
             with path.open("rb") as handle:
                 files.append((path.name, handle.read(max_bytes + 1)))
+        return Uploads(self.uploads.submit(files))
+
+    def upload(self, paths: Sequence[str | Path], max_bytes: int = MAX_UPLOAD_BYTES) -> Uploads:
+        """Add uploaded files and wait until they are indexed (``messages()`` says what happened to each)."""
+        uploads = self.submit_uploads(paths, max_bytes)
+        uploads.finished()
+        return uploads
+
+    def _upload_failed(self, err: BaseException) -> str:
+        if not isinstance(err, RagError):
+            log.error("indexing an upload failed", exc_info=err)
+        return friendly(err)
+
+    def _add(self, files: list[tuple[str, bytes]], max_bytes: int = MAX_UPLOAD_BYTES) -> UploadResult:
+        """Save files into the uploads folder, re-index, and swap in the new index (the queue's worker)."""
         with self._uploading:
             retriever = self.retriever
             if self._build_embedder is None:

@@ -4,11 +4,12 @@ Uploaded files live in ``<index parent>/<index name>-uploads/`` (for the
 default index: ``index/default-uploads/``), so the index can always be rebuilt
 from its source folders plus that folder with ``build_index`` — which embeds
 only passages whose text is new. A file is accepted when it is a ``.txt`` or
-``.md`` file of at most ``max_bytes``, valid UTF-8, and has text left after
-boilerplate removal; otherwise it is rejected with one German sentence saying
-why. A file whose name clashes with an article from another folder gets a new
-id (``<name>-upload``), so an upload never silently replaces a seed article;
-uploading a file of the same name again replaces the earlier upload.
+``.md`` file of at most ``max_bytes``, UTF-8 (or UTF-16 with a byte order
+mark), and has text left after boilerplate removal; otherwise it is rejected
+with one German sentence saying why. An upload never replaces another article:
+a file whose id (its cleaned name) is taken by an article with different text,
+loaded or waiting in the uploads folder, gets a new id (``<name>-2``, …) and
+the result says so; a text that is loaded already is left as it is.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from rag.ingest.corpus import ARTICLE_SUFFIXES, clean_text
 from rag.errors import RagError
@@ -36,7 +39,7 @@ class SavedFile:
     name: str
     doc_id: str
     path: Path
-    previous: bytes | None = None  # what the file held before, to restore when indexing fails
+    taken: str | None = None  # the id the name asked for, held by another article
 
 
 @dataclass
@@ -45,11 +48,17 @@ class UploadResult:
 
     saved: list[SavedFile] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)
+    unchanged: list[tuple[str, str]] = field(default_factory=list)  # (name, id): this text is loaded already
     report: object | None = None
 
     def messages(self) -> list[str]:
-        lines = [f"✓ {s.name} hinzugefügt" + (f" (als {s.doc_id})" if Path(s.name).stem != s.doc_id else "")
-                 for s in self.saved]
+        lines = []
+        for s in self.saved:
+            if s.taken:
+                lines.append(f"✓ {s.name} hinzugefügt als {s.doc_id} ({s.taken} ist schon ein anderer Artikel)")
+            else:
+                lines.append(f"✓ {s.name} hinzugefügt" + (f" (als {s.doc_id})" if Path(s.name).stem != s.doc_id else ""))
+        lines += [f"= {name}: derselbe Text ist schon geladen (als {doc_id}); nichts geändert" for name, doc_id in self.unchanged]
         lines += [f"✗ {reason}" for _, reason in self.rejected]
         report = self.report
         if report is not None and not getattr(report, "up_to_date", True):
@@ -68,6 +77,13 @@ def _megabytes(n: int) -> str:
     return f"{n / 1e6:.1f}".replace(".", ",") + " MB"
 
 
+def _sizes(n: int, limit: int) -> tuple[str, str]:
+    """Both sizes in MB, or in bytes when they would read the same ("1,0 MB groß; höchstens 1,0 MB")."""
+    if _megabytes(n) != _megabytes(limit):
+        return _megabytes(n), _megabytes(limit)
+    return tuple(f"{v:,}".replace(",", ".") + " Bytes" for v in (n, limit))
+
+
 def validate(name: str, data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> str:
     """The file's text if it can be added; otherwise ``UploadRejected`` with the reason."""
     label = Path(name).name or "Die Datei"
@@ -76,11 +92,15 @@ def validate(name: str, data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> str:
     if len(data) == 0:
         raise UploadRejected(f"{label} ist leer.")
     if len(data) > max_bytes:
-        raise UploadRejected(f"{label} ist {_megabytes(len(data))} groß; erlaubt sind höchstens {_megabytes(max_bytes)}.")
-    if b"\x00" in data:
-        raise UploadRejected(f"{label} ist keine Textdatei (sie enthält Binärdaten).")
+        size, limit = _sizes(len(data), max_bytes)
+        raise UploadRejected(f"{label} ist {size} groß; erlaubt sind höchstens {limit}.")
     try:
-        text = data.decode("utf-8-sig")
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with a byte order mark, as the corpus reads it
+            text = data.decode("utf-16")
+        elif b"\x00" in data:
+            raise UploadRejected(f"{label} ist keine Textdatei (sie enthält Binärdaten).")
+        else:
+            text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise UploadRejected(f"{label} ist nicht UTF-8-kodiert (ungültiges Byte an Position {err.start}); "
                              f"bitte als UTF-8 speichern.") from None
@@ -96,21 +116,26 @@ def safe_id(name: str) -> str:
     return stem[:80] or "artikel"
 
 
-def _digest(text: str) -> str:
+def text_digest(text: str) -> str:
+    """The hash an article of this text gets (``Article.sha256``): what tells "same text" apart from "same name"."""
     return hashlib.sha256(clean_text(text).encode("utf-8")).hexdigest()
 
 
 def save_uploads(files: Sequence[tuple[str, bytes]], folder: Path, indexed: Mapping[str, tuple[str, str]],
                  max_bytes: int = MAX_UPLOAD_BYTES, max_files: int = MAX_FILES) -> UploadResult:
     """Validate and write files into ``folder``. ``indexed`` maps each loaded article id to (sha256 of its stored
-    text, the folder it came from); a file whose text is already loaded is rejected as a duplicate."""
+    text, the folder it came from). A text that is loaded already is left alone (``unchanged``); an id that is
+    taken by a different text (loaded, or a file waiting in ``folder``) is replaced by the first free
+    ``<id>-2``, ``<id>-3``, …; nothing is ever overwritten."""
     folder = Path(folder)
     result = UploadResult()
     if len(files) > max_files:
         result.rejected += [(name, f"{Path(name).name}: höchstens {max_files} Dateien auf einmal.") for name, _ in files[max_files:]]
         files = files[:max_files]
     known_texts = {sha: doc_id for doc_id, (sha, _) in indexed.items()}
-    taken: set[str] = set()
+    waiting = _waiting_texts(folder, set(indexed))
+    known_texts.update({sha: doc_id for doc_id, sha in waiting.items()})
+    taken = set(indexed) | set(waiting)
     for name, data in files:
         label = Path(name).name
         try:
@@ -118,40 +143,44 @@ def save_uploads(files: Sequence[tuple[str, bytes]], folder: Path, indexed: Mapp
         except UploadRejected as err:
             result.rejected.append((name, str(err)))
             continue
-        digest = _digest(text)
-        doc_id = safe_id(name)
-        same = known_texts.get(digest)
-        if same is not None and not (same == doc_id and Path(indexed[same][1]).resolve() == folder.resolve()):
-            result.rejected.append((name, f"{label} ist bereits geladen (gleicher Text wie {same})."))
+        digest = text_digest(text)
+        if digest in known_texts:
+            result.unchanged.append((label, known_texts[digest]))
             continue
-        base, k = doc_id, 1
-        while doc_id in taken or (doc_id in indexed and Path(indexed[doc_id][1]).resolve() != folder.resolve()):
-            doc_id = f"{base}-upload" + (f"-{k}" if k > 1 else "")
+        wanted = safe_id(name)
+        doc_id, k = wanted, 2
+        while doc_id in taken:
+            doc_id = f"{wanted}-{k}"
             k += 1
         taken.add(doc_id)
         known_texts[digest] = doc_id
-        suffix = Path(label).suffix.lower()
         folder.mkdir(parents=True, exist_ok=True)
-        for other in ARTICLE_SUFFIXES:  # one file per id: a re-upload as .md replaces the earlier .txt
-            stale = folder / f"{doc_id}{other}"
-            if other != suffix and stale.exists():
-                stale.unlink()
-        path = folder / f"{doc_id}{suffix}"
-        previous = path.read_bytes() if path.exists() else None
-        tmp = folder / f".{doc_id}{suffix}.tmp-{os.getpid()}"
+        path = folder / f"{doc_id}{Path(label).suffix.lower()}"
+        tmp = folder / f".{path.name}.tmp-{os.getpid()}"
         tmp.write_bytes(data)
         os.replace(tmp, path)
-        result.saved.append(SavedFile(label, doc_id, path, previous))
+        result.saved.append(SavedFile(label, doc_id, path, wanted if doc_id != wanted else None))
     return result
 
 
+def _waiting_texts(folder: Path, indexed: set[str]) -> dict[str, str]:
+    """``id → text hash`` of the files in the uploads folder that are not indexed yet (saved, then interrupted)."""
+    waiting: dict[str, str] = {}
+    if not folder.is_dir():
+        return waiting
+    for path in folder.iterdir():
+        if path.suffix.lower() in ARTICLE_SUFFIXES and path.is_file() and path.stem not in indexed:
+            try:
+                waiting[path.stem] = text_digest(validate(path.name, path.read_bytes(), max_bytes=1 << 62))
+            except (OSError, UploadRejected):
+                waiting[path.stem] = ""
+    return waiting
+
+
 def undo(result: UploadResult) -> None:
-    """Put the uploads folder back as it was before ``save_uploads`` (after a failed indexing)."""
+    """Remove the files ``save_uploads`` wrote (after a failed indexing): the uploads folder is as it was."""
     for saved in result.saved:
-        if saved.previous is None:
-            saved.path.unlink(missing_ok=True)
-        else:
-            saved.path.write_bytes(saved.previous)
+        saved.path.unlink(missing_ok=True)
 
 
 def source_folders(sources: Iterable[str], uploads: Path, fallback: Path | None = None) -> list[Path]:
@@ -174,3 +203,138 @@ def source_folders(sources: Iterable[str], uploads: Path, fallback: Path | None 
             raise RagError(f"Der Ordner {folder}, aus dem der Index gebaut wurde, fehlt; neue Artikel können erst "
                            f"nach einem neuen `rag index` hinzugefügt werden.")
     return folders + [uploads]
+
+
+# ---------------------------------------------------------------------------------------------- the queue
+
+QUEUE_FOLDER = ".queue"
+BATCH_BYTES = 20_000  # small files waiting together are indexed in one build
+
+
+@dataclass
+class UploadJob:
+    """One file on its way into the index: waiting, being indexed, then done with its result lines."""
+
+    name: str
+    size: int
+    spool: Path | None  # the file's bytes, kept in the queue folder until it is indexed (survives a kill)
+    state: str = "wartet"
+    lines: list[str] = field(default_factory=list)
+    result: UploadResult | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class UploadQueue:
+    """Uploads indexed one build at a time in a background thread, smallest files first.
+
+    Why: indexing a large upload (hundreds of sentences to embed) takes minutes on two cores; a small file sent
+    with it must not wait that long, and the chat must keep answering meanwhile. Each file is first written to
+    ``<uploads>/.queue/`` (so a killed app indexes it at the next start: ``resume``), then the worker takes the
+    smallest waiting file, plus further small ones up to ``BATCH_BYTES``, and calls ``index(files)`` — which
+    saves them into the uploads folder and re-indexes (``rag.pipeline.add_files``). A file already being indexed
+    is not interrupted: a small file sent later waits for that one build.
+    """
+
+    def __init__(self, folder: Path, index: Callable[[list[tuple[str, bytes]]], UploadResult],
+                 failed: Callable[[BaseException], str], max_bytes: int = MAX_UPLOAD_BYTES) -> None:
+        self.spool = Path(folder) / QUEUE_FOLDER
+        self._index = index
+        self._failed = failed
+        self._max_bytes = max_bytes
+        self._jobs: list[UploadJob] = []
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, files: Sequence[tuple[str, bytes]]) -> list[UploadJob]:
+        """Queue files (invalid ones are answered at once); returns one job per file."""
+        jobs = []
+        for name, data in files:
+            label = Path(name).name
+            try:
+                validate(name, data, self._max_bytes)
+            except UploadRejected as err:
+                job = UploadJob(label, len(data), None, "abgelehnt", [f"✗ {err}"])
+                job.done.set()
+                jobs.append(job)
+                continue
+            self.spool.mkdir(parents=True, exist_ok=True)
+            spool = self.spool / f"{time.time_ns()}-{label}"
+            spool.write_bytes(data)
+            jobs.append(UploadJob(label, len(data), spool))
+        self._enqueue([j for j in jobs if not j.done.is_set()])
+        return jobs
+
+    def resume(self) -> list[UploadJob]:
+        """Queue the files a killed app had accepted but not indexed."""
+        if not self.spool.is_dir():
+            return []
+        jobs = [UploadJob(p.name.split("-", 1)[1], p.stat().st_size, p) for p in sorted(self.spool.iterdir())
+                if p.is_file() and "-" in p.name]
+        self._enqueue(jobs)
+        return jobs
+
+    def _enqueue(self, jobs: list[UploadJob]) -> None:
+        if not jobs:
+            return
+        with self._wake:
+            self._jobs += jobs
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="rag-uploads", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def _next(self) -> list[UploadJob]:
+        with self._wake:
+            while not self._jobs:
+                self._wake.wait()
+            self._jobs.sort(key=lambda j: j.size)
+            batch, total = [], 0
+            for job in list(self._jobs):
+                if batch and total + job.size > max(BATCH_BYTES, batch[0].size):
+                    break
+                batch.append(job)
+                total += job.size
+                self._jobs.remove(job)
+            for job in batch:
+                job.state = "wird indexiert"
+            return batch
+
+    def _work(self) -> None:
+        while True:
+            batch = self._next()
+            try:
+                result = self._index([(job.name, job.spool.read_bytes()) for job in batch])
+                lines, state = result.messages(), "fertig"
+            except BaseException as err:  # the message is the caller's; the files stay queued for the next start
+                lines, state, result = [f"✗ {self._failed(err)}"], "fehlgeschlagen", None
+            for job in batch:
+                if state == "fertig":
+                    job.spool.unlink(missing_ok=True)
+                job.state, job.lines, job.result = state, lines, result
+                job.done.set()
+
+
+
+@dataclass
+class Uploads:
+    """The jobs of one upload request, shown together."""
+
+    jobs: list[UploadJob]
+
+    def finished(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds (None: until all are done); whether all are done."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for job in self.jobs:
+            if not job.done.wait(None if deadline is None else max(0.0, deadline - time.monotonic())):
+                return False
+        return True
+
+    def messages(self) -> list[str]:
+        """Each finished file's result lines, else its state; a line shared by files indexed in one build (the
+        index summary) once."""
+        lines: list[str] = []
+        for job in self.jobs:
+            for line in job.lines if job.done.is_set() else [f"… {job.name}: {job.state}"]:
+                if line not in lines:
+                    lines.append(line)
+        return lines
