@@ -70,13 +70,15 @@ def read_questions(path: Path, max_chars: int = 2000) -> Iterator[Question | Bad
     except UnicodeDecodeError:
         raise RagError(f"The question file {path} is not UTF-8 text; save it as UTF-8.") from None
     suffix = path.suffix.lower()
+    seen: dict[str, int] = {}
     if suffix == ".csv":
-        reader = csv.DictReader(io.StringIO(text))
+        reader = csv.DictReader(io.StringIO(text), dialect=_csv_dialect(text))
         if not reader.fieldnames or "question" not in reader.fieldnames:
             raise RagError(f"The CSV file {path} needs a 'question' column.")
         for number, row in enumerate(reader, start=2):
             checked = _check(row.get("question"), number, max_chars)
-            yield checked if isinstance(checked, BadLine) else Question(str(row.get("id") or f"line-{number}"), checked)
+            yield checked if isinstance(checked, BadLine) else _unique(seen, str(row.get("id") or f"line-{number}"),
+                                                                      checked, number)
         return
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -94,7 +96,24 @@ def read_questions(path: Path, max_chars: int = 2000) -> Iterator[Question | Bad
             yield BadLine(number, "not a JSON object")
             continue
         checked = _check(record.get("question"), number, max_chars)
-        yield checked if isinstance(checked, BadLine) else Question(str(record.get("id") or f"line-{number}"), checked)
+        yield checked if isinstance(checked, BadLine) else _unique(seen, str(record.get("id") or f"line-{number}"),
+                                                                  checked, number)
+
+
+def _unique(seen: dict[str, int], id: str, question: str, line: int) -> Question | BadLine:
+    """A question, or a ``BadLine`` when its id was used before: answers are keyed by id (``--resume``)."""
+    if id in seen:
+        return BadLine(line, f"the id {id!r} was already used on line {seen[id]}")
+    seen[id] = line
+    return Question(id, question)
+
+
+def _csv_dialect(text: str) -> type[csv.Dialect] | csv.Dialect:
+    """Comma, semicolon (German Excel's default) or tab, as the header line uses."""
+    try:
+        return csv.Sniffer().sniff(text.split("\n", 1)[0], delimiters=",;\t")
+    except csv.Error:
+        return csv.excel
 
 
 def _sources(answer: Answer) -> str:

@@ -362,7 +362,15 @@ class ChatEngine:
     # ---- answering -----------------------------------------------------------------------------------------
 
     def check_question(self, question: str) -> str:
+        """The question, stripped; anything that is not a usable question is one German sentence."""
+        if question is not None and not isinstance(question, str):
+            raise RagError("Die Frage muss ein Text sein.")
         question = (question or "").strip()
+        try:
+            question.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise RagError(f"Die Frage enthält an Stelle {err.start + 1} ein ungültiges Zeichen (kein gültiges "
+                           f"Unicode).") from None
         if not question:
             raise RagError("Bitte eine Frage eingeben.")
         if len(question) > self.settings.max_question_chars:

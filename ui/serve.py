@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import threading
 import time
 from pathlib import Path
@@ -33,6 +34,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, say: Ca
     """``rag chat``: load the index in a thread while Gradio starts, print the address when both are ready."""
     started = time.perf_counter()
     _check_port(host, port)
+    _no_proxy_for_loopback()
     from rag.pipeline import is_default_index
 
     if not (Path(settings.index_dir) / "params.json").exists() and not is_default_index(settings):
@@ -63,6 +65,14 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, say: Ca
         finally:
             demo.close()
     return demo, engine
+
+
+def _no_proxy_for_loopback() -> None:
+    """Gradio checks its own address at start-up with httpx, which honours ``HTTP_PROXY``/``HTTPS_PROXY``: behind a
+    newsroom proxy that check went to the proxy and the app died (or hung). Loopback never goes through a proxy."""
+    for key in ("NO_PROXY", "no_proxy"):
+        hosts = [h.strip() for h in os.environ.get(key, "").split(",") if h.strip()]
+        os.environ[key] = ",".join(hosts + [h for h in ("localhost", "127.0.0.1", "::1") if h not in hosts])
 
 
 def _is_loopback(host: str) -> bool:

@@ -8,8 +8,10 @@ in the index.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ ARTICLE_SUFFIXES = (".txt", ".md")
 METADATA_FILE = "metadata.json"
 
 _DATE_MARKER = re.compile(r"\A\s*date (\d{4}-\d{2}(?:-\d{2})?)\s*")
+_ISO_DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 _NUMERIC_DATE = re.compile(r"\b(\d{1,2})\.(\d{1,2})\.(\d{4})\b")
 _WORD_DATE = re.compile(r"\b(\d{1,2})\.\s*(" + "|".join(MONTH_NUMBERS) + r")\s+(\d{4})\b", re.IGNORECASE)
 _BOILERPLATE = [
@@ -30,6 +33,7 @@ _BOILERPLATE = [
     re.compile(r"[ \t]*\(Lesen Sie auch:[^)\n]*\)"),
 ]
 HEADER_CHARS = 400
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,10 +56,22 @@ def decode_article(raw: bytes) -> str:
         raise ValueError(f"it is not UTF-8 text (invalid byte at position {err.start}); save it as UTF-8") from None
 
 
+def is_date(value: str) -> bool:
+    """An ISO ``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD`` of a real calendar day (a metadata file may hold anything)."""
+    match = _ISO_DATE.fullmatch(value)
+    if not match:
+        return False
+    try:
+        datetime.date(int(match.group(1)), int(match.group(2) or 1), int(match.group(3) or 1))
+    except ValueError:
+        return False
+    return True
+
+
 def find_date(raw_text: str) -> str | None:
     """The publication date stated in the article's header, as ISO ``YYYY-MM[-DD]``."""
     marker = _DATE_MARKER.match(raw_text)
-    if marker:
+    if marker and is_date(marker.group(1)):
         return marker.group(1)
     header = raw_text[:HEADER_CHARS]
     candidates = []
@@ -109,7 +125,11 @@ def article_from_text(doc_id: str, raw_text: str, source: str, meta: dict | None
     date = find_date(raw_text)
     inferred = False
     if date is None and meta.get("date"):
-        date, inferred = str(meta["date"]), bool(meta.get("date_inferred", False))
+        if is_date(str(meta["date"])):
+            date, inferred = str(meta["date"]), bool(meta.get("date_inferred", False))
+        else:
+            log.warning("%s: the metadata date %r is not a date (YYYY, YYYY-MM or YYYY-MM-DD); the date is treated "
+                        "as unknown.", source, str(meta["date"])[:40])
     title = str(meta.get("title") or guess_title(text) or doc_id)
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return Article(doc_id=doc_id, title=title, date=date, date_inferred=inferred, text=text, source=source, sha256=digest)
