@@ -41,13 +41,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(index_source: Path, workdir: Path, timeout: float = 90.0) -> RunningApp:
-    """Copy the index into ``workdir`` and run `rag chat` on it; returns when the app says it is ready."""
+def start(index_source: Path, workdir: Path, timeout: float = 90.0, env: dict | None = None) -> RunningApp:
+    """Copy the index into ``workdir`` and run `rag chat` on it (``env``: extra environment, e.g. a proxy);
+    returns when the app says it is ready."""
     index_dir = workdir / "seeds"
     shutil.copytree(index_source, index_dir)
     port = free_port()
     log_path = workdir / "chat.log"
-    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", NO_PROXY="127.0.0.1,localhost")
+    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", NO_PROXY="127.0.0.1,localhost",
+               **(env or {}))
     command = [sys.executable, "-m", "rag.cli", "chat", "--host", "127.0.0.1", "--port", str(port),
                "--index-dir", str(index_dir)]
     started = time.perf_counter()

@@ -111,3 +111,262 @@ def test_killed_batch_keeps_its_answers_and_resume_completes(tmp_path, real_seed
     assert resumed.returncode == 0, resumed.stderr
     ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
     assert sorted(ids) == sorted(f"q{i}" for i in range(150)) and len(ids) == len(set(ids))
+
+
+# --- issue 15: one writer at a time, uploads that never overwrite, one clear sentence at every door -------------
+
+TINY = {
+    "nordwind": "Nordwind AG meldet Rekord\n12.03.2026\nDie Nordwind AG steigerte 2025 den Umsatz auf 4,2 Milliarden Euro.",
+    "suedhafen": "Südhafen baut aus\n02.02.2026\nDer Südhafen investiert 2026 rund 800 Millionen Euro in neue Kais.",
+}
+
+
+def run_rag(*args, env=None, cwd=None, timeout=300):
+    return subprocess.run([sys.executable, "-m", "rag.cli", *[a if isinstance(a, bytes) else str(a) for a in args]],
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd,
+                          env=dict(os.environ, **(env or {})))
+
+
+def one_sentence(result, *fragments):
+    """Exit 2, no traceback, and the last line on stderr is the one error sentence that says what went wrong."""
+    lines = result.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("Error:")]
+    assert result.returncode == 2 and errors == lines[-1:] and "Traceback" not in result.stderr, result.stderr
+    assert all(f in lines[-1] for f in fragments), lines[-1]
+    return lines[-1]
+
+
+def article_folder(root, texts):
+    root.mkdir(parents=True, exist_ok=True)
+    for name, text in texts.items():
+        (root / f"{name}.txt").write_text(text, encoding="utf-8")
+    return root
+
+
+def test_a_second_writer_waits_or_with_no_wait_exits_with_one_sentence(tmp_path):
+    from rag.index.lock import writer_lock
+
+    folder = article_folder(tmp_path / "a", TINY)
+    index_dir = tmp_path / "idx"
+    with writer_lock(index_dir):  # another writer holds the index
+        one_sentence(run_rag("index", folder, "--index-dir", index_dir, "--no-wait"), "Ein anderer Indexlauf", str(index_dir))
+        waiting = start_rag("index", folder, "--index-dir", index_dir)
+        time.sleep(3)
+        assert waiting.poll() is None, "the second writer waits for the first"
+    assert waiting.wait(300) == 0
+    assert set(load_index(index_dir).articles) == set(TINY)
+
+
+def _clean_build_matches(index, folder, settings_for, fake_embedder, name):
+    clean_settings = settings_for().model_copy(update={"index_dir": folder.parent / f"clean-{name}"})
+    build_index(folder, clean_settings, fake_embedder)
+    clean = load_index(clean_settings.index_dir)
+    assert [(c.chunk_id, c.text, c.text_hash) for c in index.chunks] == \
+        [(c.chunk_id, c.text, c.text_hash) for c in clean.chunks]
+
+
+def test_overlapping_builds_take_turns_and_readers_never_move_the_index(tmp_path, settings_for, fake_embedder):
+    """Issue 15, cases 1 and 2: three builds of different folders (same article ids, different texts) overlap on
+    one index while readers load it over and over; every load succeeds and sees each passage under its own
+    article, and the final index equals a clean build of the folder built last."""
+    import threading
+
+    folders = [article_folder(tmp_path / f"w{i}", {f"art{j}": f"Meta {i} meldet {j}. " * (5 + 7 * i + j)
+                                                   for j in range(4)}) for i in range(3)]
+    settings = settings_for()
+    finished, errors, loads = [], [], [0]
+    stop = threading.Event()
+
+    def write(i):
+        try:
+            for _ in range(3):
+                build_index(folders[i], settings, fake_embedder)
+                finished.append(i)
+        except Exception as err:
+            errors.append(err)
+
+    def read():
+        while not stop.is_set():
+            try:
+                index = load_index(settings.index_dir)
+            except RagError as err:
+                if "There is no index" in str(err):
+                    continue
+                errors.append(err)
+                return
+            for chunk in index.chunks:
+                assert chunk.text in index.articles[chunk.doc_id].text
+            loads[0] += 1
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    writers = [threading.Thread(target=write, args=(i,)) for i in range(3)]
+    for thread in readers + writers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    stop.set()
+    for thread in readers:
+        thread.join()
+    assert not errors and len(finished) == 9 and loads[0] > 0
+    _clean_build_matches(load_index(settings.index_dir), folders[finished[-1]], settings_for, fake_embedder, "last")
+
+
+@pytest.mark.parametrize("toml, fragment", [(b"top_k = \n", "not valid TOML"), (b"top_k = 5 # K\xf6ln\n", "not UTF-8")])
+def test_broken_config_files_are_one_sentence(tmp_path, toml, fragment):
+    (tmp_path / "rag.toml").write_bytes(toml)
+    one_sentence(run_rag("ask", "Wie viel?", cwd=tmp_path), fragment, "rag.toml")
+
+
+def test_missing_rag_config_is_one_sentence(tmp_path):
+    one_sentence(run_rag("ask", "Wie viel?", env={"RAG_CONFIG": str(tmp_path / "missing.toml")}), "missing.toml",
+                 "RAG_CONFIG")
+
+
+def test_question_that_is_not_utf8_is_one_sentence(tmp_path):
+    one_sentence(run_rag("ask", b"Meta \xff\xfe", "--index-dir", tmp_path), "not valid UTF-8", "0xff")
+
+
+def test_disk_full_during_index_keeps_the_old_index_and_names_the_folder(tmp_path):
+    mount = tmp_path / "small"
+    mount.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.decode(errors='replace').strip()})")
+    try:
+        folder = article_folder(tmp_path / "a", TINY)
+        index_dir = mount / "idx"
+        assert run_rag("index", folder, "--index-dir", index_dir).returncode == 0
+        before = load_index(index_dir).params["corpus"]
+        free = os.statvfs(mount)
+        (mount / "filler").write_bytes(b"\0" * (free.f_bavail * free.f_frsize - 64 * 1024))
+        (folder / "neu.txt").write_text("Neue Meldung: Meta investiert 2026 mehr. " * 200, encoding="utf-8")
+        one_sentence(run_rag("index", folder, "--index-dir", index_dir), "disk", str(mount), "previous index is unchanged")
+        assert load_index(index_dir).params["corpus"] == before
+        assert sorted(p.name for p in mount.iterdir() if p.name.startswith(".idx.v-")) == [os.readlink(index_dir)]
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+def test_semicolon_csv_and_duplicate_ids(tmp_path, real_seeds_index):
+    settings = real_seeds_index[0]
+    questions = tmp_path / "fragen.csv"
+    questions.write_text("id;question\nq1;Wie viel investiert Meta 2026?\nq2;Was plant Microsoft; und wann?\n"
+                         "q1;Noch einmal q1?\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    result = run_rag("batch", questions, "--out", out, "--index-dir", settings.index_dir, "--retrieve-only")
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["q1", "q2"]
+    assert "line 4 skipped: the id 'q1' was already used on line 2" in result.stderr
+
+
+def test_a_metadata_date_that_is_no_date_is_a_warning_and_unknown(tmp_path):
+    folder = article_folder(tmp_path / "a", {"ohne": "Meldung ohne Datum: Meta investiert."})
+    (folder / "metadata.json").write_text(json.dumps({"ohne": {"date": '2025-13-45"><script>'}}), encoding="utf-8")
+    result = run_rag("index", folder, "--index-dir", tmp_path / "idx")
+    assert result.returncode == 0 and "is not a date" in result.stderr and "Traceback" not in result.stderr
+    assert load_index(tmp_path / "idx").articles["ohne"].date is None
+
+
+def test_small_upload_is_not_held_up_by_a_large_one(seeds_copy, settings_for, fake_embedder):
+    """Sent together, the small file is indexed first, in about its own indexing time (embedding is made slow
+    here: 20 ms per text, so the large file's 800 sentences take tens of seconds)."""
+    from conftest import FakeEmbedder
+    from rag.ingest.uploads import UploadQueue, Uploads, uploads_dir
+    from rag.pipeline import add_files
+
+    class SlowEmbedder(FakeEmbedder):
+        def embed_passages(self, texts):
+            time.sleep(0.02 * len(texts))
+            return super().embed_passages(texts)
+
+    settings = settings_for()
+    build_index(seeds_copy, settings, fake_embedder)
+    spent = {}
+
+    def index(files):
+        started = time.perf_counter()
+        result = add_files(files, load_index(settings.index_dir), settings, SlowEmbedder())
+        spent[files[0][0]] = time.perf_counter() - started
+        return result
+
+    large = ("lang.txt", "".join(f"Meldung {i}: Meta investiert {i} Millionen. " for i in range(800)).encode())
+    small = ("kurz.txt", TINY["nordwind"].encode())
+    queue = UploadQueue(uploads_dir(settings.index_dir), index, str)
+    started = time.perf_counter()
+    uploads = Uploads(queue.submit([large, small]))
+    assert uploads.jobs[1].done.wait(300)
+    small_waited = time.perf_counter() - started
+    assert uploads.jobs[0].state == "wird indexiert", "the large file is indexed after the small one"
+    assert small_waited <= spent["kurz.txt"] + 10
+    assert uploads.finished(600) and spent["lang.txt"] > spent["kurz.txt"]
+    assert {"kurz", "lang"} <= set(load_index(settings.index_dir).articles)
+    assert not list(queue.spool.iterdir()), "nothing left in the queue folder"
+
+
+# --- over HTTP, on the real `rag chat` ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def chat(real_seeds_index, tmp_path_factory):
+    import chat_app
+
+    return chat_app.shared(real_seeds_index, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def client(chat):
+    gradio_client = pytest.importorskip("gradio_client")
+    return gradio_client.Client(chat.url, verbose=False)
+
+
+def test_colliding_upload_names_both_stay_searchable(chat, client, tmp_path):
+    from gradio_client import handle_file
+
+    first, second = tmp_path / "a" / "Bericht?.txt", tmp_path / "b" / "Bericht!.txt"
+    for path, text in ((first, "Die Kobaltwerk AG verdoppelt 2026 die Produktion in Freiberg."),
+                       (second, "Die Zinnhütte GmbH schließt 2026 ihr Werk in Halsbrücke.")):
+        path.parent.mkdir()
+        path.write_text(text, encoding="utf-8")
+    for path in (first, second):
+        result = client.predict([handle_file(path)], api_name="/upload")[0]
+        assert "hinzugefügt" in result, result
+    assert "als Bericht-2" in result
+    kobalt = client.predict("Was macht die Kobaltwerk AG 2026?", api_name="/answer")
+    zinn = client.predict("Was macht die Zinnhütte GmbH 2026?", api_name="/answer")
+    assert kobalt["citations"][0]["doc_id"] == "Bericht" and zinn["citations"][0]["doc_id"] == "Bericht-2"
+    again = client.predict([handle_file(first)], api_name="/upload")[0]
+    assert "derselbe Text ist schon geladen" in again
+
+
+@pytest.mark.parametrize("question, fragment", [(42, "muss ein Text sein"), ("Meta \ud800 2026", "ungültiges Zeichen"),
+                                                ("", "Bitte eine Frage eingeben")])
+def test_answer_api_refuses_bad_questions_with_one_sentence(chat, client, question, fragment):
+    from gradio_client.exceptions import AppError
+
+    before = chat.log()
+    with pytest.raises(AppError, match=fragment):
+        client.predict(question, api_name="/answer")
+    time.sleep(0.5)
+    new = chat.log()[len(before):]
+    assert "Traceback" not in new and len(new.strip().splitlines()) <= 1, new
+
+
+def test_chat_starts_and_answers_behind_a_proxy(real_seeds_index, tmp_path):
+    """HTTP(S)_PROXY point at a proxy that accepts and never answers; loopback must not go through it."""
+    import socket
+
+    import chat_app
+    from gradio_client import Client
+
+    with socket.socket() as proxy:
+        proxy.bind(("127.0.0.1", 0))
+        proxy.listen(16)
+        url = f"http://127.0.0.1:{proxy.getsockname()[1]}"
+        env = {"HTTP_PROXY": url, "HTTPS_PROXY": url, "http_proxy": url, "https_proxy": url, "NO_PROXY": "",
+               "no_proxy": ""}
+        app = chat_app.start(real_seeds_index[0].index_dir, tmp_path, timeout=180, env=env)
+        try:
+            answer = Client(app.url, verbose=False).predict("Wie viel investiert Meta 2026?", api_name="/answer")
+            assert answer["citations"] and "Traceback" not in app.log()
+        finally:
+            app.process.terminate()
+            app.process.wait(20)

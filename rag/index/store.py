@@ -79,6 +79,7 @@ SOURCES = "sources.json"
 SENTENCE_VECTORS = "sentences.npy"
 SENTENCE_OFFSETS = "sentences.offsets.npy"
 CACHE_ROWS = 100_000
+DISK_FULL_BYTES = 1 << 20  # an OSError while writing with less free space than this is a full disk
 
 
 class _JsonlRows:
@@ -366,6 +367,14 @@ def remove_index(path: Path) -> None:
     _remove_stale(path, None)
 
 
+def _nearly_full(folder: Path) -> bool:
+    """Some writers (numpy's ``tofile``) report a full disk as a short write without ``ENOSPC``."""
+    try:
+        return shutil.disk_usage(folder).free < DISK_FULL_BYTES
+    except OSError:
+        return False
+
+
 class DiskFull(RagError):
     """No space left while writing a new index version; the previous version is untouched."""
 
@@ -490,8 +499,9 @@ def swap_in(path: Path, params: dict, fill: Callable[[Path], None]) -> dict:
                     os.fsync(handle.fileno())
         _point(path, version)
     except BaseException as err:
+        full = isinstance(err, OSError) and (err.errno in (errno.ENOSPC, errno.EDQUOT) or _nearly_full(path.parent))
         shutil.rmtree(version, ignore_errors=True)
-        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        if full:
             raise DiskFull(f"The disk holding {path.parent} is full, so the new index could not be written; the "
                            f"previous index is unchanged. Free some space and run `rag index` again.") from None
         raise
