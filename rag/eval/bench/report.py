@@ -12,6 +12,7 @@ import numpy as np
 
 from rag.settings import Settings
 
+from rag.eval.bench.indexing import render_indexing
 from rag.eval.bench.measure import load_average
 from rag.eval.bench import synthetic
 from rag.eval.bench.synthetic import FOLDER_MAX, NOISE
@@ -149,6 +150,8 @@ def render_markdown(result: dict) -> str:
                   f"of the build. The bare embedder embeds the same passages and sentence windows right before and right "
                   f"after the build ({e['seconds_before_and_after_build'][0]:.1f} s and "
                   f"{e['seconds_before_and_after_build'][1]:.1f} s; their mean is used), so a drifting machine load shows as their spread."]
+    if "indexing" in result:
+        lines += ["", *render_indexing(result["indexing"])]
     lines += ["", "## Incremental indexing (real embedder for the new article)", "",
               "| size | add one article: total s | its embedding s | rest s | embedded / reused | remove it: s, removed | unchanged: s, embedded |",
               "|---|---|---|---|---|---|---|"]

@@ -51,6 +51,7 @@ from rag.settings import Settings, project_root
 from rag.eval.bench.measure import (ann_comparison, dense_recall, dense_search_latency, index_files_mb, latency,
                                   load_average, probe_load, reset_peak, rss_mb, startup)
 from rag.eval.bench.report import check_targets, machine_info, method_text, write_reports
+from rag.eval.bench.indexing import bench_indexing
 from rag.eval.bench.synthetic import (FOLDER_MAX, NOISE, Material, SyntheticEmbedder, load_material, synthetic_article,
                                       synthetic_records, write_synthetic_folder)
 
@@ -310,8 +311,11 @@ def bench_synthetic(ctx: BenchContext, name: str, passages: int) -> dict:
 
 def run_bench(sizes: list[tuple[str, int]], settings: Settings, out: Path, queries: int = 100, rounds: int = 2,
               work_dir: Path | None = None, keep: bool = False, log: Callable[[str], None] = print,
-              answer: bool = True, startup_runs: int = 3, material_paragraphs: int | None = None) -> dict:
-    """Run the benchmark for ``sizes`` and write ``out``.json/.md/.png; returns the result."""
+              answer: bool = True, startup_runs: int = 3, material_paragraphs: int | None = None,
+              indexing_paragraphs: int = 0) -> dict:
+    """Run the benchmark for ``sizes`` and write ``out``.json/.md/.png; returns the result.
+
+    ``indexing_paragraphs`` > 0 first compares the embedding backends' indexing throughput (issue 16)."""
     import faiss
 
     from rag.retrieve.embedding import make_embedder
@@ -331,6 +335,8 @@ def run_bench(sizes: list[tuple[str, int]], settings: Settings, out: Path, queri
                          "synthetic": method_text()}}
     started = time.perf_counter()
     try:
+        if indexing_paragraphs:
+            result["indexing"] = bench_indexing(settings, work, indexing_paragraphs, log=log)
         for name, passages in sizes:
             log(f"bench: {name} …")
             load_before = load_average()
