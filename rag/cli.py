@@ -305,6 +305,36 @@ def _check_arguments(args: list[str]) -> None:
                            f"{err.start + 1}); pass it as UTF-8.") from None
 
 
+@app.command("train-answerer", short_help="Retrain the answer selector and short-answer model (rag/answer/models/).")
+def train_answerer(
+    work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Folder for the training indexes (default: index/train-answerer)."),
+    spans: bool = typer.Option(True, "--spans/--no-spans", help="Also retrain the short-answer span model."),
+) -> None:
+    """Rebuild rag/answer/models/ from XQuAD-de's tuning half and the tuning half of the German eval set."""
+    from rag.eval.train_answerer import train_answerer as train
+
+    report = train(_settings(), work_dir, log=_say)
+    for key, value in report.items():
+        typer.echo(f"{key}: {value}")
+    if spans:
+        from rag.answer.span_training import train_span_model
+
+        record = train_span_model()
+        typer.echo(f"span model: {json.dumps(record.get('scores', {}), ensure_ascii=False)}")
+
+
+def _check_arguments(args: list[str]) -> None:
+    """Arguments that are not valid UTF-8 reach Python as lone surrogates (surrogateescape), which no later step
+    can encode: refuse them here, naming the byte."""
+    for number, arg in enumerate(args, start=1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raw = arg[err.start:err.end].encode("utf-8", "surrogateescape")
+            raise RagError(f"Argument {number} is not valid UTF-8 text (byte 0x{raw[0]:02x} at character "
+                           f"{err.start + 1}); pass it as UTF-8.") from None
+
+
 def main() -> None:
     """Entry point: user errors become one sentence on stderr and a non-zero exit, never a traceback."""
     try:

@@ -109,6 +109,10 @@ class Answer:
     abstain_reason: str | None = None
     grounding: dict | None = None
     fallback_reason: str | None = None
+    # Added for issue 14: the shortest verbatim span of a cited quote that answers (None when abstained or for an
+    # explanation question), and the calibrated probability that the answer is right.
+    short_answer: str | None = None
+    confidence: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -128,3 +128,50 @@ def tokenize(text: str) -> list[str]:
                 cache[token] = parts
         tokens += parts
     return tokens
+
+
+# ---- What a question asks for and how sentences refer back (used by the answer selector) ------------------------
+# The kind of answer a question's wording asks for, German and English question words; the first that matches wins
+# ("Warum …" before "wer", "Wann …" before "wie viele"). General question grammar, not any corpus's vocabulary.
+ANSWER_TYPES = ("person", "date", "amount", "place", "reason", "other")
+QUESTION_TYPE_PATTERNS = (
+    ("reason", re.compile(r"\b(?:warum|weshalb|wieso|weswegen|aus welchem grund|why)\b", re.I)),
+    ("date", re.compile(r"\b(?:wann|seit wann|bis wann|in welche[mn] (?:jahr|jahrhundert|jahrzehnt|monat|zeitraum)|"
+                        r"an welche[mn] (?:tag|datum)|welche[ns]? (?:jahr|datum|jahrhundert)|when|what year|"
+                        r"which year)\b", re.I)),
+    ("amount", re.compile(r"\b(?:wie ?viele?[nrs]?|wie (?:hoch|groß|gross|lang|lange|alt|weit|oft|schnell|schwer|"
+                          r"teuer|stark|breit|tief|dick|warm|kalt|häufig)|um wie viel|welche[nrs]? (?:anteil|"
+                          r"prozentsatz|anzahl|zahl|betrag|summe|höhe|größe|länge)|how (?:much|many|long|old|"
+                          r"far|big|large|high|often))\b", re.I)),
+    ("person", re.compile(r"\b(?:wer|wem|wen|wessen|who|whom|whose)\b", re.I)),
+    ("place", re.compile(r"\b(?:wo|woher|wohin|where|in welche[mnr] (?:stadt|land|region|staat|ort|gegend|"
+                         r"teil|bundesstaat|provinz|kontinent|gebiet))\b", re.I)),
+)
+# Units and measure words that make a bare number an amount.
+UNIT_PATTERN = re.compile(r"%|\b(?:prozent|euro|dollar|us-dollar|pfund|franken|yen|meter|kilometer|km|cm|mm|kilogramm|"
+                          r"kg|tonnen|grad|stunden|minuten|sekunden|tage|jahre|monate|wochen|einwohner|menschen|"
+                          r"mitglieder|quadratkilometer|hektar|liter|mal|millionen|milliarden|mio|mrd)\b", re.I)
+# A sentence that leans on the one before ("Das entspricht …", "Er wurde …"): pronouns and demonstratives at its start.
+ANAPHOR_PATTERN = re.compile(r"(?:Das|Dies|Diese[rsmn]?|Damit|Dabei|Dadurch|Daher|Deshalb|Dort|Danach|Darauf|Somit|"
+                             r"Er|Sie|Es|Ihr|Ihre|Sein|Seine|Jene[rsmn]?|Hier|Hierbei)\b")
+
+
+def question_type(question: str) -> str:
+    """The kind of answer a question asks for (one of ``ANSWER_TYPES``), from its question words."""
+    for kind, pattern in QUESTION_TYPE_PATTERNS:
+        if pattern.search(question):
+            return kind
+    return "other"
+
+
+_ENGLISH_WORDS = re.compile(r"\b(?:the|how|what|who|which|when|does|did|is|are|was|were|much|many|of|and|in|to)\b",
+                            re.IGNORECASE)
+_GERMAN_WORDS = re.compile(r"\b(?:der|die|das|und|wie|wer|was|ist|sind|hat|im|von|den|dem|nicht|mit|für)\b|[äöüß]",
+                           re.IGNORECASE)
+
+
+def looks_english(text: str) -> bool:
+    """Whether a question is English rather than German (the articles are German; the chat then says so):
+    at least two English function words and more of them than German ones."""
+    english = len(_ENGLISH_WORDS.findall(text))
+    return english >= 2 and english > len(_GERMAN_WORDS.findall(text))

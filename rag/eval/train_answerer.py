@@ -1,0 +1,284 @@
+"""Train the answer selector (``rag.answer.selection``) reproducibly: `rag train-answerer`.
+
+Training data, all held out from what we report on:
+
+- XQuAD-de's tuning half (articles 1-24 in file order, ``rag.eval.xquad``) asked against an index of all 240
+  paragraphs: a candidate sentence is positive when it contains a gold answer;
+- unanswerable questions made the honest way: an index without every second article (odd file positions), asked
+  the questions of its missing tuning articles (label: the articles hold no answer);
+- the tuning half of ``eval/questions_de.jsonl`` (odd-numbered ids) over the seeds: a candidate is positive when it
+  is an evidence sentence of a gold article or holds every gold fact; its unanswerable questions are negatives.
+
+Three logistic regressions are fitted (scikit-learn, only at training time): the sentence selector over
+``FEATURES``; the question-level answerability classifier over ``QUESTION_FEATURES`` on out-of-fold selector scores,
+its threshold set on out-of-fold probabilities at ``max_false_abstention``; the confidence score, calibrated by
+isotonic regression on out-of-fold predictions. The model goes to ``rag/answer/models/selector.json`` (coefficients,
+scaling, calibration points) with ``selector.params.json`` beside it (features, data, split, scores).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from rag.answer import selection as S
+from rag.settings import Settings, project_root
+
+PASSAGES = 5
+REMOVED = "odd file positions"
+
+
+@dataclass(frozen=True)
+class Item:
+    """One training question: its text, split, whether its article is indexed, and how to label a candidate."""
+
+    id: str
+    question: str
+    split: str
+    answerable: bool
+    positive: Callable[[str, str], bool]  # (doc_id, candidate text) → holds the answer
+
+
+@dataclass
+class Collected:
+    """Candidate features of a question set: ``X`` rows of ``FEATURES``, labels, question of each row, and the
+    question-level features (their selector columns filled in later)."""
+
+    name: str
+    X: np.ndarray
+    y: np.ndarray
+    q: np.ndarray
+    Q: np.ndarray
+    tune: np.ndarray
+    answerable: np.ndarray
+    weight: float = 1.0
+
+
+def collect(retriever, items: Sequence[Item], name: str, weight: float = 1.0,
+            log: Callable[[str], None] = lambda m: None) -> Collected:
+    """Retrieve, build candidates and label them for every item (each question embedded once)."""
+    selector = S.Selector(retriever)
+    index = retriever.index
+    X, y, q, Q = [], [], [], []
+    for i, item in enumerate(items):
+        hits = retriever.run(item.question, k=retriever.settings.top_k)
+        view, candidates, feats = selector.features(item.question, hits, PASSAGES)
+        X.append(feats)
+        y += [int(item.answerable and item.positive(c.doc_id, index.articles[c.doc_id].text[c.start:c.end]))
+              for c in candidates]
+        q += [i] * len(candidates)
+        Q.append(S.question_features(view, feats, np.zeros(len(candidates)), hits))
+        if i % 200 == 199:
+            log(f"{name}: {i + 1}/{len(items)} questions")
+    return Collected(name, np.vstack(X), np.array(y, np.int8), np.array(q, np.int64), np.vstack(Q),
+                     np.array([it.split == "tune" for it in items]), np.array([it.answerable for it in items]), weight)
+
+
+def xquad_items(removed: bool = False) -> list[Item]:
+    """XQuAD-de questions; ``removed``: only those of articles missing from the reduced index (unanswerable)."""
+    from rag.eval.metrics import normalise_answer
+    from rag.eval.xquad import load_xquad
+
+    _, questions = load_xquad()
+    items = []
+    for x in questions:
+        if removed and x.article % 2 == 0:
+            continue
+        answers = [normalise_answer(a) for a in x.answers]
+        items.append(Item(x.id, x.question, x.split, not removed,
+                          lambda doc, text, answers=answers: any(a in normalise_answer(text) for a in answers)))
+    return items
+
+
+def german_items(path: Path | None = None) -> list[Item]:
+    """The German eval set; the odd-numbered ids are its tuning half (as for every calibration on it)."""
+    from rag.eval.metrics import contains_variant
+
+    path = Path(path or project_root() / "eval" / "questions_de.jsonl")
+    items = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        gold, evidence, facts = set(row.get("gold_docs") or ()), row.get("evidence") or [], row.get("answer") or []
+
+        def positive(doc, text, gold=gold, evidence=evidence, facts=facts):
+            if doc not in gold:
+                return False
+            if any(e and (e in text or text in e) for e in evidence):
+                return True
+            return bool(facts) and all(any(contains_variant(text, v) for v in f) for f in facts)
+
+        split = "tune" if int("".join(ch for ch in row["id"] if ch.isdigit()) or 0) % 2 else "heldout"
+        items.append(Item(row["id"], row.get("standalone") or row["question"], split, bool(row["answerable"]), positive))
+    return items
+
+
+def _fit(X, y, w, C, names) -> S.Linear:
+    from sklearn.linear_model import LogisticRegression
+
+    mean, scale = X.mean(0), X.std(0)
+    scale[scale < 1e-9] = 1.0
+    model = LogisticRegression(C=C, max_iter=5000).fit((X - mean) / scale, y, sample_weight=w)
+    return S.Linear(tuple(names), mean, scale, model.coef_[0], float(model.intercept_[0]))
+
+
+def _per_question(logits: np.ndarray, s: Collected):
+    """The question-level features with the selector's columns filled from ``logits``, and per question whether
+    the top candidate is positive and whether any is."""
+    n = len(s.tune)
+    bounds = np.searchsorted(s.q, np.arange(n + 1))
+    Q, hit, ceiling = s.Q.copy(), np.zeros(n), np.zeros(n)
+    for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+        if b > a:
+            Q[i] = S.question_features_from(Q[i], s.X[a:b], logits[a:b])
+            hit[i], ceiling[i] = s.y[a + int(np.argmax(logits[a:b]))], s.y[a:b].max()
+    return Q, hit, ceiling
+
+
+def expected_calibration_error(p: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    return float(sum((which == b).sum() / len(p) * abs(p[which == b].mean() - correct[which == b].mean())
+                     for b in range(bins) if (which == b).any()))
+
+
+def fit(sets: Sequence[Collected], C: float = 0.1, max_false_abstention: float = 0.03,
+        folds: int = 5) -> tuple[S.SelectorModel, dict]:
+    """Fit selector, answerability and confidence on the tuning rows of ``sets``; scores on their held-out rows."""
+    from sklearn.isotonic import IsotonicRegression
+    from sklearn.model_selection import GroupKFold, StratifiedKFold
+
+    QF = list(S.QUESTION_FEATURES)
+    # 1. the selector, on answerable tuning questions
+    rows = [s.tune[s.q] & s.answerable[s.q] for s in sets]
+    X = np.vstack([s.X[r] for s, r in zip(sets, rows)])
+    y = np.concatenate([s.y[r] for s, r in zip(sets, rows)])
+    w = np.concatenate([np.full(r.sum(), s.weight) for s, r in zip(sets, rows)])
+    g = np.concatenate([s.q[r] + 1_000_000 * k for k, (s, r) in enumerate(zip(sets, rows))])
+    selector = _fit(X, y, w, C, S.FEATURES)
+    oof = [selector.logits(s.X) for s in sets]  # rows never trained on keep the full model's logits
+    for train, test in GroupKFold(n_splits=folds).split(X, y, g):
+        fold = _fit(X[train], y[train], w[train], C, S.FEATURES)
+        held = set(g[test].tolist())
+        for k, s in enumerate(sets):
+            mask = np.isin(s.q + 1_000_000 * k, list(held))
+            oof[k][mask] = fold.logits(s.X[mask])
+    report: dict = {}
+    final = []
+    for k, s in enumerate(sets):
+        Q_oof, hit_oof, _ = _per_question(oof[k], s)
+        Q_fin, hit, ceiling = _per_question(selector.logits(s.X), s)
+        final.append((Q_oof, Q_fin, hit_oof, hit))
+        for split, mask in (("tune", s.tune), ("heldout", ~s.tune)):
+            m = mask & s.answerable
+            if m.any():
+                report[f"{s.name}.{split}.selector_accuracy"] = round(float(hit[m].mean()), 4)
+                report[f"{s.name}.{split}.candidate_ceiling"] = round(float(ceiling[m].mean()), 4)
+    # 2. answerability, on every tuning question, from out-of-fold selector scores
+    QX = np.vstack([f[0][s.tune] for s, f in zip(sets, final)])
+    Qy = np.concatenate([s.answerable[s.tune] for s in sets]).astype(int)
+    Qw = np.concatenate([np.full(s.tune.sum(), s.weight) for s in sets])
+    answerable = _fit(QX, Qy, Qw, 1.0, QF)
+    oof_a = np.zeros(len(Qy))
+    for train, test in StratifiedKFold(folds, shuffle=True, random_state=0).split(QX, Qy):
+        oof_a[test] = _fit(QX[train], Qy[train], Qw[train], 1.0, QF).logits(QX[test])
+    kept = np.sort(oof_a[Qy == 1])
+    cut = float(kept[int(np.floor(max_false_abstention * len(kept)))]) - 1e-6
+    threshold = 1.0 / (1.0 + np.exp(-cut))
+    report["tune.oof.declined_unanswerable"] = round(float((oof_a[Qy == 0] < cut).mean()), 4)
+    report["tune.oof.false_abstention"] = round(float((oof_a[Qy == 1] < cut).mean()), 4)
+    # 3. confidence = P(the answer is right), calibrated on out-of-fold scores
+    correct = np.concatenate([s.answerable[s.tune] & (f[2][s.tune] == 1) for s, f in zip(sets, final)]).astype(int)
+    CX = np.c_[oof_a, QX[:, QF.index("top_logit")], QX[:, QF.index("margin")]]
+    confidence = _fit(CX, correct, Qw, 1.0, S.CONFIDENCE_FEATURES)
+    oof_c = np.zeros(len(correct))
+    for train, test in StratifiedKFold(folds, shuffle=True, random_state=0).split(CX, correct):
+        oof_c[test] = _fit(CX[train], correct[train], Qw[train], 1.0, S.CONFIDENCE_FEATURES).logits(CX[test])
+    iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(oof_c, correct, sample_weight=Qw)
+    model = S.SelectorModel(selector, answerable, float(threshold), confidence,
+                            np.asarray(iso.X_thresholds_, np.float64), np.asarray(iso.y_thresholds_, np.float64))
+    # held-out scores of the final model
+    confidences, rights = [], []
+    for s, f in zip(sets, final):
+        held = ~s.tune
+        if not held.any():
+            continue
+        logit = model.answerable.logits(f[1][held])
+        declined = logit < cut
+        c = model.calibrated(model.confidence.logits(
+            np.c_[logit, f[1][held][:, QF.index("top_logit")], f[1][held][:, QF.index("margin")]]))
+        right = s.answerable[held] & (f[3][held] == 1)
+        ans = s.answerable[held]
+        if ans.any():
+            report[f"{s.name}.heldout.false_abstention"] = round(float(declined[ans].mean()), 4)
+        if (~ans).any():
+            report[f"{s.name}.heldout.declined_unanswerable"] = round(float(declined[~ans].mean()), 4)
+        report[f"{s.name}.heldout.ece"] = round(expected_calibration_error(c, right.astype(float)), 4)
+        if s.name.startswith(("xquad", "feat_xq")):
+            confidences.append(c)
+            rights.append(right)
+    if confidences:
+        report["xquad.heldout.ece_answerable_and_removed"] = round(
+            expected_calibration_error(np.concatenate(confidences), np.concatenate(rights).astype(float)), 4)
+    report["threshold"] = round(float(threshold), 4)
+    return model, report
+
+
+def _retriever(folder: Path, index_dir: Path, settings: Settings, log):
+    from rag.index.build import build_index
+    from rag.index.store import load_index
+    from rag.retrieve.embedding import make_embedder
+    from rag.retrieve.retrieval import Retriever
+
+    local = settings.model_copy(update={"index_dir": index_dir})
+    embedder = make_embedder(local)
+    build_index(folder, local, embedder, log=log)
+    retriever = Retriever(load_index(index_dir, embedder.model_id), embedder, local)
+    retriever.warm_up()
+    return retriever
+
+
+def train_answerer(settings: Settings, workdir: Path | None = None, out: Path | None = None,
+                   log: Callable[[str], None] = print) -> dict:
+    """Build the three indexes (cached in ``workdir``), collect features, fit, and write the model and its record."""
+    from rag.eval.xquad import prepare
+
+    workdir = Path(workdir or project_root() / "index" / "train-answerer")
+    out = Path(out or S.MODEL_PATH)
+    prepared = prepare(workdir=workdir / "xquad")
+    reduced = workdir / "xquad-reduced"
+    reduced.mkdir(parents=True, exist_ok=True)
+    for path in prepared.paragraph_dir.glob("*.txt"):
+        if int(path.name[:2]) % 2 == 0 and not (reduced / path.name).exists():
+            shutil.copy(path, reduced / path.name)
+    full = _retriever(prepared.paragraph_dir, workdir / "index-full", settings, log)
+    sets = [collect(full, xquad_items(), "xquad", log=log)]
+    sets.append(collect(_retriever(reduced, workdir / "index-reduced", settings, log), xquad_items(removed=True),
+                        "xquad_removed", log=log))
+    sets.append(collect(_retriever(Path(settings.seeds_dir), workdir / "index-seeds", settings, log), german_items(),
+                        "questions_de", weight=3.0, log=log))
+    model, report = fit(sets)
+    write_model(model, report, out, settings.embedder)
+    return report
+
+
+def write_model(model: S.SelectorModel, report: dict, out: Path, embedder: str) -> None:
+    """The model as readable JSON and, beside it, ``<name>.params.json``: features, data, split, scores."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(model.to_dict(), indent=1) + "\n", encoding="utf-8")
+    record = {"features": list(S.FEATURES), "question_features": list(S.QUESTION_FEATURES),
+              "confidence_features": list(S.CONFIDENCE_FEATURES), "passages": PASSAGES, "embedder": embedder,
+              "training_data": {"xquad": "XQuAD-de articles 1-24 (file order) over all 240 paragraphs",
+                                "xquad_removed": f"questions of the articles at {REMOVED} among 1-24, asked against an "
+                                                 "index without those articles (unanswerable)",
+                                "questions_de": "eval/questions_de.jsonl, odd-numbered ids (weight 3)"},
+              "reported_on": "XQuAD-de articles 25-48 (and their removed-article questions); even-numbered ids of "
+                             "eval/questions_de.jsonl",
+              "scores": report}
+    out.with_name(out.stem + ".params.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")

@@ -1,0 +1,74 @@
+"""The learned answer selector's parts on small inputs: question types, sentence facts, candidates and features,
+and the model file (readable JSON that loads without pickle and fits the code's features)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from rag.answer import selection as S
+from rag.lang.de import question_type
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("Wer gründete die Stadt?", "person"),
+    ("Wann wurde die Brücke eröffnet?", "date"),
+    ("In welchem Jahr endete der Krieg?", "date"),
+    ("Wie viele Einwohner hat Fresno?", "amount"),
+    ("Wie hoch ist der Turm?", "amount"),
+    ("Wo liegt das Kloster?", "place"),
+    ("Warum scheiterte der Plan?", "reason"),
+    ("Was ist ein Apothekentechniker?", "other"),
+    ("How much did the company invest?", "amount"),
+    ("Who leads the team?", "person"),
+])
+def test_question_words_give_the_kind_of_answer(question, kind):
+    assert question_type(question) == kind
+
+
+def test_sentence_info_reads_figures_years_of_any_century_dates_and_anaphors():
+    text = "Im Jahr 1862 zählte die Stadt drei Millionen Einwohner. Das entspricht 14,3 Prozent am 18. September."
+    first, second = (S.sentence_info(text, a, b) for a, b in ((0, 55), (56, len(text))))
+    assert first.years == {"1862"} and {"1862", "drei", "Millionen"} <= first.numbers and first.has_unit
+    assert second.anaphoric and not first.anaphoric
+    assert second.has_day_date and second.has_month and "14,3" in second.numbers
+
+
+def test_question_view_weighs_unknown_words_and_keeps_names():
+    view = S.question_view("Wie viel verdiente Nordlicht 2021?", {"nordlicht": 3.0, "verdient": 1.0}, 5.0)
+    assert view.kind == "amount" and view.years == {"2021"}
+    assert "nordlicht" in view.names
+    assert view.unknown_share == 0.0  # "2021" is a figure, not an unknown word
+    unknown = S.question_view("Wie viel verdiente Südwind?", {"verdient": 1.0}, 5.0)
+    assert unknown.unknown_share == pytest.approx(5.0 / 6.0)
+
+
+def test_features_prefer_the_sentence_that_holds_the_asked_kind():
+    view = S.question_view("Wie viele Boote verkaufte Nordlicht?", {"boot": 2.0, "verkauft": 1.0, "nordlicht": 3.0}, 5.0)
+    with_figure = S.sentence_info("Nordlicht verkaufte 450 Boote.", 0, 30)
+    without = S.sentence_info("Nordlicht verkaufte viele Boote.", 0, 32)
+    common = dict(prev_tokens=(), next_tokens=(), dense=0.8, passage_score=1.0, passage_rank=0, passage_dense=0.8,
+                  position=0, count=1, pair=False, title_tokens=frozenset())
+    a = S.candidate_features(view, with_figure, with_figure.tokens, **common)
+    b = S.candidate_features(view, without, without.tokens, **common)
+    assert a["amount_x_number"] == 1.0 and b["amount_x_number"] == 0.0
+    assert a["coverage"] == pytest.approx(b["coverage"])
+
+
+def test_the_committed_model_is_readable_json_that_fits_the_features():
+    data = json.loads(S.MODEL_PATH.read_text(encoding="utf-8"))
+    model = S.SelectorModel.from_dict(data)
+    assert model.selector.features == S.FEATURES and model.answerable.features == S.QUESTION_FEATURES
+    assert 0.0 < model.threshold < 1.0
+    assert np.all(np.diff(model.calibration_y) >= 0) and 0.0 <= model.calibration_y.min() <= model.calibration_y.max() <= 1.0
+    record = json.loads(S.MODEL_PATH.with_name("selector.params.json").read_text(encoding="utf-8"))
+    assert record["features"] == list(S.FEATURES) and "training_data" in record and "scores" in record
+
+
+def test_a_model_for_other_features_is_refused():
+    data = json.loads(S.MODEL_PATH.read_text(encoding="utf-8"))
+    data["selector"]["features"] = data["selector"]["features"][:-1]
+    with pytest.raises(ValueError, match="retrain"):
+        S.SelectorModel.from_dict(data)
