@@ -14,9 +14,24 @@ from conftest import SEEDS
     ("Lesezeit: 8 Min.\nAktualisiert: 1. Februar 2026\nGeprüft", "2026-02-01"),
     ("Berlin, 28.01.2026 – Meta meldet", "2026-01-28"),
     ("Kein Datum hier, nur 2026 als Jahr.", None),
+    ("Veröffentlicht am 3. März 2025\nText", "2025-03-03"),
+    ("Titel der Meldung\n28.01.2026\nText", "2026-01-28"),
+    # dates in the body are what an article reports, not when it appeared
+    ("Der Vertrag wurde am 18. September 1947 in Paris unterzeichnet.", None),
+    ("Laut dem Bericht vom 28.01.2026 stieg der Umsatz.", None),
+    ("Kurz\nAm 1. Februar 2026 – so der Plan – beginnt der Bau.", None),
 ])
 def test_find_date(header, expected):
     assert find_date(header) == expected
+
+
+def test_a_body_date_never_becomes_the_publication_date(tmp_path):
+    (tmp_path / "a.txt").write_text("Die Stadt wurde am 18. September 1947 gegründet. Sie wuchs schnell.", encoding="utf-8")
+    (tmp_path / "b.txt").write_text("Am 18. September 1947 begann der Bau.", encoding="utf-8")
+    (tmp_path / "metadata.json").write_text(json.dumps({"b": {"date": "2024-10-31"}}), encoding="utf-8")
+    articles = {a.doc_id: a for a in load_folder(tmp_path)[0]}
+    assert articles["a"].date is None
+    assert articles["b"].date == "2024-10-31"
 
 
 def test_clean_text_drops_markers_and_teasers():

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Sequence
 
-from rag.lang.de import MONTH_NUMBERS, NUMBER_WORDS, WEEKDAYS, tokenize
+from rag.lang.de import MEASURE_UNITS, MONTH_NUMBERS, NUMBER_WORDS, SCALES, WEEKDAYS, tokenize
 from rag.schema import Article
 
 # Number words that count as figures ("sechs Milliarden", "zehnmal"); "ein/eine" only before a scale word.
@@ -19,20 +19,35 @@ NUMBER = re.compile(r"(?<![\w.,])\d+(?:[.,]\d+)*(?![\w])|\b(?:" + "|".join(_NUMB
                     r"\bein(?:e|er)?(?= (?:Milliarde|Million|Billion))", re.IGNORECASE)
 _UNIT = re.compile(r"\b(?:Dollar|US-Dollar|Euro|Prozent|Milliarden?|Millionen?|Billionen?|Mrd|Mio|Nutzer|Menschen|"
                    r"Cent|Platz|mal|percent|billion|million)\b|%|\d-mal|zehnmal", re.IGNORECASE)
-YEAR = re.compile(r"(?<![\d.,])(19\d{2}|20\d{2})(?![\d.,]\d)")
+# A year of any century from 1000 ("1862" is a year too), but not a count ("1500 Menschen", "2000 Dollar").
+_COUNTED = "|".join(sorted((w for w in {*MEASURE_UNITS, *SCALES} if w[:1].isalpha() and not w.startswith("jahr")),
+                           key=len, reverse=True))
+YEAR = re.compile(r"(?<![\d.,])(1\d{3}|20\d{2})(?![\d.,]\d)(?!\s*(?:%|(?:" + _COUNTED + r")\b))", re.IGNORECASE)
 _QUARTER_WORDS = {"ersten": 1, "zweiten": 2, "dritten": 3, "vierten": 4, "first": 1, "second": 2, "third": 3,
                   "fourth": 4, "1.": 1, "2.": 2, "3.": 3, "4.": 4}
 QUARTER = re.compile(r"\b(ersten|zweiten|dritten|vierten|first|second|third|fourth|[1-4]\.)\s+(?:Quartal|quarter)"
                      r"(?:s)?(?:\s+(?:of\s+)?(\d{4}))?|\bQ([1-4])(?:[ /]+(\d{4}))?|\b(Schlussquartal|Jahresendquartal)"
                      r"(?:\s+(\d{4}))?", re.IGNORECASE)
-THIS_YEAR = re.compile(r"\b(?:laufenden?|diese[mns]?|this|current)\s+(?:Geschäfts)?(?:jahr|year)s?\b", re.IGNORECASE)
-_LAST_YEAR = re.compile(r"\b(?:vergangenen|letzten|abgelaufenen)\s+Jahr\b|\blast year\b", re.IGNORECASE)
+THIS_YEAR = re.compile(r"\b(?:laufenden?|diese[mns]?|this|current)\s+(?:Geschäfts|Kalender)?(?:jahr|year)s?\b|"
+                       r"\bheuer\b", re.IGNORECASE)
+_LAST_YEAR = re.compile(r"\b(?:vergangene[mns]?|letzte[mns]?|abgelaufene[mns]?|vorige[mns]?)\s+(?:Geschäfts)?Jahr\b|"
+                        r"\b(?:im|das) Vorjahr\b(?! (?:gegenüber|verglichen))|\blast year\b", re.IGNORECASE)
 # "… nach 3,74 Milliarden vor einem Jahr": a comparison with the year before, not the time the sentence is about.
-BASELINE = re.compile(r"\bvor einem Jahr\b|\bein Jahr (?:zuvor|davor|früher)\b|\ba year (?:earlier|before)\b",
-                      re.IGNORECASE)
-_NEXT_YEAR = re.compile(r"\b(?:nächste[mns]?|kommende[mns]?)\s+Jahr\b|\bnext year\b", re.IGNORECASE)
-_LAST_QUARTER = re.compile(r"\b(?:vergangenen|abgelaufenen|letzten|jüngsten|zurückliegenden)\s+Quartal", re.IGNORECASE)
-_THIS_QUARTER = re.compile(r"\blaufenden?\s+Quartal", re.IGNORECASE)
+BASELINE = re.compile(r"\bvor einem Jahr\b|\bein Jahr (?:zuvor|davor|früher)\b|\ba year (?:earlier|before|ago)\b|"
+                      r"\bVorjahres(?:zeitraum|quartal|wert|monat)\w*|\b(?:gegenüber dem|im Vergleich zum|verglichen "
+                      r"mit dem) Vorjahr\b", re.IGNORECASE)
+_NEXT_YEAR = re.compile(r"\b(?:nächste[mns]?|kommende[mns]?|folgende[mns]?)\s+(?:Geschäfts)?Jahr\b|\bnext year\b",
+                        re.IGNORECASE)
+_YEARS_AGO = re.compile(r"\b(vor|in)\s+(\d{1,2}|zwei|drei|vier|fünf|sechs|sieben|acht|neun|zehn)\s+Jahren\b",
+                        re.IGNORECASE)
+_LAST_QUARTER = re.compile(r"\b(?:vergangenen|abgelaufenen|letzten|jüngsten|zurückliegenden|vorigen)\s+Quartal",
+                           re.IGNORECASE)
+_THIS_QUARTER = re.compile(r"\b(?:laufenden?|diese[mn]|aktuellen)\s+Quartal", re.IGNORECASE)
+_NEXT_QUARTER = re.compile(r"\b(?:nächsten|kommenden|folgenden)\s+Quartal", re.IGNORECASE)
+# Where a clause ends inside a sentence: a dash, a semicolon or colon, or a comma before a conjunction. A figure
+# belongs to the time named in its own clause ("Für dieses Jahr … 37 bis 40 Milliarden – und … dass sie 2025 …").
+_CLAUSE_END = re.compile(r"\s[–—-]\s|;|:\s|,\s+(?=(?:und|aber|doch|während|dass|wobei|nachdem|weil|wenn|als|"
+                         r"sondern|so dass|sodass)\b)")
 _ROLE = r"(?i:\w*chef|\w*chefin|\w*boss|gründer|mitgründer|\w*analyst|\w*manager|präsident|leiter|ceo|cfo|head)"
 # A person: first and last name; a surname after a role ("Meta-Chef Zuckerberg"); a name after a verb of saying.
 _NAME = re.compile(r"(?<=\s)(?!" + _ROLE + r"\b)([A-ZÄÖÜ][a-zäöüß]+\s+(?:[A-Z][a-z]?[A-Za-zäöüß]+|Li))\b|"
@@ -82,16 +97,112 @@ def reporting_months(periods: frozenset[str] | set[str]) -> frozenset[str]:
 def quarter_periods(text: str, default_year: int | None) -> set[str]:
     periods = set()
     for match in QUARTER.finditer(text):
-        if match.group(1):
-            number, year = _QUARTER_WORDS[match.group(1).lower()], match.group(2)
-        elif match.group(3):
-            number, year = int(match.group(3)), match.group(4)
-        else:
-            number, year = 4, match.group(6)
-        year = int(year) if year else default_year
+        number, year = _quarter_of(match)
+        year = year or default_year
         if year:
             periods.add(f"{year}-q{number}")
     return periods
+
+
+@dataclass(frozen=True)
+class TimeMention:
+    """A year (and maybe a quarter) a sentence names, at ``[start, end)`` in the sentence. ``kind``: "explicit"
+    ("2025", "im dritten Quartal 2024"), "relative" ("dieses Jahr", "im vergangenen Quartal", read against the
+    article's publication date) or "baseline" ("vor einem Jahr", "gegenüber dem Vorjahr": a comparison figure)."""
+
+    start: int
+    end: int
+    year: int
+    quarter: int | None
+    kind: str
+
+
+def time_mentions(text: str, published: str | None) -> list[TimeMention]:
+    """Every time a sentence names, in text order. Relative phrases need the publication date (``YYYY-MM[-DD]``):
+    without one they are left out rather than guessed; explicit years and quarters are read anyway. A quarter
+    without a year is the latest such quarter up to the publication date ("im vierten Quartal" in January 2026 →
+    2025)."""
+    mentions: list[TimeMention] = []
+    explicit = [int(y) for y in YEAR.findall(text)]
+    when = date_parts(published)
+    for match in YEAR.finditer(text):
+        mentions.append(TimeMention(match.start(1), match.end(1), int(match.group(1)), None, "explicit"))
+    for match in QUARTER.finditer(text):
+        number, year = _quarter_of(match)
+        kind = "explicit" if year is not None or len(set(explicit)) == 1 else "relative"
+        if year is None and len(set(explicit)) == 1:
+            year = explicit[0]
+        elif year is None and when:
+            year = when[0] if number <= (when[1] - 1) // 3 + 1 else when[0] - 1
+        if year is not None:
+            mentions = [m for m in mentions if not (match.start() <= m.start < match.end())]
+            mentions.append(TimeMention(match.start(), match.end(), year, number, kind))
+    if when:
+        year, quarter = when[0], (when[1] - 1) // 3 + 1
+        last = (year, quarter - 1) if quarter > 1 else (year - 1, 4)
+        following = (year, quarter + 1) if quarter < 4 else (year + 1, 1)
+        for pattern, (y, q), kind in ((THIS_YEAR, (year, None), "relative"), (_LAST_YEAR, (year - 1, None), "relative"),
+                                      (_NEXT_YEAR, (year + 1, None), "relative"), (_LAST_QUARTER, last, "relative"),
+                                      (_THIS_QUARTER, (year, quarter), "relative"),
+                                      (_NEXT_QUARTER, following, "relative")):
+            mentions += [TimeMention(m.start(), m.end(), y, q, kind) for m in pattern.finditer(text)]
+        for match in _YEARS_AGO.finditer(text):
+            count = match.group(2)
+            step = int(count) if count.isdigit() else NUMBER_WORDS[count.lower()]
+            mentions.append(TimeMention(match.start(), match.end(),
+                                        year - step if match.group(1).lower() == "vor" else year + step, None,
+                                        "relative"))
+    # A comparison is a year before the time the sentence itself speaks about (its one named period, else the
+    # publication year): "Im vierten Quartal 2025 … nach 40,1 Milliarden vor einem Jahr" → the fourth quarter of 2024.
+    periods = {(m.year, m.quarter) for m in mentions}
+    reference = next(iter(periods)) if len(periods) == 1 else (when[0], None) if when else None
+    if reference:
+        mentions += [TimeMention(m.start(), m.end(), reference[0] - 1, reference[1], "baseline")
+                     for m in BASELINE.finditer(text)]
+    return sorted(mentions, key=lambda m: (m.start, m.end))
+
+
+def _quarter_of(match: re.Match) -> tuple[int, int | None]:
+    """(quarter, year or None) of a ``QUARTER`` match."""
+    if match.group(1):
+        number, year = _QUARTER_WORDS[match.group(1).lower()], match.group(2)
+    elif match.group(3):
+        number, year = int(match.group(3)), match.group(4)
+    else:
+        number, year = 4, match.group(6)
+    return number, int(year) if year else None
+
+
+def sentence_years(text: str, published: str | None) -> frozenset[int]:
+    """The years a sentence speaks about: named ones and relative ones resolved by the publication date; a
+    comparison with the year before ("nach 3,74 Milliarden vor einem Jahr") is not what it speaks about."""
+    return frozenset(m.year for m in time_mentions(text, published) if m.kind != "baseline")
+
+
+def figure_years(text: str, published: str | None) -> dict[str, frozenset[int]]:
+    """For each figure of a sentence (as written, e.g. "37"), the year(s) it is stated for: the time named nearest
+    to it within its own clause, else the sentence's years. "Für dieses Jahr rechnet Meta mit Kosten zwischen 37 und
+    40 Milliarden Dollar – und … dass sie 2025 …" in an October 2024 article: 37 and 40 are 2024's figures."""
+    mentions = time_mentions(text, published)
+    own = frozenset(m.year for m in mentions if m.kind != "baseline")
+    cuts = [0, *(m.end() for m in _CLAUSE_END.finditer(text)), len(text) + 1]
+    result: dict[str, set[int]] = {}
+    for match in NUMBER.finditer(text):
+        if any(m.start <= match.start() < m.end for m in mentions):
+            continue
+        clause = next(i for i in range(len(cuts) - 1) if cuts[i] <= match.start() < cuts[i + 1])
+        inside = [m for m in mentions if cuts[clause] <= m.start < cuts[clause + 1]]
+        if inside:
+            distance = min(_gap(m, match) for m in inside)
+            years = {m.year for m in inside if _gap(m, match) == distance}
+        else:
+            years = set(own)
+        result.setdefault(match.group(0), set()).update(years)
+    return {figure: frozenset(years) for figure, years in result.items()}
+
+
+def _gap(mention: TimeMention, figure: re.Match) -> int:
+    return max(mention.start - figure.end(), figure.start() - mention.end, 0)
 
 
 @dataclass(frozen=True)
@@ -143,25 +254,9 @@ class SentenceFacts:
 def sentence_facts(article: Article, start: int, end: int) -> SentenceFacts:
     """Tokens, figures, names and the time a sentence speaks about (relative phrases resolved by the article date)."""
     text = article.text[start:end]
-    years = {int(y) for y in YEAR.findall(text)}
-    periods = quarter_periods(text, min(years) if len(years) == 1 else None)
-    when = date_parts(article.date)
-    if when:
-        year, month = when
-        quarter = (month - 1) // 3 + 1
-        if THIS_YEAR.search(text):
-            years.add(year)
-        if _LAST_YEAR.search(text):
-            years.add(year - 1)
-        if _NEXT_YEAR.search(text):
-            years.add(year + 1)
-        if _LAST_QUARTER.search(text):
-            last_year, last_quarter = (year, quarter - 1) if quarter > 1 else (year - 1, 4)
-            years.add(last_year)
-            periods.add(f"{last_year}-q{last_quarter}")
-        if _THIS_QUARTER.search(text):
-            years.add(year)
-            periods.add(f"{year}-q{quarter}")
+    mentions = [m for m in time_mentions(text, article.date) if m.kind != "baseline"]
+    years = {m.year for m in mentions}
+    periods = {f"{m.year}-q{m.quarter}" for m in mentions if m.quarter}
     numbers = frozenset(n.group(0).lower() for n in NUMBER.finditer(text)) - {str(y) for y in years}
     stripped = text.rstrip("\"“”»«'’)")
     return SentenceFacts(

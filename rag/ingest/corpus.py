@@ -27,6 +27,18 @@ _DATE_MARKER = re.compile(r"\A\s*date (\d{4}-\d{2}(?:-\d{2})?)\s*")
 _ISO_DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 _NUMERIC_DATE = re.compile(r"\b(\d{1,2})\.(\d{1,2})\.(\d{4})\b")
 _WORD_DATE = re.compile(r"\b(\d{1,2})\.\s*(" + "|".join(MONTH_NUMBERS) + r")\s+(\d{4})\b", re.IGNORECASE)
+# Where a publication date stands in a header (../shared/seeds/README.md): after a label ("Aktualisiert: 1. Februar
+# 2026"), as a timestamp ("28.01.2026, 22:17 Uhr"), or as a dateline opening a line ("Berlin, 28.01.2026 – …",
+# "1. Februar 2026 – …", a line holding only the date). A date inside a sentence ("Am 18. September 1947 wurde …")
+# is what the article reports, not when it appeared, even in the first lines of a short text.
+_DATE = r"(\d{1,2}\.\d{1,2}\.\d{4}|\d{1,2}\.\s*(?i:" + "|".join(MONTH_NUMBERS) + r")\s+\d{4})"
+_HEADER_DATES = (
+    re.compile(r"^[ \t]*(?:Aktualisiert|Veröffentlicht|Erschienen|Publiziert|Stand|Datum|Updated|Published)"
+               r"(?:[ \t]+am)?:?[ \t]*" + _DATE, re.IGNORECASE | re.MULTILINE),
+    re.compile(_DATE + r",?[ \t]+\d{1,2}[:.]\d{2}[ \t]*Uhr"),
+    re.compile(r"^[ \t]*(?:[A-ZÄÖÜ][\w./-]*(?:[ \t][A-ZÄÖÜ][\w./-]*){0,3},[ \t]*)?" + _DATE + r"[ \t]*(?:[–—|-]|$)",
+               re.MULTILINE),
+)
 _BOILERPLATE = [
     re.compile(r"^[ \t]*(?:Lesezeit: *\d+ *Min\.?|Aktualisiert: [^\n]*|Geprüft)[ \t]*\n", re.MULTILINE),
     re.compile(r"[ \t]*\d{1,2}\.\d{1,2}\.\d{4}, \d{1,2}:\d{2} Uhr(?: von [^\n]*?)?(?: Jetzt kommentieren: \d+)?[ \t]*$", re.MULTILINE),
@@ -69,21 +81,30 @@ def is_date(value: str) -> bool:
 
 
 def find_date(raw_text: str) -> str | None:
-    """The publication date stated in the article's header, as ISO ``YYYY-MM[-DD]``."""
+    """The publication date stated in the article's header (``_HEADER_DATES`` in its first ``HEADER_CHARS``
+    characters), as ISO ``YYYY-MM[-DD]``; None when the header states none."""
     marker = _DATE_MARKER.match(raw_text)
     if marker and is_date(marker.group(1)):
         return marker.group(1)
     header = raw_text[:HEADER_CHARS]
     candidates = []
-    for match in _NUMERIC_DATE.finditer(header):
-        day, month, year = (int(g) for g in match.groups())
-        if 1 <= day <= 31 and 1 <= month <= 12:
-            candidates.append((match.start(), f"{year:04d}-{month:02d}-{day:02d}"))
-    for match in _WORD_DATE.finditer(header):
-        day, month, year = int(match.group(1)), MONTH_NUMBERS[match.group(2).lower()], int(match.group(3))
-        if 1 <= day <= 31:
-            candidates.append((match.start(), f"{year:04d}-{month:02d}-{day:02d}"))
+    for pattern in _HEADER_DATES:
+        for match in pattern.finditer(header):
+            value = _iso_date(match.group(1))
+            if value:
+                candidates.append((match.start(1), value))
     return min(candidates)[1] if candidates else None
+
+
+def _iso_date(text: str) -> str | None:
+    """``28.01.2026`` or ``1. Februar 2026`` → ``2026-01-28``/``2026-02-01``; None for no calendar day."""
+    numeric, words = _NUMERIC_DATE.fullmatch(text), _WORD_DATE.fullmatch(text)
+    if numeric:
+        day, month, year = (int(g) for g in numeric.groups())
+    else:
+        day, month, year = int(words.group(1)), MONTH_NUMBERS[words.group(2).lower()], int(words.group(3))
+    value = f"{year:04d}-{month:02d}-{day:02d}"
+    return value if is_date(value) else None
 
 
 def clean_text(raw_text: str) -> str:

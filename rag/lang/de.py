@@ -43,6 +43,65 @@ ABBREVIATIONS = frozenset(
 # Words that commonly open a sentence: after "Nr. 5" or "Abs." followed by one of them, a new sentence starts.
 SENTENCE_STARTERS = frozenset("der die das dies diese im in am auch aber er sie es wir man doch so und".split())
 
+# ---- Short answers: the words in and around a span that answers (rag.answer.spans) ------------------------------
+ARTICLES = frozenset("der die das den dem des ein eine einer eines einem einen the a an".split())
+PREPOSITIONS = frozenset("""in im an am auf aus bei beim mit nach seit von vom vor zu zum zur über unter um durch
+    für gegen ohne bis als wegen während zwischen hinter neben ins ans of on at by for from with to into""".split())
+# Lower-case words inside names: "Ludwig van Beethoven", "Louis-Joseph de Montcalm".
+NAME_PARTICLES = frozenset("von van de der den da di du la le del zu af ten ter y".split())
+# Words that hedge or bound a figure: "rund 39 Milliarden", "zwischen 115 und 135", "mehr als 5.100".
+APPROXIMATORS = frozenset("""rund etwa ca circa fast knapp mehr weniger als über unter bis zu zwischen ungefähr nahezu
+    annähernd mindestens höchstens gut about around nearly almost over under more than""".split())
+RANGE_WORDS = frozenset("bis und - – oder to".split())
+# Words after which a definition or a name follows ("ist ein Fachmagazin", "genannt Pons Aelius").
+COPULAS = frozenset("ist sind war waren wurde wurden heißt hieß hießen heißen namens genannt bezeichnet als "
+                    "is are was were called named".split())
+# What a figure counts or measures ("1,5 Gigatonnen", "14,3 Prozent"); compounds are found by their endings.
+MEASURE_UNITS = frozenset("""prozent % prozentpunkt prozentpunkte dollar us-dollar euro € $ £ pfund franken yen yuan
+    cent grad meter kilometer km m zentimeter cm millimeter mm meilen quadratmeilen quadratkilometer km² hektar tonnen
+    kilogramm kg gramm liter jahre jahr jahren monate monaten wochen tage tagen stunden minuten sekunden mal einwohner
+    menschen mitglieder punkte percent dollars euros miles years""".split())
+MEASURE_ENDINGS = ("prozent", "meter", "meilen", "tonnen", "dollar", "euro", "gramm", "liter")
+# Cardinal number words, German compounds ("dreiundzwanzig") and English ones; articles are not numbers here.
+CARDINAL_PATTERN = re.compile(
+    r"(?:(?:ein|zwei|drei|vier|fünf|sechs|sieben|acht|neun)und)?(?:eins|zwei|drei|vier|fünf|sechs|sieben|acht|neun|"
+    r"zehn|elf|zwölf|dreizehn|vierzehn|fünfzehn|sechzehn|siebzehn|achtzehn|neunzehn|zwanzig|dreißig|vierzig|"
+    r"fünfzig|sechzig|siebzig|achtzig|neunzig|hundert|tausend|dutzend|doppelt|one|two|three|four|five|six|seven|"
+    r"eight|nine|ten|twelve|hundred|thousand)")
+# Questions that want a reason or a process, which no short span answers.
+EXPLANATION_PATTERN = re.compile(r"\b(?:warum|weshalb|wieso|weswegen|aus welchem grund|wie funktionier\w*|wie kam es|"
+                                 r"inwiefern|why|how does .{1,40} work)\b", re.IGNORECASE)
+# The form of a question by its question words, finer than its answer type: "Welche Schlucht …" (which) wants a
+# noun like the one asked, "Wie heißt …" (name) a name, "Was …" (what) a phrase.
+QUESTION_FORMS = (
+    ("when", re.compile(r"\b(?:wann|seit wann|bis wann|für wann|ab wann|in welche[mn] (?:jahr|jahrhundert|monat|"
+                        r"jahrzehnt)|welche[sn]? (?:jahr|datum|jahrhundert|monat)|an welchem tag|when|what year|"
+                        r"which year|in what year)\b", re.IGNORECASE)),
+    ("count", re.compile(r"\b(?:wie ?viele?|wieviel|wie oft|wie hoch|wie groß|wie lang|wie lange|wie alt|wie weit|"
+                         r"wie schwer|wie teuer|wie schnell|um wie viel|welche[nmrs]? (?:anzahl|betrag|summe|höhe|"
+                         r"prozentsatz|anteil)|how many|how much|how long|how old|how far|how big|how large)\b",
+                         re.IGNORECASE)),
+    ("who", re.compile(r"\b(?:wer|wem|wen|wessen|who|whom|whose)\b", re.IGNORECASE)),
+    ("where", re.compile(r"\b(?:wo|woher|wohin|where)\b", re.IGNORECASE)),
+    ("name", re.compile(r"\b(?:wie (?:heißt|hieß|hießen|heißen|lautet|lautete|nennt|nannte|nennen|werden|wird|wurde"
+                        r"|wurden)\b|what is the name|what was the name)", re.IGNORECASE)),
+    ("which", re.compile(r"\b(?:welche[rsnm]?|which|what \w+)\b", re.IGNORECASE)),
+    ("what", re.compile(r"\b(?:was|wor?(?:für|mit|von|aus|zu|auf|durch|an|in|über|um|nach|bei))\b|\bwhat\b",
+                        re.IGNORECASE)),
+    ("how", re.compile(r"\b(?:wie|how)\b", re.IGNORECASE)),
+)
+
+
+def stem(word: str) -> str:
+    """The Snowball German stem of one lower-case word (the stemmer BM25 uses too)."""
+    return _stemmer().stemWord(word)
+
+
+# The noun a "welche"/"wie viele" question names ("Wie viele Punkte …", "Welche Art von Schule …").
+ASKED_NOUN_PATTERN = re.compile(r"\b(?:welche[rsnm]?|wie ?viele?|wieviel|which|how many|how much)\s+"
+                                r"(?:(?:Art|Arten|Sorte|Form|Typ|Typs|kind of|type of)\s+(?:von|der|des|an)?\s*)?"
+                                r"(?:\w+\s+){0,2}?([A-ZÄÖÜ][\w-]*|[a-z]+s\b)")
+
 _TOKEN_PATTERN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+(?:[-'][^\W\d_]+)*", re.UNICODE)
 _TOKEN_CACHE: dict[str, tuple[str, ...]] = {}
 _TOKEN_CACHE_MAX = 2_000_000
@@ -175,3 +234,7 @@ def looks_english(text: str) -> bool:
     at least two English function words and more of them than German ones."""
     english = len(_ENGLISH_WORDS.findall(text))
     return english >= 2 and english > len(_GERMAN_WORDS.findall(text))
+# A question about how something changed over time wants one dated statement per source, not one sentence.
+CHANGE_QUESTION = re.compile(r"\b(?:entwickelt|entwickelten|verändert|veränderten|geändert|im laufe? der zeit|"
+                             r"over time|changed?|evolved?|developed)\b|\b(?:von|zwischen|from|between) \d{4} "
+                             r"(?:bis|und|to|and) \d{4}\b", re.I)

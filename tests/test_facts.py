@@ -1,0 +1,52 @@
+"""Time is resolved before it is compared: relative phrases read against the publication date, figures tied to the
+time named in their own clause, years of any century."""
+
+import pytest
+
+from rag.answer.facts import figure_years, sentence_facts, sentence_years, time_mentions
+from rag.schema import Article
+
+
+@pytest.mark.parametrize("sentence, published, years", [
+    ("Für das laufende Jahr plant Meta Investitionen von 115 bis 135 Milliarden Dollar.", "2026-01-28", {2026}),
+    ("In diesem Jahr soll der Umsatz steigen.", "2024-10-31", {2024}),
+    ("Nächstes Jahr werden die Kosten erheblich wachsen.", "2024-10-31", {2025}),
+    ("Im Vorjahr lag der Gewinn niedriger.", "2026-01-28", {2025}),
+    ("Vor zwei Jahren begann der Umbau.", "2026-01-28", {2024}),
+    ("Im vergangenen Quartal stieg der Umsatz.", "2026-01-28", {2025}),
+    ("Die Stadt wurde 1862 gegründet.", None, {1862}),
+    # without a publication date a relative phrase is not guessed
+    ("Für dieses Jahr rechnet Meta mit höheren Kosten.", None, set()),
+    # a comparison with the year before is not what the sentence speaks about
+    ("Der Umsatz stieg im Jahr 2025 auf 48 Milliarden nach 40 Milliarden vor einem Jahr.", "2026-01-28", {2025}),
+    # counts are not years
+    ("Dort arbeiten 1500 Menschen für 2000 Euro im Monat.", None, set()),
+])
+def test_sentence_years(sentence, published, years):
+    assert sentence_years(sentence, published) == years
+
+
+def test_quarters_are_read_against_the_publication_date():
+    [last] = time_mentions("Im vergangenen Quartal stieg der Umsatz.", "2026-01-28")
+    assert (last.year, last.quarter, last.kind) == (2025, 4, "relative")
+    [fourth] = time_mentions("Im vierten Quartal stieg der Umsatz.", "2026-01-28")
+    assert (fourth.year, fourth.quarter) == (2025, 4)
+    [third] = time_mentions("Im dritten Quartal 2024 stieg der Umsatz.", None)
+    assert (third.year, third.quarter, third.kind) == (2024, 3, "explicit")
+
+
+def test_a_figure_belongs_to_the_time_of_its_clause():
+    sentence = ("Für dieses Jahr rechnet Meta nun mit Kosten zwischen 37 und 40 Milliarden Dollar – und bereitet die "
+                "Anleger darauf vor, dass sie 2025 noch „erheblich“ wachsen werden.")
+    assert figure_years(sentence, "2024-10-31") == {"37": {2024}, "40": {2024}}
+    assert sentence_years(sentence, "2024-10-31") == {2024, 2025}
+    baseline = "Im vierten Quartal 2025 stieg der Umsatz auf 48,4 Milliarden Dollar nach 40,1 Milliarden vor einem Jahr."
+    assert figure_years(baseline, None) == {"48,4": {2025}, "40,1": {2024}}
+
+
+def test_sentence_facts_use_the_resolved_time():
+    text = "Für dieses Jahr rechnet Meta mit Kosten zwischen 37 und 40 Milliarden Dollar."
+    article = Article(doc_id="a", title="t", date="2024-10-31", date_inferred=True, text=text, source="a.txt",
+                      sha256="0")
+    facts = sentence_facts(article, 0, len(text))
+    assert facts.years == {2024} and {"37", "40"} <= facts.numbers

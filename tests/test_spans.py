@@ -1,0 +1,68 @@
+"""Short answers: typed candidates, verbatim spans, explanation questions, years of any century, the trained model."""
+
+import json
+
+import numpy as np
+from hypothesis import given, settings, strategies as st
+
+from rag.answer.spans import FEATURES, MODEL_PATH, candidates, load_span_model, question_kind, short_answer, span_features
+
+META = "Für das laufende Jahr 2026 plant Meta Kapitalinvestitionen in Höhe von 115 bis 135 Milliarden US-Dollar."
+
+
+def _texts(quote: str) -> set[str]:
+    return {quote[c.start:c.end] for c in candidates(quote)}
+
+
+def test_typed_candidates_are_among_the_spans():
+    assert "115 bis 135 Milliarden US-Dollar" in _texts(META)
+    assert "18. September 1947" in _texts("Der Vertrag wurde am 18. September 1947 in Paris unterzeichnet.")
+    assert "rund 39 Milliarden Dollar" in _texts("Der Gewinn lag bei rund 39 Milliarden Dollar.")
+    assert "Louis-Joseph de Montcalm" in _texts("Die Truppen führte Generalmajor Louis-Joseph de Montcalm an.")
+
+
+def test_spans_stop_at_clause_punctuation_and_never_end_on_an_article():
+    texts = _texts("Er kam (wie erwartet) spät; sie blieb in der Stadt.")
+    assert not any(";" in t or "(" in t or ")" in t for t in texts)
+    assert not any(t.split()[-1] in ("der", "in") for t in texts)
+
+
+def test_figures_dates_and_names_answer_their_questions():
+    assert short_answer("Wie viel investiert Meta 2026?", META).text == "115 bis 135 Milliarden US-Dollar"
+    quote = "Finanzchefin Susan Li sagte, die Ausgaben würden weiter steigen."
+    assert short_answer("Wer ist Finanzchefin von Meta?", quote).text == "Susan Li"
+    assert short_answer("Wie hoch war der Gewinn?", "Der Gewinn lag bei rund 39 Milliarden Dollar.").text.endswith(
+        "39 Milliarden Dollar")
+
+
+def test_years_before_1900_are_years():
+    quote = "Die Firma wurde 1862 in Berlin von Werner Siemens gegründet."
+    assert short_answer("Wann wurde die Firma gegründet?", quote).text == "1862"
+    assert question_kind("In welchem Jahr wurde die Firma gegründet?") == "when"
+
+
+def test_explanation_questions_get_no_short_answer():
+    quote = "Der Umsatz stieg, weil die Werbung stärker lief."
+    assert short_answer("Warum stieg der Umsatz?", quote) is None
+    assert short_answer("Wie funktioniert die Werbung?", quote) is None
+    assert short_answer("Why did revenue grow?", quote) is None
+    assert short_answer("Wann?", "") is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(min_size=1, max_size=40), st.text(min_size=0, max_size=160))
+def test_a_short_answer_is_always_verbatim(question, quote):
+    span = short_answer(question, quote)
+    if span is not None:
+        assert quote[span.start:span.end] == span.text and span.text.strip() == span.text
+        assert 0.0 <= span.score <= 1.0
+
+
+def test_the_saved_model_is_readable_json_with_its_record():
+    data = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
+    assert data["features"] == list(FEATURES) and set(data["weights"]) == set(FEATURES)
+    record = json.loads((MODEL_PATH.parent / "span_params.json").read_text(encoding="utf-8"))
+    assert record["scores"]["heldout_gold_sentence"]["questions"] > 500
+    found, matrix = span_features("Wer?", "Anna Bauer kam.")
+    scores = load_span_model().scores(matrix)
+    assert len(found) == len(scores) and np.isclose(scores.sum(), 1.0)
