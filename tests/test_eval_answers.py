@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -15,7 +17,8 @@ from rag.errors import RagError
 from rag.eval.answers import (answer_scores, exact_match, expected_calibration_error, failure_reason, judge,
                               normalise_short, reliability, token_f1, worst)
 from rag.eval.metrics import retrieval_metrics
-from rag.eval.own_data import content_key, drop_unknown_docs, read_question_file, read_squad, write_articles
+from rag.eval.own_data import content_key, drop_unknown_docs, read_question_file, read_squad
+from rag.eval.xquad import write_articles
 
 A0, A1, A2, A3, A4 = ("000_cb3fcbcbbf75b92a", "001_39bf3e9c7bd6fdf9", "002_ce2073f525773260", "003_a751d851a43831ac",
                       "004_d8aa40ec0fc96a64")
@@ -249,3 +252,74 @@ def test_article_folder_and_content_key(tmp_path):
     assert (folder / "a.txt").read_text(encoding="utf-8") == "Eins.\n"
     assert content_key(articles) == content_key(dict(reversed(articles.items())))
     assert content_key(articles) != content_key({"a": "Eins.", "b": "Drei."})
+
+
+# --- `rag eval --questions` / `--squad` end to end (real model, real index, a subprocess) ---------------------
+
+
+def rag(*args):
+    return subprocess.run([sys.executable, "-m", "rag.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_rag_eval_on_your_own_questions(real_seeds_index, own_file, tmp_path):
+    settings, _, _ = real_seeds_index
+    with own_file.open("a", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerow(["z1", "Wer leitet Facebook AI Research?", f"{A1};999_unbekannt", "Yann LeCun", ""])
+    result = rag("eval", "--questions", own_file, "--index-dir", settings.index_dir, "--reports-dir", tmp_path / "r",
+                 "--config", "hybrid,extractive")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("999_unbekannt") == 1 and "Traceback" not in result.stderr
+    report = json.loads((tmp_path / "r" / "own-fragen.json").read_text(encoding="utf-8"))
+    own = report["datasets"]["own"]
+    assert (own["questions"], own["answerable"]) == (11, 9)
+    assert own["configs"]["hybrid"]["all"]["questions"] == 9 and own["configs"]["hybrid"]["all"]["recall@5"] >= 0.5
+    scores = own["answers"]["extractive"]
+    assert (scores["answerable"], scores["unanswerable"]) == (9, 2)
+    for key in ("contains_gold", "gold_citation", "abstention", "false_abstention"):
+        assert 0.0 <= scores[key] <= 1.0
+    assert scores["citation_precision"] is None  # no gold evidence sentences in a user's file
+    assert all(row["reason"] for row in scores["worst"])
+    markdown = (tmp_path / "r" / "own-fragen.md").read_text(encoding="utf-8")
+    assert "## Your questions" in markdown and "### Answer metrics" in markdown and "| `extractive` |" in markdown
+    assert "own/answer/extractive/contains_gold" in report["flat"]
+
+
+def test_rag_eval_on_a_squad_file_with_held_out_articles(tmp_path):
+    path = tmp_path / "mini.json"
+    path.write_text(json.dumps(squad([
+        [("Der Rhein ist 1230 Kilometer lang und mündet in die Nordsee.",
+          [("r1", "Wie lang ist der Rhein?", "1230 Kilometer", 13), ("r2", "Wohin fließt der Rhein?", "Nordsee", 99)])],
+        [("Nikola Tesla wurde 1856 in Smiljan geboren.", [("t1", "Wann wurde Tesla geboren?", "1856", 19)])],
+        [("Die Zugspitze ist mit 2962 Metern der höchste Berg Deutschlands.",
+          [("z1", "Wie hoch ist die Zugspitze?", "2962 Metern", 22)])],
+    ])), encoding="utf-8")
+    result = rag("eval", "--squad", path, "--holdout-articles", "1", "--index-dir", tmp_path / "idx" / "default",
+                 "--reports-dir", tmp_path / "r", "--config", "hybrid,extractive")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("answer_start") == 1          # r2's offset is broken: said once, r2 still asked
+    report = json.loads((tmp_path / "r" / "squad-mini.json").read_text(encoding="utf-8"))
+    data = report["datasets"]["squad"]
+    assert (data["articles"], data["removed_articles"], data["questions"], data["answerable"]) == (2, 1, 4, 3)
+    assert data["answers"]["extractive"]["unanswerable"] == 1
+    assert data["answers"]["extractive"]["abstention"] in (0.0, 1.0)
+    assert len(list((tmp_path / "idx").glob("squad-*/index/params.json"))) == 1
+
+
+@pytest.mark.parametrize("content, name, message", [
+    ("", "leer.csv", "holds no questions"),
+    ("frage,gold_docs\nWer?,x\n", "spalten.csv", "no 'question' column"),
+    ("Wer?\n", "fragen.txt", ".jsonl or .csv"),
+    ('{"data": [1, 2', "kaputt.json", "not a SQuAD-format JSON file"),
+])
+def test_bad_input_is_one_sentence_and_exit_2(tmp_path, content, name, message):
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    result = rag("eval", "--squad" if name.endswith(".json") else "--questions", path)
+    assert result.returncode == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_holdout_needs_a_squad_file(own_file):
+    result = rag("eval", "--questions", own_file, "--holdout-articles", "2")
+    assert result.returncode == 2 and "--squad" in result.stderr and "Traceback" not in result.stderr

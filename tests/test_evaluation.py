@@ -234,6 +234,18 @@ def test_flatten_check_and_baseline(tmp_path):
     assert stored["quick"]["metrics"] == flat and stored["full"]["metrics"] == {"x": 1.0}
 
 
+def test_check_guards_false_abstention_and_calibration_error_from_above():
+    flat = {"xquad/answer/extractive/false_abstention": 0.06, "xquad/answer/extractive/ece": 0.03,
+            "xquad/answer/extractive/contains_gold": 0.80}
+    assert check_against_baseline(flat, {"xquad/answer/extractive/false_abstention": 0.04,        # +0.02: allowed
+                                         "xquad/answer/extractive/ece": 0.10}).ok                # better: fine
+    failed = check_against_baseline(flat, {"xquad/answer/extractive/false_abstention": 0.0399,
+                                           "xquad/answer/extractive/contains_gold": 0.8201})
+    assert [r.split(":")[0] for r in failed.regressions] == ["xquad/answer/extractive/contains_gold",
+                                                             "xquad/answer/extractive/false_abstention"]
+    assert "> baseline" in failed.regressions[1]
+
+
 def test_committed_baseline_is_well_formed():
     stored = read_baseline()
     for mode in ("quick", "full"):

@@ -2,10 +2,13 @@
 
 Datasets
   ``xquad``         XQuAD-de as paragraph retrieval (240 one-paragraph articles, 1190 questions),
-                    split by article into a tuning half and a held-out half (see ``rag.eval.xquad``).
+                    split by article into a tuning half and a held-out half (see ``rag.eval.xquad``);
+                    answers on the held-out half and abstention on removed articles (``rag.eval.xquad_answers``).
   ``questions_de``  the German eval set over the seed articles (``eval/questions_de.jsonl``):
-                    retrieval metrics over its answerable questions and, when ``rag.answer.answering``
-                    is present, answer/citation/abstention metrics per answerer.
+                    retrieval metrics over its answerable questions and answer/citation/abstention
+                    metrics per answerer (``rag.eval.answers``).
+  ``questions_de_heldout``  40 questions over the seeds written after the answerer was built
+                    (``eval/questions_de_heldout.jsonl``): the same measures; nobody tunes on them.
 
 Configurations (one table row each)
   ``dense``, ``bm25``, ``hybrid``  ``Retriever.run`` in that mode with the current settings;
@@ -49,7 +52,7 @@ from rag.eval.metrics import (RETRIEVAL_METRICS, AnswerRecord, answer_metrics, d
 from rag.retrieve.retrieval import Retriever
 from rag.settings import Settings, project_root
 
-DATASETS = ("xquad", "questions_de")
+DATASETS = ("xquad", "questions_de", "questions_de_heldout")
 RETRIEVAL_CONFIGS = ("dense", "bm25", "hybrid", "hybrid-passages", "hybrid-no-coverage", "rrf", "hybrid+rerank")
 ANSWER_CONFIGS = ("extractive", "llm", "server")
 ALL_CONFIGS = RETRIEVAL_CONFIGS + ANSWER_CONFIGS
@@ -71,10 +74,12 @@ SELECTION = ("mrr@10", "recall@1", "recall@5")
 MIN_GAIN = 0.002
 QUICK_ARTICLES = (0, 24)
 TOLERANCE = 0.02
-# Metrics the regression guard compares (higher is better); latency is reported, never guarded.
-GUARDED = set(RETRIEVAL_METRICS) | {"evidence_hit@1", "evidence_hit@3", "evidence_hit@5", "evidence_recall@5",
-                                    "answer_correctness", "citation_precision", "citation_validity",
-                                    "abstention_precision", "abstention_recall"}
+# Metrics the regression guard compares (higher is better, but for LOWER_IS_BETTER); latency is reported, never guarded.
+LOWER_IS_BETTER = {"false_abstention", "ece"}
+GUARDED = set(RETRIEVAL_METRICS) | LOWER_IS_BETTER | {
+    "evidence_hit@1", "evidence_hit@3", "evidence_hit@5", "evidence_recall@5", "answer_correctness",
+    "citation_precision", "citation_validity", "abstention_precision", "abstention_recall", "contains_gold",
+    "short_exact", "short_f1", "short_correct", "gold_citation", "abstention", "removed_declined"}
 
 
 def eval_dir() -> Path:
@@ -399,14 +404,19 @@ def _as_dict(result: object) -> dict:
 
 
 def run_answerer(answer: Callable[[str], object], questions: Sequence[EvalQuestion], articles: Mapping[str, str],
-                 progress: bool = False, desc: str = "") -> dict:
+                 progress: bool = False, desc: str = "", span_gold: bool = False) -> dict:
     """Answer every question; metrics, doc rankings of the answers' retrieval lists, per-stage latencies.
 
     ``answer`` returns an answer dict, or ``(answer dict, {stage: seconds})`` as an ``Answerer`` does.
+    ``span_gold``: the questions' gold answers are spans (XQuAD, SQuAD, a user's file), scored by EM/F1.
+    The metrics are those of ``rag.eval.metrics.answer_metrics`` and ``rag.eval.answers.answer_scores``
+    (with the reliability curve); ``worst`` lists the worst failures.
     """
     from tqdm import tqdm
 
-    records, ranked, failures = [], {}, []
+    from rag.eval.answers import answer_scores, judge, worst
+
+    records, ranked, failures, judged = [], {}, [], []
     stages: dict[str, list[float]] = {}
     for q in tqdm(questions, desc=desc, unit="q", disable=not progress, leave=False):
         started = time.perf_counter()
@@ -422,8 +432,12 @@ def run_answerer(answer: Callable[[str], object], questions: Sequence[EvalQuesti
         ranked[q.id] = doc_ranking(r["doc_id"] for r in result.get("retrieved") or [])
         records.append(AnswerRecord(q.answerable, bool(result.get("abstained")), result.get("answer"), q.answer,
                                     list(result.get("citations") or []), q.gold_docs, q.evidence))
-    return {"metrics": answer_metrics(records, articles), "latencies": stages.get("total", []), "stages": stages,
-            "ranked": ranked, "failures": failures}
+        judged.append(judge(q, result, span_gold))
+    metrics = answer_metrics(records, articles)
+    if not any(q.evidence for q in questions):  # without gold evidence sentences a citation cannot be checked
+        metrics.update(citation_precision=None, citation_hit=None)
+    return {"metrics": {**metrics, **answer_scores(judged)}, "worst": worst(judged),
+            "latencies": stages.get("total", []), "stages": stages, "ranked": ranked, "failures": failures}
 
 
 # --- whole evaluation --------------------------------------------------------
@@ -440,6 +454,7 @@ class EvalOptions:
     xquad_workdir: Path | None = None
     xquad_index: Path | None = None
     questions_de: Path | None = None
+    questions_de_heldout: Path | None = None
     seeds_index: Path | None = None
 
 
@@ -549,7 +564,7 @@ def _settings_summary(settings: Settings) -> dict:
 
 def _xquad_paths(options: EvalOptions) -> tuple[Path, Path, Path]:
     """(paragraph folder, question file, index folder), preparing the files from the XQuAD JSON."""
-    from rag.eval.xquad import default_workdir, load_xquad, prepare
+    from rag.eval.xquad import default_workdir, load_xquad, prepare, write_articles
 
     workdir = Path(options.xquad_workdir or default_workdir())
     prepared = prepare(options.xquad_source, workdir)
@@ -558,16 +573,7 @@ def _xquad_paths(options: EvalOptions) -> tuple[Path, Path, Path]:
     paragraphs, questions = load_xquad(options.xquad_source)
     keep = {p.doc_id for p in paragraphs if p.article in QUICK_ARTICLES}
     quick = workdir / "quick"
-    folder = quick / "paragraphs"
-    folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob("*.txt"):
-        if stale.stem not in keep:
-            stale.unlink()
-    for p in paragraphs:
-        if p.doc_id in keep:
-            target = folder / f"{p.doc_id}.txt"
-            if not target.exists() or target.read_text(encoding="utf-8") != p.text + "\n":
-                target.write_text(p.text + "\n", encoding="utf-8")
+    folder = write_articles(quick / "paragraphs", {p.doc_id: p.text for p in paragraphs if p.doc_id in keep})
     lines = [json.dumps(asdict(q), ensure_ascii=False) + "\n" for q in questions if q.gold_docs[0] in keep]
     (quick / "questions.jsonl").write_text("".join(lines), encoding="utf-8")
     index = Path(options.xquad_index or project_root() / "index" / "xquad-de-quick")
@@ -576,7 +582,8 @@ def _xquad_paths(options: EvalOptions) -> tuple[Path, Path, Path]:
 
 def evaluate_xquad(settings: Settings, options: EvalOptions, log: Callable[[str], None] = lambda m: None,
                    embedder=None) -> dict:
-    """Retrieval configurations on XQuAD-de, with tune / held-out / all tables, sweep and misses."""
+    """Retrieval configurations on XQuAD-de, with tune / held-out / all tables, sweep and misses; answers on the
+    held-out half (full run)."""
     folder, question_file, index_dir = _xquad_paths(options)
     questions = load_xquad_questions(question_file)
     base = _retriever(index_dir, settings, folder, log, options.progress, embedder)
@@ -608,6 +615,13 @@ def evaluate_xquad(settings: Settings, options: EvalOptions, log: Callable[[str]
         result["misses"] = [{"id": qid, "split": by_id[qid].split, "question": by_id[qid].question,
                              "gold": by_id[qid].gold_docs[0], "rank": rank, "top": runs["hybrid"].ranked[qid][:3]}
                             for qid, rank in ranks.items() if rank != 1]
+    if not options.quick:
+        from rag.eval.xquad_answers import evaluate_answers
+
+        result["answers"], answer_notes, answer_samples = evaluate_answers(base, settings, options, questions, log,
+                                                                           embedder)
+        notes += answer_notes
+        samples.update(answer_samples)
     if options.sweep and not options.quick and _wants(options, "hybrid"):
         swept = sweep(retriever, questions, progress=options.progress)
         swept.pop("tuned_ranked")
@@ -620,9 +634,10 @@ def evaluate_xquad(settings: Settings, options: EvalOptions, log: Callable[[str]
 
 
 def evaluate_questions_de(settings: Settings, options: EvalOptions, log: Callable[[str], None] = lambda m: None,
-                          embedder=None) -> dict:
-    """Retrieval configurations and answerers on the German eval set over the seeds."""
-    questions = load_questions_de(options.questions_de)
+                          embedder=None, path: Path | None = None) -> dict:
+    """Retrieval configurations and answerers on the German eval set over the seeds (``path``: another set in
+    its format, e.g. the held-out questions)."""
+    questions = load_questions_de(path or options.questions_de)
     gold = {d for q in questions for d in q.gold_docs}
     base = _seeds_retriever(settings, options, gold, log, options.progress, embedder)
     missing = gold - set(base.index.articles)
@@ -656,24 +671,37 @@ def evaluate_questions_de(settings: Settings, options: EvalOptions, log: Callabl
             samples["hybrid+rerank"] = run.latencies
         else:
             notes.append("hybrid+rerank skipped: no reranker configured (settings.reranker).")
-    answer_configs = [c for c in ANSWER_CONFIGS if _wants(options, c)] if not options.quick else []
-    if options.quick:
-        notes.append("Quick run: answerers not run (retrieval only).")
-    answers = {}
-    if answer_configs:
-        answerers, answer_notes = make_answerers(base, settings, answer_configs, asked=options.configs is not None)
-        notes += answer_notes
-        for name, answer in answerers.items():
-            outcome = run_answerer(answer, questions, articles, progress=options.progress, desc=f"answer {name}")
-            answers[name] = {**outcome["metrics"], "latency": latency_summary(outcome["latencies"]),
-                             "stages": {stage: latency_summary(v) for stage, v in outcome["stages"].items()},
-                             "retrieval": score_splits(questions, outcome["ranked"])["all"],
-                             "failures": outcome["failures"][:20]}
-            for stage, values in outcome["stages"].items():
-                samples[f"{name}:{stage}"] = values
+    answers = answer_runs(base, settings, questions, articles, options, notes, samples)
     return {"index": _shown(base.index.path), "articles": len(base.index.articles), "passages": len(base.index.chunks),
             "questions": len(questions), "answerable": len(answerable), "configs": configs, "answers": answers,
             "notes": notes, "_samples": samples}
+
+
+def answer_runs(retriever: Retriever, settings: Settings, questions: Sequence[EvalQuestion],
+                articles: Mapping[str, str], options: EvalOptions, notes: list[str], samples: dict,
+                span_gold: bool = False, label: str = "") -> dict[str, dict]:
+    """Every wanted answerer over ``questions``: its metrics, latency per stage, retrieval, worst failures.
+
+    Notes (answerers skipped, quick run) go to ``notes``, per-question latencies to ``samples``.
+    """
+    if options.quick:
+        notes.append("Quick run: answerers not run (retrieval only).")
+        return {}
+    answer_configs = [c for c in ANSWER_CONFIGS if _wants(options, c)]
+    answers = {}
+    if answer_configs:
+        answerers, answer_notes = make_answerers(retriever, settings, answer_configs, asked=options.configs is not None)
+        notes += answer_notes
+        for name, answer in answerers.items():
+            outcome = run_answerer(answer, questions, articles, progress=options.progress,
+                                   desc=f"{label} answer {name}".strip(), span_gold=span_gold)
+            answers[name] = {**outcome["metrics"], "latency": latency_summary(outcome["latencies"]),
+                             "stages": {stage: latency_summary(v) for stage, v in outcome["stages"].items()},
+                             "retrieval": score_splits(questions, outcome["ranked"])["all"],
+                             "failures": outcome["failures"][:20], "worst": outcome["worst"]}
+            for stage, values in outcome["stages"].items():
+                samples[f"{name}:{stage}"] = values
+    return answers
 
 
 def _by_type(questions: Sequence[EvalQuestion], ranked: Mapping[str, Sequence[str]]) -> dict:
@@ -685,23 +713,28 @@ def _by_type(questions: Sequence[EvalQuestion], ranked: Mapping[str, Sequence[st
     return out
 
 
+def result_header(settings: Settings, options: EvalOptions) -> dict:
+    """What every evaluation result starts with (when, which commit, machine, settings); no datasets yet."""
+    unknown = set(options.configs or ()) - set(ALL_CONFIGS)
+    if unknown:
+        raise RagError(f"Unknown configuration(s) {', '.join(sorted(unknown))}; choose from {', '.join(ALL_CONFIGS)}.")
+    return {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "commit": _git_commit(), "quick": options.quick,
+            "machine": {"python": platform.python_version(), "cpus": _cpus()},
+            "settings": _settings_summary(settings), "datasets": {}}
+
+
 def run_evaluation(settings: Settings, options: EvalOptions, log: Callable[[str], None] = lambda m: None,
                    embedder=None) -> dict:
     """Every requested dataset; the result is what ``report.write_report`` and ``flatten`` read."""
     started = time.perf_counter()
-    unknown = set(options.configs or ()) - set(ALL_CONFIGS)
-    if unknown:
-        raise RagError(f"Unknown configuration(s) {', '.join(sorted(unknown))}; choose from {', '.join(ALL_CONFIGS)}.")
-    result = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "commit": _git_commit(), "quick": options.quick,
-              "machine": {"python": platform.python_version(), "cpus": _cpus()},
-              "settings": _settings_summary(settings), "datasets": {}}
-    retrieval_wanted = options.configs is None or any(c in RETRIEVAL_CONFIGS for c in options.configs)
-    if "xquad" in options.datasets and retrieval_wanted:
+    result = result_header(settings, options)
+    if "xquad" in options.datasets:
         result["datasets"]["xquad"] = evaluate_xquad(settings, options, log, embedder)
-    elif "xquad" in options.datasets:
-        log("XQuAD-de skipped: it measures retrieval only, and no retrieval configuration was asked for.")
     if "questions_de" in options.datasets:
         result["datasets"]["questions_de"] = evaluate_questions_de(settings, options, log, embedder)
+    if "questions_de_heldout" in options.datasets:
+        result["datasets"]["questions_de_heldout"] = evaluate_questions_de(
+            settings, options, log, embedder, options.questions_de_heldout or eval_dir() / "questions_de_heldout.jsonl")
     result["seconds"] = round(time.perf_counter() - started, 1)
     result["flat"] = flatten(result)
     return result
@@ -746,14 +779,18 @@ class CheckResult:
 
 def check_against_baseline(flat: Mapping[str, float], baseline: Mapping[str, float],
                            tolerance: float = TOLERANCE) -> CheckResult:
-    """Every baseline metric that this run measured must be at least ``baseline − tolerance``."""
+    """Every baseline metric that this run measured must be at least ``baseline − tolerance``
+    (at most ``baseline + tolerance`` for the ``LOWER_IS_BETTER`` ones: false abstention, calibration error)."""
     regressions, missing, compared = [], [], 0
     for key, expected in sorted(baseline.items()):
         if key not in flat:
             missing.append(key)
             continue
         compared += 1
-        if flat[key] < expected - tolerance - 1e-9:
+        if key.rsplit("/", 1)[-1] in LOWER_IS_BETTER:
+            if flat[key] > expected + tolerance + 1e-9:
+                regressions.append(f"{key}: {flat[key]:.4f} > baseline {expected:.4f} + {tolerance:.2f}")
+        elif flat[key] < expected - tolerance - 1e-9:
             regressions.append(f"{key}: {flat[key]:.4f} < baseline {expected:.4f} − {tolerance:.2f}")
     return CheckResult(regressions, compared, missing)
 

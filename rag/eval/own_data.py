@@ -1,4 +1,4 @@
-"""A user's own evaluation data: a question file over their index, or any SQuAD-format file.
+"""A user's own evaluation data (a question file over their index, or any SQuAD-format file): read, index, evaluate.
 
 Question files (``.jsonl`` one object a line, or ``.csv`` with a header):
 
@@ -22,14 +22,16 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 from rag.errors import RagError
 from rag.eval.evaluation import EvalQuestion
-from rag.eval.xquad import doc_id_for
+from rag.eval.xquad import doc_id_for, write_articles
+from rag.retrieve.retrieval import Retriever
+from rag.settings import Settings
 
 TRUE = frozenset({"true", "1", "yes", "ja", "y", "x", "wahr"})
 FALSE = frozenset({"false", "0", "no", "nein", "n", "", "falsch"})
@@ -219,7 +221,7 @@ def read_squad(path: Path, holdout: int = 0) -> OwnData:
     return OwnData(questions, problems, articles, tuple(removed))
 
 
-# --- the article folder and its cached index ---------------------------------
+# --- the article folder's content key ---------------------------------------
 
 
 def content_key(articles: Mapping[str, str]) -> str:
@@ -230,16 +232,74 @@ def content_key(articles: Mapping[str, str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def write_articles(folder: Path, articles: Mapping[str, str]) -> Path:
-    """``<folder>/<doc id>.txt`` for every article; other files removed; unchanged files are not rewritten."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    wanted = {f"{doc_id}.txt": text + "\n" for doc_id, text in articles.items()}
-    for stale in folder.iterdir():
-        if stale.name not in wanted:
-            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
-    for name, text in wanted.items():
-        target = folder / name
-        if not target.exists() or target.read_text(encoding="utf-8") != text:
-            target.write_text(text, encoding="utf-8")
-    return folder
+# --- evaluating ----------------------------------------------------------------
+
+
+def squad_retriever(data: OwnData, settings: Settings, log: Callable[[str], None] = lambda m: None,
+                    progress: bool = False, embedder=None) -> Retriever:
+    """A retriever on the SQuAD paragraphs, indexed once into ``squad-<content hash>/`` beside
+    ``settings.index_dir`` (by default under ``index/``)."""
+    from rag.eval.evaluation import _retriever
+
+    root = Path(settings.index_dir).parent / f"squad-{content_key(data.articles)}"
+    folder = write_articles(root / "articles", data.articles)
+    return _retriever(root / "index", settings, folder, log, progress, embedder)
+
+
+def evaluate_own(settings: Settings, options, data: OwnData, base: Retriever, label: str = "own") -> dict:
+    """Retrieval configurations and answerers on a user's questions over ``base``'s index (one dataset entry)."""
+    from rag.eval.evaluation import (REPLAYED, RecordingRetriever, _replayed_runs, _run_modes, _shown, answer_runs,
+                                     latency_summary, score_splits)
+
+    data = drop_unknown_docs(data, base.index.articles)
+    questions = data.questions
+    retriever = RecordingRetriever(base)
+    configs, notes, samples = {}, list(data.problems), {}
+    for mode, run in _run_modes(retriever, questions, options, label).items():
+        configs[mode] = {**score_splits(questions, run.ranked), "latency": latency_summary(run.latencies)}
+        samples[mode] = run.latencies
+    for name, run in _replayed_runs(retriever, questions, options, label).items():
+        configs[name] = {**score_splits(questions, run.ranked), "latency": latency_summary([]), "note": REPLAYED[name][2]}
+    articles = {doc_id: a.text for doc_id, a in base.index.articles.items()}
+    answers = answer_runs(base, settings, questions, articles, options, notes, samples, span_gold=True, label=label)
+    return {"index": _shown(base.index.path), "articles": len(base.index.articles), "passages": len(base.index.chunks),
+            "questions": len(questions), "answerable": sum(q.answerable for q in questions),
+            "removed_articles": len(data.removed), "configs": configs, "answers": answers, "notes": notes,
+            "_samples": samples}
+
+
+def run_own_evaluation(settings: Settings, options, data: OwnData, base: Retriever, label: str) -> dict:
+    """The whole result (header, one dataset ``label``, flat metrics) for ``report.write_report``."""
+    from rag.eval.evaluation import flatten, result_header
+
+    started = time.perf_counter()
+    result = result_header(settings, options)
+    result["datasets"][label] = evaluate_own(settings, options, data, base, label)
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    result["flat"] = flatten(result)
+    return result
+
+
+def evaluate_file(settings: Settings, options, questions: Path | None = None, squad: Path | None = None,
+                  holdout: int = 0, log: Callable[[str], None] = lambda m: None) -> dict:
+    """`rag eval --questions FILE` (over ``settings.index_dir``) or `rag eval --squad FILE [--holdout-articles N]`.
+
+    The result's dataset is named ``own`` or ``squad``; each input problem is logged once and kept in its notes.
+    """
+    from rag.pipeline import open_retriever
+
+    if (questions is None) == (squad is None):
+        raise RagError("Give either --questions FILE or --squad FILE.")
+    if squad is not None:
+        data = read_squad(squad, holdout)
+        base = squad_retriever(data, settings, log, options.progress)
+    else:
+        if holdout:
+            raise RagError("--holdout-articles works with --squad only: with --questions, leave articles out of "
+                           "the index you pass with --index-dir.")
+        data = read_question_file(questions)
+        base = open_retriever(settings, log=log, progress=options.progress)
+    data = drop_unknown_docs(data, base.index.articles)
+    for problem in data.problems:
+        log(problem)
+    return run_own_evaluation(settings, options, data, base, "squad" if squad is not None else "own")

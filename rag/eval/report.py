@@ -17,6 +17,9 @@ RETRIEVAL_COLUMNS = [("recall@1", "R@1"), ("recall@5", "R@5"), ("recall@10", "R@
 ANSWER_COLUMNS = [("answer_correctness", "correct"), ("citation_precision", "citation precision"),
                   ("citation_hit", "citation hit"), ("citation_validity", "citation validity"),
                   ("abstention_precision", "abstention P"), ("abstention_recall", "abstention R")]
+GERMAN_SETS = (("questions_de", "German eval set over the seed articles (`eval/questions_de.jsonl`)"),
+               ("questions_de_heldout", "Held-out German questions over the seeds (`eval/questions_de_heldout.jsonl`, "
+                                        "written after the answerer; nobody tunes on them)"))
 SPLIT_TITLES = {"heldout": "Held-out half (last 24 articles) — the numbers to quote",
                 "tune": "Tuning half (first 24 articles) — weights were chosen here",
                 "all": "All 48 articles"}
@@ -58,6 +61,8 @@ def _chart_name(name: str, what: str) -> str:
 
 def render_markdown(result: Mapping, name: str, charts: Sequence[str] = ()) -> str:
     """The report as Markdown."""
+    from rag.eval.report_answers import OWN_SETS, XQUAD_ANSWERS, answer_sections, own_section
+
     s = result.get("settings", {})
     lines = [f"# Evaluation report `{name}`", "",
              f"Created {result.get('created')} at commit `{result.get('commit')}` in {result.get('seconds')} s "
@@ -85,6 +90,8 @@ def render_markdown(result: Mapping, name: str, charts: Sequence[str] = ()) -> s
                 [f"- {n}" for n in xquad.get("notes", [])]
         if notes:
             lines += notes + [""]
+        if xquad.get("answers"):
+            lines += ["## XQuAD-de answers", "", XQUAD_ANSWERS] + answer_sections(xquad["answers"])
         lines += _sweep_section(xquad.get("sweep"))
         misses = [m for m in xquad.get("misses", []) if m["split"] == "heldout"]
         if misses:
@@ -94,9 +101,11 @@ def render_markdown(result: Mapping, name: str, charts: Sequence[str] = ()) -> s
                             [[m["question"].replace("|", "\\|"), f"`{m['gold']}`", _fmt(m["rank"]),
                               f"`{m['top'][0]}`" if m["top"] else "–"] for m in misses])
             lines += ["", "</details>", ""]
-    german = result.get("datasets", {}).get("questions_de")
-    if german:
-        lines += ["## German eval set over the seed articles (`eval/questions_de.jsonl`)", "",
+    for key, title in GERMAN_SETS:
+        german = result.get("datasets", {}).get(key)
+        if not german:
+            continue
+        lines += [f"## {title}", "",
                   f"{german['questions']} questions ({german['answerable']} answerable) over {german['articles']} "
                   f"articles ({german['passages']} passages in `{german['index']}`). Retrieval metrics count the "
                   "answerable questions; a question with two gold articles needs both for Recall@k = 1, one for Hit@5. "
@@ -136,8 +145,12 @@ def render_markdown(result: Mapping, name: str, charts: Sequence[str] = ()) -> s
                 lines += ["Latency per stage (retrieval = query embedding + search + fusion; answer = sentence "
                           "selection / generation):", ""]
                 lines += _table(["answerer", "stage", "p50 ms", "p95 ms", "mean ms"], stage_rows) + [""]
+        lines += answer_sections(german.get("answers", {}))
         if german.get("notes"):
             lines += [f"- {n}" for n in german["notes"]] + [""]
+    for key, data in result.get("datasets", {}).items():
+        if key in OWN_SETS:
+            lines += own_section(key, data)
     if charts:
         lines += ["## Charts", ""] + [f"![{Path(c).stem}]({Path(c).name})" for c in charts] + [""]
     return "\n".join(lines)
@@ -171,7 +184,8 @@ def _sweep_section(sweep: Mapping | None) -> list[str]:
 
 
 def write_charts(result: Mapping, folder: Path, name: str) -> list[Path]:
-    """Metric-per-configuration bars for each dataset, the latency distribution, the weight sweep."""
+    """Metric-per-configuration bars for each dataset, the latency distribution, the weight sweep, the reliability
+    of ``confidence``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -185,6 +199,8 @@ def write_charts(result: Mapping, folder: Path, name: str) -> list[Path]:
         panels.append(("XQuAD-de held-out", datasets["xquad"]["configs"], "heldout"))
     if "questions_de" in datasets:
         panels.append(("questions_de (seeds)", datasets["questions_de"]["configs"], "all"))
+    panels += [(f"{key} (your data)", datasets[key]["configs"], "all") for key in ("own", "squad")
+               if datasets.get(key, {}).get("configs")]
     if panels:
         metrics = [("recall@1", "R@1"), ("recall@5", "R@5"), ("mrr@10", "MRR@10"), ("ndcg@10", "nDCG@10")]
         fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.2), squeeze=False)
@@ -246,7 +262,10 @@ def write_charts(result: Mapping, folder: Path, name: str) -> list[Path]:
             fig.savefig(path, dpi=110)
             plt.close(fig)
             written.append(path)
-    return written
+    from rag.eval.report_answers import calibration_chart
+
+    calibration = calibration_chart(result, folder / _chart_name(name, "calibration"))
+    return written + ([calibration] if calibration else [])
 
 
 def _public(value):

@@ -19,6 +19,7 @@ import re
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Mapping
 
 from rag.errors import RagError
 from rag.settings import project_root
@@ -130,21 +131,28 @@ def prepare(source: Path | None = None, workdir: Path | None = None) -> Prepared
     """
     paragraphs, questions = load_xquad(source)
     workdir = Path(workdir or default_workdir())
-    folder = workdir / "paragraphs"
-    folder.mkdir(parents=True, exist_ok=True)
-    wanted = {f"{p.doc_id}.txt": p.text + "\n" for p in paragraphs}
-    for stale in folder.iterdir():
-        if stale.name not in wanted:
-            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
-    for name, text in wanted.items():
-        path = folder / name
-        if not path.exists() or path.read_text(encoding="utf-8") != text:
-            path.write_text(text, encoding="utf-8")
+    folder = write_articles(workdir / "paragraphs", {p.doc_id: p.text for p in paragraphs})
     lines = "".join(json.dumps(asdict(q), ensure_ascii=False) + "\n" for q in questions)
     target = workdir / "questions.jsonl"
     if not target.exists() or target.read_text(encoding="utf-8") != lines:
         target.write_text(lines, encoding="utf-8")
     return Prepared(folder, target, len(paragraphs), len(questions))
+
+
+def write_articles(folder: Path, articles: Mapping[str, str]) -> Path:
+    """``<folder>/<doc id>.txt`` for every article; other files removed; unchanged files are not rewritten
+    (so an index built from the folder stays up to date)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    wanted = {f"{doc_id}.txt": text + "\n" for doc_id, text in articles.items()}
+    for stale in folder.iterdir():
+        if stale.name not in wanted:
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    for name, text in wanted.items():
+        target = folder / name
+        if not target.exists() or target.read_text(encoding="utf-8") != text:
+            target.write_text(text, encoding="utf-8")
+    return folder
 
 
 def read_questions(path: Path) -> list[XQuestion]:

@@ -1,0 +1,115 @@
+"""The answer part of the evaluation report: metric tables, the worst failures, a user's own data, calibration.
+
+``rag.eval.report`` calls these for every dataset that has answers; the measures are defined in
+``rag.eval.answers`` (the table's header line repeats the definitions a reader needs).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from rag.eval.report import _fmt, _retrieval_header, _retrieval_rows, _table
+
+OWN_SETS = ("own", "squad")
+COLUMNS = [("contains_gold", "contains gold"), ("short_exact", "short EM"), ("short_f1", "short F1"),
+           ("short_correct", "short correct"), ("gold_citation", "gold citation"), ("abstention", "abstention"),
+           ("false_abstention", "false abstention"), ("ece", "ECE"), ("removed_declined", "removed declined")]
+DEFINITIONS = (
+    "*Contains gold*: the answer holds every gold fact (answerable questions; a declined one is wrong). "
+    "*Short EM/F1*: SQuAD's exact match and token F1 of `short_answer` against the gold spans (German "
+    "normalisation: lower case, no punctuation, no articles; a missing short answer scores 0). *Short correct*: "
+    "the short answer holds every gold fact. *Gold citation*: answered and citing a gold article. *Abstention*: "
+    "unanswerable questions declined; *false abstention*: answerable ones declined. *ECE*: expected calibration "
+    "error of `confidence` over the answered questions (10 bins). `–`: not measured (e.g. the answerer gives no "
+    "`short_answer`/`confidence`).")
+XQUAD_ANSWERS = (
+    "Held-out half (articles 25–48, nothing tuned there), retrieval over all 240 paragraphs, each question through "
+    "the answerer `make_answerer` builds. *Removed declined*: the paragraphs of articles 37–48 are removed from a "
+    "second index (a copy of the first, updated incrementally) and their questions asked there; declining is the "
+    "right response. False abstention is measured on the full index.")
+
+
+def _cell(text: str | None, limit: int = 90) -> str:
+    text = " ".join(str(text or "").split())
+    text = text if len(text) <= limit else text[:limit - 1] + "…"
+    return text.replace("|", "\\|")
+
+
+def answer_sections(answers: Mapping[str, Mapping], intro: str = "") -> list[str]:
+    """The answer metrics of every answerer, then each answerer's worst failures."""
+    if not answers:
+        return []
+    columns = [(k, t) for k, t in COLUMNS if any(a.get(k) is not None for a in answers.values())]
+    lines = ["### Answer metrics", ""] + ([intro, ""] if intro else []) + [DEFINITIONS, ""]
+    lines += _table(["answerer", "answerable + unanswerable (+ removed)"] + [t for _, t in columns] + ["calibrated"],
+                    [[f"`{n}`", f"{a.get('answerable')} + {a.get('unanswerable')}"
+                      + (f" (+ {a['removed_questions']})" if a.get("removed_questions") else "")]
+                     + [_fmt(a.get(k)) for k, _ in columns] + [str(a.get("calibrated", "–"))]
+                     for n, a in answers.items()]) + [""]
+    for name, a in answers.items():
+        lines += worst_table(a.get("worst") or [], f"`{name}`: worst {len(a.get('worst') or [])} failures")
+    return lines
+
+
+def worst_table(rows: Sequence[Mapping], title: str) -> list[str]:
+    """Question, gold, answer, first retrieved article, why it failed, confidence."""
+    if not rows:
+        return []
+    return [f"#### {title}", "", "Worst first: answers to unanswerable questions, wrong sentences, retrieval misses, "
+            "false abstentions, wrong short answers; within each, the most confident first.", ""] + _table(
+        ["question", "gold", "answer", "first retrieved", "why", "confidence"],
+        [[_cell(r["question"]), _cell(r["gold"], 50), _cell(r["answer"]), f"`{r['first_retrieved'] or '–'}`",
+          r["reason"], _fmt(r.get("confidence"), 2)] for r in rows]) + [""]
+
+
+def own_section(key: str, data: Mapping) -> list[str]:
+    """A user's question file or SQuAD file: retrieval per configuration, answers, input problems."""
+    title = "Your questions" if key == "own" else "SQuAD-format file"
+    removed = f", {data['removed_articles']} article(s) held out of the index" if data.get("removed_articles") else ""
+    lines = [f"## {title}", "",
+             f"{data['questions']} questions ({data['answerable']} answerable) over {data['articles']} articles "
+             f"({data['passages']} passages in `{data['index']}`){removed}. Retrieval metrics count the questions "
+             "with gold articles.", ""]
+    rows = _retrieval_rows(data.get("configs", {}), "all")
+    if rows:
+        lines += ["### Retrieval", ""] + _table(_retrieval_header(), rows) + [""]
+    lines += answer_sections(data.get("answers", {}))
+    for name, a in data.get("answers", {}).items():
+        stages = a.get("stages", {})
+        if stages:
+            lines += [f"Latency `{name}` per question (ms): " + ", ".join(
+                f"{stage} p50 {_fmt(s.get('p50_ms'), 1)} / p95 {_fmt(s.get('p95_ms'), 1)}" for stage, s in stages.items()), ""]
+    if data.get("notes"):
+        lines += ["Input and run notes:", ""] + [f"- {n}" for n in data["notes"]] + [""]
+    return lines
+
+
+def calibration_chart(result: Mapping, path: Path) -> Path | None:
+    """Reliability curves (mean confidence vs share correct per bin) of every dataset × answerer that has them."""
+    curves = [(f"{dataset} · {name}", a["reliability"], a.get("ece"))
+              for dataset, data in result.get("datasets", {}).items()
+              for name, a in (data.get("answers") or {}).items() if a.get("reliability")]
+    if not curves:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.0, 5.0))
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--", label="perfect calibration")
+    for label, curve, ece in curves:
+        ax.plot([b["predicted"] for b in curve], [b["observed"] for b in curve], marker="o", ms=3,
+                label=f"{label} (ECE {_fmt(ece)})")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence (mean per bin)")
+    ax.set_ylabel("share of answers correct")
+    ax.set_title("Reliability of `confidence` (answered questions)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

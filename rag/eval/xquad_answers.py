@@ -1,0 +1,67 @@
+"""Answers on XQuAD-de: the held-out half over the full index, and abstention on articles removed from it.
+
+Protocol (issue 14; the numbers of the report's "XQuAD-de answers" section):
+
+- *Answers*: every question of the held-out half (articles 25–48, 1-based in file order; nothing was tuned
+  on them) goes through the answerer ``make_answerer`` builds, with retrieval over the index of all 240
+  paragraphs. Measured: contains-gold, short-answer EM/F1 against the XQuAD answer spans, gold citation,
+  false abstention, calibration of ``confidence``.
+- *Removed articles*: a second index holds every paragraph except those of articles 37–48 (the second half of
+  the held-out half, 60 paragraphs). Their questions (about 300) are asked there, where no article can answer
+  them: the right response is to decline (``removed_declined``). Removing the article, rather than writing
+  questions nobody can answer, keeps the questions natural: they look exactly like answerable ones.
+
+The reduced index is a copy of the full one updated incrementally (deleted articles are dropped, nothing is
+embedded again), so the second index costs seconds, not a rebuild.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+from rag.eval.evaluation import EvalOptions, EvalQuestion, _retriever, answer_runs, make_answerers, run_answerer
+from rag.eval.xquad import default_workdir, load_xquad, parse_doc_id, write_articles
+from rag.retrieve.retrieval import Retriever
+from rag.settings import Settings
+
+REMOVED_ARTICLES = range(36, 48)  # 0-based: articles 37–48
+
+
+def removed_retriever(full_index: Path, settings: Settings, options: EvalOptions, log: Callable[[str], None],
+                      embedder=None) -> Retriever:
+    """A retriever on all XQuAD paragraphs but those of ``REMOVED_ARTICLES`` (index beside the full one)."""
+    paragraphs, _ = load_xquad(options.xquad_source)
+    workdir = Path(options.xquad_workdir or default_workdir())
+    folder = write_articles(workdir / "removed" / "paragraphs",
+                            {p.doc_id: p.text for p in paragraphs if p.article not in REMOVED_ARTICLES})
+    index_dir = Path(full_index).with_name(Path(full_index).name + "-removed")
+    if not (index_dir / "params.json").exists() and (Path(full_index) / "params.json").exists():
+        shutil.copytree(full_index, index_dir, symlinks=True, dirs_exist_ok=True)
+    return _retriever(index_dir, settings, folder, log, options.progress, embedder)
+
+
+def evaluate_answers(base: Retriever, settings: Settings, options: EvalOptions, questions: Sequence[EvalQuestion],
+                     log: Callable[[str], None] = lambda m: None, embedder=None) -> tuple[dict, list[str], dict]:
+    """``(answers, notes, latency samples)``: per answerer the held-out metrics plus ``removed_declined``."""
+    notes: list[str] = []
+    samples: dict = {}
+    heldout = [q for q in questions if q.split == "heldout"]
+    articles = {doc_id: a.text for doc_id, a in base.index.articles.items()}
+    answers = answer_runs(base, settings, heldout, articles, options, notes, samples, span_gold=True, label="xquad")
+    if not answers:
+        return answers, notes, samples
+    removed = [replace(q, gold_docs=(), answerable=False, answer=(), split="removed") for q in heldout
+               if parse_doc_id(q.gold_docs[0])[0] in REMOVED_ARTICLES]
+    reduced = removed_retriever(base.index.path, settings, options, log, embedder or base.embedder)
+    answerers, _ = make_answerers(reduced, settings, list(answers), asked=options.configs is not None)
+    reduced_articles = {doc_id: a.text for doc_id, a in reduced.index.articles.items()}
+    for name, answer in answerers.items():
+        outcome = run_answerer(answer, removed, reduced_articles, progress=options.progress,
+                               desc=f"xquad removed {name}")
+        answers[name].update(removed_declined=outcome["metrics"]["abstention"], removed_questions=len(removed),
+                             removed_paragraphs=len(base.index.articles) - len(reduced.index.articles),
+                             removed_worst=outcome["worst"])
+    return answers, notes, samples
