@@ -48,8 +48,8 @@ def start(index_source: Path, workdir: Path, timeout: float = 90.0, env: dict | 
     shutil.copytree(index_source, index_dir)
     port = free_port()
     log_path = workdir / "chat.log"
-    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", NO_PROXY="127.0.0.1,localhost",
-               **(env or {}))
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", "NO_PROXY": "127.0.0.1,localhost",
+           **(env or {})}
     command = [sys.executable, "-m", "rag.cli", "chat", "--host", "127.0.0.1", "--port", str(port),
                "--index-dir", str(index_dir)]
     started = time.perf_counter()

@@ -79,8 +79,9 @@ def build(engine: ChatEngine) -> gr.Blocks:
         """One question (a standalone question) → the answer object of INTERFACES.md."""
         try:
             return engine.answer(question).to_dict()
-        except RagError as err:
-            raise gr.Error(str(err)) from None
+        except RagError as err:  # one line in the server log, no traceback: the request was bad, not the app
+            logging.getLogger("ui.chat").warning("/answer refused: %s", err)
+            raise gr.Error(str(err), print_exception=False) from None
 
     def upload(files):
         paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
