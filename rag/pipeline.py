@@ -8,6 +8,7 @@ from typing import Callable, Sequence
 
 from rag.errors import RagError
 from rag.index.build import build_index
+from rag.index.milvus import open_store
 from rag.index.store import Index, load_index
 from rag.ingest.uploads import MAX_UPLOAD_BYTES, UploadResult, save_uploads, source_folders, undo, uploads_dir
 from rag.retrieve.embedding import make_embedder
@@ -29,7 +30,7 @@ def open_retriever(settings: Settings, log: Callable[[str], None] = lambda m: No
         log(f"No index yet: building it from {settings.seeds_dir} (once) …")
         build_index(Path(settings.seeds_dir), settings, embedder, progress=progress, log=log)
     index: Index = load_index(path, embedder.model_id)
-    retriever = Retriever(index, embedder, settings)
+    retriever = Retriever(index, embedder, settings, store=open_store(index.params))
     retriever.warm_up()
     return retriever
 

@@ -68,6 +68,13 @@ class Settings(BaseSettings):
     ann_target_recall: float = Field(default=0.99, gt=0.0, le=1.0)
     hnsw_m: int = Field(default=32, ge=4, le=128)
     hnsw_ef_search: int = Field(default=0, ge=0, le=4096)
+    # Where passages are searched (issue 17): "faiss" (local files) or "milvus" (``milvus_uri``: a local ``.db``
+    # file for Milvus Lite, or http(s)://host:port of a server or cluster, token from RAG_MILVUS_TOKEN). None keeps
+    # what the index folder's params.json records (faiss for a new index); the collection defaults to one named
+    # after the index folder.
+    backend: str | None = Field(default=None, pattern="^(faiss|milvus)$")
+    milvus_uri: str | None = None
+    milvus_collection: str | None = Field(default=None, pattern="^[A-Za-z_][A-Za-z0-9_]{0,254}$")
     max_article_bytes: int = Field(default=5_000_000, ge=1)
     max_question_chars: int = Field(default=2000, ge=1)
     # Long steps (indexing, `rag batch`) print one progress line this often when stderr is not a terminal (issue 18).

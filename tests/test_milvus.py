@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,10 +14,11 @@ import pytest
 pytest.importorskip("milvus_lite", reason="needs the milvus extra: pip install -e '.[milvus]'")
 
 from rag.errors import RagError  # noqa: E402
-from rag.index.milvus import (MilvusStore, analyzer_params, article_rows, date_expr, date_number, sync,  # noqa: E402
-                              to_rows)
+from rag.index.dates import DateRange, date_number  # noqa: E402
+from rag.index.milvus import MilvusStore, analyzer_params, article_rows, open_store, sync, to_rows  # noqa: E402
 from rag.schema import Chunk  # noqa: E402
-from tests.milvus_server import MilvusServer, free_port  # noqa: E402
+from conftest import SEEDS  # noqa: E402
+from milvus_server import MilvusServer, free_port  # noqa: E402
 
 DIM = 8
 
@@ -65,13 +69,13 @@ def test_date_filter_before_ranking_keeps_top_k_full(store):
         store.insert(article_rows(f"d{i}", date, [_chunk(f"d{i}", 0, f"Bericht Nummer {i} über Meta")], [_unit(i)]))
     query = _unit(99)
     since, until = date_number("2025-06-01"), date_number("2025-12-31")
-    found = store.dense_search(query, 5, date_expr(since, until))
+    found = store.dense_search(query, 5, DateRange(since, until))
     assert len(found) == 5
     in_range = {f"d{i}" for i, d in enumerate(dates) if d and since <= date_number(d) <= until}
     assert {c.doc_id for c in found} <= in_range
-    everything = store.dense_search(query, 20, date_expr(since, None))
+    everything = store.dense_search(query, 20, DateRange(since, None))
     assert {c.doc_id for c in everything} == in_range  # the undated article is left out once a bound is set
-    assert {c.doc_id for c in store.bm25_search("Meta", 20, date_expr(None, date_number("2025-02-28")))} == {"d0", "d1"}
+    assert {c.doc_id for c in store.bm25_search("Meta", 20, DateRange(None, 20250228))} == {"d0", "d1"}
 
 
 def test_dates_as_numbers():
@@ -79,9 +83,14 @@ def test_dates_as_numbers():
     assert date_number("2025-07") == 20250701
     assert date_number("2024") == 20240101
     assert date_number(None) == 0
-    assert date_expr(None, None) == ""
-    assert date_expr(20260101, None) == "date >= 20260101"
-    assert date_expr(None, 20250630) == "date > 0 and date <= 20250630"
+    assert DateRange.parse(None, " ") is None
+    assert DateRange.parse("2026-01-01", None).milvus_filter() == "date >= 20260101"
+    assert DateRange.parse(None, "2025-06-30").milvus_filter() == "date > 0 and date <= 20250630"
+    assert not DateRange(None, 20250630).allows(None)
+    with pytest.raises(RagError, match="YYYY-MM-DD"):
+        DateRange.parse("1.1.2026", None)
+    with pytest.raises(RagError, match="after"):
+        DateRange.parse("2026-02-01", "2026-01-01")
 
 
 def test_collection_of_another_embedder_or_analyzer_is_refused(milvus, store):
@@ -163,3 +172,86 @@ def test_sync_is_incremental_on_the_real_seeds(milvus, real_seeds_index, seeds_c
     assert np.allclose(list(rows.values()), local_scores[0], atol=1e-4)
     store.drop()
     store.close()
+
+
+@pytest.fixture(scope="module")
+def seeds_on_both(milvus, real_seeds_index, tmp_path_factory):
+    """The session's seeds index searched locally (FAISS + bm25s) and through Milvus (synced into a collection)."""
+    from rag.index.build import build_index
+    from rag.index.store import load_index
+    from rag.retrieve.retrieval import Retriever
+
+    base, embedder, index = real_seeds_index
+    settings = base.model_copy(update={"index_dir": tmp_path_factory.mktemp("both") / "milvus", "backend": "milvus",
+                                       "milvus_uri": milvus.uri, "milvus_collection": "seeds_both"})
+    shutil.copytree(base.index_dir, settings.index_dir)
+    report = build_index(SEEDS, settings, embedder)
+    assert report.embedded == 0
+    on_milvus = load_index(settings.index_dir, embedder.model_id)
+    assert on_milvus.params["backend"] == {"type": "milvus", "uri": milvus.uri, "collection": "seeds_both"}
+    faiss = Retriever(index, embedder, base)
+    served = Retriever(on_milvus, embedder, settings, store=open_store(on_milvus.params))
+    yield faiss, served
+    served.store.drop()
+    served.store.close()
+
+
+@pytest.mark.parametrize("backend", [0, 1], ids=["faiss", "milvus"])
+def test_date_filters_on_both_backends(seeds_on_both, backend):
+    """--since 2026-01-01 keeps 002/004, --until 2025-06-30 keeps 000/003; the top 10 stay 10 passages."""
+    retriever = seeds_on_both[backend]
+    late = retriever.run("Wie viel investiert Meta?", k=10, dates=DateRange.parse("2026-01-01", None))
+    assert len(late) == 10 and {h.doc_id[:3] for h in late} <= {"002", "004"}
+    early = retriever.run("Wie viel investiert Meta?", k=10, dates=DateRange.parse(None, "2025-06-30"))
+    assert len(early) == 10 and {h.doc_id[:3] for h in early} <= {"000", "003"}
+
+
+def test_the_seed_question_is_answered_alike_on_both_backends(seeds_on_both):
+    from rag.answer.answering import make_answerer
+
+    faiss, served = seeds_on_both
+    question = "Wie viel investiert Meta 2026?"
+    one, other = (make_answerer(r, r.settings).run(question) for r in (faiss, served))
+    assert one.answer == other.answer and "115 bis 135 Milliarden" in one.answer
+    assert [c.doc_id for c in one.citations] == [c.doc_id for c in other.citations]
+    assert [r.chunk_id for r in one.retrieved] == [r.chunk_id for r in other.retrieved]
+
+
+def _rag(*args):
+    return subprocess.run([sys.executable, "-m", "rag.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
+
+
+def _one_sentence(result, text):
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and text in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_cli_uses_the_recorded_backend_and_refuses_bad_milvus_input(milvus, seeds_on_both, tmp_path):
+    """`rag search` on a Milvus-backed folder needs no flags; an unreachable URI or a collection made for another
+    embedding model is one sentence and exit 2."""
+    served = seeds_on_both[1]
+    found = _rag("search", "Wie viel investiert Meta?", "--index-dir", served.index.path, "--since", "2026-01-01",
+                 "--json")
+    assert found.returncode == 0, found.stderr
+    assert {h["doc_id"][:3] for h in json.loads(found.stdout)} <= {"002", "004"}
+    _one_sentence(_rag("search", "Meta", "--index-dir", served.index.path, "--until", "30.06.2025"), "YYYY-MM-DD")
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    _one_sentence(_rag("index", SEEDS, "--index-dir", tmp_path / "new", "--backend", "milvus", "--milvus-uri", dead),
+                  "cannot be reached")
+
+    other = MilvusStore.connect(milvus.uri, "made_for_another_model")
+    other.drop()
+    other.prepare("st:some-other-model", 384)
+    moved = tmp_path / "moved"
+    shutil.copytree(served.index.path, moved)
+    params = json.loads((moved / "params.json").read_text(encoding="utf-8"))
+    params["backend"]["collection"] = other.collection
+    (moved / "params.json").write_text(json.dumps(params), encoding="utf-8")
+    _one_sentence(_rag("search", "Meta", "--index-dir", moved), "was built with the embedding model st:some-other-model")
+    params["backend"]["uri"] = dead
+    (moved / "params.json").write_text(json.dumps(params), encoding="utf-8")
+    _one_sentence(_rag("ask", "Meta", "--index-dir", moved), "cannot be reached")
+    other.drop()

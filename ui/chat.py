@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence
 
 from rag.errors import RagError
+from rag.index.dates import DateRange
 from rag.answer.followup import LLMRewriter, Rewrite, rewrite
 from ui.render import answer_html, article_list_html, error_html, status_html
 from rag.schema import Answer
@@ -58,6 +59,16 @@ class Options:
     passages: int = 5
     show_uncited: bool = False
     server_url: str = ""
+    since: str = ""  # the date range of the articles to answer from, YYYY-MM-DD (empty: open)
+    until: str = ""
+
+    def dates(self) -> DateRange | None:
+        """The session's date range; a malformed one is a German sentence for the chat."""
+        try:
+            return DateRange.parse(self.since or None, self.until or None)
+        except RagError:
+            raise RagError("Der Datumsbereich ist ungültig: bitte Tage als JJJJ-MM-TT angeben, „ab“ nicht nach "
+                           "„bis“.") from None
 
 
 @dataclass
@@ -191,7 +202,7 @@ class ChatEngine:
         from rag.retrieve.retrieval import Retriever
 
         fresh = Retriever(load_index(self.settings.index_dir, retriever.embedder.model_id), retriever.embedder,
-                          self.settings, reranker=retriever.reranker)
+                          self.settings, reranker=retriever.reranker, store=retriever.store)
         with self._native:
             fresh.warm_up()
         return fresh
@@ -378,14 +389,15 @@ class ChatEngine:
                            f"{self.settings.max_question_chars}).")
         return question
 
-    def extractive(self, question: str, passages: int | None = None) -> tuple[Answer, list, Selection]:
+    def extractive(self, question: str, passages: int | None = None, dates: DateRange | None = None
+                   ) -> tuple[Answer, list, Selection]:
         """The extractive answer, the retrieval behind it, and the sentence selection it was composed from (a
         language model writes from the same selection, so it is made once)."""
         from rag.answer.answering import compose
 
         answerer = self.answerer(passages)
         with self._native:
-            hits = answerer.retriever.run(question, k=max(self.settings.top_k, passages or 0))
+            hits = answerer.retriever.run(question, k=max(self.settings.top_k, passages or 0), dates=dates)
             selection = answerer.select(question, hits)
         return compose(None, question, selection, hits, answerer.settings.abstain_sources), hits, selection
 
@@ -423,7 +435,7 @@ class ChatEngine:
             turn = self.rewrite(question, previous, options)
             note = (turn.question, turn.standalone, turn.method) if turn.changed else None
             yield Update(answer_html(None, uid, rewrite=note, status="Suche in den Artikeln …"), standalone=turn.standalone)
-            answer, hits, selection = self.extractive(turn.standalone, options.passages)
+            answer, hits, selection = self.extractive(turn.standalone, options.passages, options.dates())
             articles = self.index.articles
             if options.answerer == "extractive":
                 yield Update(answer_html(answer, uid, articles, rewrite=note, show_uncited=options.show_uncited),
@@ -436,7 +448,7 @@ class ChatEngine:
                 if better.standalone != turn.standalone:
                     turn = better
                     note = (turn.question, turn.standalone, turn.method)
-                    answer, hits, selection = self.extractive(turn.standalone, options.passages)
+                    answer, hits, selection = self.extractive(turn.standalone, options.passages, options.dates())
                     yield Update(answer_html(answer, uid, articles, rewrite=note, show_uncited=options.show_uncited,
                                              status="Sprachmodell formuliert eine Antwort …"), answer, turn.standalone)
             final, text = None, ""

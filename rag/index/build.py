@@ -22,6 +22,7 @@ from rag.errors import RagError
 from rag.index.dense import build_dense, dense_kind, reconstruct
 from rag.index.lexical import merge_tables
 from rag.index.lock import writer_lock
+from rag.index.milvus import backend_params, prepare_backend, recorded_backend, sync_index
 from rag.index.store import (BM25_PARAMS, FORMAT_VERSION, Index, IndexDamaged, Part, SentenceVectors, articles_digest,
                              chunking_params, load_index, row_offsets, swap_in, write_folder)
 from rag.ingest.chunking import chunk_article, sentence_texts
@@ -148,7 +149,13 @@ def _is_up_to_date(previous: Index, corpus: dict, digest: str, settings: Setting
             and params["chunking"] == chunking_params(settings)
             and params.get("bm25") == BM25_PARAMS
             and params.get("sentences", {}).get("window") == (settings.sentence_window if settings.sentence_vectors else None)
-            and params.get("dense", {"type": "flat"})["type"] == dense_kind(previous.dense.ntotal, settings))
+            and params.get("dense", {"type": "flat"})["type"] == dense_kind(previous.dense.ntotal, settings)
+            and params.get("backend", {"type": "faiss"}) == _backend(settings))
+
+
+def _backend(settings: Settings) -> dict:
+    """Where the index is searched (``params.json["backend"]``): the settings, else what the index records."""
+    return backend_params(settings, recorded_backend(settings.index_dir), Path(settings.index_dir))
 
 
 def build_index(folder: Path | Sequence[Path], settings: Settings, embedder: Embedder, progress: bool = False,
@@ -157,8 +164,12 @@ def build_index(folder: Path | Sequence[Path], settings: Settings, embedder: Emb
 
     Another build of the same index is waited for (``log`` says so); with ``wait=False`` it is an ``IndexBusy``
     error instead."""
+    store = prepare_backend(_backend(settings), embedder.model_id, embedder.dim)  # Milvus problems before any work
     with writer_lock(settings.index_dir, wait, log):
-        return _build_locked(folder, settings, embedder, progress, log)
+        built = _build_locked(folder, settings, embedder, progress, log)
+        if store is not None:  # Milvus: upsert new and changed articles, delete removed ones
+            sync_index(store, settings.index_dir, log)
+        return built
 
 
 def _build_locked(folder: Path | Sequence[Path], settings: Settings, embedder: Embedder, progress: bool,
@@ -292,6 +303,7 @@ def _build(folders: list, settings: Settings, embedder: Embedder, progress: bool
         "dense": dense_info,
         "corpus": corpus,
         "articles_digest": digest,
+        "backend": _backend(settings),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if sentences is not None:

@@ -138,7 +138,8 @@ def _build_dense(vectors: np.ndarray, dim: int, kind: str, settings: Settings | 
     else:
         info.update(_tune(dense, kind, vectors, settings.ann_target_recall, log))
     info["build_seconds"] = round(time.perf_counter() - started, 2)
-    return dense, info
+    return dense, info# A filtered search of an approximate index that finds too few allowed rows scores up to this many rows exactly.
+EXACT_FALLBACK_ROWS = 50_000
 
 
 def new_dense_index(vectors: np.ndarray, dim: int):
@@ -152,3 +153,32 @@ def reconstruct(dense, rows: np.ndarray) -> np.ndarray:
         block = np.ascontiguousarray(rows[start:start + (1 << 16)], dtype=np.int64)
         out[start:start + len(block)] = dense.reconstruct_batch(block)
     return out
+
+
+def search_within(dense, query: np.ndarray, n: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``dense.search`` restricted to ``rows`` (sorted row ids), so the ``n`` results are all allowed ones.
+
+    Why not search then drop: a date range that holds 5 % of the archive would leave a top 100 with five
+    passages. FAISS skips the other rows while it searches (an ``IDSelector``); an approximate index can still
+    miss allowed rows outside the cells it probes, so when it returns fewer than ``n`` of a small allowed set,
+    that set is scored exactly.
+    """
+    import faiss
+
+    query = np.ascontiguousarray(query, np.float32).reshape(1, -1)
+    n = min(n, len(rows))
+    if n <= 0:
+        return np.zeros((1, 0), np.float32), np.zeros((1, 0), np.int64)
+    selector = faiss.IDSelectorBatch(np.ascontiguousarray(rows, np.int64))
+    if isinstance(dense, faiss.IndexIVF):
+        params = faiss.SearchParametersIVF(sel=selector, nprobe=dense.nprobe)
+    elif isinstance(dense, faiss.IndexHNSW):
+        params = faiss.SearchParametersHNSW(sel=selector, efSearch=dense.hnsw.efSearch)
+    else:
+        params = faiss.SearchParameters(sel=selector)
+    scores, found = dense.search(query, n, params=params)
+    if int((found[0] >= 0).sum()) < n and len(rows) <= EXACT_FALLBACK_ROWS:
+        exact = reconstruct(dense, np.asarray(rows, np.int64)) @ query[0]
+        order = np.lexsort((rows, -exact))[:n]
+        return exact[order].reshape(1, -1), np.asarray(rows, np.int64)[order].reshape(1, -1)
+    return scores, found

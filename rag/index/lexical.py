@@ -216,8 +216,9 @@ class BM25Index:
         return {token: bm25_idf(self.size, int(indptr[i + 1]) - int(indptr[i]))
                 for token in tokens if token and (i := self.vocab.get(token)) is not None}
 
-    def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Row ids and scores of the best ``k`` chunks (fewer when fewer match), best first, ties by row."""
+    def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Row ids and scores of the best ``k`` chunks (fewer when fewer match), best first, ties by row;
+        ``allowed`` (a boolean mask over rows) restricts the ranking to those rows (a date range)."""
         vocab = self.vocab
         ids = [vocab[t] for t in tokenize(query) if t in vocab]
         if not ids or k <= 0:
@@ -237,6 +238,8 @@ class BM25Index:
             rows = np.flatnonzero(full)
             totals = full[rows]
         keep = totals > 0
+        if allowed is not None:
+            keep &= allowed[rows]
         rows, totals = rows[keep].astype(np.int64), totals[keep].astype(np.float32)
         if rows.size > k:
             head = np.argpartition(-totals, k - 1)[:k]

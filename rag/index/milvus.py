@@ -29,6 +29,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from rag.errors import RagError
+from rag.index.dates import DateRange, date_number
 from rag.lang.de import stopwords
 
 SCHEMA_VERSION = 1
@@ -38,6 +39,10 @@ WRITE_BATCH = 500
 QUERY_BATCH = 10_000
 TIMEOUT_SECONDS = 30.0
 TOKEN_ENV = "RAG_MILVUS_TOKEN"
+# pymilvus pings an idle connection every 10 s; Milvus's gRPC server allows that only during calls and answers
+# an idle client's third ping with GOAWAY "too_many_pings" (seen against the milvus binary after ~40 s idle, and
+# a following call can fail). A chat waits idle between questions, so ping only while a call is running.
+GRPC_OPTIONS = {"grpc.keepalive_permit_without_calls": 0}
 
 
 def analyzer_params() -> dict:
@@ -47,27 +52,6 @@ def analyzer_params() -> dict:
     return {"tokenizer": "standard",
             "filter": ["lowercase", {"type": "stop", "stop_words": sorted(stopwords())},
                        {"type": "stemmer", "language": "german"}]}
-
-
-def date_number(date: str | None) -> int:
-    """``2026-01-28`` → 20260128; a month (``2025-07``) or a year counts from its first day; unknown → 0."""
-    if not date:
-        return 0
-    parts = (date.split("-") + ["01", "01"])[:3]
-    try:
-        year, month, day = (int(p) for p in parts)
-    except ValueError:
-        return 0
-    return year * 10_000 + max(month, 1) * 100 + max(day, 1)
-
-
-def date_expr(since: int | None, until: int | None) -> str:
-    """A Milvus filter for ``since <= date <= until`` (``YYYYMMDD`` numbers, inclusive); articles without a
-    known date (0) are left out as soon as a bound is set."""
-    terms = [f"date >= {since}" if since else "date > 0"] if since or until else []
-    if until:
-        terms.append(f"date <= {until}")
-    return " and ".join(terms)
 
 
 def is_local(uri: str) -> bool:
@@ -129,11 +113,15 @@ def _failure(uri: str, err: BaseException) -> RagError:
     return RagError(f"Milvus at {uri} failed: {message.splitlines()[0] if message else type(err).__name__}.")
 
 
-def _quiet_pkg_resources_warning() -> None:
-    """milvus-lite 2.5.1 imports ``pkg_resources`` (hence ``setuptools<81``), which warns on every start."""
+def _quiet() -> None:
+    """milvus-lite 2.5.1 imports ``pkg_resources`` (hence ``setuptools<81``), which warns on every start, and
+    pymilvus logs a warning for every query iterator on Milvus Lite (no server timestamp): neither is news to a
+    user; errors still surface as ``RagError``."""
+    import logging
     import warnings
 
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+    logging.getLogger("pymilvus").setLevel(logging.ERROR)
 
 
 class MilvusStore:
@@ -148,7 +136,7 @@ class MilvusStore:
     def connect(cls, uri: str, collection: str, token: str | None = None) -> "MilvusStore":
         """A client of the Milvus at ``uri`` (token: argument, else ``RAG_MILVUS_TOKEN``); any failure is a
         ``RagError`` sentence."""
-        _quiet_pkg_resources_warning()
+        _quiet()
         try:
             from pymilvus import MilvusClient
         except ImportError:
@@ -156,7 +144,7 @@ class MilvusStore:
         uri = normalise_uri(uri)
         token = token if token is not None else os.environ.get(TOKEN_ENV, "")
         try:
-            client = MilvusClient(uri, token=token, timeout=TIMEOUT_SECONDS)
+            client = MilvusClient(uri, token=token, timeout=TIMEOUT_SECONDS, grpc_options=GRPC_OPTIONS)
             client.has_collection(collection)  # the first call that needs the server (and the credentials)
         except Exception as err:  # pymilvus raises MilvusException and grpc errors alike
             raise _failure(uri, err) from None
@@ -275,20 +263,21 @@ class MilvusStore:
 
     # ------------------------------------------------------------------------------------------- searching
 
-    def _search(self, data: list, field: str, n: int, expr: str) -> list[Candidate]:
+    def _search(self, data: list, field: str, n: int, dates: DateRange | None) -> list[Candidate]:
         # Milvus caps one search at 16,384 results; the retriever asks for ``candidates`` (100 by default).
         found = self._call("search", self.collection, data=data, anns_field=field, limit=min(n, 16_384),
-                           filter=expr, output_fields=["doc_id", "position"])
+                           filter=dates.milvus_filter() if dates else "", output_fields=["doc_id", "position"])
         return [Candidate(hit["entity"]["doc_id"], int(hit["entity"]["position"]), float(hit["distance"]))
                 for hit in found[0]]
 
-    def dense_search(self, vector: np.ndarray, n: int, expr: str = "") -> list[Candidate]:
-        """The ``n`` passages whose vectors have the highest inner product with ``vector`` (within ``expr``)."""
-        return self._search([np.asarray(vector, np.float32).reshape(-1).tolist()], "dense", n, expr)
+    def dense_search(self, vector: np.ndarray, n: int, dates: DateRange | None = None) -> list[Candidate]:
+        """The ``n`` passages (published within ``dates``) whose vectors have the highest inner product with
+        ``vector``; Milvus filters before it ranks, so there are ``n`` whenever that many match."""
+        return self._search([np.asarray(vector, np.float32).reshape(-1).tolist()], "dense", n, dates)
 
-    def bm25_search(self, text: str, n: int, expr: str = "") -> list[Candidate]:
-        """The ``n`` best BM25 passages for ``text``, analysed by Milvus with the German analyzer."""
-        return self._search([text], "sparse", n, expr)
+    def bm25_search(self, text: str, n: int, dates: DateRange | None = None) -> list[Candidate]:
+        """The ``n`` best BM25 passages for ``text`` (within ``dates``), analysed by Milvus's German analyzer."""
+        return self._search([text], "sparse", n, dates)
 
 
 def article_rows(doc_id: str, date: str | None, chunks: Sequence, vectors: np.ndarray) -> list[dict]:
@@ -362,3 +351,68 @@ def to_rows(candidates: Iterable[Candidate], row_of_article: Callable[[str], int
         if row < int(starts[article + 1]):
             out[row] = hit.score
     return out
+
+
+# ----------------------------------------------------------------------------------------------- the index's backend
+
+def default_collection(index_dir: Path) -> str:
+    """A collection name from the index folder's name (Milvus allows letters, digits and underscores)."""
+    name = "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in Path(index_dir).name)
+    return f"rag_{name}"[:255]
+
+
+def backend_params(settings, recorded: dict | None, index_dir: Path) -> dict:
+    """What ``params.json["backend"]`` records: the settings' choice, else what the index already records (so
+    later commands on the folder need no flags), else FAISS."""
+    recorded = recorded or {"type": "faiss"}
+    kind = settings.backend or recorded.get("type", "faiss")
+    if kind != "milvus":
+        return {"type": "faiss"}
+    uri = settings.milvus_uri or recorded.get("uri")
+    if not uri:
+        raise RagError("--backend milvus needs --milvus-uri: a local file path ending in .db or http(s)://host:port.")
+    collection = settings.milvus_collection or recorded.get("collection") or default_collection(index_dir)
+    return {"type": "milvus", "uri": normalise_uri(uri), "collection": collection}
+
+
+def open_store(params: dict) -> MilvusStore | None:
+    """The Milvus collection an index's ``params.json`` names, checked against its embedder and our analyzer
+    (None for a FAISS index)."""
+    backend = params.get("backend") or {"type": "faiss"}
+    if backend.get("type") != "milvus":
+        return None
+    store = MilvusStore.connect(backend["uri"], backend["collection"])
+    store.check(params["embedder"]["id"], int(params["embedder"]["dim"]))
+    return store
+
+
+def prepare_backend(backend: dict, embedder_id: str, dim: int) -> MilvusStore | None:
+    """Before a build: connect to the Milvus a backend names and create or check its collection, so a wrong URI,
+    token, model or analyzer is one sentence before any embedding work (None for FAISS)."""
+    if backend.get("type") != "milvus":
+        return None
+    store = MilvusStore.connect(backend["uri"], backend["collection"])
+    store.prepare(embedder_id, dim)
+    return store
+
+
+def sync_index(store: MilvusStore, index_dir: Path, log: Callable[[str], None] = lambda m: None) -> SyncReport:
+    """After a build (under its writer lock): bring the collection in step with the index just written."""
+    from rag.index.dense import reconstruct
+    from rag.index.store import load_index
+
+    index = load_index(index_dir)
+    try:
+        return sync(store, index.articles, index.chunks, index.article_chunk_starts(),
+                    lambda rows: reconstruct(index.dense, rows), log)
+    finally:
+        store.close()
+
+
+def recorded_backend(index_dir: Path) -> dict | None:
+    """``params.json["backend"]`` of the index at ``index_dir`` (None when there is none or it is unreadable: a
+    build then starts from the settings alone)."""
+    try:
+        return json.loads((Path(index_dir) / "params.json").read_text(encoding="utf-8")).get("backend")
+    except (OSError, ValueError, AttributeError):
+        return None

@@ -14,6 +14,9 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from rag.errors import RagError
+from rag.index.dates import DateRange
+from rag.index.dense import search_within
+from rag.index.milvus import MilvusStore, to_rows
 from rag.index.store import Index
 from rag.index.lexical import bm25_idf, sentence_coverage
 from rag.lang.de import tokenize
@@ -128,13 +131,16 @@ class Retriever:
     """
 
     def __init__(self, index: Index, embedder: Embedder, settings: Settings,
-                 reranker: Callable[[str, Sequence[str]], np.ndarray] | None = None) -> None:
+                 reranker: Callable[[str, Sequence[str]], np.ndarray] | None = None,
+                 store: MilvusStore | None = None) -> None:
         if index.params["embedder"]["id"] != embedder.model_id:
             raise RagError(f"The index was built with {index.params['embedder']['id']}, not {embedder.model_id}.")
         self.index = index
         self.embedder = embedder
         self.settings = settings
         self.reranker = reranker
+        self.store = store  # Milvus, when the index's backend is milvus: it answers the dense and BM25 searches
+        self._allowed: dict[DateRange, np.ndarray] = {}
         self._last_query: tuple[str, np.ndarray] | None = None
         self._sentence_tokens: dict[int, tuple[frozenset[str], ...]] = {}
         self._body_frequencies: Counter[str] | None = None
@@ -160,12 +166,38 @@ class Retriever:
         self._last_query = (question, vector)
         return vector
 
-    def dense_search(self, question: str, n: int) -> dict[int, float]:
-        scores, rows = self.index.dense.search(self.query_vector(question), min(n, self.index.dense.ntotal))
+    def allowed_rows(self, dates: DateRange) -> np.ndarray:
+        """A boolean mask over chunk rows: the passages of articles published within ``dates`` (kept per range)."""
+        mask = self._allowed.get(dates)
+        if mask is None:
+            starts = self.index.article_chunk_starts()
+            articles = self.index.articles
+            inside = np.fromiter((dates.allows(articles[doc_id].date) for doc_id in articles), bool, len(articles))
+            mask = np.repeat(inside, np.diff(starts))
+            if len(self._allowed) >= 16:
+                self._allowed.clear()
+            self._allowed[dates] = mask
+        return mask
+
+    def _milvus_rows(self, candidates) -> dict[int, float]:
+        return to_rows(candidates, lambda doc_id: self.index.articles.row(doc_id) if doc_id in self.index.articles
+                       else None, self.index.article_chunk_starts())
+
+    def dense_search(self, question: str, n: int, dates: DateRange | None = None) -> dict[int, float]:
+        """The ``n`` nearest passages (within ``dates``: the range is applied while searching, not after)."""
+        vector = self.query_vector(question)
+        if self.store is not None:
+            return self._milvus_rows(self.store.dense_search(vector, n, dates))
+        if dates is None:
+            scores, rows = self.index.dense.search(vector, min(n, self.index.dense.ntotal))
+        else:
+            scores, rows = search_within(self.index.dense, vector, n, np.flatnonzero(self.allowed_rows(dates)))
         return {int(r): float(s) for r, s in zip(rows[0], scores[0]) if r >= 0}
 
-    def bm25_search(self, question: str, n: int) -> dict[int, float]:
-        rows, scores = self.index.bm25.search(question, n)
+    def bm25_search(self, question: str, n: int, dates: DateRange | None = None) -> dict[int, float]:
+        if self.store is not None:
+            return self._milvus_rows(self.store.bm25_search(question, n, dates))
+        rows, scores = self.index.bm25.search(question, n, None if dates is None else self.allowed_rows(dates))
         return {int(r): float(s) for r, s in zip(rows, scores)}
 
     def sentence_search(self, question: str, rows: Sequence[int]) -> dict[int, float]:
@@ -238,8 +270,10 @@ class Retriever:
             ranked = [(top[i][0], float(scores[i])) for i in order] + ranked[len(top):]
         return ranked
 
-    def run(self, question: str, k: int | None = None, mode: str = "hybrid") -> list[Hit]:
-        """The best ``k`` passages; ``mode`` is ``hybrid``, ``dense`` or ``bm25`` (for ablations)."""
+    def run(self, question: str, k: int | None = None, mode: str = "hybrid", dates: DateRange | None = None
+            ) -> list[Hit]:
+        """The best ``k`` passages; ``mode`` is ``hybrid``, ``dense`` or ``bm25`` (for ablations); ``dates``
+        keeps only articles published in that range (filtered before fusion, so ``k`` stay ``k``)."""
         question = question.strip()
         if not question:
             raise RagError("The question is empty.")
@@ -248,8 +282,8 @@ class Retriever:
         passage_weight, sentence_weight, bm25_weight, _ = mode_weights(self.settings, mode, self.index.sentences is not None)
         k = k or self.settings.top_k
         n = max(self.settings.candidates, k)
-        dense = self.dense_search(question, n) if passage_weight or sentence_weight else {}
-        lexical = self.bm25_search(question, n) if bm25_weight else {}
+        dense = self.dense_search(question, n, dates) if passage_weight or sentence_weight else {}
+        lexical = self.bm25_search(question, n, dates) if bm25_weight else {}
         sentence = self.sentence_search(question, list(set(dense) | set(lexical))) if sentence_weight else {}
         ranked = self.rank(question, dense, lexical, sentence, k, mode)
         return [self._hit(row, score, dense, lexical) for row, score in ranked[:k]]
