@@ -25,7 +25,7 @@ from typing import Callable, Iterator, Sequence
 from rag.answer.generation import Generator, Passage, make_generator, refusal_text
 from rag.answer.selection import Candidate, Scored, Selector, SelectorModel
 from rag.errors import RagError
-from rag.lang.de import format_date
+from rag.lang.de import CHANGE_QUESTION, format_date
 from rag.retrieve.retrieval import Retriever
 from rag.schema import Answer, Article, Citation, Hit, Retrieved
 from rag.settings import Settings
@@ -132,15 +132,20 @@ class ExtractiveAnswerer:
         limit = self.settings.answer_max_sentences
         asked = frozenset(_FIGURE.findall(question))
         floor = self.settings.answer_extra_ratio * best.probability
+        timeline = bool(CHANGE_QUESTION.search(question)) or len(scored.view.years) > 1
         disagree = False
         for choice in ranked[1:]:
             if any(c.candidate.doc_id == choice.candidate.doc_id and c.span[0] < choice.span[1]
                    and choice.span[0] < c.span[1] for c in chosen):
                 continue  # the same sentence (or an overlapping pair) is never quoted twice
             close = choice.probability >= floor
-            if (_states(choice, short, best, asked)
-                    and choice.probability >= self.settings.answer_timeline_ratio * best.probability):
+            likely = choice.probability >= self.settings.answer_timeline_ratio * best.probability
+            if _states(choice, short, best, asked) and likely:
                 chosen.append(choice)  # another source stating the same fact: cited, whatever the limit
+            elif (timeline and likely and len(chosen) < limit and choice.figures - asked
+                  and choice.article.date not in {c.article.date for c in chosen}):
+                disagree = True  # a change over time: each date's statement, named with its date
+                chosen.append(choice)
             elif (close and len(chosen) < limit and kind in ("amount", "date")
                   and choice.candidate.doc_id not in {c.candidate.doc_id for c in chosen}
                   and choice.article.date != best.article.date

@@ -24,6 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
+from rag.answer.facts import quarter_periods, sentence_facts
 from rag.index.lexical import bm25_idf
 from rag.ingest.sentences import sentence_spans
 from rag.lang.de import (ANAPHOR_PATTERN, ANSWER_TYPES, ENGLISH_MONTHS, MONTH_NUMBERS, NUMBER_WORDS, UNIT_PATTERN,
@@ -62,16 +63,23 @@ class SentenceInfo:
     anaphoric: bool
     heading: bool
     question: bool
+    time_years: frozenset[int] = frozenset()  # years it speaks about, relative ones resolved by the article's date
+    time_periods: frozenset[str] = frozenset()  # quarters it speaks about ("2024-q3"), resolved likewise
 
 
-def sentence_info(text: str, start: int, end: int) -> SentenceInfo:
+def sentence_info(text: str, start: int, end: int, article=None) -> SentenceInfo:
+    """What the sentence ``text[start:end]`` holds; with its ``article``, also the time it speaks about."""
     s = text[start:end]
+    years, periods = frozenset(int(y) for y in YEAR.findall(s)), frozenset()
+    if article is not None:
+        facts = sentence_facts(article, start, end)
+        years, periods = years | facts.years, facts.periods
     caps = frozenset(m.group(0).casefold() for m in _CAPITALISED.finditer(s) if m.start() > 0)
     return SentenceInfo(start, end, tuple(tokenize(s)), frozenset(m.group(0) for m in NUMBER.finditer(s)),
                         frozenset(YEAR.findall(s)), bool(MONTH.search(s)), bool(DAY_DATE.search(s)),
                         bool(UNIT_PATTERN.search(s)), caps, len(_CAP_PAIR.findall(s)), len(_PLACE.findall(s)),
                         bool(ANAPHOR_PATTERN.match(s)), not s.rstrip().endswith((".", "!", "?", "“", '"', "»", ")")),
-                        s.rstrip().endswith("?"))
+                        s.rstrip().endswith("?"), years, periods)
 
 
 @dataclass(frozen=True)
@@ -112,6 +120,7 @@ class QuestionView:
     years: frozenset[str]
     caps: frozenset[str]
     names: frozenset[str]  # stems of the question's capitalised words after its first: names, and German nouns
+    periods: frozenset[str] = frozenset()  # quarters asked about ("2024-q3")
 
 
 
@@ -122,10 +131,12 @@ def question_view(question: str, weights: dict[str, float], unknown_idf: float) 
     total = sum(known.values()) + unknown_idf * len(missing)
     caps = frozenset(m.group(0).casefold() for m in _CAPITALISED.finditer(question))
     names = frozenset(t for m in _CAPITALISED.finditer(question) if m.start() > 0 for t in tokenize(m.group(0)))
+    years = frozenset(YEAR.findall(question))
     return QuestionView(question, question_type(question), tokens, known,
                         unknown_idf * len(missing) / total if total else 0.0,
-                        frozenset(m.group(0) for m in NUMBER.finditer(question)), frozenset(YEAR.findall(question)),
-                        caps, names & known.keys())
+                        frozenset(m.group(0) for m in NUMBER.finditer(question)), years,
+                        caps, names & known.keys(),
+                        frozenset(quarter_periods(question, int(next(iter(years))) if len(years) == 1 else None)))
 
 
 def _coverage(q: QuestionView, tokens) -> float:
@@ -168,6 +179,18 @@ def _proximity(q: QuestionView, tokens: Sequence[str]) -> float:
     return 1.0 / (1.0 + best - need)
 
 
+def time_match(q: QuestionView, info: SentenceInfo) -> float:
+    """How the time a sentence speaks about fits the asked one: 1 the asked quarter (or, without one, year), -1
+    another time, 0 no time said or none asked. Relative phrases ("im vergangenen Quartal") count as resolved by
+    the article's date."""
+    if q.periods:
+        return 1.0 if q.periods & info.time_periods else -1.0 if info.time_periods or info.time_years else 0.0
+    if q.years:
+        asked = {int(y) for y in q.years}
+        return 1.0 if asked & info.time_years else -1.0 if info.time_years else 0.0
+    return 0.0
+
+
 def candidate_features(q: QuestionView, info: SentenceInfo, tokens: Sequence[str], prev_tokens, next_tokens,
                        dense: float, passage_score: float, passage_rank: int, passage_dense: float,
                        position: int, count: int, pair: bool, title_tokens: frozenset[str]) -> dict[str, float]:
@@ -182,9 +205,7 @@ def candidate_features(q: QuestionView, info: SentenceInfo, tokens: Sequence[str
     window = {*prev_tokens, *tokens, *next_tokens, *title_tokens}
     top_weight = max(q.weights.values(), default=1.0)
     missing_name = max((q.weights[t] / top_weight for t in q.names if t not in window), default=0.0)
-    year_match = 0.0
-    if q.years:
-        year_match = 1.0 if q.years & info.years else -1.0 if info.years else 0.0
+    year_match = time_match(q, info)
     f = {
         "dense": dense, "passage_score": passage_score, "passage_rank": 1.0 / (1.0 + passage_rank),
         "passage_dense": passage_dense, "coverage": cov,
@@ -241,8 +262,10 @@ class ArticleSentences:
     def of(self, doc_id: str) -> list[SentenceInfo]:
         infos = self._cache.get(doc_id)
         if infos is None:
-            text = self.index.articles[doc_id].text
-            infos = self._cache[doc_id] = [sentence_info(text, a, b) for a, b in sentence_spans(text) or [(0, len(text))]]
+            article = self.index.articles[doc_id]
+            text = article.text
+            infos = self._cache[doc_id] = [sentence_info(text, a, b, article)
+                                           for a, b in sentence_spans(text) or [(0, len(text))]]
         return infos
 
     def title(self, doc_id: str) -> frozenset[str]:

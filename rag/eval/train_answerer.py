@@ -128,17 +128,21 @@ def _fit(X, y, w, C, names) -> S.Linear:
     return S.Linear(tuple(names), mean, scale, model.coef_[0], float(model.intercept_[0]))
 
 
-def _per_question(logits: np.ndarray, s: Collected):
+def _per_question(logits: np.ndarray, s: Collected, extra_ratio: float):
     """The question-level features with the selector's columns filled from ``logits``, and per question whether
-    the top candidate is positive and whether any is."""
+    the top candidate is positive, whether the answer is (the top candidate, or the runner-up the answerer adds
+    when its probability is at least ``extra_ratio`` of the top one's), and whether any candidate is."""
     n = len(s.tune)
     bounds = np.searchsorted(s.q, np.arange(n + 1))
-    Q, hit, ceiling = s.Q.copy(), np.zeros(n), np.zeros(n)
+    Q, hit, answer, ceiling = s.Q.copy(), np.zeros(n), np.zeros(n), np.zeros(n)
     for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
         if b > a:
             Q[i] = S.question_features_from(Q[i], s.X[a:b], logits[a:b])
-            hit[i], ceiling[i] = s.y[a + int(np.argmax(logits[a:b]))], s.y[a:b].max()
-    return Q, hit, ceiling
+            order = np.argsort(-logits[a:b], kind="stable")
+            p = 1.0 / (1.0 + np.exp(-logits[a:b][order[:2]]))
+            hit[i], ceiling[i] = s.y[a + order[0]], s.y[a:b].max()
+            answer[i] = hit[i] or (len(order) > 1 and p[1] >= extra_ratio * p[0] and s.y[a + order[1]])
+    return Q, hit, answer, ceiling
 
 
 def expected_calibration_error(p: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
@@ -148,9 +152,11 @@ def expected_calibration_error(p: np.ndarray, correct: np.ndarray, bins: int = 1
                      for b in range(bins) if (which == b).any()))
 
 
-def fit(sets: Sequence[Collected], C: float = 0.1, max_false_abstention: float = 0.03,
-        folds: int = 5) -> tuple[S.SelectorModel, dict]:
-    """Fit selector, answerability and confidence on the tuning rows of ``sets``; scores on their held-out rows."""
+def fit(sets: Sequence[Collected], C: float = 0.1, max_false_abstention: float = 0.03, folds: int = 5,
+        extra_ratio: float = 0.6) -> tuple[S.SelectorModel, dict]:
+    """Fit selector, answerability and confidence on the tuning rows of ``sets``; scores on their held-out rows.
+    ``extra_ratio`` is the answerer's ``answer_extra_ratio``: confidence is the probability that the answer (best
+    sentence and the runner-up it may add) holds the answer."""
     from sklearn.isotonic import IsotonicRegression
     from sklearn.model_selection import GroupKFold, StratifiedKFold
 
@@ -172,13 +178,14 @@ def fit(sets: Sequence[Collected], C: float = 0.1, max_false_abstention: float =
     report: dict = {}
     final = []
     for k, s in enumerate(sets):
-        Q_oof, hit_oof, _ = _per_question(oof[k], s)
-        Q_fin, hit, ceiling = _per_question(selector.logits(s.X), s)
-        final.append((Q_oof, Q_fin, hit_oof, hit))
+        Q_oof, _, hit_oof, _ = _per_question(oof[k], s, extra_ratio)
+        Q_fin, hit, answer_hit, ceiling = _per_question(selector.logits(s.X), s, extra_ratio)
+        final.append((Q_oof, Q_fin, hit_oof, answer_hit))
         for split, mask in (("tune", s.tune), ("heldout", ~s.tune)):
             m = mask & s.answerable
             if m.any():
                 report[f"{s.name}.{split}.selector_accuracy"] = round(float(hit[m].mean()), 4)
+                report[f"{s.name}.{split}.answer_holds_gold"] = round(float(answer_hit[m].mean()), 4)
                 report[f"{s.name}.{split}.candidate_ceiling"] = round(float(ceiling[m].mean()), 4)
     # 2. answerability, on every tuning question, from out-of-fold selector scores
     QX = np.vstack([f[0][s.tune] for s, f in zip(sets, final)])
@@ -193,7 +200,7 @@ def fit(sets: Sequence[Collected], C: float = 0.1, max_false_abstention: float =
     threshold = 1.0 / (1.0 + np.exp(-cut))
     report["tune.oof.declined_unanswerable"] = round(float((oof_a[Qy == 0] < cut).mean()), 4)
     report["tune.oof.false_abstention"] = round(float((oof_a[Qy == 1] < cut).mean()), 4)
-    # 3. confidence = P(the answer is right), calibrated on out-of-fold scores
+    # 3. confidence = P(the answer holds the answer), calibrated on out-of-fold scores
     correct = np.concatenate([s.answerable[s.tune] & (f[2][s.tune] == 1) for s, f in zip(sets, final)]).astype(int)
     CX = np.c_[oof_a, QX[:, QF.index("top_logit")], QX[:, QF.index("margin")]]
     confidence = _fit(CX, correct, Qw, 1.0, S.CONFIDENCE_FEATURES)
@@ -219,12 +226,15 @@ def fit(sets: Sequence[Collected], C: float = 0.1, max_false_abstention: float =
             report[f"{s.name}.heldout.false_abstention"] = round(float(declined[ans].mean()), 4)
         if (~ans).any():
             report[f"{s.name}.heldout.declined_unanswerable"] = round(float(declined[~ans].mean()), 4)
-        report[f"{s.name}.heldout.ece"] = round(expected_calibration_error(c, right.astype(float)), 4)
-        if s.name.startswith(("xquad", "feat_xq")):
-            confidences.append(c)
-            rights.append(right)
+        answered = ~declined  # calibration is judged where a user sees it: next to an answer given
+        if answered.any():
+            report[f"{s.name}.heldout.ece_answered"] = round(
+                expected_calibration_error(c[answered], right[answered].astype(float)), 4)
+        if s.name.startswith("xquad"):
+            confidences.append(c[answered])
+            rights.append(right[answered])
     if confidences:
-        report["xquad.heldout.ece_answerable_and_removed"] = round(
+        report["xquad.heldout.ece_answered_incl_removed"] = round(
             expected_calibration_error(np.concatenate(confidences), np.concatenate(rights).astype(float)), 4)
     report["threshold"] = round(float(threshold), 4)
     return model, report
@@ -263,7 +273,7 @@ def train_answerer(settings: Settings, workdir: Path | None = None, out: Path | 
                         "xquad_removed", log=log))
     sets.append(collect(_retriever(Path(settings.seeds_dir), workdir / "index-seeds", settings, log), german_items(),
                         "questions_de", weight=3.0, log=log))
-    model, report = fit(sets)
+    model, report = fit(sets, extra_ratio=settings.answer_extra_ratio)
     write_model(model, report, out, settings.embedder)
     return report
 
