@@ -46,8 +46,8 @@ def test_unchanged_folder_embeds_nothing_and_changed_article_only_its_chunks(see
     fake_embedder.calls.clear()
     third = build_index(seeds_copy, settings, fake_embedder)
     assert third.articles == 6 and third.embedded == 1 and third.reused == first.chunks
-    assert fake_embedder.calls == [["Google plant 2026 neue Rechenzentren. Amazon auch."],  # the passage
-                                   ["Google plant 2026 neue Rechenzentren. Amazon auch.", "Amazon auch."]]  # its windows
+    # The passage, then its windows except the first, which is the passage's own text (embedded once per build).
+    assert fake_embedder.calls == [["Google plant 2026 neue Rechenzentren. Amazon auch."], ["Amazon auch."]]
     (seeds_copy / "005_new.txt").unlink()
     fourth = build_index(seeds_copy, settings, fake_embedder)
     assert fourth.embedded == 0 and fourth.chunks == first.chunks
@@ -409,7 +409,7 @@ def test_sentence_vectors_are_each_chunks_sentences_under_its_header(seeds_copy,
     sentences = index.sentences
     assert sentences is not None and len(sentences.offsets) == len(index.chunks) + 1
     assert index.params["sentences"] == {"count": len(sentences.vectors), "dtype": "float16", "window": 2}
-    distinct = {t for c in index.chunks for t in sentence_texts(c)}
+    distinct = {t for c in index.chunks for t in sentence_texts(c)} - {c.indexed_text for c in index.chunks}
     assert report.sentences_embedded == len(distinct) < len(sentences.vectors), "overlapping chunks share sentences"
     for row in (0, len(index.chunks) // 2, len(index.chunks) - 1):
         chunk = index.chunks[row]
@@ -439,7 +439,7 @@ def test_sentence_vectors_are_reused_on_update_and_added_to_an_index_without_the
     assert build_index(seeds_copy, with_sentences, fake_embedder).up_to_date
     (seeds_copy / "005_new.txt").write_text("Google plant 2026 neue Rechenzentren. Amazon auch.", encoding="utf-8")
     added = build_index(seeds_copy, with_sentences, fake_embedder)
-    assert added.embedded == 1 and added.sentences_embedded == 2
+    assert added.embedded == 1 and added.sentences_embedded == 1  # its first window is the passage's own text
     index = load_index(plain.index_dir)
     row = max(range(len(index.chunks)), key=lambda r: index.chunks[r].doc_id == "005_new")
     np.testing.assert_allclose(index.sentences.of(row), fake_embedder.embed_passages(sentence_texts(index.chunks[row])),

@@ -136,10 +136,12 @@ def _embed_texts(texts: list[str], embedder: Embedder, progress: bool, what: str
 
     out = np.zeros((len(texts), embedder.dim), np.float32) if texts else np.zeros((0, 0), np.float32)
     with tqdm(total=len(texts), desc=f"Embedding {what}s", unit=what, disable=not progress) as bar:
+        # Shortest first: a batch is padded to its longest text, so similar lengths waste the least work.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(texts), EMBED_BATCH):
-            batch = texts[start:start + EMBED_BATCH]
-            out[start:start + len(batch)] = embedder.embed_passages(batch)
-            bar.update(len(batch))
+            rows = order[start:start + EMBED_BATCH]
+            out[rows] = embedder.embed_passages([texts[i] for i in rows])
+            bar.update(len(rows))
     return out
 
 
@@ -276,7 +278,8 @@ def _build(folders: list, settings: Settings, embedder: Embedder, progress: bool
     clock = lap("vectors", clock)
     sentences, sentences_embedded = None, 0
     if settings.sentence_vectors:
-        sentences, sentences_embedded = _sentence_vectors(parts, source, previous, embedder, dim,
+        passages = dict(zip(texts, fresh))
+        sentences, sentences_embedded = _sentence_vectors(parts, source, previous, embedder, passages, dim,
                                                           settings.sentence_window, progress)
         clock = lap("sentences", clock)
 
@@ -319,10 +322,12 @@ def _sentence_params(sentences: SentenceVectors, window: int) -> dict:
     return {"count": int(sentences.offsets[-1]), "dtype": "float16", "window": window}
 
 
-def _sentence_vectors(parts: list[Part], source: np.ndarray, previous: Index | None, embedder: Embedder, dim: int,
+def _sentence_vectors(parts: list[Part], source: np.ndarray, previous: Index | None, embedder: Embedder,
+                      passages: dict[str, np.ndarray], dim: int,
                       window: int, progress: bool) -> tuple[SentenceVectors, int]:
     """Every chunk's sentence vectors: copied from the previous index for re-used chunks, else embedded
-    (each distinct sentence text once: overlapping chunks share sentences)."""
+    (each distinct sentence text once: overlapping chunks share sentences; a window that is also a passage's
+    text, as a chunk of one or two sentences is, takes the vector just embedded for the passage)."""
     same = previous is not None and previous.params.get("sentences", {}).get("window") == window
     old = previous.sentences if same else None
     pieces: list[np.ndarray | list[int]] = []
@@ -337,10 +342,13 @@ def _sentence_vectors(parts: list[Part], source: np.ndarray, previous: Index | N
                 chunk = part.chunks[i] if part.chunks is not None else previous.chunks[part.chunk_rows[0] + i]
                 pieces.append([todo.setdefault(text, len(todo)) for text in sentence_texts(chunk, window)])
             position += 1
-    fresh = _embed_texts(list(todo), embedder, progress, "sentence")
+    new = [text for text in todo if text not in passages]
+    embedded = _embed_texts(new, embedder, progress, "sentence")
+    vector_of = dict(zip(new, embedded)) | {text: passages[text] for text in todo if text in passages}
+    fresh = np.array([vector_of[text] for text in todo], np.float32).reshape(len(todo), dim)
     offsets = row_offsets([len(p) for p in pieces])
     vectors = np.empty((int(offsets[-1]), dim), np.float16)
     for piece, start, stop in zip(pieces, offsets[:-1], offsets[1:]):
         if stop > start:
             vectors[start:stop] = fresh[piece] if isinstance(piece, list) else piece
-    return SentenceVectors(vectors, offsets), len(todo)
+    return SentenceVectors(vectors, offsets), len(new)
