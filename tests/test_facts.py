@@ -49,4 +49,4 @@ def test_sentence_facts_use_the_resolved_time():
     article = Article(doc_id="a", title="t", date="2024-10-31", date_inferred=True, text=text, source="a.txt",
                       sha256="0")
     facts = sentence_facts(article, 0, len(text))
-    assert facts.years == {2024} and {"37", "40"} <= facts.numbers
+    assert facts.years == {2024} and {"37", "40"} <= facts.numbers and facts.figure_years == {2024}

@@ -230,6 +230,9 @@ class SentenceFacts:
     time_source: str = "own"
     position: int = 0
     paragraph: int = 0
+    # the years its figures are stated for (``figure_years``): "Für dieses Jahr … 37 bis 40 Milliarden – … 2025 …" in
+    # an October 2024 article states 2024's figures, though it names 2025 too
+    figure_years: frozenset[int] = frozenset()
 
     def earlier(self) -> tuple[frozenset[int], frozenset[str]]:
         """The years and quarters a year before the sentence's own, when it states a figure of then."""
@@ -267,7 +270,8 @@ def sentence_facts(article: Article, start: int, end: int) -> SentenceFacts:
         date_cue=bool(_DATE_CUE.search(text)), place_cue=bool(_PLACE_CUE.search(text)),
         heading=not stripped.endswith((".", "!", "?", ":")) and len(text.split()) < 10 and not any(c.isdigit() for c in text),
         question=stripped.endswith("?"),
-        baseline=bool(BASELINE.search(text)), change_cue=bool(_CHANGE_CUE.search(text)))
+        baseline=bool(BASELINE.search(text)), change_cue=bool(_CHANGE_CUE.search(text)),
+        figure_years=frozenset().union(*figure_years(text, article.date).values()))
 
 
 def main_period(sentences: Sequence[SentenceFacts]) -> tuple[frozenset[int], frozenset[str]]:

@@ -47,6 +47,7 @@ import numpy as np
 
 from rag.retrieve import retrieval as retrieval_module
 from rag.errors import RagError
+from rag.index.dates import DateRange
 from rag.eval.metrics import (RETRIEVAL_METRICS, AnswerRecord, answer_metrics, doc_ranking, evidence_metrics,
                          latency_summary, retrieval_metrics)
 from rag.retrieve.retrieval import Retriever
@@ -146,7 +147,7 @@ class RecordingRetriever(Retriever):
     """
 
     def __init__(self, base: Retriever, depth: int = SWEEP_DEPTH) -> None:
-        super().__init__(base.index, base.embedder, base.settings, base.reranker)
+        super().__init__(base.index, base.embedder, base.settings, base.reranker, base.store)
         self.depth = depth
         self.replay = False
         # question → (how many candidates were asked for, {row: score} best first)
@@ -166,10 +167,14 @@ class RecordingRetriever(Retriever):
             cache[question] = (size, search(question, size))
         return dict(list(cache[question][1].items())[:n])
 
-    def dense_search(self, question: str, n: int) -> dict[int, float]:
+    def dense_search(self, question: str, n: int, dates: DateRange | None = None) -> dict[int, float]:
+        if dates is not None:  # a date range is not recorded (the sweeps do not use one)
+            return super().dense_search(question, n, dates)
         return self._cached(self._dense, super().dense_search, question, n)
 
-    def bm25_search(self, question: str, n: int) -> dict[int, float]:
+    def bm25_search(self, question: str, n: int, dates: DateRange | None = None) -> dict[int, float]:
+        if dates is not None:
+            return super().bm25_search(question, n, dates)
         return self._cached(self._lexical, super().bm25_search, question, n)
 
     @contextlib.contextmanager
