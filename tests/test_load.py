@@ -24,9 +24,14 @@ def rss_mb(pid: int) -> float:
 
 @pytest.mark.slow
 def test_sixteen_callers_for_a_minute(real_seeds_index, tmp_path_factory):
+    sixteen_callers(chat_app.shared(real_seeds_index, tmp_path_factory))
+
+
+def sixteen_callers(app: chat_app.RunningApp) -> None:
+    """16 threads ask the app's `/answer` for 60 s: no error, no wrong answer, memory bounded (also run on a
+    Milvus-backed chat by tests/test_milvus.py)."""
     from gradio_client import Client
 
-    app = chat_app.shared(real_seeds_index, tmp_path_factory)
     Client(app.url, verbose=False).predict("Aufwärmen", api_name="/answer")
     memory_before = rss_mb(app.process.pid)
     latencies, wrong, errors = [], [], []

@@ -255,3 +255,17 @@ def test_cli_uses_the_recorded_backend_and_refuses_bad_milvus_input(milvus, seed
     (moved / "params.json").write_text(json.dumps(params), encoding="utf-8")
     _one_sentence(_rag("ask", "Meta", "--index-dir", moved), "cannot be reached")
     other.drop()
+
+
+@pytest.mark.slow
+def test_sixteen_callers_on_a_milvus_backed_chat(seeds_on_both, tmp_path_factory):
+    """The chat's `/answer` under load with retrieval going to the Milvus server over TCP: 0 errors in 60 s."""
+    import chat_app
+    from test_load import sixteen_callers
+
+    app = chat_app.start(seeds_on_both[1].index.path, tmp_path_factory.mktemp("milvus-chat"))
+    try:
+        sixteen_callers(app)
+    finally:
+        app.process.terminate()
+        app.process.wait(30)

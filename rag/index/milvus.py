@@ -114,13 +114,11 @@ def _failure(uri: str, err: BaseException) -> RagError:
 
 
 def _quiet() -> None:
-    """milvus-lite 2.5.1 imports ``pkg_resources`` (hence ``setuptools<81``), which warns on every start, and
-    pymilvus logs a warning for every query iterator on Milvus Lite (no server timestamp): neither is news to a
-    user; errors still surface as ``RagError``."""
+    """pymilvus logs a warning for every query iterator on Milvus Lite (no server timestamp), and milvus-lite 2.5.1
+    imports ``pkg_resources`` (hence ``setuptools<81``), which warns on every start: neither is news to a user;
+    errors still surface as ``RagError``."""
     import logging
-    import warnings
 
-    warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
     logging.getLogger("pymilvus").setLevel(logging.ERROR)
 
 
@@ -136,11 +134,14 @@ class MilvusStore:
     def connect(cls, uri: str, collection: str, token: str | None = None) -> "MilvusStore":
         """A client of the Milvus at ``uri`` (token: argument, else ``RAG_MILVUS_TOKEN``); any failure is a
         ``RagError`` sentence."""
-        _quiet()
+        import warnings
+
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
         try:
             from pymilvus import MilvusClient
         except ImportError:
             raise RagError("The Milvus backend needs the milvus extra; run: pip install -e '.[milvus]'") from None
+        _quiet()  # after the import: importing pymilvus configures its logger
         uri = normalise_uri(uri)
         token = token if token is not None else os.environ.get(TOKEN_ENV, "")
         try:
