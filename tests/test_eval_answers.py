@@ -323,3 +323,22 @@ def test_bad_input_is_one_sentence_and_exit_2(tmp_path, content, name, message):
 def test_holdout_needs_a_squad_file(own_file):
     result = rag("eval", "--questions", own_file, "--holdout-articles", "2")
     assert result.returncode == 2 and "--squad" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_squad_route_reproduces_the_xquad_retrieval_numbers(tmp_path):
+    """`rag eval --squad xquad.de.json` and `rag eval`'s XQuAD-de table agree on R@1/R@5 (within 0.002)."""
+    from rag.eval.evaluation import EvalOptions, run_evaluation
+    from rag.eval.own_data import evaluate_file
+    from rag.eval.xquad import default_source
+    from rag.settings import load_settings
+
+    settings = load_settings(index_dir=tmp_path / "default")
+    options = EvalOptions(datasets=("xquad",), configs=("hybrid",), sweep=False, xquad_workdir=tmp_path / "xq",
+                          xquad_index=tmp_path / "xquad-de")
+    builtin = run_evaluation(settings, options)["datasets"]["xquad"]["configs"]["hybrid"]["all"]
+    own = evaluate_file(settings, EvalOptions(configs=("hybrid",)), squad=default_source())
+    scores = own["datasets"]["squad"]["configs"]["hybrid"]["all"]
+    assert scores["questions"] == builtin["questions"] == 1190
+    assert abs(scores["recall@1"] - builtin["recall@1"]) <= 0.002
+    assert abs(scores["recall@5"] - builtin["recall@5"]) <= 0.002

@@ -76,7 +76,7 @@ MIN_GAIN = 0.002
 QUICK_ARTICLES = (0, 24)
 TOLERANCE = 0.02
 # Metrics the regression guard compares (higher is better, but for LOWER_IS_BETTER); latency is reported, never guarded.
-LOWER_IS_BETTER = {"false_abstention", "ece"}
+LOWER_IS_BETTER = {"false_abstention", "ece", "ece_incl_removed"}
 GUARDED = set(RETRIEVAL_METRICS) | LOWER_IS_BETTER | {
     "evidence_hit@1", "evidence_hit@3", "evidence_hit@5", "evidence_recall@5", "answer_correctness",
     "citation_precision", "citation_validity", "abstention_precision", "abstention_recall", "contains_gold",
@@ -415,7 +415,7 @@ def run_answerer(answer: Callable[[str], object], questions: Sequence[EvalQuesti
     ``answer`` returns an answer dict, or ``(answer dict, {stage: seconds})`` as an ``Answerer`` does.
     ``span_gold``: the questions' gold answers are spans (XQuAD, SQuAD, a user's file), scored by EM/F1.
     The metrics are those of ``rag.eval.metrics.answer_metrics`` and ``rag.eval.answers.answer_scores``
-    (with the reliability curve); ``worst`` lists the worst failures.
+    (with the reliability curve); ``worst`` lists the worst failures, ``judged`` every answer as judged.
     """
     from tqdm import tqdm
 
@@ -441,7 +441,7 @@ def run_answerer(answer: Callable[[str], object], questions: Sequence[EvalQuesti
     metrics = answer_metrics(records, articles)
     if not any(q.evidence for q in questions):  # without gold evidence sentences a citation cannot be checked
         metrics.update(citation_precision=None, citation_hit=None)
-    return {"metrics": {**metrics, **answer_scores(judged)}, "worst": worst(judged),
+    return {"metrics": {**metrics, **answer_scores(judged)}, "worst": worst(judged), "judged": judged,
             "latencies": stages.get("total", []), "stages": stages, "ranked": ranked, "failures": failures}
 
 
@@ -703,7 +703,7 @@ def answer_runs(retriever: Retriever, settings: Settings, questions: Sequence[Ev
             answers[name] = {**outcome["metrics"], "latency": latency_summary(outcome["latencies"]),
                              "stages": {stage: latency_summary(v) for stage, v in outcome["stages"].items()},
                              "retrieval": score_splits(questions, outcome["ranked"])["all"],
-                             "failures": outcome["failures"][:20], "worst": outcome["worst"]}
+                             "failures": outcome["failures"][:20], "worst": outcome["worst"], "_judged": outcome["judged"]}
             for stage, values in outcome["stages"].items():
                 samples[f"{name}:{stage}"] = values
     return answers

@@ -91,7 +91,7 @@ def render_markdown(result: Mapping, name: str, charts: Sequence[str] = ()) -> s
         if notes:
             lines += notes + [""]
         if xquad.get("answers"):
-            lines += ["## XQuAD-de answers", "", XQUAD_ANSWERS] + answer_sections(xquad["answers"])
+            lines += ["## XQuAD-de answers", "", XQUAD_ANSWERS, ""] + answer_sections(xquad["answers"])
         lines += _sweep_section(xquad.get("sweep"))
         misses = [m for m in xquad.get("misses", []) if m["split"] == "heldout"]
         if misses:

@@ -14,7 +14,8 @@ from rag.eval.report import _fmt, _retrieval_header, _retrieval_rows, _table
 OWN_SETS = ("own", "squad")
 COLUMNS = [("contains_gold", "contains gold"), ("short_exact", "short EM"), ("short_f1", "short F1"),
            ("short_correct", "short correct"), ("gold_citation", "gold citation"), ("abstention", "abstention"),
-           ("false_abstention", "false abstention"), ("ece", "ECE"), ("removed_declined", "removed declined")]
+           ("false_abstention", "false abstention"), ("ece", "ECE"), ("removed_declined", "removed declined"),
+           ("ece_incl_removed", "ECE incl. removed")]
 DEFINITIONS = (
     "*Contains gold*: the answer holds every gold fact (answerable questions; a declined one is wrong). "
     "*Short EM/F1*: SQuAD's exact match and token F1 of `short_answer` against the gold spans (German "
@@ -49,6 +50,8 @@ def answer_sections(answers: Mapping[str, Mapping], intro: str = "") -> list[str
                      for n, a in answers.items()]) + [""]
     for name, a in answers.items():
         lines += worst_table(a.get("worst") or [], f"`{name}`: worst {len(a.get('worst') or [])} failures")
+        lines += worst_table(a.get("removed_worst") or [], f"`{name}`: removed-article questions answered anyway "
+                             f"(most confident {len(a.get('removed_worst') or [])})")
     return lines
 
 

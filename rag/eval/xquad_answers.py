@@ -10,6 +10,8 @@ Protocol (issue 14; the numbers of the report's "XQuAD-de answers" section):
   the held-out half, 60 paragraphs). Their questions (about 300) are asked there, where no article can answer
   them: the right response is to decline (``removed_declined``). Removing the article, rather than writing
   questions nobody can answer, keeps the questions natural: they look exactly like answerable ones.
+  ``ece_incl_removed`` is the calibration error over the answers of both runs (a confident answer to a question
+  whose article is gone counts as a wrong answer a user sees).
 
 The reduced index is a copy of the full one updated incrementally (deleted articles are dropped, nothing is
 embedded again), so the second index costs seconds, not a rebuild.
@@ -22,6 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
+from rag.eval.answers import expected_calibration_error, reliability
 from rag.eval.evaluation import EvalOptions, EvalQuestion, _retriever, answer_runs, make_answerers, run_answerer
 from rag.eval.xquad import default_workdir, load_xquad, parse_doc_id, write_articles
 from rag.retrieve.retrieval import Retriever
@@ -61,7 +64,9 @@ def evaluate_answers(base: Retriever, settings: Settings, options: EvalOptions, 
     for name, answer in answerers.items():
         outcome = run_answerer(answer, removed, reduced_articles, progress=options.progress,
                                desc=f"xquad removed {name}")
+        answered = [j for j in answers[name]["_judged"] + outcome["judged"] if not j.abstained and j.confidence is not None]
+        curve = reliability([j.confidence for j in answered], [j.correct for j in answered])
         answers[name].update(removed_declined=outcome["metrics"]["abstention"], removed_questions=len(removed),
                              removed_paragraphs=len(base.index.articles) - len(reduced.index.articles),
-                             removed_worst=outcome["worst"])
+                             removed_worst=outcome["worst"], ece_incl_removed=expected_calibration_error(curve))
     return answers, notes, samples
