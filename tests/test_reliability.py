@@ -338,19 +338,28 @@ def test_colliding_upload_names_both_stay_searchable(chat, client, tmp_path, rea
     assert "derselbe Text ist schon geladen" in again
 
 
+def call_answer(url: str, question, timeout: float = 60.0) -> tuple[str, object]:
+    """``/answer`` over raw HTTP (Gradio's call API): ``("complete", answer)`` or ``("error", {"error": …})``.
+
+    Raw, because a client library cannot even encode a lone surrogate, while JSON's ``"\\ud800"`` escape carries it;
+    and so that a slow answer on a loaded machine is waited for, not timed out by a client default."""
+    import httpx
+
+    body = json.dumps({"data": [question]}, ensure_ascii=True)
+    event = httpx.post(f"{url}gradio_api/call/answer", content=body, trust_env=False, timeout=timeout,
+                       headers={"Content-Type": "application/json"}).json()["event_id"]
+    stream = httpx.get(f"{url}gradio_api/call/answer/{event}", timeout=timeout, trust_env=False).text
+    kind = [line[6:].strip() for line in stream.splitlines() if line.startswith("event:")][-1]
+    data = json.loads([line[5:] for line in stream.splitlines() if line.startswith("data:")][-1])
+    return kind, data[0] if kind == "complete" else data
+
+
 @pytest.mark.parametrize("question, fragment", [(42, "muss ein Text sein"), ("Meta \ud800 2026", "ungültiges Zeichen"),
                                                 ("", "Bitte eine Frage eingeben")])
 def test_answer_api_refuses_bad_questions_with_one_sentence(chat, client, question, fragment):
-    import httpx
-
     before = chat.log()
-    # raw HTTP: a client library cannot even encode a lone surrogate, but JSON's "\ud800" escape carries it
-    body = json.dumps({"data": [question]}, ensure_ascii=True)
-    event = httpx.post(f"{chat.url}gradio_api/call/answer", content=body, trust_env=False,
-                       headers={"Content-Type": "application/json"}).json()["event_id"]
-    stream = httpx.get(f"{chat.url}gradio_api/call/answer/{event}", timeout=60, trust_env=False).text
-    error = [json.loads(line[5:]) for line in stream.splitlines() if line.startswith("data:")][-1]["error"]
-    assert "event: error" in stream and fragment in error, stream
+    kind, data = call_answer(chat.url, question)
+    assert kind == "error" and fragment in data["error"], data
     time.sleep(0.5)
     new = chat.log()[len(before):]
     assert "Traceback" not in new and len(new.strip().splitlines()) <= 1, new
@@ -387,7 +396,6 @@ def test_stress_three_writers_and_sixteen_readers(real_seeds_index, tmp_path):
     import threading
 
     import chat_app
-    from gradio_client import Client
 
     settings, embedder, _ = real_seeds_index
     app = chat_app.start(settings.index_dir, tmp_path / "app", timeout=240)
@@ -405,10 +413,10 @@ def test_stress_three_writers_and_sixteen_readers(real_seeds_index, tmp_path):
                 runs.append((time.monotonic(), i, result.returncode, result.stderr))
 
     def ask():
-        client = Client(app.url, verbose=False)
         while time.monotonic() < deadline:
             try:
-                assert client.predict("Wie viel investiert Meta 2026?", api_name="/answer")["citations"]
+                kind, answer = call_answer(app.url, "Wie viel investiert Meta 2026?", timeout=300)
+                assert kind == "complete" and answer["citations"], answer
                 with lock:
                     reads[0] += 1
             except Exception as err:  # noqa: BLE001 - every failure is reported below

@@ -352,9 +352,16 @@ def _point(path: Path, version: Path) -> None:
     link = path.with_name(f".{path.name}.link-{os.getpid()}")
     link.unlink(missing_ok=True)
     os.symlink(version.name, link)
+    plain = path.with_name(f".{path.name}.v-0-plain")
     if path.is_dir() and not path.is_symlink():
-        path.rename(path.with_name(f".{path.name}.v-0-plain"))  # readers retry during this one step
-    os.replace(link, path)
+        path.rename(plain)  # readers retry during this one step
+    try:
+        os.replace(link, path)
+    except OSError:
+        if plain.is_dir() and not path.exists():
+            plain.rename(path)  # the old index stays where it was
+        link.unlink(missing_ok=True)
+        raise
 
 
 def remove_index(path: Path) -> None:
