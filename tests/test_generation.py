@@ -244,7 +244,7 @@ def test_server_answerer_checks_and_falls_back_to_the_extractive_answer(seeds_re
 def test_unanswerable_question_is_declined_without_asking_the_model(seeds_retriever, chat_server):
     settings, retriever = seeds_retriever
     answerer = GenerativeAnswerer(retriever, settings.model_copy(update={"answerer": "server", "llm_url": chat_server.url}))
-    answer = answerer.run("Wie hoch sollen Metas Kapitalinvestitionen im Jahr 2027 sein?")
+    answer = answerer.run("Wie viele Flugzeuge baute Airbus 2024 in Toulouse?")
     assert answer.abstained and chat_server.requests == []
 
 

@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
+from rag.answer.facts import figure_years
 from rag.answer.generation import Generator, Passage, make_generator, refusal_text
 from rag.answer.selection import Candidate, Scored, Selector, SelectorModel
 from rag.errors import RagError
@@ -30,6 +31,9 @@ from rag.retrieve.retrieval import Retriever
 from rag.schema import Answer, Article, Citation, Hit, Retrieved
 from rag.settings import Settings
 
+# A sentence stating the best one's fact is cited when it is among this many best candidates: the selector's
+# probabilities compete (two sentences with the same figure share the mass), so a ratio to the best would drop it.
+AGREEING_RANKS = 6
 _FIGURE = re.compile(r"(?<![\w.,])\d+(?:[.,]\d+)*(?![\w])")
 _SPACE = re.compile(r"\s+")
 
@@ -85,6 +89,15 @@ def _states(choice: Choice, short: str | None, best: Choice, asked: frozenset[st
     return bool(wanted) and wanted <= choice.figures
 
 
+def _figures_of(choice: Choice, years: frozenset[int], asked: frozenset[str]) -> bool:
+    """Whether a sentence states a figure (beyond the question's) for one of the asked ``years``, or states no
+    figure with a known year at all ("Für dieses Jahr … 37 bis 40 Milliarden" in an October 2024 article gives
+    2024's figures even when it names 2025 later)."""
+    dated = {figure: when for figure, when in figure_years(choice.quote, choice.article.date).items()
+             if figure not in asked and when}
+    return not dated or any(when & years for when in dated.values())
+
+
 def _short_answer(question: str, quote: str) -> str | None:
     """The short answer of ``rag.answer.spans`` (None when it declines)."""
     from rag.answer.spans import short_answer
@@ -133,14 +146,17 @@ class ExtractiveAnswerer:
         asked = frozenset(_FIGURE.findall(question))
         floor = self.settings.answer_extra_ratio * best.probability
         timeline = bool(CHANGE_QUESTION.search(question)) or len(scored.view.years) > 1
+        asked_years = frozenset(int(y) for y in scored.view.years)
         disagree = False
-        for choice in ranked[1:]:
+        for rank, choice in enumerate(ranked[1:], start=1):
             if any(c.candidate.doc_id == choice.candidate.doc_id and c.span[0] < choice.span[1]
                    and choice.span[0] < c.span[1] for c in chosen):
                 continue  # the same sentence (or an overlapping pair) is never quoted twice
+            if choice.candidate.time_fit < 0 or (asked_years and not timeline and not _figures_of(choice, asked_years, asked)):
+                continue  # it speaks about another year or quarter than the one asked, or gives another year's figures
             close = choice.probability >= floor
             likely = choice.probability >= self.settings.answer_timeline_ratio * best.probability
-            if _states(choice, short, best, asked) and likely:
+            if _states(choice, short, best, asked) and rank < AGREEING_RANKS:
                 chosen.append(choice)  # another source stating the same fact: cited, whatever the limit
             elif (timeline and likely and len(chosen) < limit and choice.figures - asked
                   and choice.article.date not in {c.article.date for c in chosen}):
@@ -242,7 +258,8 @@ def generation_passages(selection: Selection, count: int) -> list[Passage]:
 def agreement(selection: Selection) -> dict:
     """What the generated answer must keep of the extractive evidence (see ``grounding.check_answer``): for a figure,
     every figure of the best sentence and one of each further one (each date's figures when the sources disagree);
-    for a date, a figure of the best sentence; for anything else with a short answer, that answer's words."""
+    for a date, a figure of the best sentence; for a person or place, the short answer's words. Anything else is an
+    open question that nothing could check: empty."""
     best = selection.chosen[0]
     if selection.kind == "amount":
         if selection.disagree:
@@ -250,7 +267,7 @@ def agreement(selection: Selection) -> dict:
         return {"share_figures": [c.quote for c in selection.chosen[1:]], "all_figures": [best.quote]}
     if selection.kind == "date":
         return {"share_figures": [best.quote]}
-    if selection.short and selection.kind in ("person", "place", "other"):
+    if selection.short and selection.kind in ("person", "place"):
         words = [w for w in re.findall(r"[\w-]+", selection.short) if len(w) > 2 and w.lower() not in selection.question.lower()]
         return {"mention": [words]} if words else {}
     return {}

@@ -92,7 +92,7 @@ class Candidate:
     position: int  # sentence index in the article
     rank: int  # rank of the best passage it came from
     pair: bool  # the predecessor is included
-    features: tuple[float, ...]
+    time_fit: float  # ``time_match``: 1 the asked time, -1 another one, 0 none said or none asked
 
 
 FEATURES = (
@@ -324,7 +324,7 @@ def build_candidates(index, sentences: ArticleSentences, rows: dict[str, int], q
                 f = candidate_features(q, info, tokens, before, next_tokens, dense, float(hit.score), rank,
                                        float(hit.dense_score or 0.0), position, len(infos), pair,
                                        sentences.title(hit.doc_id))
-                found[key] = (Candidate(hit.doc_id, start, info.end, position, rank, pair, ()), f)
+                found[key] = (Candidate(hit.doc_id, start, info.end, position, rank, pair, f["year_match"]), f)
     cands = [c for c, _ in found.values()]
     feats = [f for _, f in found.values()]
     relative(feats)
