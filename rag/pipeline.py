@@ -13,6 +13,7 @@ from rag.index.store import Index, load_index
 from rag.ingest.uploads import MAX_UPLOAD_BYTES, UploadResult, save_uploads, source_folders, undo, uploads_dir
 from rag.retrieve.embedding import make_embedder
 from rag.retrieve.retrieval import Retriever
+from rag.progress import Listener
 from rag.settings import Settings, project_root
 
 
@@ -20,15 +21,19 @@ def is_default_index(settings: Settings) -> bool:
     return Path(settings.index_dir).resolve() == (project_root() / "index" / "default").resolve()
 
 
-def open_retriever(settings: Settings, log: Callable[[str], None] = lambda m: None, progress: bool = False) -> Retriever:
-    """A warmed-up retriever on ``settings.index_dir``; the default index is built from the seeds when absent."""
+def open_retriever(settings: Settings, log: Callable[[str], None] = lambda m: None, progress: bool = False,
+                   build_from: Path | None = None, listener: Listener | None = None) -> Retriever:
+    """A warmed-up retriever on ``settings.index_dir``. A missing index is built first: the default one from the
+    seeds, any other only when ``build_from`` names its articles folder (the chat passes it; `rag ask` does not
+    build behind the user's back). ``listener`` hears the build's progress."""
     embedder = make_embedder(settings)
     path = Path(settings.index_dir)
-    if not (path / "params.json").exists() and is_default_index(settings):
-        if not Path(settings.seeds_dir).is_dir():
-            raise RagError(f"There is no index at {path} and no seeds folder at {settings.seeds_dir} to build it from.")
-        log(f"No index yet: building it from {settings.seeds_dir} (once) …")
-        build_index(Path(settings.seeds_dir), settings, embedder, progress=progress, log=log)
+    if not (path / "params.json").exists() and (build_from is not None or is_default_index(settings)):
+        source = Path(build_from or settings.seeds_dir)
+        if not source.is_dir():
+            raise RagError(f"There is no index at {path} and no articles folder at {source} to build it from.")
+        log(f"No index yet: building it from {source} (once) …")
+        build_index(source, settings, embedder, progress=progress, log=log, listener=listener)
     index: Index = load_index(path, embedder.model_id)
     retriever = Retriever(index, embedder, settings, store=open_store(index.params))
     retriever.warm_up()

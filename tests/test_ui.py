@@ -227,10 +227,12 @@ def rag_chat(*args):
                           timeout=120)
 
 
-def test_chat_on_a_missing_index_says_so(tmp_path):
-    result = rag_chat("--index-dir", tmp_path / "nothing", "--port", chat_app.free_port())
+def test_chat_on_a_missing_index_without_articles_says_so(tmp_path):
+    """A missing index is built (from --from DIR, default seeds/); without articles to build it from: one sentence."""
+    result = rag_chat("--index-dir", tmp_path / "nothing", "--from", tmp_path / "none", "--port", chat_app.free_port())
     assert result.returncode != 0 and "Traceback" not in result.stderr + result.stdout
-    assert result.stderr.strip() == f"Error: There is no index at {tmp_path / 'nothing'}; build one with `rag index`."
+    assert result.stderr.strip() == (f"Error: There is no index at {tmp_path / 'nothing'} and no articles folder at "
+                                     f"{tmp_path / 'none'} to build it from; pass one with --from DIR.")
 
 
 def test_chat_on_a_busy_port_says_so(tmp_path):
@@ -257,7 +259,7 @@ def client(app):
 
 def chat(client, question, history):
     """One turn through the `/chat` endpoint, as the browser sends it; returns (history, last assistant HTML)."""
-    history, _ = client.predict(question, history, "extractive", 5, False, "", api_name="/chat")
+    history, _, _ = client.predict(question, history, "extractive", 5, False, "", api_name="/chat")
     content = history[-1]["content"]
     text = content if isinstance(content, str) else "".join(part.get("text", "") for part in content)
     return history, text
@@ -372,7 +374,7 @@ def stub_server():
 
 def test_server_answer_streams_into_the_chat_replacing_the_extractive_one(client, stub_server):
     job = client.submit(META_2026, [], "server", 5, False, stub_server.url, api_name="/chat")
-    history, _ = job.result(timeout=60)
+    history, _, _ = job.result(timeout=60)
     steps = ["".join(part.get("text", "") for part in out[0][-1]["content"]) if not isinstance(out[0][-1]["content"], str)
              else out[0][-1]["content"] for out in job.outputs()]
     final = html.unescape(steps[-1])
@@ -384,9 +386,9 @@ def test_server_answer_streams_into_the_chat_replacing_the_extractive_one(client
 
 
 def test_server_rewrites_the_followup(client, stub_server):
-    history, _ = client.predict(META_2026, [], "extractive", 5, False, "", api_name="/chat")
-    history, _ = client.predict("Wer ist dort Finanzchefin?", history, "server", 5, False, stub_server.url,
-                                api_name="/chat")
+    history, _, _ = client.predict(META_2026, [], "extractive", 5, False, "", api_name="/chat")
+    history, _, _ = client.predict("Wer ist dort Finanzchefin?", history, "server", 5, False, stub_server.url,
+                                   api_name="/chat")
     content = history[-1]["content"]
     text = html.unescape(content if isinstance(content, str) else "".join(p.get("text", "") for p in content))
     assert "Verstanden als: <q>Wer ist Finanzchefin bei Meta?</q>" in text

@@ -21,12 +21,13 @@ import gradio as gr  # noqa: E402
 
 from ui.chat import ANSWERERS, EXAMPLES, ChatEngine, Options, friendly  # noqa: E402
 from rag.errors import RagError  # noqa: E402
-from ui.render import error_html, escape, user_html  # noqa: E402
+from ui.render import error_html, input_note_html, loading_html, upload_result_html, user_html  # noqa: E402
 from rag.ingest.uploads import MAX_UPLOAD_BYTES  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 CSS = (HERE / "style.css").read_text(encoding="utf-8")
-HEAD = f"<script>{(HERE / 'cite.js').read_text(encoding='utf-8')}</script>"
+# page.js first: it makes the page German before Gradio picks the language of its own labels
+HEAD = "".join(f"<script>{(HERE / name).read_text(encoding='utf-8')}</script>" for name in ("page.js", "cite.js"))
 UPLOAD_FAILED = "Die Dateien konnten wegen eines internen Fehlers nicht hinzugefügt werden; die Artikel bleiben wie bisher."
 PLACEHOLDER = ("<div class='rag-placeholder'><b>Fragen Sie die Nachrichtenartikel.</b><br>"
                "Jede Antwort zitiert die Sätze, auf denen sie beruht – mit Artikel, Datum und Fundstelle.</div>")
@@ -45,36 +46,50 @@ def theme() -> gr.themes.Base:
 
 def build(engine: ChatEngine) -> gr.Blocks:
     """The Blocks app around one engine (which may still be loading in another thread)."""
+    limit = engine.settings.max_question_chars
 
-    def loaded():
+    def refresh():
+        """The header: the build's progress while loading (a timer asks again every second), then what is loaded."""
+        loading = engine.loading()
+        if loading is not None:
+            return loading.html(), gr.update(), gr.update(), gr.Timer(active=True)
         try:
             status = engine.status()
         except RagError as err:
-            return error_html(friendly(err)), "", gr.update()
+            return error_html(friendly(err)), "", gr.update(), gr.Timer(active=False)
         if status.llm_available:
-            return status.html(), engine.articles_html(), gr.update()
+            return status.html(), engine.articles_html(), gr.update(), gr.Timer(active=False)
         choices = [(label, key) for key, label in ANSWERERS.items() if key != "llm"]
         value = "extractive" if engine.settings.answerer == "llm" else engine.settings.answerer
         return status.html(), engine.articles_html(), gr.update(
-            choices=choices, value=value, info="Das lokale Sprachmodell ist hier nicht installiert.")
+            choices=choices, value=value, info="Das lokale Sprachmodell ist hier nicht installiert."), \
+            gr.Timer(active=False)
 
     def respond(question, history, previous, answerer, passages, show_uncited, server_url, since="", until=""):
+        """The user's bubble at once (even while the index is still being built), then the answer as it comes.
+        A question the engine refuses (too long) stays in the box with the reason right under it."""
         history = list(history or [])
         previous = list(previous or [])
         if not (question or "").strip():  # Enter in an empty box: nothing to ask
-            yield history, "", previous
+            yield history, "", previous, input_note_html(limit)
+            return
+        try:
+            engine.check_question(question)
+        except RagError as err:
+            yield history, question, previous, input_note_html(limit, str(err))
             return
         history.append({"role": "user", "content": user_html(question or "")})
         history.append({"role": "assistant", "content": ""})
+        yield history, "", previous, input_note_html(limit)
         options = Options(answerer or "extractive", int(passages or 5), bool(show_uncited), server_url or "",
                           since or "", until or "")
         update = None
         for update in engine.chat(question or "", previous, options):
             history[-1] = {"role": "assistant", "content": update.html}
-            yield history, "", previous
+            yield history, "", previous, gr.update()
         if update is not None and update.done and not update.error and update.standalone:
             previous.append(update.standalone)
-        yield history, "", previous
+        yield history, "", previous, gr.update()
 
     def answer_api(question: str) -> dict:
         """One question (a standalone question) → the answer object of INTERFACES.md."""
@@ -87,28 +102,33 @@ def build(engine: ChatEngine) -> gr.Blocks:
     def upload(files):
         paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
         if not paths:
-            return "", gr.update(), gr.update(), None
+            yield "", gr.update(), gr.update(), None
+            return
+        yield (f"<div class='rag-status'><span class='rag-spinner'></span>{len(paths)} Datei(en) werden "
+               f"indexiert …</div>", gr.update(), gr.update(), gr.update())
         try:
-            result = engine.upload(paths)
+            result = engine.submit_uploads(paths)  # indexed in the background queue, smallest file first
+            while not result.finished(timeout=1.0):  # each file's state until all are in; questions go on meanwhile
+                yield upload_result_html(result.messages()), gr.update(), gr.update(), gr.update()
         except RagError as err:
-            return error_html(friendly(err)), gr.update(), gr.update(), None
+            yield error_html(friendly(err)), gr.update(), gr.update(), None
+            return
         except Exception:  # logged with its traceback on the server; the browser gets one sentence
             logging.getLogger("ui.chat").exception("upload failed")
-            return error_html(UPLOAD_FAILED), gr.update(), gr.update(), None
-        lines = "".join(f"<li class='{'rag-ok' if m.startswith('✓') else 'rag-bad'}'>{escape(m)}</li>"
-                        for m in result.messages())
-        status = engine.status()
-        return f"<ul class='rag-upload-result'>{lines}</ul>", status.html(), engine.articles_html(), None
+            yield error_html(UPLOAD_FAILED), gr.update(), gr.update(), None
+            return
+        yield upload_result_html(result.messages()), engine.status().html(), engine.articles_html(), None
 
     def clear():
         return [], [], ""
 
     with gr.Blocks(title="Nachrichten-Fragen", fill_height=False, analytics_enabled=False) as demo:
         previous = gr.State([])
+        timer = gr.Timer(1.0, active=True)
         with gr.Row(elem_id="rag-header"):
             gr.HTML("<div class='rag-brand'><h1>Nachrichten-Fragen</h1>"
                     "<p>Antworten aus den geladenen Artikeln – jede Aussage mit ihrer Quelle.</p></div>")
-            status = gr.HTML("<div class='rag-loaded'>Artikel werden geladen …</div>", elem_id="rag-status")
+            status = gr.HTML(loading_html(0, "Artikel werden geladen …"), elem_id="rag-status")
         with gr.Row(equal_height=False):
             with gr.Column(scale=7, min_width=420):
                 chatbot = gr.Chatbot(
@@ -120,15 +140,16 @@ def build(engine: ChatEngine) -> gr.Blocks:
                 )
                 with gr.Row(elem_id="rag-ask"):
                     question = gr.Textbox(elem_id="rag-question", show_label=False, scale=8, lines=1, max_lines=4,
-                                          placeholder="Frage stellen, z. B. „Wie viel investiert Meta 2026?“ – Enter sendet",
-                                          autofocus=True, submit_btn=False)
-                    send = gr.Button("Fragen", variant="primary", scale=1, min_width=90, elem_id="rag-send")
+                                          placeholder="Ihre Frage, z. B. „Wie viel investiert Meta 2026?“",
+                                          autofocus=True, submit_btn=False, max_length=limit, min_width=160)
+                    send = gr.Button("Fragen", variant="primary", scale=1, min_width=76, elem_id="rag-send")
+                input_note = gr.HTML(input_note_html(limit), elem_id="rag-input-note", padding=False)
                 with gr.Row(elem_id="rag-examples"):
                     gr.HTML("<span class='rag-examples-label'>Beispiele:</span>", elem_id="rag-examples-label")
                     examples = [gr.Button(q, size="sm", variant="secondary", elem_classes="rag-example") for q in EXAMPLES]
                     new_chat = gr.Button("Neues Gespräch", size="sm", variant="secondary", elem_id="rag-new")
             with gr.Column(scale=3, min_width=280, elem_id="rag-side"):
-                with gr.Accordion("Einstellungen", open=True):
+                with gr.Accordion("Einstellungen", open=False, elem_id="rag-settings"):
                     answerer = gr.Radio([(label, key) for key, label in ANSWERERS.items()],
                                         value=engine.settings.answerer, label="Antwort", elem_id="rag-answerer")
                     server_url = gr.Textbox(label="Server-URL", placeholder="http://127.0.0.1:8080/v1",
@@ -153,7 +174,7 @@ def build(engine: ChatEngine) -> gr.Blocks:
                     article_list = gr.HTML("", elem_id="rag-articles")
 
         inputs = [question, chatbot, previous, answerer, passages, show_uncited, server_url, since, until]
-        outputs = [chatbot, question, previous]
+        outputs = [chatbot, question, previous, input_note]
         question.submit(respond, inputs, outputs, api_name="chat", show_progress="hidden")
         send.click(respond, inputs, outputs, api_visibility="private", show_progress="hidden")
         for button, text in zip(examples, EXAMPLES):
@@ -163,8 +184,11 @@ def build(engine: ChatEngine) -> gr.Blocks:
         chatbot.clear(lambda: [], None, previous, queue=False, api_visibility="private")
         answerer.change(lambda a: gr.update(visible=a == "server"), answerer, server_url, queue=False,
                         api_visibility="private")
-        files.upload(upload, files, [upload_result, status, article_list, files], api_name="upload")
-        demo.load(loaded, None, [status, article_list, answerer], api_visibility="private")
+        files.upload(upload, files, [upload_result, status, article_list, files], api_name="upload",
+                     show_progress="hidden")
+        header = [status, article_list, answerer, timer]
+        demo.load(refresh, None, header, api_visibility="private", show_progress="hidden")
+        timer.tick(refresh, None, header, api_visibility="private", show_progress="hidden", queue=False)
         gr.api(answer_api, api_name="answer")
     return demo
 

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence
 from rag.errors import RagError
 from rag.index.dates import DateRange
 from rag.answer.followup import LLMRewriter, Rewrite, rewrite
-from ui.render import answer_html, article_list_html, error_html, status_html
+from ui.render import answer_html, article_list_html, error_html, loading_html, status_html
+from rag.lang.de import looks_english
 from rag.schema import Answer
 from rag.settings import Settings
 from rag.ingest.uploads import ARTICLE_SUFFIXES, MAX_UPLOAD_BYTES, UploadQueue, UploadResult, Uploads, uploads_dir
@@ -92,9 +93,29 @@ class Status:
     llm_available: bool
     loaded_seconds: float = 0.0
     uploaded_ids: list[str] = field(default_factory=list)
+    newest: str | None = None
 
     def html(self) -> str:
-        return status_html(self.articles, self.passages, self.embedder, self.answerer, self.uploads)
+        return status_html(self.articles, self.passages, self.newest, self.embedder, self.answerer, self.uploads)
+
+
+# The first build's steps as shares of the whole wait (measured on the seeds: sentence vectors take most of it).
+_STAGES = {"article": (0, 5, "Artikel gelesen"), "passage": (5, 35, "Passagen eingebettet"),
+           "sentence": (35, 95, "Sätze eingebettet")}
+
+
+@dataclass(frozen=True)
+class Loading:
+    """Where loading stands: a percentage and what is happening, for the header and the waiting chat bubble."""
+
+    percent: int
+    detail: str
+
+    def html(self) -> str:
+        return loading_html(self.percent, self.detail)
+
+    def message(self) -> str:
+        return f"Der Index wird aufgebaut ({self.percent} %) – die Antwort folgt"
 
 
 class Generator(Protocol):
@@ -131,8 +152,13 @@ class ChatEngine:
     """Everything the chat needs, loaded once: retriever, answerers, optional generator."""
 
     def __init__(self, settings: Settings, say: Callable[[str], None] = lambda m: None,
-                 generators: Callable[[Settings, Callable[[str], None]], "Generator"] | None = None) -> None:
+                 generators: Callable[[Settings, Callable[[str], None]], "Generator"] | None = None,
+                 source: Path | None = None) -> None:
         self.settings = settings
+        self.source = source                # articles to build a missing index from (None: only the default index)
+        self._loading = Loading(0, "Artikel werden geladen …")
+        self._articles_read = 0
+        self._newest: str | None = None
         self.say = say
         self.retriever = None
         self._answerers: dict[int, object] = {}
@@ -158,7 +184,8 @@ class ChatEngine:
         try:
             from rag.pipeline import open_retriever
 
-            retriever = open_retriever(self.settings, log=self.say)
+            retriever = open_retriever(self.settings, log=self.say, build_from=self.source, listener=self._on_progress)
+            self._loading = Loading(97, "Index wird geladen …")
             retriever = self._with_pending_uploads(retriever)
             self.install(retriever)
             self.loaded_seconds = time.perf_counter() - started
@@ -169,6 +196,35 @@ class ChatEngine:
         finally:
             self._ready.set()
         return self
+
+    def _on_progress(self, stage: str, done: int, total: int) -> None:
+        """The build's listener (``rag.progress``): turn a step into the overall percentage and a German line."""
+        low, high, label = _STAGES.get(stage, (0, 0, ""))
+        if not label:
+            return
+        if stage == "article":
+            self._articles_read = total
+        share = done / total if total else 1.0
+        step = f"{label}: {done} von {total}" if stage != "article" else f"{total} {label}"
+        articles = f"{self._articles_read} Artikel gelesen · " if stage != "article" and self._articles_read else ""
+        self._loading = Loading(int(low + (high - low) * share), f"Der Index wird aufgebaut: {articles}{step}")
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def loading(self) -> Loading | None:
+        """Where loading stands, or None once the engine is ready."""
+        return None if self._ready.is_set() else self._loading
+
+    def _until_ready(self, timeout: float = 600.0, every: float = 1.0) -> Iterator[Loading]:
+        """While loading: the state at once, then every ``every`` seconds; ends when ready (or times out)."""
+        deadline = time.monotonic() + timeout
+        while not self._ready.is_set():
+            yield self._loading
+            if time.monotonic() > deadline:
+                raise RagError("Die Artikel werden noch geladen; bitte einen Moment Geduld.")
+            self._ready.wait(every)
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until ``load`` has finished (in another thread); re-raise its error."""
@@ -216,10 +272,12 @@ class ChatEngine:
             answerer.warm_up()
         folder = uploads_dir(self.settings.index_dir).resolve()
         uploaded = sorted(a.doc_id for a in retriever.index.articles.values() if Path(a.source).parent.resolve() == folder)
+        newest = max((a.date for a in retriever.index.articles.values() if a.date), default=None)
         with self._swap:
             self.retriever = retriever
             self._answerers = {self.settings.answer_passages: answerer}
             self._uploaded = uploaded
+            self._newest = newest
         self._ready.set()
 
     def warm_caches(self, questions: Sequence[str] = EXAMPLES) -> None:
@@ -358,7 +416,7 @@ class ChatEngine:
         index = self.index
         return Status(len(index.articles), len(index.chunks), index.params["embedder"]["id"],
                       ANSWERERS.get(self.settings.answerer, self.settings.answerer), len(self.uploaded_ids()),
-                      self.llm_available(), self.loaded_seconds, self.uploaded_ids())
+                      self.llm_available(), self.loaded_seconds, self.uploaded_ids(), self._newest)
 
     def articles_html(self, limit: int = 300) -> str:
         """The loaded articles (newest first; at most ``limit``, uploads always included)."""
@@ -430,16 +488,19 @@ class ChatEngine:
         options = options or Options()
         uid = uuid.uuid4().hex[:10]
         try:
-            self.wait(timeout=120)
             question = self.check_question(question)
+            for state in self._until_ready():  # the first start: the question waits, visibly, for the index
+                yield Update(answer_html(None, uid, status=state.message(), progress=state.percent))
+            self.wait(timeout=0)
+            english = looks_english(question)
             turn = self.rewrite(question, previous, options)
             note = (turn.question, turn.standalone, turn.method) if turn.changed else None
             yield Update(answer_html(None, uid, rewrite=note, status="Suche in den Artikeln …"), standalone=turn.standalone)
             answer, hits, selection = self.extractive(turn.standalone, options.passages, options.dates())
             articles = self.index.articles
             if options.answerer == "extractive":
-                yield Update(answer_html(answer, uid, articles, rewrite=note, show_uncited=options.show_uncited),
-                             answer, turn.standalone, done=True)
+                yield Update(answer_html(answer, uid, articles, rewrite=note, show_uncited=options.show_uncited,
+                                         english=english), answer, turn.standalone, done=True)
                 return
             yield Update(answer_html(answer, uid, articles, rewrite=note, show_uncited=options.show_uncited,
                                      status="Sprachmodell formuliert eine Antwort …"), answer, turn.standalone)
@@ -460,18 +521,20 @@ class ChatEngine:
                     yield Update(answer_html(None, uid, articles, text=text, rewrite=note,
                                              status="Sprachmodell schreibt …"), answer, turn.standalone)
             except Exception as err:  # the extractive answer stands; say why the model did not answer
-                if not isinstance(err, RagError):
+                if isinstance(err, RagError):  # e.g. the server is not reachable: for the log, not the reader
+                    log.warning("the language model did not answer %r: %s", turn.standalone, err)
+                else:
                     log.exception("generating an answer to %r failed", turn.standalone)
-                reason = str(err) if isinstance(err, RagError) else "interner Fehler"
                 yield Update(answer_html(answer, uid, articles, rewrite=note, show_uncited=options.show_uncited,
-                                         note=f"Das Sprachmodell hat nicht geantwortet ({reason}); hier die "
-                                              f"extraktive Antwort."), answer, turn.standalone, done=True)
+                                         note="Das Sprachmodell hat nicht geantwortet; hier die Antwort aus den "
+                                              "Artikeln (wörtliche Zitate).", english=english),
+                             answer, turn.standalone, done=True)
                 return
             final = final or answer
             reason = getattr(final, "fallback_reason", None)
             yield Update(answer_html(final, uid, articles, rewrite=note, show_uncited=options.show_uncited,
-                                     note=f"{reason} Angezeigt wird die extraktive Antwort." if reason else None),
-                         final, turn.standalone, done=True)
+                                     note=f"{reason} Angezeigt wird die extraktive Antwort." if reason else None,
+                                     english=english), final, turn.standalone, done=True)
         except Exception as err:  # the chat shows a friendly sentence; the traceback goes to the server log only
             if not isinstance(err, RagError):
                 log.exception("answering %r failed", question)

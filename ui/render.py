@@ -12,9 +12,10 @@ The functions are pure (data in, string out) so they are tested without a browse
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable, Mapping, Sequence
 
+from rag.ingest.sentences import sentence_spans
 from rag.lang.de import format_date
 from rag.schema import Answer, Citation, Retrieved
 
@@ -22,6 +23,8 @@ _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;",
             **{c: f"&#{ord(c)};" for c in "[]()*_`#|~\\!$:{}+^=@"}}
 _MARKER = re.compile(r"\[(\d{1,3})\]")
 CONTEXT_CHARS = 180
+UNSURE_BELOW = 0.5  # an answer whose calibrated confidence is below this is marked "unsicher"
+ENGLISH_NOTE = "Note: the articles are German, so the answer and its quotes are in German."
 
 
 def escape(text: object) -> str:
@@ -41,8 +44,23 @@ def date_html(value: str | None, inferred: bool) -> str:
     return text
 
 
-def format_score(score: float | None) -> str:
-    return "–" if score is None else f"{score:.2f}".replace(".", ",")
+def relevance_html(score: float | None, best: float | None) -> str:
+    """How well a passage fits, relative to the best one of the answer: a word and a small bar (raw fusion scores
+    mean nothing to a reader)."""
+    if score is None or not best or best <= 0:
+        return ""
+    share = max(0.0, min(1.0, score / best))
+    word = "hoch" if share >= 0.8 else "mittel" if share >= 0.5 else "gering"
+    return (f'<span class="rag-relevance" title="Wie gut die Passage zur Frage passt, verglichen mit der besten">'
+            f'Relevanz {word} <span class="rag-bar"><span style="width:{max(8, round(share * 100))}%"></span></span>'
+            f'</span>')
+
+
+def progress_html(percent: int) -> str:
+    """A progress bar (0–100)."""
+    percent = max(0, min(100, int(percent)))
+    return (f'<div class="rag-progress" role="progressbar" aria-valuemin="0" aria-valuemax="100" '
+            f'aria-valuenow="{percent}"><span style="width:{percent}%"></span></div>')
 
 
 def anchor(uid: str, n: int) -> str:
@@ -148,20 +166,76 @@ def _quote_span(citation: Citation, text: str | None) -> tuple[str, int, int]:
     return citation.quote, 0, len(citation.quote)
 
 
-def source_card(citation: Citation, uid: str, article: SourceText | None = None) -> str:
-    """One card: number, title, date (marked when inferred), article id, score, the passage with the quote marked."""
+def source_card(citation: Citation, uid: str, article: SourceText | None = None, best: float | None = None) -> str:
+    """One card: number, title, date (marked when inferred), relevance (against ``best``, the answer's best score),
+    the passage with the quote marked; the article id only as a tooltip."""
     text, start, end = _quote_span(citation, article.text if article else None)
     title = citation.title or (article.title if article else "") or citation.doc_id
+    relevance = relevance_html(citation.score, best if best is not None else citation.score)
     return (
         f'<div class="rag-card" id="{anchor(uid, citation.n)}">'
         f'<div class="rag-card-head"><span class="rag-n">{citation.n}</span>'
-        f'<span class="rag-title">{escape(title)}</span></div>'
+        f'<span class="rag-title" title="Artikel {escape(citation.doc_id)}">{escape(title)}</span></div>'
         f'<div class="rag-meta">{date_html(citation.date, citation.date_inferred)}'
-        f' · <span class="rag-doc">{escape(citation.doc_id)}</span>'
-        f' · <span class="rag-score" title="Wie gut der Satz zur Frage passt">Score {format_score(citation.score)}</span></div>'
+        f'{" · " + relevance if relevance else ""}</div>'
         f'<div class="rag-passage">{highlight(text, start, end)}</div>'
         f"</div>"
     )
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def dedupe(text: str | None, citations: Sequence[Citation]) -> tuple[str | None, list[Citation]]:
+    """The answer text and cards without repeats: identical cards (same title, same quote) become one, numbered
+    1, 2, … in order, and a sentence that says the same as an earlier one (ignoring its ``[n]`` markers) is dropped,
+    its markers joining the earlier sentence. Answer objects may carry such repeats (one sentence retrieved through
+    two passages); the reader should see each once."""
+    kept: dict[tuple[str, str], Citation] = {}
+    number: dict[int, int] = {}
+    for citation in citations:
+        key = (_flat(citation.title or citation.doc_id), _flat(citation.quote))
+        if key not in kept:
+            kept[key] = replace(citation, n=len(kept) + 1)
+        number[citation.n] = kept[key].n
+    if not text:
+        return text, list(kept.values())
+    text = _MARKER.sub(lambda m: f"[{number.get(int(m.group(1)), int(m.group(1)))}]", text)
+    lines, seen = [], {}
+    for line in text.split("\n"):
+        prefix = "- " if line.startswith("- ") else ""
+        body = line[len(prefix):]
+        out: list[list[str]] = []  # per kept sentence: [text, extra markers]
+        for start, end in sentence_spans(body):
+            sentence = body[start:end]
+            core = _flat(_MARKER.sub("", sentence))
+            markers = _MARKER.findall(sentence)
+            if core and core in seen:
+                first = seen[core]
+                first[1].extend(m for m in markers if f"[{m}]" not in first[0] and m not in first[1])
+                continue
+            out.append([sentence, []])
+            if core:
+                seen[core] = out[-1]
+        lines.append((prefix, out))
+    rendered = []
+    for prefix, sentences in lines:
+        parts = [_with_markers(sentence, extra) for sentence, extra in sentences]
+        if parts or not prefix:
+            rendered.append(prefix + " ".join(parts))
+    return "\n".join(rendered).strip("\n"), list(kept.values())
+
+
+def _with_markers(sentence: str, extra: list[str]) -> str:
+    """``sentence`` with the markers ``extra`` added after its last marker (or before its final punctuation)."""
+    sentence = re.sub(r"(\[\d{1,3}\])(\s*\1)+", r"\1", sentence)  # "[1] [1]" → "[1]"
+    if not extra:
+        return sentence
+    added = "".join(f"[{n}]" for n in extra)
+    last = list(_MARKER.finditer(sentence))
+    at = last[-1].end() if last else len(sentence.rstrip(".!?…"))
+    return sentence[:at] + ("" if last else " ") + added + sentence[at:]
 
 
 def _overlaps(item: Retrieved, citations: Sequence[Citation]) -> bool:
@@ -174,14 +248,16 @@ def uncited_list(answer: Answer, articles: Mapping[str, SourceText], limit: int 
     rest = [r for r in answer.retrieved if not _overlaps(r, answer.citations)][:limit]
     if not rest:
         return ""
+    best = max((r.score for r in answer.retrieved), default=None)
     items = []
     for item in rest:
         article = articles.get(item.doc_id)
         title = article.title if article else item.doc_id
         date = date_html(article.date, article.date_inferred) if article else ""
         snippet = _cut_right(" ".join(item.text.split()), 280)
+        relevance = relevance_html(item.score, best)
         items.append(f'<li><div class="rag-meta"><span class="rag-title">{escape(title)}</span> · {date}'
-                     f' · <span class="rag-score">Score {format_score(item.score)}</span></div>'
+                     f'{" · " + relevance if relevance else ""}</div>'
                      f'<div class="rag-passage">{escape(snippet)}</div></li>')
     return (f'<details class="rag-uncited"><summary>Weitere gefundene, nicht zitierte Passagen ({len(rest)})</summary>'
             f'<ol>{"".join(items)}</ol></details>')
@@ -203,26 +279,46 @@ def answer_html(
     show_uncited: bool = False,
     status: str | None = None,
     note: str | None = None,
+    progress: int | None = None,
+    english: bool = False,
 ) -> str:
-    """One assistant message: the rewrite (if any), the answer with linked markers, a status line while more is
-    coming, and one card per citation. ``text`` overrides the answer text (a generated answer as it streams)."""
+    """One assistant message: the rewrite (if any), the short answer and an "unsicher" note when the answer object
+    has them, the answer with linked markers (repeats removed), a status line (with a bar when ``progress`` is a
+    percentage) while more is coming, a one-line English note for an ``english`` question, and one card per
+    distinct citation. ``text`` overrides the answer text (a generated answer as it streams)."""
     articles = articles or {}
     parts = ['<div class="rag-answer rag-pending">' if status else '<div class="rag-answer">']
     if rewrite:
         parts.append(rewrite_note(*rewrite))
-    body = text if text is not None else (answer.answer if answer else None)
-    citations = answer.citations if answer else []
+    body, citations = dedupe(text if text is not None else (answer.answer if answer else None),
+                             answer.citations if answer else [])
+    abstained = answer is not None and answer.abstained
+    short = getattr(answer, "short_answer", None) if answer is not None and text is None and not abstained else None
+    if short:
+        parts.append(f'<div class="rag-short">{escape(short)}</div>')
+        if body and _flat(body).startswith(_flat(short).rstrip(".") + "."):  # the text opens with it: say it once
+            body = body.lstrip()[len(short.rstrip(".")) + 1:].lstrip()
+    confidence = getattr(answer, "confidence", None) if answer is not None and text is None else None
+    if confidence is not None and confidence < UNSURE_BELOW and not abstained:
+        parts.append(f'<div class="rag-unsure" title="Geschätzte Wahrscheinlichkeit, dass die Antwort stimmt: '
+                     f'{round(confidence * 100)} %">Unsicher: Die Quellen belegen diese Antwort nur schwach – bitte '
+                     f'die zitierten Sätze prüfen.</div>')
     if body:
-        css = "rag-text rag-abstained" if answer is not None and answer.abstained and text is None else "rag-text"
+        css = "rag-text rag-abstained" if abstained and text is None else "rag-text"
         parts.append(f'<div class="{css}">{answer_text(body, [c.n for c in citations], uid)}</div>')
     if status:
         parts.append(f'<div class="rag-status"><span class="rag-spinner"></span>{escape(status)}</div>')
+        if progress is not None:
+            parts.append(progress_html(progress))
     if note:
         parts.append(f'<div class="rag-note">{escape(note)}</div>')
+    if english:
+        parts.append(f'<div class="rag-english" lang="en">{escape(ENGLISH_NOTE)}</div>')
     if citations:
-        label = "Nächstliegende Passagen" if answer is not None and answer.abstained else "Quellen"
+        label = "Nächstliegende Passagen" if abstained else "Quellen"
+        best = max((c.score for c in citations if c.score is not None), default=None)
         parts.append(f'<div class="rag-sources"><div class="rag-sources-label">{label}</div>')
-        parts.extend(source_card(c, uid, articles.get(c.doc_id)) for c in citations)
+        parts.extend(source_card(c, uid, articles.get(c.doc_id), best) for c in citations)
         parts.append("</div>")
     if show_uncited and answer is not None:
         parts.append(uncited_list(answer, articles))
@@ -238,11 +334,36 @@ def error_html(message: str) -> str:
     return f'<div class="rag-answer"><div class="rag-error">{escape(message)}</div></div>'
 
 
-def status_html(articles: int, passages: int, embedder: str, answerer: str, uploads: int = 0) -> str:
-    """The line that says what the app has loaded."""
+def input_note_html(limit: int, error: str = "") -> str:
+    """Under the input: a problem with the typed question (not a chat bubble) and the character count, which
+    ``page.js`` keeps current as the user types."""
+    problem = f'<div class="rag-input-error" role="alert">{escape(error)}</div>' if error else ""
+    most = f"{limit:,}".replace(",", ".")
+    return (f'<div class="rag-counter" data-max="{limit}">{problem}<span class="rag-count-line">'
+            f'<span class="rag-count">0 / {most}</span> Zeichen · Enter sendet</span></div>')
+
+
+def upload_result_html(messages: Sequence[str]) -> str:
+    """The upload's outcome: added files and the index update in green, rejected files (``✗ …``) in red."""
+    lines = "".join(f"<li class='{'rag-bad' if m.startswith('✗') else 'rag-ok'}'>{escape(m)}</li>" for m in messages)
+    return f"<ul class='rag-upload-result'>{lines}</ul>"
+
+
+def status_html(articles: int, passages: int, newest: str | None, embedder: str, answerer: str,
+                uploads: int = 0) -> str:
+    """The header line: what is loaded and how recent it is; model details folded under "Info"."""
     extra = f" (davon {uploads} hochgeladen)" if uploads else ""
-    return (f'<div class="rag-loaded"><b>{articles}</b> Artikel{escape(extra)} · <b>{passages}</b> Passagen · '
-            f'Embedding: <code>{escape(embedder)}</code> · Antwort: {escape(answerer)}</div>')
+    stand = f' · <span class="rag-stand">Stand: {escape(format_date(newest))}</span>' if newest else ""
+    return (f'<div class="rag-loaded"><span><b>{articles}</b> Artikel{escape(extra)} · <b>{passages}</b> Passagen'
+            f'{stand}</span><details class="rag-info"><summary>Info</summary>'
+            f'<div>Embedding-Modell: <code>{escape(embedder)}</code></div><div>Antwort: {escape(answerer)}</div>'
+            f'</details></div>')
+
+
+def loading_html(percent: int, detail: str) -> str:
+    """The header while the index is built or loaded: what is happening and a bar."""
+    return (f'<div class="rag-loading"><div class="rag-loading-text">{escape(detail)} ({int(percent)} %)</div>'
+            f'{progress_html(percent)}</div>')
 
 
 def article_list_html(articles: Sequence[SourceText | object], ids: Sequence[str], uploaded: Iterable[str] = ()) -> str:

@@ -30,22 +30,28 @@ def load_ui():
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, say: Callable[[str], None] = print,
-          block: bool = True):
-    """``rag chat``: load the index in a thread while Gradio starts, print the address when both are ready."""
+          block: bool = True, source: Path | None = None):
+    """``rag chat``: load the index in a thread while Gradio starts, print the address when both are ready.
+
+    A missing index is built from ``source`` (default: the seeds) while the page already shows its progress."""
     started = time.perf_counter()
     _check_port(host, port)
     _no_proxy_for_loopback()
-    from rag.pipeline import is_default_index
-
-    if not (Path(settings.index_dir) / "params.json").exists() and not is_default_index(settings):
-        raise RagError(f"There is no index at {settings.index_dir}; build one with `rag index`.")
-    engine = ChatEngine(settings, say)
+    source = Path(source or settings.seeds_dir)
+    build = not (Path(settings.index_dir) / "params.json").exists()
+    if build and not source.is_dir():
+        raise RagError(f"There is no index at {settings.index_dir} and no articles folder at {source} to build it "
+                       f"from; pass one with --from DIR.")
+    engine = ChatEngine(settings, say, source=source)
     engine.allow_server_urls = _is_loopback(host)
     loader = threading.Thread(target=_load_quietly, args=(engine,), name="rag-load", daemon=True)
-    loader.start()
+    if not build:  # loading takes seconds: in parallel with Gradio's start
+        loader.start()
     ui = load_ui()
     try:
         demo = ui.launch(engine, host, port, block=False)
+        if build:  # building takes a minute: the page comes first (on two cores it would wait), showing the progress
+            loader.start()
     except OSError as err:
         raise RagError(f"The chat cannot listen on {host}:{port} ({err}); choose another --port.") from None
     try:
@@ -104,6 +110,10 @@ def _check_port(host: str, port: int) -> None:
 
 
 def _load_quietly(engine: ChatEngine) -> None:
+    """Load (or build) at a lower CPU priority than the web server's threads, so that on a small machine a first
+    build does not delay the page's answers to clicks (the embedder's worker threads inherit the priority)."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 4)
     try:
         engine.load()
     except BaseException:  # reported by engine.wait() in the main thread

@@ -28,10 +28,12 @@ from rag.index.store import (BM25_PARAMS, FORMAT_VERSION, Index, IndexDamaged, P
 from rag.ingest.chunking import chunk_article, sentence_texts
 from rag.ingest.corpus import ARTICLE_SUFFIXES, METADATA_FILE, Skipped, load_article_file, load_folder, read_metadata
 from rag.lang.de import tokenize
+from rag.progress import Listener, Progress
 from rag.schema import Article, Chunk, Embedder
 from rag.settings import Settings
 
 EMBED_BATCH = 16
+Report = Callable[[int, str, str], Progress]  # (total, description, unit) → a progress counter
 
 
 @dataclass
@@ -131,11 +133,9 @@ def load_folders(folders: Sequence[Path], max_bytes: int, log: Callable[[str], N
     return sorted(by_id.values(), key=lambda a: a.doc_id), skipped
 
 
-def _embed_texts(texts: list[str], embedder: Embedder, progress: bool, what: str = "passage") -> np.ndarray:
-    from tqdm import tqdm
-
+def _embed_texts(texts: list[str], embedder: Embedder, report: Report, what: str = "passage") -> np.ndarray:
     out = np.zeros((len(texts), embedder.dim), np.float32) if texts else np.zeros((0, 0), np.float32)
-    with tqdm(total=len(texts), desc=f"Embedding {what}s", unit=what, disable=not progress) as bar:
+    with report(len(texts), f"Embedding {what}s", what) as bar:
         # Shortest first: a batch is padded to its longest text, so similar lengths waste the least work.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(texts), EMBED_BATCH):
@@ -161,20 +161,27 @@ def _backend(settings: Settings) -> dict:
 
 
 def build_index(folder: Path | Sequence[Path], settings: Settings, embedder: Embedder, progress: bool = False,
-                log: Callable[[str], None] = lambda message: None, wait: bool = True) -> BuildReport:
+                log: Callable[[str], None] = lambda message: None, wait: bool = True,
+                listener: Listener | None = None) -> BuildReport:
     """Build or update the index at ``settings.index_dir`` from the articles in one or more folders.
 
     Another build of the same index is waited for (``log`` says so); with ``wait=False`` it is an ``IndexBusy``
-    error instead."""
+    error instead. Progress: a bar when ``progress`` (a terminal), else a line through ``log`` every
+    ``settings.progress_seconds``; ``listener(stage, done, total)`` hears every step (``article``, ``passage``,
+    ``sentence``)."""
+
+    def report(total: int, desc: str, unit: str) -> Progress:
+        return Progress(total, desc, unit, progress, log, listener, settings.progress_seconds)
+
     store = prepare_backend(_backend(settings), embedder.model_id, embedder.dim)  # Milvus problems before any work
     with writer_lock(settings.index_dir, wait, log):
-        built = _build_locked(folder, settings, embedder, progress, log)
+        built = _build_locked(folder, settings, embedder, report, log)
         if store is not None:  # Milvus: upsert new and changed articles, delete removed ones
             sync_index(store, settings.index_dir, log)
         return built
 
 
-def _build_locked(folder: Path | Sequence[Path], settings: Settings, embedder: Embedder, progress: bool,
+def _build_locked(folder: Path | Sequence[Path], settings: Settings, embedder: Embedder, report: Report,
                   log: Callable[[str], None]) -> BuildReport:
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -193,15 +200,15 @@ def _build_locked(folder: Path | Sequence[Path], settings: Settings, embedder: E
         except RagError as err:
             log(f"The existing index is not reused: {err}")
     try:
-        return _build(folders, settings, embedder, progress, log, previous, started, timings, lap)
+        return _build(folders, settings, embedder, report, log, previous, started, timings, lap)
     except IndexDamaged as err:  # found only while reading the previous index's rows: build from scratch
         if previous is None:
             raise
         log(f"The existing index is not reused: {err}")
-        return _build(folders, settings, embedder, progress, log, None, started, timings, lap)
+        return _build(folders, settings, embedder, report, log, None, started, timings, lap)
 
 
-def _build(folders: list, settings: Settings, embedder: Embedder, progress: bool, log: Callable[[str], None],
+def _build(folders: list, settings: Settings, embedder: Embedder, report: Report, log: Callable[[str], None],
            previous: Index | None, started: float, timings: dict, lap: Callable[[str, float], float]) -> BuildReport:
     path = Path(settings.index_dir)
     clock = lap("load_previous", started)
@@ -209,6 +216,12 @@ def _build(folders: list, settings: Settings, embedder: Embedder, progress: bool
     articles, skipped = load_folders(folders, settings.max_article_bytes, log, previous, stats)
     for item in skipped:
         log(item.reason)
+    for article in articles:
+        if article.date is None:
+            log(f"{Path(article.source).name} has no date (none in its header or metadata.json); "
+                f"answers will cite it as undated.")
+    with report(len(articles), "Reading articles", "article") as bar:
+        bar.update(len(articles))
     corpus = {a.doc_id: a.sha256 for a in articles}
     clock = lap("read_articles", clock)
     digest = articles_digest(articles)
@@ -266,7 +279,7 @@ def _build(folders: list, settings: Settings, embedder: Embedder, progress: bool
     reused = int((source >= 0).sum())
     texts = [chunk.indexed_text for chunk, _ in todo.values()]
     clock = lap("plan", clock)
-    fresh = _embed_texts(texts, embedder, progress)
+    fresh = _embed_texts(texts, embedder, report)
     clock = lap("embed", clock)
     dim = int(fresh.shape[1]) if len(fresh) else (previous.dense.d if previous is not None and previous.dense.ntotal else embedder.dim)
     vectors = np.empty((total, dim), np.float32)
@@ -280,7 +293,7 @@ def _build(folders: list, settings: Settings, embedder: Embedder, progress: bool
     if settings.sentence_vectors:
         passages = dict(zip(texts, fresh))
         sentences, sentences_embedded = _sentence_vectors(parts, source, previous, embedder, passages, dim,
-                                                          settings.sentence_window, progress)
+                                                          settings.sentence_window, report)
         clock = lap("sentences", clock)
 
     # 3. BM25 tokens: kept rows' token ids are copied, new chunks are tokenised.
@@ -324,7 +337,7 @@ def _sentence_params(sentences: SentenceVectors, window: int) -> dict:
 
 def _sentence_vectors(parts: list[Part], source: np.ndarray, previous: Index | None, embedder: Embedder,
                       passages: dict[str, np.ndarray], dim: int,
-                      window: int, progress: bool) -> tuple[SentenceVectors, int]:
+                      window: int, report: Report) -> tuple[SentenceVectors, int]:
     """Every chunk's sentence vectors: copied from the previous index for re-used chunks, else embedded
     (each distinct sentence text once: overlapping chunks share sentences; a window that is also a passage's
     text, as a chunk of one or two sentences is, takes the vector just embedded for the passage)."""
@@ -343,7 +356,7 @@ def _sentence_vectors(parts: list[Part], source: np.ndarray, previous: Index | N
                 pieces.append([todo.setdefault(text, len(todo)) for text in sentence_texts(chunk, window)])
             position += 1
     new = [text for text in todo if text not in passages]
-    embedded = _embed_texts(new, embedder, progress, "sentence")
+    embedded = _embed_texts(new, embedder, report, "sentence")
     vector_of = dict(zip(new, embedded)) | {text: passages[text] for text in todo if text in passages}
     fresh = np.array([vector_of[text] for text in todo], np.float32).reshape(len(todo), dim)
     offsets = row_offsets([len(p) for p in pieces])

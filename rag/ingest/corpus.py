@@ -117,8 +117,8 @@ def clean_text(raw_text: str) -> str:
 
 
 def guess_title(text: str, max_chars: int = 120) -> str:
-    """A heading-like first line, else the first sentence, shortened to ``max_chars``."""
-    first_line = text.split("\n", 1)[0].strip()
+    """A heading-like first line (without a Markdown ``#`` mark), else the first sentence, shortened to ``max_chars``."""
+    first_line = re.sub(r"^#{1,6}\s+", "", text.split("\n", 1)[0].strip())
     if first_line and len(first_line) <= max_chars and not first_line.endswith((".", "!", "?")):
         return first_line
     sentence = re.split(r"(?<=[.!?])\s", first_line, maxsplit=1)[0]
