@@ -5,10 +5,12 @@ Why learned: hand rules for "which span answers" were written against our own qu
 other German text. Here every token n-gram of the quote (up to ``MAX_TOKENS`` tokens, within clause punctuation) is a
 candidate; typed shapes (amounts with units and ranges, dates and years of any century, capitalised names with
 particles) are flags on those candidates, not the only choices, so non-typed answers stay reachable. A conditional
-logit (a logistic regression whose candidates of one quote share a softmax) over domain-general features (what the question asks for against what the span is, overlap with the
-question's words, distance to the question's words in the quote, length, shape, position) scores them; its
-coefficients live as readable JSON in ``rag/answer/models/span_model.json`` (trained by
-``rag.eval.span_training.train_span_model``). Scoring is numpy only: no learning library at answer time.
+logit (a logistic regression whose candidates of one quote share a softmax) scores them on domain-general features:
+what the question asks for against what the span is, overlap with the question's words, distance to them in the
+quote, noun-phrase boundaries, length, shape, position. The span chosen is the one with the highest expected token
+F1 among the plausible ones (``expected_f1``). The weights live as readable JSON in
+``rag/answer/models/span_model.json`` (trained by ``rag.eval.span_training.train_span_model``); scoring is numpy
+only, no learning library at answer time.
 """
 
 from __future__ import annotations
@@ -192,12 +194,12 @@ def _shape(tokens: list[_Token]) -> dict[str, bool]:
     return {"amount": amount, "date": date, "year": len(tokens) == 1 and tokens[0].year, "name": name}
 
 
+# What a span is; each also crossed with the question's kind ("when_x_year"). The order is the model file's.
 _TYPES = ("digit", "number_only", "year", "month", "unit", "amount", "date", "name", "cap_first", "lower_all",
-          "noun_end",
-          "len1", "len2", "len3plus")
-_BASE = ("overlap_frac", "related_frac", "head_compound", "after_copula", "aligned_before", "aligned_after", "ends_clause",
-         "noun_follows", "modifier_before",
-         "starts_inflected_lower", "any_overlap", "all_overlap", "dist_log", "no_match", "near_left", "near_right",
+          "noun_end", "len1", "len2", "len3plus")
+_BASE = ("overlap_frac", "related_frac", "head_compound", "after_copula", "aligned_before", "aligned_after",
+         "ends_clause", "noun_follows", "modifier_before", "starts_inflected_lower", "any_overlap", "all_overlap",
+         "dist_log", "no_match", "near_left", "near_right",
          "prev_is_q", "next_is_q", "next_is_head", "has_head", "prev_prep", "prev_article", "prev_comma", "next_comma",
          "starts_article", "starts_prep", "starts_stop", "ends_stop", "stop_frac", "commas", "in_parens",
          "sentence_start", "rel_pos", "len_log", "chars_log", "len5_6", "len7plus", "acronym", "maximal_name",
@@ -306,14 +308,16 @@ def span_features(question: str, quote: str, tokens: list[_Token] | None = None)
             "prev_prep": float(prev is not None and prev.lower in de.PREPOSITIONS),
             "prev_article": float(prev is not None and prev.lower in de.ARTICLES),
             "prev_comma": float("," in span[0].gap), "next_comma": float(nxt is not None and "," in nxt.gap),
-            "starts_article": float(span[0].lower in de.ARTICLES), "starts_prep": float(span[0].lower in de.PREPOSITIONS),
+            "starts_article": float(span[0].lower in de.ARTICLES),
+            "starts_prep": float(span[0].lower in de.PREPOSITIONS),
             "starts_stop": float(span[0].stop), "ends_stop": float(span[-1].stop), "stop_frac": stops / size,
             "commas": sum("," in t.gap for t in span[1:]), "in_parens": float(parens[cand.first]),
             "sentence_start": float(cand.first == 0), "rel_pos": cand.first / n,
             "len_log": math.log(size), "chars_log": math.log(cand.end - cand.start), "len5_6": float(5 <= size <= 6),
             "len7plus": float(size >= 7),
             "acronym": float(any(len(t.text) >= 2 and t.text.isupper() and t.text.isalpha() for t in span)),
-            "maximal_name": float(shape["name"] and not (cand.first > 1 and prev.cap and not _breaks(tokens, cand.first))
+            "maximal_name": float(shape["name"]
+                                  and not (cand.first > 1 and prev.cap and not _breaks(tokens, cand.first))
                                   and not (nxt is not None and nxt.cap and not _breaks(tokens, cand.last))),
             "maximal_number": float(shape["amount"] and not (nxt is not None and (nxt.scale or nxt.unit or nxt.number))
                                     and not (prev is not None and prev.number)),
