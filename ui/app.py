@@ -160,9 +160,11 @@ def build(engine: ChatEngine) -> gr.Blocks:
                     show_uncited = gr.Checkbox(False, label="Gefundene, nicht zitierte Passagen zeigen",
                                                elem_id="rag-uncited")
                     with gr.Row(elem_id="rag-dates"):
-                        since = gr.Textbox(label="Artikel ab", placeholder="JJJJ-MM-TT", max_length=10,
+                        # value="": API callers that pass only the earlier inputs keep working (gradio_client
+                        # treats an input without a default value as required)
+                        since = gr.Textbox("", label="Artikel ab", placeholder="JJJJ-MM-TT", max_length=10,
                                            min_width=100, elem_id="rag-since")
-                        until = gr.Textbox(label="Artikel bis", placeholder="JJJJ-MM-TT", max_length=10,
+                        until = gr.Textbox("", label="Artikel bis", placeholder="JJJJ-MM-TT", max_length=10,
                                            min_width=100, elem_id="rag-until")
                 with gr.Accordion("Artikel hinzufügen", open=False, elem_id="rag-upload-box"):
                     gr.HTML(f"<div class='rag-hint'>.txt oder .md, UTF-8, höchstens {_size(MAX_UPLOAD_BYTES)} je "
