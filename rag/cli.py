@@ -104,6 +104,8 @@ def search(
     dates = DateRange.parse(since, until)
     retriever = open_retriever(_settings(index_dir=index_dir), log=_say, progress=_progress())
     hits = retriever.run(question, k=k, mode=mode, dates=dates)
+    if not hits and dates:
+        _say("No article in the index was published in that date range.")
     if as_json:
         typer.echo(json.dumps([asdict(h) for h in hits], ensure_ascii=False))
         return

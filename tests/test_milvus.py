@@ -246,6 +246,8 @@ def test_cli_uses_the_recorded_backend_and_refuses_bad_milvus_input(milvus, seed
     assert found.returncode == 0, found.stderr
     assert {h["doc_id"][:3] for h in json.loads(found.stdout)} <= {"002", "004"}
     _one_sentence(_rag("search", "Meta", "--index-dir", served.index.path, "--until", "30.06.2025"), "YYYY-MM-DD")
+    empty = _rag("search", "Meta", "--index-dir", served.index.path, "--since", "2030-01-01")
+    assert empty.returncode == 0 and not empty.stdout and "in that date range" in empty.stderr
 
     dead = f"http://127.0.0.1:{free_port()}"
     _one_sentence(_rag("index", SEEDS, "--index-dir", tmp_path / "new", "--backend", "milvus", "--milvus-uri", dead),
