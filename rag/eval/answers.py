@@ -232,7 +232,7 @@ def worst(judged: Sequence[Judged], n: int = WORST) -> list[dict]:
     failed.sort(key=lambda item: (REASONS.index(item[0]), -(item[1].confidence or 0.0)))
     rows = []
     for reason, j in failed[:n]:
-        shown = j.short_answer or j.answer or ""
+        shown = j.short_answer if reason == REASONS[4] else j.answer or ""  # the short answer only when it is the fault
         rows.append({"id": j.id, "question": j.question, "gold": _gold_text(j),
                      "answer": "(declined)" if j.abstained else shown, "first_retrieved": j.retrieved[0] if j.retrieved else None,
                      "reason": reason, "confidence": j.confidence})
