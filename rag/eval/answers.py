@@ -38,13 +38,13 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from rag.eval.metrics import answer_correct, doc_ranking, facts_of
+from rag.lang.de import ARTICLES
 
 BINS = 10
 WORST = 20
-# Articles removed before comparing short answers, as the MLQA evaluation script does for German.
-# TODO(he): move to rag.lang.de with the rest of the German language knowledge once the restructure has landed.
-GERMAN_ARTICLES = ("der", "die", "das", "den", "dem", "des", "ein", "eine", "einer", "eines", "einem", "einen")
-_ARTICLE_PATTERN = re.compile(r"\b(?:" + "|".join(GERMAN_ARTICLES) + r")\b")
+# Articles removed before comparing short answers, as the MLQA evaluation script does for German (the English ones
+# of rag.lang.de too, as SQuAD's script does: the span scorer is trained with the same list).
+_ARTICLE_PATTERN = re.compile(r"\b(?:" + "|".join(sorted(ARTICLES)) + r")\b")
 # Why an answer failed, worst first: a confident answer to an unanswerable question misleads most.
 REASONS = ("answered unanswerable", "wrong sentence", "retrieval miss", "false abstention", "wrong short answer")
 
