@@ -72,3 +72,14 @@ def test_a_model_for_other_features_is_refused():
     data["selector"]["features"] = data["selector"]["features"][:-1]
     with pytest.raises(ValueError, match="retrain"):
         S.SelectorModel.from_dict(data)
+
+
+def test_time_fit_reads_relative_years_against_the_article_date():
+    from rag.schema import Article
+
+    text = "Für das laufende Jahr plant die Werft 40 neue Boote. 2023 waren es 30."
+    article = Article("a", "Titel", "2026-01-28", False, text, "a.txt", "0")
+    first = S.sentence_info(text, 0, 52, article)
+    second = S.sentence_info(text, 53, len(text), article)
+    view = S.question_view("Wie viele Boote plant die Werft 2026?", {"boot": 1.0, "werft": 1.0}, 5.0)
+    assert S.time_match(view, first) == 1.0 and S.time_match(view, second) == -1.0
