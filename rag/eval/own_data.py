@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 from rag.errors import RagError
-from rag.eval.evaluation import EvalQuestion
+from rag.eval.evaluation import (REPLAYED, EvalOptions, EvalQuestion, RecordingRetriever, _replayed_runs, _retriever,
+                                 _run_modes, _shown, answer_runs, flatten, result_header, score_splits)
+from rag.eval.metrics import latency_summary
 from rag.eval.xquad import doc_id_for, write_articles
 from rag.retrieve.retrieval import Retriever
 from rag.settings import Settings
@@ -239,18 +241,13 @@ def squad_retriever(data: OwnData, settings: Settings, log: Callable[[str], None
                     progress: bool = False, embedder=None) -> Retriever:
     """A retriever on the SQuAD paragraphs, indexed once into ``squad-<content hash>/`` beside
     ``settings.index_dir`` (by default under ``index/``)."""
-    from rag.eval.evaluation import _retriever
-
     root = Path(settings.index_dir).parent / f"squad-{content_key(data.articles)}"
     folder = write_articles(root / "articles", data.articles)
     return _retriever(root / "index", settings, folder, log, progress, embedder)
 
 
-def evaluate_own(settings: Settings, options, data: OwnData, base: Retriever, label: str = "own") -> dict:
+def evaluate_own(settings: Settings, options: EvalOptions, data: OwnData, base: Retriever, label: str = "own") -> dict:
     """Retrieval configurations and answerers on a user's questions over ``base``'s index (one dataset entry)."""
-    from rag.eval.evaluation import (REPLAYED, RecordingRetriever, _replayed_runs, _run_modes, _shown, answer_runs,
-                                     latency_summary, score_splits)
-
     data = drop_unknown_docs(data, base.index.articles)
     questions = data.questions
     retriever = RecordingRetriever(base)
@@ -268,10 +265,8 @@ def evaluate_own(settings: Settings, options, data: OwnData, base: Retriever, la
             "_samples": samples}
 
 
-def run_own_evaluation(settings: Settings, options, data: OwnData, base: Retriever, label: str) -> dict:
+def run_own_evaluation(settings: Settings, options: EvalOptions, data: OwnData, base: Retriever, label: str) -> dict:
     """The whole result (header, one dataset ``label``, flat metrics) for ``report.write_report``."""
-    from rag.eval.evaluation import flatten, result_header
-
     started = time.perf_counter()
     result = result_header(settings, options)
     result["datasets"][label] = evaluate_own(settings, options, data, base, label)
@@ -280,7 +275,7 @@ def run_own_evaluation(settings: Settings, options, data: OwnData, base: Retriev
     return result
 
 
-def evaluate_file(settings: Settings, options, questions: Path | None = None, squad: Path | None = None,
+def evaluate_file(settings: Settings, options: EvalOptions, questions: Path | None = None, squad: Path | None = None,
                   holdout: int = 0, log: Callable[[str], None] = lambda m: None) -> dict:
     """`rag eval --questions FILE` (over ``settings.index_dir``) or `rag eval --squad FILE [--holdout-articles N]`.
 
