@@ -3,8 +3,7 @@ time named in their own clause, years of any century."""
 
 import pytest
 
-from rag.answer.facts import figure_years, sentence_facts, sentence_years, time_mentions
-from rag.schema import Article
+from rag.answer.facts import figure_years, sentence_time, sentence_years, time_mentions
 
 
 @pytest.mark.parametrize("sentence, published, years", [
@@ -44,9 +43,7 @@ def test_a_figure_belongs_to_the_time_of_its_clause():
     assert figure_years(baseline, None) == {"48,4": {2025}, "40,1": {2024}}
 
 
-def test_sentence_facts_use_the_resolved_time():
-    text = "Für dieses Jahr rechnet Meta mit Kosten zwischen 37 und 40 Milliarden Dollar."
-    article = Article(doc_id="a", title="t", date="2024-10-31", date_inferred=True, text=text, source="a.txt",
-                      sha256="0")
-    facts = sentence_facts(article, 0, len(text))
-    assert facts.years == {2024} and {"37", "40"} <= facts.numbers and facts.figure_years == {2024}
+def test_sentence_time_resolves_years_and_quarters_without_the_baseline():
+    text = "Im vergangenen Quartal stieg der Umsatz auf 40 Milliarden Dollar nach 30 Milliarden vor einem Jahr."
+    assert sentence_time(text, "2024-10-31") == ({2024}, {"2024-q3"})
+    assert sentence_time("Für dieses Jahr rechnet Meta mit Kosten.", None) == (frozenset(), frozenset())

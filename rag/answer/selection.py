@@ -24,7 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
-from rag.answer.facts import quarter_periods, sentence_facts
+from rag.answer.facts import quarter_periods, sentence_time
 from rag.index.lexical import bm25_idf
 from rag.ingest.sentences import sentence_spans
 from rag.lang.de import (ANAPHOR_PATTERN, ANSWER_TYPES, ENGLISH_MONTHS, MONTH_NUMBERS, NUMBER_WORDS, UNIT_PATTERN,
@@ -72,8 +72,8 @@ def sentence_info(text: str, start: int, end: int, article=None) -> SentenceInfo
     s = text[start:end]
     years, periods = frozenset(int(y) for y in YEAR.findall(s)), frozenset()
     if article is not None:
-        facts = sentence_facts(article, start, end)
-        years, periods = years | facts.years, facts.periods
+        resolved, periods = sentence_time(s, article.date)
+        years = years | resolved
     caps = frozenset(m.group(0).casefold() for m in _CAPITALISED.finditer(s) if m.start() > 0)
     return SentenceInfo(start, end, tuple(tokenize(s)), frozenset(m.group(0) for m in NUMBER.finditer(s)),
                         frozenset(YEAR.findall(s)), bool(MONTH.search(s)), bool(DAY_DATE.search(s)),
