@@ -342,3 +342,23 @@ def test_squad_route_reproduces_the_xquad_retrieval_numbers(tmp_path):
     assert scores["questions"] == builtin["questions"] == 1190
     assert abs(scores["recall@1"] - builtin["recall@1"]) <= 0.002
     assert abs(scores["recall@5"] - builtin["recall@5"]) <= 0.002
+
+
+def test_removed_article_index_is_the_full_one_without_articles_37_to_48(tmp_path, settings_for, fake_embedder):
+    """The second index of the XQuAD-de protocol drops the removed paragraphs and embeds nothing again."""
+    from rag.eval.evaluation import EvalOptions, _retriever
+    from rag.eval.xquad_answers import REMOVED_ARTICLES, removed_retriever
+
+    source = tmp_path / "mini-xquad.json"
+    source.write_text(json.dumps(squad([[(f"Artikel {a} über Meta im Jahr 2024.", [(f"q{a}", "Worüber?", "Meta", 14)])]
+                                        for a in range(40)])), encoding="utf-8")
+    options = EvalOptions(xquad_source=source, xquad_workdir=tmp_path / "work")
+    folder = write_articles(tmp_path / "full-articles", read_squad(source).articles)
+    settings = settings_for()
+    full = _retriever(tmp_path / "xq-index", settings, folder, lambda m: None, False, fake_embedder)
+    embedded = sum(map(len, fake_embedder.calls))
+    reduced = removed_retriever(full.index.path, settings, options, lambda m: None, fake_embedder)
+    kept = {int(doc_id[:2]) for doc_id in reduced.index.articles}
+    assert kept == set(range(40)) - set(REMOVED_ARTICLES) and len(full.index.articles) == 40
+    assert sum(map(len, fake_embedder.calls)) == embedded          # nothing embedded for the second index
+    assert reduced.index.path.resolve() != full.index.path.resolve()
