@@ -26,8 +26,10 @@ def free_port() -> int:
 def _answers(uri: str) -> bool:
     from pymilvus import MilvusClient
 
+    from rag.index.milvus import GRPC_OPTIONS
+
     try:
-        client = MilvusClient(uri, timeout=2)
+        client = MilvusClient(uri, timeout=2, grpc_options=GRPC_OPTIONS)
         client.list_collections()
         client.close()
         return True
