@@ -41,9 +41,11 @@ def open_retriever(settings: Settings, log: Callable[[str], None] = lambda m: No
 
 
 def add_files(files: Sequence[tuple[str, bytes]], index, settings, embedder,
-              log: Callable[[str], None] = lambda m: None, max_bytes: int = MAX_UPLOAD_BYTES) -> UploadResult:
+              log: Callable[[str], None] = lambda m: None, max_bytes: int = MAX_UPLOAD_BYTES,
+              listener: Listener | None = None) -> UploadResult:
     """Save valid files beside ``index`` and re-index incrementally; the index on disk is only replaced when
-    the build succeeds (``build_index`` swaps atomically), and a failed build removes the new files again."""
+    the build succeeds (``build_index`` swaps atomically), and a failed build removes the new files again.
+    ``listener`` hears the build's progress."""
     folder = uploads_dir(settings.index_dir)
     folders = source_folders((a.source for a in index.articles.values()), folder, settings.seeds_dir)
     indexed = {doc_id: (a.sha256, str(Path(a.source).parent)) for doc_id, a in index.articles.items()}
@@ -51,7 +53,7 @@ def add_files(files: Sequence[tuple[str, bytes]], index, settings, embedder,
     if not result.saved:
         return result
     try:
-        result.report = build_index(folders, settings, embedder, log=log)
+        result.report = build_index(folders, settings, embedder, log=log, listener=listener)
     except BaseException:
         undo(result)
         raise

@@ -563,8 +563,9 @@ class ChatEngine:
             log.error("indexing an upload failed", exc_info=err)
         return friendly(err)
 
-    def _add(self, files: list[tuple[str, bytes]], max_bytes: int = MAX_UPLOAD_BYTES) -> UploadResult:
-        """Save files into the uploads folder, re-index, and swap in the new index (the queue's worker)."""
+    def _add(self, files: list[tuple[str, bytes]], listener=None, max_bytes: int = MAX_UPLOAD_BYTES) -> UploadResult:
+        """Save files into the uploads folder, re-index, and swap in the new index (the queue's worker;
+        ``listener`` hears the build's steps)."""
         with self._uploading:
             retriever = self.retriever
             if self._build_embedder is None:
@@ -572,7 +573,7 @@ class ChatEngine:
 
                 self._build_embedder = make_embedder(self.settings)
             result = add_files(files, retriever.index, self.settings, self._build_embedder, log=self.say,
-                               max_bytes=max_bytes)
+                               max_bytes=max_bytes, listener=listener)
             if result.saved:
                 self.install(self._reopen(retriever))
         return result

@@ -209,6 +209,7 @@ def source_folders(sources: Iterable[str], uploads: Path, fallback: Path | None 
 
 QUEUE_FOLDER = ".queue"
 BATCH_BYTES = 20_000  # small files waiting together are indexed in one build
+STEPS = {"article": "liest Artikel", "passage": "bettet Passagen ein", "sentence": "bettet Sätze ein"}
 
 
 @dataclass
@@ -231,11 +232,12 @@ class UploadQueue:
     with it must not wait that long, and the chat must keep answering meanwhile. Each file is first written to
     ``<uploads>/.queue/`` (so a killed app indexes it at the next start: ``resume``), then the worker takes the
     smallest waiting file, plus further small ones up to ``BATCH_BYTES``, and calls ``index(files)`` — which
-    saves them into the uploads folder and re-indexes (``rag.pipeline.add_files``). A file already being indexed
-    is not interrupted: a small file sent later waits for that one build.
+    saves them into the uploads folder and re-indexes (``rag.pipeline.add_files``), reporting the build's steps
+    to the listener it is given (the job's state then says e.g. "bettet Sätze ein: 120/812"). A file already
+    being indexed is not interrupted: a small file sent later waits for that one build.
     """
 
-    def __init__(self, folder: Path, index: Callable[[list[tuple[str, bytes]]], UploadResult],
+    def __init__(self, folder: Path, index: Callable[[list[tuple[str, bytes]], Callable[[str, int, int], None]], UploadResult],
                  failed: Callable[[BaseException], str], max_bytes: int = MAX_UPLOAD_BYTES) -> None:
         self.spool = Path(folder) / QUEUE_FOLDER
         self._index = index
@@ -302,8 +304,13 @@ class UploadQueue:
     def _work(self) -> None:
         while True:
             batch = self._next()
+
+            def hear(stage: str, done: int, total: int) -> None:
+                for job in batch:
+                    job.state = f"wird indexiert ({STEPS.get(stage, stage)}: {done}/{total})"
+
             try:
-                result = self._index([(job.name, job.spool.read_bytes()) for job in batch])
+                result = self._index([(job.name, job.spool.read_bytes()) for job in batch], hear)
                 lines, state = result.messages(), "fertig"
             except BaseException as err:  # the message is the caller's; the files stay queued for the next start
                 lines, state, result = [f"✗ {self._failed(err)}"], "fehlgeschlagen", None
