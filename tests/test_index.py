@@ -251,7 +251,7 @@ def test_update_chunks_tokenises_and_embeds_only_the_new_article(seeds_copy, set
     fake_embedder.calls.clear()
     report = build_index(seeds_copy, settings, fake_embedder)
     assert chunked == ["005_new"] and len(tokenised) == 1 and report.embedded == 1
-    assert sum(len(c) for c in fake_embedder.calls) == 1 + 2  # one passage, its two sentence windows
+    assert sum(len(c) for c in fake_embedder.calls) == 1 + 1  # one passage, its second window (the first is its text)
     new_lines = (settings.index_dir / "articles.jsonl").read_text(encoding="utf-8").splitlines()
     assert new_lines[:len(old_lines)] == old_lines, "unchanged article rows are kept byte for byte"
     # Same files as a build from scratch (apart from the parameters' creation time).
