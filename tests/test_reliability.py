@@ -268,11 +268,16 @@ def test_a_metadata_date_that_is_no_date_is_a_warning_and_unknown(tmp_path):
     assert load_index(tmp_path / "idx").articles["ohne"].date is None
 
 
-def test_small_upload_is_not_held_up_by_a_large_one(seeds_copy, settings_for, fake_embedder):
-    """Sent together, the small file is indexed first, in about its own indexing time (embedding is made slow
-    here: 20 ms per text, so the large file's 800 sentences take tens of seconds)."""
+LARGE = ("lang.txt", "".join(f"Meldung {i}: Meta investiert {i} Millionen. " for i in range(800)).encode())
+SMALL = ("kurz.txt", TINY["nordwind"].encode())
+
+
+@pytest.fixture
+def slow_queue(seeds_copy, settings_for, fake_embedder):
+    """An upload queue on a seeds index whose embedder takes 20 ms per text (so the large file's 800 sentences
+    take tens of seconds); ``spent`` records each build's seconds by its first file's name."""
     from conftest import FakeEmbedder
-    from rag.ingest.uploads import UploadQueue, Uploads, uploads_dir
+    from rag.ingest.uploads import UploadQueue, uploads_dir
     from rag.pipeline import add_files
 
     class SlowEmbedder(FakeEmbedder):
@@ -290,22 +295,47 @@ def test_small_upload_is_not_held_up_by_a_large_one(seeds_copy, settings_for, fa
         spent[files[0][0]] = time.perf_counter() - started
         return result
 
-    large = ("lang.txt", "".join(f"Meldung {i}: Meta investiert {i} Millionen. " for i in range(800)).encode())
-    small = ("kurz.txt", TINY["nordwind"].encode())
-    queue = UploadQueue(uploads_dir(settings.index_dir), index, str)
+    return UploadQueue(uploads_dir(settings.index_dir), index, str), spent, settings
+
+
+def _both_indexed(queue, uploads, settings):
+    assert uploads.finished(600)
+    assert {"kurz", "lang"} <= set(load_index(settings.index_dir).articles)
+    assert not list(queue.spool.iterdir()), "nothing left in the queue folder"
+
+
+def test_small_upload_sent_with_a_large_one_goes_first(slow_queue):
+    """Issue 15: sent together, the small file is indexed first, in about its own indexing time, and the large
+    file's state shows the build's progress."""
+    from rag.ingest.uploads import Uploads
+
+    queue, spent, settings = slow_queue
     started = time.perf_counter()
-    uploads = Uploads(queue.submit([large, small]))
+    uploads = Uploads(queue.submit([LARGE, SMALL]))
     assert uploads.jobs[1].done.wait(300)
-    small_waited = time.perf_counter() - started
-    assert uploads.jobs[0].state.startswith("wird indexiert"), "the large file is indexed after the small one"
-    assert small_waited <= spent["kurz.txt"] + 10
+    assert time.perf_counter() - started <= spent["kurz.txt"] + 10
+    assert not uploads.jobs[0].done.is_set(), "the large file is indexed after the small one"
     states = set()
     while not uploads.finished(timeout=0.2):
         states.add(uploads.messages()[0])
     assert any(re.fullmatch(r"… lang\.txt: wird indexiert \(bettet (Passagen|Sätze) ein: \d+/\d+\)", s) for s in states), states
-    assert spent["lang.txt"] > spent["kurz.txt"]
-    assert {"kurz", "lang"} <= set(load_index(settings.index_dir).articles)
-    assert not list(queue.spool.iterdir()), "nothing left in the queue folder"
+    _both_indexed(queue, uploads, settings)
+
+
+def test_small_upload_sent_later_interrupts_a_large_build(slow_queue):
+    """A small file sent while a large one is being embedded does not wait for it: the large build gives way
+    (nothing of it reaches the index) and runs again right after."""
+    from rag.ingest.uploads import Uploads
+
+    queue, spent, settings = slow_queue
+    large = Uploads(queue.submit([LARGE]))
+    while "bettet" not in large.messages()[0]:
+        assert not large.finished(timeout=0.1)
+    started = time.perf_counter()
+    small = Uploads(queue.submit([SMALL]))
+    assert small.finished(300) and time.perf_counter() - started <= spent["kurz.txt"] + 10
+    assert not large.finished(timeout=0) and "lang" not in load_index(settings.index_dir).articles
+    _both_indexed(queue, Uploads(large.jobs + small.jobs), settings)
 
 
 # --- over HTTP, on the real `rag chat` ---------------------------------------------------------------------------

@@ -209,6 +209,7 @@ def source_folders(sources: Iterable[str], uploads: Path, fallback: Path | None 
 
 QUEUE_FOLDER = ".queue"
 BATCH_BYTES = 20_000  # small files waiting together are indexed in one build
+PREEMPT_RATIO = 4  # a waiting file this many times smaller than the running build interrupts it
 STEPS = {"article": "liest Artikel", "passage": "bettet Passagen ein", "sentence": "bettet Sätze ein"}
 
 
@@ -225,6 +226,10 @@ class UploadJob:
     done: threading.Event = field(default_factory=threading.Event)
 
 
+class _Interrupted(Exception):
+    """A smaller file is waiting: the running build gives way (raised from the build's progress listener)."""
+
+
 class UploadQueue:
     """Uploads indexed one build at a time in a background thread, smallest files first.
 
@@ -233,8 +238,10 @@ class UploadQueue:
     ``<uploads>/.queue/`` (so a killed app indexes it at the next start: ``resume``), then the worker takes the
     smallest waiting file, plus further small ones up to ``BATCH_BYTES``, and calls ``index(files)`` — which
     saves them into the uploads folder and re-indexes (``rag.pipeline.add_files``), reporting the build's steps
-    to the listener it is given (the job's state then says e.g. "bettet Sätze ein: 120/812"). A file already
-    being indexed is not interrupted: a small file sent later waits for that one build.
+    to the listener it is given (the job's state then says e.g. "bettet Sätze ein: 120/812"). A file sent while a
+    build at least ``PREEMPT_RATIO`` times its size runs interrupts that build at its next step (nothing of it
+    reaches the index; its files wait again) and goes first; the interrupted files are indexed right after,
+    re-embedding what they had done.
     """
 
     def __init__(self, folder: Path, index: Callable[[list[tuple[str, bytes]], Callable[[str, int, int], None]], UploadResult],
@@ -304,14 +311,23 @@ class UploadQueue:
     def _work(self) -> None:
         while True:
             batch = self._next()
+            size = sum(job.size for job in batch)
 
             def hear(stage: str, done: int, total: int) -> None:
+                with self._wake:
+                    if any(job.size * PREEMPT_RATIO <= size for job in self._jobs):
+                        raise _Interrupted
                 for job in batch:
                     job.state = f"wird indexiert ({STEPS.get(stage, stage)}: {done}/{total})"
 
             try:
                 result = self._index([(job.name, job.spool.read_bytes()) for job in batch], hear)
                 lines, state = result.messages(), "fertig"
+            except _Interrupted:
+                for job in batch:
+                    job.state = "wartet (eine kleinere Datei geht vor)"
+                self._enqueue(batch)
+                continue
             except BaseException as err:  # the message is the caller's; the files stay queued for the next start
                 lines, state, result = [f"✗ {self._failed(err)}"], "fehlgeschlagen", None
             for job in batch:
