@@ -8,6 +8,7 @@ sentences for a question about it are the same text. Saves the README's screensh
 
 from __future__ import annotations
 
+import html
 import os
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test n
 pytest.importorskip("gradio", reason="the chat app needs the 'chat' extra (gradio)")
 
 import chat_app  # noqa: E402
+import gradio_client  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -200,16 +202,28 @@ def test_input_limit_counter_german_page(browser, app):
     page.type(QUESTION, "Hallo")
     page.wait_for_function("document.querySelector('#rag-input-note .rag-count').textContent.startsWith('5 /')")
     assert page.inner_text("#rag-input-note .rag-count") == "5 / 2.000"
-    page.fill(QUESTION, "x" * 5000)  # a script or a paste that bypasses maxlength
-    page.press(QUESTION, "Enter")
+    page.fill(QUESTION, "")
+    page.evaluate("""(text) => {  // a paste of 5,000 characters: the browser keeps the first 2,000
+        const box = document.querySelector('#rag-question textarea');
+        const data = new DataTransfer();
+        data.setData('text/plain', text);
+        box.dispatchEvent(new ClipboardEvent('paste', {clipboardData: data, bubbles: true, cancelable: true}));
+        box.value = text.slice(0, box.maxLength);
+        box.dispatchEvent(new InputEvent('input', {bubbles: true, inputType: 'insertFromPaste'}));
+    }""", "x" * 5000)
     error = page.locator("#rag-input-note .rag-input-error >> visible=true").first
     error.wait_for(timeout=10_000)
-    assert "zu lang" in error.inner_text()
+    assert "zu lang (5.000 Zeichen, höchstens 2.000)" in error.inner_text()
+    page.press(QUESTION, "Enter")  # not sent before the user has looked at the cut question
+    page.wait_for_timeout(1500)
     box = error.bounding_box()
     assert box is not None and box["y"] + box["height"] <= page.viewport_size["height"]  # on screen, under the input
     red = colour(page, "#rag-input-note .rag-input-error")
     assert int(red[0]) > int(red[1])
     assert page.locator("#rag-chat .rag-question").count() == 0  # no giant bubble
+    client = gradio_client.Client(app["url"], verbose=False)  # a script sending more than the limit: same sentence
+    history, kept, note = client.predict("x" * 5000, [], "extractive", 5, False, "", "", "", api_name="/chat")
+    assert history == [] and kept == "x" * 5000 and "Die Frage ist zu lang (5000 Zeichen" in html.unescape(note)
     page.click("#rag-upload-box button >> nth=0")
     dropzone = page.inner_text("#rag-files")
     assert "Drop File Here" not in dropzone and "Click to Upload" not in dropzone, dropzone  # Gradio's labels: German

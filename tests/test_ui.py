@@ -259,7 +259,7 @@ def client(app):
 
 def chat(client, question, history):
     """One turn through the `/chat` endpoint, as the browser sends it; returns (history, last assistant HTML)."""
-    history, _, _ = client.predict(question, history, "extractive", 5, False, "", api_name="/chat")
+    history, _, _ = client.predict(question, history, "extractive", 5, False, "", "", "", api_name="/chat")
     content = history[-1]["content"]
     text = content if isinstance(content, str) else "".join(part.get("text", "") for part in content)
     return history, text
@@ -373,7 +373,7 @@ def stub_server():
 
 
 def test_server_answer_streams_into_the_chat_replacing_the_extractive_one(client, stub_server):
-    job = client.submit(META_2026, [], "server", 5, False, stub_server.url, api_name="/chat")
+    job = client.submit(META_2026, [], "server", 5, False, stub_server.url, "", "", api_name="/chat")
     history, _, _ = job.result(timeout=60)
     steps = ["".join(part.get("text", "") for part in out[0][-1]["content"]) if not isinstance(out[0][-1]["content"], str)
              else out[0][-1]["content"] for out in job.outputs()]
@@ -386,9 +386,9 @@ def test_server_answer_streams_into_the_chat_replacing_the_extractive_one(client
 
 
 def test_server_rewrites_the_followup(client, stub_server):
-    history, _, _ = client.predict(META_2026, [], "extractive", 5, False, "", api_name="/chat")
-    history, _, _ = client.predict("Wer ist dort Finanzchefin?", history, "server", 5, False, stub_server.url,
-                                   api_name="/chat")
+    history, _, _ = client.predict(META_2026, [], "extractive", 5, False, "", "", "", api_name="/chat")
+    history, _, _ = client.predict("Wer ist dort Finanzchefin?", history, "server", 5, False, stub_server.url, "",
+                                   "", api_name="/chat")
     content = history[-1]["content"]
     text = html.unescape(content if isinstance(content, str) else "".join(p.get("text", "") for p in content))
     assert "Verstanden als: <q>Wer ist Finanzchefin bei Meta?</q>" in text

@@ -11,6 +11,7 @@ browser uses it) and ``/upload`` (files → messages).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -26,8 +27,15 @@ from rag.ingest.uploads import MAX_UPLOAD_BYTES  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 CSS = (HERE / "style.css").read_text(encoding="utf-8")
-# page.js first: it makes the page German before Gradio picks the language of its own labels
-HEAD = "".join(f"<script>{(HERE / name).read_text(encoding='utf-8')}</script>" for name in ("page.js", "cite.js"))
+HEAD = f"<style>{(HERE / 'page.css').read_text(encoding='utf-8')}</style>" + "".join(
+    f"<script>{(HERE / name).read_text(encoding='utf-8')}</script>" for name in ("page.js", "cite.js"))
+# Gradio's own labels ("Datei hier ablegen", "Hochladen", errors) in German whatever the browser's language: Gradio
+# picks its strings by the browser's language, so its German strings (from Gradio's de translation, for the
+# components this app shows) are registered under every language Gradio knows.
+GRADIO_GERMAN = json.loads((HERE / "gradio_de.json").read_text(encoding="utf-8"))
+GRADIO_LANGUAGES = ("ar", "ca", "ckb", "de", "en", "es", "et", "eu", "fa", "fi", "fr", "he", "hi", "id", "ja", "ko",
+                    "lt", "nb", "nl", "pl", "pt", "pt-BR", "ro", "ru", "sv", "ta", "th", "tr", "uk", "ur", "uz",
+                    "zh-CN", "zh-TW")
 UPLOAD_FAILED = "Die Dateien konnten wegen eines internen Fehlers nicht hinzugefügt werden; die Artikel bleiben wie bisher."
 PLACEHOLDER = ("<div class='rag-placeholder'><b>Fragen Sie die Nachrichtenartikel.</b><br>"
                "Jede Antwort zitiert die Sätze, auf denen sie beruht – mit Artikel, Datum und Fundstelle.</div>")
@@ -201,5 +209,6 @@ def launch(engine: ChatEngine, host: str = "127.0.0.1", port: int = 7860, block:
     demo.queue(default_concurrency_limit=8, max_size=64)
     demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, show_error=False, quiet=True,
                 ssr_mode=False, theme=theme(), css=CSS, head=HEAD, max_file_size=f"{2 * MAX_UPLOAD_BYTES // 1000}kb",
-                footer_links=["api"], enable_monitoring=False, run_history=False)
+                footer_links=["api"], enable_monitoring=False, run_history=False,
+                i18n=gr.I18n(**{language: GRADIO_GERMAN for language in GRADIO_LANGUAGES}))
     return demo

@@ -48,6 +48,11 @@ ANSWERERS = {
     "llm": "Lokales Sprachmodell (Qwen2.5 1.5B)",
     "server": "Sprachmodell-Server (OpenAI-kompatibel)",
 }
+class SettingProblem(RagError):
+    """A chat setting the user can fix (server URL missing or refused): shown in the chat as written (German).
+    Other errors of the language-model path (server down, …) are logged; the chat says only that it did not answer."""
+
+
 INTERNAL_ERROR = ("Entschuldigung, bei dieser Frage ist ein interner Fehler aufgetreten. Bitte versuchen Sie es noch "
                   "einmal oder formulieren Sie die Frage anders.")
 
@@ -340,7 +345,7 @@ class ChatEngine:
             update: dict = {"answerer": options.answerer, "llm_url": url}
             if options.answerer == "server":
                 if not url:
-                    raise RagError("Bitte unter Einstellungen die URL des Sprachmodell-Servers angeben.")
+                    raise SettingProblem("Bitte unter Einstellungen die URL des Sprachmodell-Servers angeben.")
                 if url != self.settings.llm_url:
                     self._check_server_url(url)
                     update["llm_api_key_env"] = "RAG_CHAT_NO_API_KEY"  # the configured key goes to its own server only
@@ -368,10 +373,11 @@ class ChatEngine:
 
         parsed = urlparse(url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise RagError("Die Server-URL muss mit http:// oder https:// beginnen, z. B. http://127.0.0.1:8080/v1.")
+            raise SettingProblem("Die Server-URL muss mit http:// oder https:// beginnen, z. B. "
+                                 "http://127.0.0.1:8080/v1.")
         if not self.allow_server_urls:
-            raise RagError("Diese App ist freigegeben; sie nutzt nur den beim Start eingestellten Sprachmodell-Server "
-                           "(RAG_LLM_URL).")
+            raise SettingProblem("Diese App ist freigegeben; sie nutzt nur den beim Start eingestellten "
+                                 "Sprachmodell-Server (RAG_LLM_URL).")
 
     def _completer(self, options: Options) -> Callable[[list[dict]], str] | None:
         """``messages -> text`` with the chosen model, for rewriting follow-ups; None when there is none."""
@@ -526,8 +532,10 @@ class ChatEngine:
                 else:
                     log.exception("generating an answer to %r failed", turn.standalone)
                 yield Update(answer_html(answer, uid, articles, rewrite=note, show_uncited=options.show_uncited,
-                                         note="Das Sprachmodell hat nicht geantwortet; hier die Antwort aus den "
-                                              "Artikeln (wörtliche Zitate).", english=english),
+                                         note=f"{err} Hier die Antwort aus den Artikeln (wörtliche Zitate)."
+                                         if isinstance(err, SettingProblem) else "Das Sprachmodell hat nicht "
+                                         "geantwortet; hier die Antwort aus den Artikeln (wörtliche Zitate).",
+                                         english=english),
                              answer, turn.standalone, done=True)
                 return
             final = final or answer

@@ -1,10 +1,6 @@
-// A German page: Gradio chooses the language of its own labels (and sets <html lang>) from navigator.language,
-// so the page says "de" before Gradio starts, and keeps <html lang="de"> whatever Gradio sets later.
+// A German page: Gradio sets <html lang> from the browser's language; the page keeps lang="de" (screen readers,
+// hyphenation, spell checking). Gradio's own labels are made German by the translations in ui/gradio_de.json.
 (function () {
-  try {
-    Object.defineProperty(Navigator.prototype, "language", { get: function () { return "de-DE"; }, configurable: true });
-    Object.defineProperty(Navigator.prototype, "languages", { get: function () { return ["de-DE", "de"]; }, configurable: true });
-  } catch (e) { /* an old browser: only the attribute below */ }
   var html = document.documentElement;
   function german() { if (html.getAttribute("lang") !== "de") html.setAttribute("lang", "de"); }
   german();
@@ -30,6 +26,7 @@
     var text = german(n) + " / " + german(max);
     if (p.count.textContent !== text) p.count.textContent = text;
     var over = n > max || pasted > 0;
+    if (over) p.box.dataset.tooLong = "1"; else delete p.box.dataset.tooLong;
     p.counter.classList.toggle("rag-counter-full", n >= max);
     var note = p.counter.querySelector(".rag-input-error.rag-typed");
     if (over && !note) {
@@ -88,16 +85,23 @@
     echo.appendChild(waiting);
     chat.appendChild(echo);
   }
+  // A question cut at the limit by a paste is not sent until the user has looked at it (any edit clears that).
+  function blocked(event, box) {
+    if (!box || box.dataset.tooLong !== "1") return false;
+    event.preventDefault();
+    event.stopImmediatePropagation();
+    return true;
+  }
   document.addEventListener("keydown", function (event) {
     var box = event.target;
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing && box.closest && box.closest("#rag-question")) {
-      show(box.value);
+      if (!blocked(event, box)) show(box.value);
     }
   }, true);
   document.addEventListener("click", function (event) {
     if (event.target.closest && event.target.closest("#rag-send")) {
       var box = document.querySelector("#rag-question textarea");
-      if (box) show(box.value);
+      if (box && !blocked(event, box)) show(box.value);
     }
   }, true);
   setInterval(function () {
