@@ -236,7 +236,7 @@ class UploadQueue:
     Why: indexing a large upload (hundreds of sentences to embed) takes minutes on two cores; a small file sent
     with it must not wait that long, and the chat must keep answering meanwhile. Each file is first written to
     ``<uploads>/.queue/`` (so a killed app indexes it at the next start: ``resume``), then the worker takes the
-    smallest waiting file, plus further small ones up to ``BATCH_BYTES``, and calls ``index(files)`` — which
+    smallest waiting file, plus further small ones up to ``BATCH_BYTES``, and calls ``index(files, listener)``, which
     saves them into the uploads folder and re-indexes (``rag.pipeline.add_files``), reporting the build's steps
     to the listener it is given (the job's state then says e.g. "bettet Sätze ein: 120/812"). A file sent while a
     build at least ``PREEMPT_RATIO`` times its size runs interrupts that build at its next step (nothing of it
