@@ -103,13 +103,14 @@ def calibration_chart(result: Mapping, path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(6.0, 5.0))
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--", label="perfect calibration")
     for label, curve, ece in curves:
-        ax.plot([b["predicted"] for b in curve], [b["observed"] for b in curve], marker="o", ms=3,
-                label=f"{label} (ECE {_fmt(ece)})")
+        x, y, n = ([b[k] for b in curve] for k in ("predicted", "observed", "n"))
+        line, = ax.plot(x, y, lw=1, label=f"{label} (ECE {_fmt(ece)})")
+        ax.scatter(x, y, s=[8 + 120 * count / max(n) for count in n], color=line.get_color())  # area ∝ questions
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("confidence (mean per bin)")
     ax.set_ylabel("share of answers correct")
-    ax.set_title("Reliability of `confidence` (answered questions)")
+    ax.set_title("Reliability of `confidence` (answered questions; dot area ∝ questions in the bin)", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
