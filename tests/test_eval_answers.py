@@ -38,9 +38,9 @@ ROWS = [
 ]
 
 
-def answer(text, short, confidence, cited, retrieved, abstained=False) -> dict:
+def answer(text, short, confidence, cited, retrieved, abstained=False, quote=None) -> dict:
     return {"answer": text, "abstained": abstained, "short_answer": short, "confidence": confidence,
-            "citations": [{"n": i + 1, "doc_id": d} for i, d in enumerate(cited)],
+            "citations": [{"n": i + 1, "doc_id": d, "quote": quote or text} for i, d in enumerate(cited)],
             "retrieved": [{"doc_id": d} for d in retrieved]}
 
 
@@ -53,7 +53,8 @@ ANSWERS = {
     # right, but cites the non-gold article that states the same figure; gold ranked second
     "a3": answer("Umsatz von knapp 59,9 Milliarden Dollar [1].", "59,9 Milliarden Dollar", 0.7, [A4], [A4, A2]),
     # wrong sentence of the gold article: F1 = 2/3 (milliarden, dollar)
-    "a4": answer("Der Umsatz stieg auf gut 39 Milliarden Dollar [1].", "39 Milliarden Dollar", 0.6, [A0], [A0]),
+    "a4": answer("Der Umsatz stieg auf gut 39 Milliarden Dollar [1].", "39 Milliarden Dollar", 0.6, [A0], [A0],
+                 quote="Der Umsatz stieg auf gut 39 Mrd. Dollar."),   # a short answer that is not in its quote
     # gold article not retrieved
     "a5": answer("Jeremy Goldman, Chefanalyst bei Emarketer [1].", "Jeremy Goldman", 0.55, [A3], [A3, A0]),
     # declined although the gold article is first
@@ -102,6 +103,7 @@ def test_every_answer_metric_by_hand(judged):
     assert scores["short_f1"] == pytest.approx((1 + 0.8 + 1 + 2 / 3 + 0 + 0 + 0 + 1) / 8)
     assert scores["short_correct"] == pytest.approx(4 / 8)          # a1 a2 a3 a8
     assert scores["short_given"] == 6
+    assert scores["short_verbatim"] == pytest.approx(6 / 7)         # a1 a2 a3 a5 a8 u2 in their quotes, a4 not
     assert scores["gold_citation"] == pytest.approx(5 / 8)          # a1 a2 a4 a7 a8
     assert scores["abstention"] == pytest.approx(1 / 2)             # u1
     assert scores["false_abstention"] == pytest.approx(1 / 8)       # a6

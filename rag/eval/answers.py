@@ -14,6 +14,7 @@ the report, ``worst`` into the table of failures a user reads first.
   user's ``answers`` column); a missing ``short_answer`` scores 0. The German
   eval set's gold is a list of facts, not spans: there the short answer is
   scored as *short correct* (it holds every fact) instead.
+- *short verbatim*: answers whose ``short_answer`` is a substring of one of their cited quotes (must be 1.0).
 - *gold citation*: answered answerable questions citing a gold article, over
   all answerable questions with gold articles.
 - *abstention*: unanswerable questions declined; *false abstention*:
@@ -100,6 +101,7 @@ class Judged:
     short_answer: str | None
     confidence: float | None
     cited: tuple[str, ...]      # doc ids of the citations, in order
+    quotes: tuple[str, ...]     # the citations' quotes, in order
     retrieved: tuple[str, ...]  # doc ids of the retrieval list, best first, each once
 
     @property
@@ -131,6 +133,7 @@ def judge(question, result: Mapping, span_gold: bool = False) -> Judged:
         answer=result.get("answer"), abstained=bool(result.get("abstained")), short_answer=result.get("short_answer"),
         confidence=None if confidence is None else float(confidence),
         cited=tuple(c.get("doc_id") for c in result.get("citations") or []),
+        quotes=tuple(c.get("quote") or "" for c in result.get("citations") or []),
         retrieved=tuple(doc_ranking(r.get("doc_id") for r in result.get("retrieved") or [])))
 
 
@@ -189,6 +192,7 @@ def answer_scores(judged: Sequence[Judged], bins: int = BINS) -> dict:
         "short_correct": (_share([not j.abstained and answer_correct(j.short_answer, j.facts) for j in with_facts])
                           if shorts_given else None),
         "short_given": sum(j.short_answer is not None for j in answerable),
+        "short_verbatim": _share([any(j.short_answer in q for q in j.quotes) for j in judged if j.short_answer]),
         "gold_citation": _share([j.gold_cited for j in answerable if j.gold_docs]),
         "abstention": _share([j.abstained for j in unanswerable]),
         "false_abstention": _share([j.abstained for j in answerable]),

@@ -13,14 +13,14 @@ from rag.eval.report import _fmt, _retrieval_header, _retrieval_rows, _table
 
 OWN_SETS = ("own", "squad")
 COLUMNS = [("contains_gold", "contains gold"), ("short_exact", "short EM"), ("short_f1", "short F1"),
-           ("short_correct", "short correct"), ("gold_citation", "gold citation"), ("abstention", "abstention"),
+           ("short_correct", "short correct"), ("short_verbatim", "short verbatim"), ("gold_citation", "gold citation"), ("abstention", "abstention"),
            ("false_abstention", "false abstention"), ("ece", "ECE"), ("removed_declined", "removed declined"),
            ("ece_incl_removed", "ECE incl. removed")]
 DEFINITIONS = (
     "*Contains gold*: the answer holds every gold fact (answerable questions; a declined one is wrong). "
     "*Short EM/F1*: SQuAD's exact match and token F1 of `short_answer` against the gold spans (German "
     "normalisation: lower case, no punctuation, no articles; a missing short answer scores 0). *Short correct*: "
-    "the short answer holds every gold fact. *Gold citation*: answered and citing a gold article. *Abstention*: "
+    "the short answer holds every gold fact; *short verbatim*: it is a substring of a cited quote. *Gold citation*: answered and citing a gold article. *Abstention*: "
     "unanswerable questions declined; *false abstention*: answerable ones declined. *ECE*: expected calibration "
     "error of `confidence` over the answered questions (10 bins). `–`: not measured (e.g. the answerer gives no "
     "`short_answer`/`confidence`).")
