@@ -163,6 +163,9 @@ def test_model_answer_replaces_the_extractive_one_as_it_streams(model_engine):
     assert "rag-status" not in last.html
     given = model_engine.made[0].passages  # the extractive answerer's sentences, the answer first
     assert given and "115" in given[0].text and len(given) <= model_engine.settings.llm_passages
+    assert "zuerst geladen" in first_answer.html  # the local model's first load is announced, later answers not
+    again = list(model_engine.chat(META_2026, [], Options(answerer="llm")))
+    assert not any("zuerst geladen" in u.html for u in again)
 
 
 def test_model_rewrites_followups_and_one_generator_per_choice(model_engine):

@@ -176,6 +176,7 @@ class ChatEngine:
         self._generators: dict[tuple, Generator] = {}
         self._make_generator = generators or default_generator
         self._local_model = threading.Lock()
+        self._warm: set[str] = set()        # answerers whose model has been loaded
         self.allow_server_urls = True       # serve() turns this off when the app listens beyond loopback
         self._load_error: BaseException | None = None
         self.loaded_seconds = 0.0
@@ -363,8 +364,17 @@ class ChatEngine:
             generator = self.generator(Options("llm"))
             with self._local_model:
                 generator.warm_up()
+                self._warm.add("llm")
         except Exception:
             log.warning("the local model could not be loaded", exc_info=True)
+
+    def _model_status(self, options: Options) -> str:
+        """The line under the extractive answer while a model works: the local model's first load takes up to a
+        minute, so the first answer says so."""
+        if options.answerer == "llm" and "llm" not in self._warm:
+            return ("Sprachmodell formuliert eine Antwort … (das lokale Modell wird zuerst geladen, einmalig bis zu "
+                    "einer Minute)")
+        return "Sprachmodell formuliert eine Antwort …"
 
     def _check_server_url(self, url: str) -> None:
         """A server URL typed in the browser: http(s) only, and on a shared app (not bound to loopback) only the
@@ -409,6 +419,7 @@ class ChatEngine:
         text = ""
         with lock:  # the local model answers one question at a time (2 cores); servers handle their own queue
             generator.warm_up()
+            self._warm.add(options.answerer)
             for piece in generate(generator, selection, question, hits, lambda: extractive):
                 if isinstance(piece, Answer):
                     yield "", piece
@@ -509,7 +520,7 @@ class ChatEngine:
                                          english=english), answer, turn.standalone, done=True)
                 return
             yield Update(answer_html(answer, uid, articles, rewrite=note, show_uncited=options.show_uncited,
-                                     status="Sprachmodell formuliert eine Antwort …"), answer, turn.standalone)
+                                     status=self._model_status(options)), answer, turn.standalone)
             if turn.changed:  # a follow-up: the model may understand it better than the rules
                 better = self.rewrite(question, previous, options, model=True)
                 if better.standalone != turn.standalone:
@@ -517,7 +528,7 @@ class ChatEngine:
                     note = (turn.question, turn.standalone, turn.method)
                     answer, hits, selection = self.extractive(turn.standalone, options.passages, options.dates())
                     yield Update(answer_html(answer, uid, articles, rewrite=note, show_uncited=options.show_uncited,
-                                             status="Sprachmodell formuliert eine Antwort …"), answer, turn.standalone)
+                                             status=self._model_status(options)), answer, turn.standalone)
             final, text = None, ""
             try:
                 for text, partial in self._generate(turn.standalone, hits, selection, answer, options):
