@@ -113,6 +113,8 @@ def test_every_answer_metric_by_hand(judged):
     assert curve == pytest.approx([0.5, 1, 0.55, 0.0, 0.6, 2, 0.625, 0.0, 0.7, 1, 0.7, 1.0, 0.8, 1, 0.8, 1.0,
                                    0.9, 2, 0.925, 1.0])
     assert scores["ece"] == pytest.approx((0.55 + 2 * 0.625 + 0.3 + 0.2 + 2 * 0.075) / 7)   # = 0.35
+    assert scores["failures_by_reason"] == {"answered unanswerable": 1, "wrong sentence": 1, "retrieval miss": 1,
+                                            "false abstention": 1}
 
 
 def test_retrieval_metrics_of_the_answers_retrieval_lists(judged):

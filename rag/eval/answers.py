@@ -199,6 +199,7 @@ def answer_scores(judged: Sequence[Judged], bins: int = BINS) -> dict:
         "ece": expected_calibration_error(curve),
         "calibrated": len(calibrated),
         "reliability": curve,
+        "failures_by_reason": {r: n for r in REASONS if (n := sum(failure_reason(j) == r for j in judged))},
     }
 
 

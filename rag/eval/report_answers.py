@@ -49,6 +49,9 @@ def answer_sections(answers: Mapping[str, Mapping], intro: str = "") -> list[str
                      + [_fmt(a.get(k)) for k, _ in columns] + [str(a.get("calibrated", "–"))]
                      for n, a in answers.items()]) + [""]
     for name, a in answers.items():
+        if a.get("failures_by_reason"):
+            lines += [f"`{name}` failures by reason: " + ", ".join(f"{r} {n}" for r, n in a["failures_by_reason"].items())
+                      + ".", ""]
         lines += worst_table(a.get("worst") or [], f"`{name}`: worst {len(a.get('worst') or [])} failures")
         lines += worst_table(a.get("removed_worst") or [], f"`{name}`: removed-article questions answered anyway "
                              f"(most confident {len(a.get('removed_worst') or [])})")
