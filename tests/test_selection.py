@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rag.answer import selection as S
-from rag.lang.de import question_type
+from rag.lang.de import question_type, tokenize
 
 
 @pytest.mark.parametrize("question, kind", [
@@ -55,6 +55,19 @@ def test_features_prefer_the_sentence_that_holds_the_asked_kind():
     b = S.candidate_features(view, without, without.tokens, **common)
     assert a["amount_x_number"] == 1.0 and b["amount_x_number"] == 0.0
     assert a["coverage"] == pytest.approx(b["coverage"])
+
+
+def test_a_near_miss_shows_in_the_specific_terms_the_sentence_lacks():
+    """The question's names (also "xAI") and figures weigh by IDF; a sentence that holds all but one lacks that one."""
+    weights = {t: 3.0 for t in tokenize("Nordlicht Südwind")} | {t: 1.0 for t in tokenize("investiert")}
+    view = S.question_view("Wie viel investiert Südwind 2026?", weights, 5.0)
+    other = "Nordlicht investiert 2026 rund 40 Millionen Euro."
+    same = "Südwind investiert 2026 rund 40 Millionen Euro."
+    assert S.specific_missing(view, S.sentence_info(other, 0, len(other)), tokenize(other), frozenset()) == \
+        pytest.approx(3.0 / 8.0)  # "2026" is unknown to the index: it weighs as the rarest term
+    assert S.specific_missing(view, S.sentence_info(same, 0, len(same)), tokenize(same), frozenset()) == 0.0
+    lower = S.question_view("Wie viel investiert xAI?", weights, 5.0)
+    assert S.specific_missing(lower, S.sentence_info(other, 0, len(other)), tokenize(other), frozenset()) == 1.0
 
 
 def test_the_committed_model_is_readable_json_that_fits_the_features():

@@ -26,11 +26,13 @@ from rag.answer.facts import figure_years
 from rag.answer.generation import Generator, Passage, make_generator, refusal_text
 from rag.answer.selection import Candidate, Scored, Selector, SelectorModel
 from rag.errors import RagError
-from rag.lang.de import CHANGE_QUESTION, format_date
+from rag.lang.de import CHANGE_QUESTION, COMPARISON_QUESTION, format_date, tokenize
 from rag.retrieve.retrieval import Retriever
 from rag.schema import Answer, Article, Citation, Hit, Retrieved
 from rag.settings import Settings
 
+# A multi-part question's missing part is looked for among this many best candidates.
+PART_RANKS = 15
 # A sentence stating the best one's fact is cited when it is among this many best candidates: the selector's
 # probabilities compete (two sentences with the same figure share the mass), so a ratio to the best would drop it.
 AGREEING_RANKS = 6
@@ -98,6 +100,12 @@ def _figures_of(choice: Choice, years: frozenset[int], asked: frozenset[str]) ->
     return not dated or any(when & years for when in dated.values())
 
 
+def _overlaps(choice: Choice, chosen: Sequence[Choice]) -> bool:
+    """Whether ``choice`` is (or overlaps) a sentence already chosen: no sentence is quoted twice."""
+    return any(c.candidate.doc_id == choice.candidate.doc_id and c.span[0] < choice.span[1]
+               and choice.span[0] < c.span[1] for c in chosen)
+
+
 def _short_answer(question: str, quote: str) -> str | None:
     """The short answer of ``rag.answer.spans`` (None when it declines)."""
     from rag.answer.spans import short_answer
@@ -149,8 +157,7 @@ class ExtractiveAnswerer:
         asked_years = frozenset(int(y) for y in scored.view.years)
         disagree = False
         for rank, choice in enumerate(ranked[1:], start=1):
-            if any(c.candidate.doc_id == choice.candidate.doc_id and c.span[0] < choice.span[1]
-                   and choice.span[0] < c.span[1] for c in chosen):
+            if _overlaps(choice, chosen):
                 continue  # the same sentence (or an overlapping pair) is never quoted twice
             if choice.candidate.time_fit < 0 or (asked_years and not timeline and not _figures_of(choice, asked_years, asked)):
                 continue  # it speaks about another year or quarter than the one asked, or gives another year's figures
@@ -170,7 +177,32 @@ class ExtractiveAnswerer:
                 chosen.append(choice)
             elif close and len(chosen) < 2:
                 chosen.append(choice)  # a runner-up nearly as likely: the selector is unsure, the reader decides
+        if timeline or COMPARISON_QUESTION.search(question):
+            chosen = self._complete(scored, ranked, chosen, limit)
         return Selection(question, kind, ranked, chosen, False, scored.confidence, scored.answerable, short, disagree)
+
+    def _complete(self, scored: Scored, ranked: list[Choice], chosen: list[Choice], limit: int) -> list[Choice]:
+        """A timeline or comparison asks for several facts ("2024 und 2026", "Microsoft im Vergleich zu Meta"): for
+        each asked year or name that no chosen sentence holds, the best candidate that holds it is added."""
+        parts = [*scored.view.years, *(t for t in scored.view.names if not t[:1].isdigit())]
+        chosen = list(chosen)
+        for part in parts:
+            if len(chosen) >= limit + len(parts) - 1:
+                break
+            if any(self._holds(c, part) for c in chosen):
+                continue
+            for choice in ranked[1:PART_RANKS]:
+                if self._holds(choice, part) and not _overlaps(choice, chosen):
+                    chosen.append(choice)
+                    break
+        return chosen
+
+    def _holds(self, choice: Choice, part: str) -> bool:
+        """Whether the quote states the asked year (also as "dieses Jahr") or holds the asked name."""
+        if part.isdigit():
+            info = self.selector.sentences.of(choice.candidate.doc_id)[choice.candidate.position]
+            return int(part) in info.time_years or part in choice.quote
+        return part in tokenize(choice.quote)
 
     def run(self, question: str, id: str | None = None, hits: Sequence[Hit] | None = None) -> Answer:
         """The cited answer to ``question``; ``hits`` reuses a retrieval already done."""

@@ -40,6 +40,8 @@ YEAR = re.compile(r"(?<![\d.,])(1\d{3}|20\d{2})(?![\d.,]\d)")
 MONTH = re.compile(r"\b(?:" + _MONTHS + r")\b", re.I)
 DAY_DATE = re.compile(r"\b\d{1,2}\.\s*(?:(?:" + _MONTHS + r")\b|\d{1,2}\.)", re.I)
 _CAPITALISED = re.compile(r"\b[A-ZÄÖÜ][\wäöüß-]+")
+# A word with a capital letter anywhere: names, German nouns, and names written in lower case first ("xAI", "iPhone").
+_HAS_CAPITAL = re.compile(r"\b[\wäöüß-]*[A-ZÄÖÜ][\wäöüß-]*")
 _PLACE = re.compile(r"\b(?:in|aus|nach|bei|nahe|im|von)\s+(?:der\s+|dem\s+|den\s+)?[A-ZÄÖÜ][a-zäöüß]+")
 # Two capitalised words in a row (with a name particle between), not at a sentence start: "Susan Li", "Karl der Große".
 _CAP_PAIR = re.compile(r"(?<![.!?]\s)\b[A-ZÄÖÜ][a-zäöüß]+(?:\s+(?:von|van|de|der|la|le)\s+|\s+)[A-ZÄÖÜ][a-zäöüß]+")
@@ -99,7 +101,7 @@ FEATURES = (
     "dense", "dense_gap", "dense_rank", "passage_score", "passage_gap", "passage_rank", "passage_dense",
     "coverage", "coverage_gap", "coverage_rank", "coverage_prev", "coverage_next", "coverage_window",
     "partial", "proximity", "novelty", "log_tokens", "first", "rel_position", "pair", "anaphoric",
-    "heading", "question", "title_overlap", "missing_name", "year_match",
+    "heading", "question", "title_overlap", "missing_name", "specific_missing", "year_match",
     *(f"wants_{t}" for t in ANSWER_TYPES),
     "new_number", "new_year", "has_month", "day_date", "unit", "new_caps", "cap_pairs", "places",
     "amount_x_number", "amount_x_unit", "date_x_year", "date_x_month", "date_x_day", "person_x_pairs",
@@ -121,7 +123,7 @@ class QuestionView:
     caps: frozenset[str]
     names: frozenset[str]  # stems of the question's capitalised words after its first: names, and German nouns
     periods: frozenset[str] = frozenset()  # quarters asked about ("2024-q3")
-
+    specific: tuple[tuple[str, float], ...] = ()  # the specific terms (names, nouns after the first word, figures) with IDF
 
 
 def question_view(question: str, weights: dict[str, float], unknown_idf: float) -> QuestionView:
@@ -132,11 +134,14 @@ def question_view(question: str, weights: dict[str, float], unknown_idf: float) 
     caps = frozenset(m.group(0).casefold() for m in _CAPITALISED.finditer(question))
     names = frozenset(t for m in _CAPITALISED.finditer(question) if m.start() > 0 for t in tokenize(m.group(0)))
     years = frozenset(YEAR.findall(question))
+    specific = {t for m in _HAS_CAPITAL.finditer(question) if m.start() > 0 for t in tokenize(m.group(0))}
+    specific |= {t for t in tokens if t[:1].isdigit()}
     return QuestionView(question, question_type(question), tokens, known,
                         unknown_idf * len(missing) / total if total else 0.0,
                         frozenset(m.group(0) for m in NUMBER.finditer(question)), years,
                         caps, names & known.keys(),
-                        frozenset(quarter_periods(question, int(next(iter(years))) if len(years) == 1 else None)))
+                        frozenset(quarter_periods(question, int(next(iter(years))) if len(years) == 1 else None)),
+                        tuple(sorted((t, known.get(t, unknown_idf)) for t in specific)))
 
 
 def _coverage(q: QuestionView, tokens) -> float:
@@ -179,6 +184,18 @@ def _proximity(q: QuestionView, tokens: Sequence[str]) -> float:
     return 1.0 / (1.0 + best - need)
 
 
+def specific_missing(q: QuestionView, info: SentenceInfo, tokens: Sequence[str], title_tokens) -> float:
+    """IDF-weighted share of the question's specific terms (names and nouns after its first word, years, figures)
+    that neither the quote nor its article's title holds; a year also counts as held when the sentence speaks about
+    it ("dieses Jahr"). A near miss ("Wie viel will Amazon 2026 investieren?" over articles about Meta's 2026 and
+    Amazon's 2025 plans) leaves a term missing from every candidate, even when each term occurs somewhere."""
+    total = sum(w for _, w in q.specific)
+    if not total:
+        return 0.0
+    present = {*tokens, *title_tokens, *(str(y) for y in info.time_years)}
+    return sum(w for t, w in q.specific if t not in present) / total
+
+
 def time_match(q: QuestionView, info: SentenceInfo) -> float:
     """How the time a sentence speaks about fits the asked one: 1 the asked quarter (or, without one, year), -1
     another time, 0 no time said or none asked. Relative phrases ("im vergangenen Quartal") count as resolved by
@@ -206,6 +223,7 @@ def candidate_features(q: QuestionView, info: SentenceInfo, tokens: Sequence[str
     top_weight = max(q.weights.values(), default=1.0)
     missing_name = max((q.weights[t] / top_weight for t in q.names if t not in window), default=0.0)
     year_match = time_match(q, info)
+    specific = specific_missing(q, info, tokens, title_tokens)
     f = {
         "dense": dense, "passage_score": passage_score, "passage_rank": 1.0 / (1.0 + passage_rank),
         "passage_dense": passage_dense, "coverage": cov,
@@ -215,7 +233,8 @@ def candidate_features(q: QuestionView, info: SentenceInfo, tokens: Sequence[str
         "log_tokens": math.log1p(len(tokens)), "first": float(position == 0),
         "rel_position": position / max(count - 1, 1), "pair": float(pair), "anaphoric": float(info.anaphoric),
         "heading": float(info.heading), "question": float(info.question),
-        "title_overlap": _coverage(q, title_tokens), "missing_name": missing_name, "year_match": year_match,
+        "title_overlap": _coverage(q, title_tokens), "missing_name": missing_name, "specific_missing": specific,
+        "year_match": year_match,
         **{f"wants_{t}": v for t, v in wants.items()},
         "new_number": float(bool(new_numbers - new_years)), "new_year": float(bool(new_years)),
         "has_month": float(info.has_month), "day_date": float(info.has_day_date), "unit": float(info.has_unit),
@@ -339,11 +358,13 @@ def matrix(feats: list[dict]) -> np.ndarray:
 # share of the question's weight the index never uses), not relative to the other candidates, so that a question
 # about an absent article does not look answerable just because one of its candidates beats the others.
 QUESTION_FEATURES = ("max_dense", "top_dense", "bm25_per_idf", "max_coverage", "max_window", "max_partial",
-                     "unknown", "log_terms", "min_missing_name", "year_unseen", "top_logit", "margin",
-                     "top_missing_name", "top_year_match", "top_window", *(f"wants_{t}" for t in ANSWER_TYPES))
+                     "unknown", "log_terms", "min_missing_name", "min_specific_missing", "year_unseen", "top_logit",
+                     "margin", "top_missing_name", "top_specific_missing", "top_year_match", "top_window",
+                     *(f"wants_{t}" for t in ANSWER_TYPES))
 # Question-level features read off the selector's best candidate: a near miss ("Wie viel investiert Amazon?" where
 # the best sentence is about another company) shows in what the best sentence lacks.
-TOP_FEATURES = {"top_missing_name": "missing_name", "top_year_match": "year_match", "top_window": "coverage_window"}
+TOP_FEATURES = {"top_missing_name": "missing_name", "top_specific_missing": "specific_missing",
+                "top_year_match": "year_match", "top_window": "coverage_window"}
 
 
 def question_features(q: QuestionView, X: np.ndarray, logits: np.ndarray, hits: Sequence) -> np.ndarray:
@@ -361,6 +382,7 @@ def question_features(q: QuestionView, X: np.ndarray, logits: np.ndarray, hits: 
         "max_partial": float((X[:, col["coverage"]] + X[:, col["partial"]]).max()) if some else 0.0,
         "unknown": q.unknown_share, "log_terms": math.log1p(len(q.tokens)),
         "min_missing_name": float(X[:, col["missing_name"]].min()) if some else 1.0,
+        "min_specific_missing": float(X[:, col["specific_missing"]].min()) if some else 1.0,
         "year_unseen": float(bool(q.years) and not (some and (X[:, col["year_match"]] > 0).any())),
         **{f"wants_{t}": float(q.kind == t) for t in ANSWER_TYPES},
     }

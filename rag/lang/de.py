@@ -235,6 +235,9 @@ def looks_english(text: str) -> bool:
     english = len(_ENGLISH_WORDS.findall(text))
     return english >= 2 and english > len(_GERMAN_WORDS.findall(text))
 # A question about how something changed over time wants one dated statement per source, not one sentence.
+# A comparison of two things ("mehr Nutzer als", "im Vergleich zu", "gegenüber"): the answer needs a fact per side.
+COMPARISON_QUESTION = re.compile(r"\b(?:im vergleich|verglichen|gegenüber|versus|vs|compared|than|"
+                                 r"(?:mehr|weniger|\w{3,}er) als)\b", re.I)
 CHANGE_QUESTION = re.compile(r"\b(?:entwickelt|entwickelten|verändert|veränderten|geändert|im laufe? der zeit|"
                              r"over time|changed?|evolved?|developed)\b|\b(?:von|zwischen|from|between) \d{4} "
                              r"(?:bis|und|to|and) \d{4}\b", re.I)
