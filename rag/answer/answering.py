@@ -106,6 +106,21 @@ def _overlaps(choice: Choice, chosen: Sequence[Choice]) -> bool:
                and choice.span[0] < c.span[1] for c in chosen)
 
 
+def _per_date(ranked: list[Choice], chosen: list[Choice], asked: frozenset[str], years: frozenset[int],
+              limit: int) -> list[Choice]:
+    """A change over time is told by each date's statement: from every article date not yet quoted, its best
+    candidate that gives a figure beyond the question's (for the one asked year, if one is asked) is added."""
+    chosen = list(chosen)
+    for choice in ranked[1:PART_RANKS]:
+        if len(chosen) >= limit:
+            break
+        if (choice.article.date not in {c.article.date for c in chosen} and choice.figures - asked
+                and choice.candidate.time_fit >= 0 and not _overlaps(choice, chosen)
+                and (len(years) != 1 or _figures_of(choice, years, asked))):
+            chosen.append(choice)
+    return chosen
+
+
 def _short_answer(question: str, quote: str) -> str | None:
     """The short answer of ``rag.answer.spans`` (None when it declines)."""
     from rag.answer.spans import short_answer
@@ -179,6 +194,8 @@ class ExtractiveAnswerer:
                 chosen.append(choice)  # a runner-up nearly as likely: the selector is unsure, the reader decides
         if timeline or COMPARISON_QUESTION.search(question):
             chosen = self._complete(scored, ranked, chosen, limit)
+        if timeline:
+            chosen = _per_date(ranked, chosen, asked, asked_years, 2 * limit)
         return Selection(question, kind, ranked, chosen, False, scored.confidence, scored.answerable, short, disagree)
 
     def _complete(self, scored: Scored, ranked: list[Choice], chosen: list[Choice], limit: int) -> list[Choice]:
