@@ -66,6 +66,7 @@ def test_a_near_miss_shows_in_the_specific_terms_the_sentence_lacks():
     assert S.specific_missing(view, S.sentence_info(other, 0, len(other)), tokenize(other), frozenset()) == \
         pytest.approx(3.0 / 8.0)  # "2026" is unknown to the index: it weighs as the rarest term
     assert S.specific_missing(view, S.sentence_info(same, 0, len(same)), tokenize(same), frozenset()) == 0.0
+    assert S.holds_term("metas", {"meta"}) and not S.holds_term("bus", {"bu"})  # a genitive s, not a short word
     lower = S.question_view("Wie viel investiert xAI?", weights, 5.0)
     assert S.specific_missing(lower, S.sentence_info(other, 0, len(other)), tokenize(other), frozenset()) == 1.0
 

@@ -24,7 +24,7 @@ from typing import Callable, Iterator, Sequence
 
 from rag.answer.facts import figure_years
 from rag.answer.generation import Generator, Passage, make_generator, refusal_text
-from rag.answer.selection import Candidate, Scored, Selector, SelectorModel
+from rag.answer.selection import Candidate, Scored, Selector, SelectorModel, holds_term
 from rag.errors import RagError
 from rag.lang.de import CHANGE_QUESTION, COMPARISON_QUESTION, format_date, tokenize
 from rag.retrieve.retrieval import Retriever
@@ -154,7 +154,10 @@ class ExtractiveAnswerer:
 
     def select(self, question: str, hits: Sequence[Hit]) -> Selection:
         """Score the candidate sentences of ``hits`` and choose the answer's sentences, or abstain."""
-        scored: Scored = self.selector.score(question, hits, self.settings.answer_passages)
+        passages = self.settings.answer_passages
+        if CHANGE_QUESTION.search(question):
+            passages *= 2  # a change over time is told across more articles than a single fact
+        scored: Scored = self.selector.score(question, hits, passages)
         articles = self.index.articles
         ranked = [Choice(c, articles[c.doc_id], float(p)) for c, p in zip(scored.candidates, scored.probabilities)]
         kind = scored.view.kind
@@ -219,7 +222,7 @@ class ExtractiveAnswerer:
         if part.isdigit():
             info = self.selector.sentences.of(choice.candidate.doc_id)[choice.candidate.position]
             return int(part) in info.time_years or part in choice.quote
-        return part in tokenize(choice.quote)
+        return holds_term(part, set(tokenize(choice.quote)))
 
     def run(self, question: str, id: str | None = None, hits: Sequence[Hit] | None = None) -> Answer:
         """The cited answer to ``question``; ``hits`` reuses a retrieval already done."""

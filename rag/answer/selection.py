@@ -193,7 +193,12 @@ def specific_missing(q: QuestionView, info: SentenceInfo, tokens: Sequence[str],
     if not total:
         return 0.0
     present = {*tokens, *title_tokens, *(str(y) for y in info.time_years)}
-    return sum(w for t, w in q.specific if t not in present) / total
+    return sum(w for t, w in q.specific if not holds_term(t, present)) / total
+
+
+def holds_term(term: str, present) -> bool:
+    """Whether the stems ``present`` hold ``term``, also as the name a genitive s was added to ("Metas" → Meta)."""
+    return term in present or (len(term) > 3 and term.endswith("s") and term[:-1] in present)
 
 
 def time_match(q: QuestionView, info: SentenceInfo) -> float:
