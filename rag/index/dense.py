@@ -138,7 +138,10 @@ def _build_dense(vectors: np.ndarray, dim: int, kind: str, settings: Settings | 
     else:
         info.update(_tune(dense, kind, vectors, settings.ann_target_recall, log))
     info["build_seconds"] = round(time.perf_counter() - started, 2)
-    return dense, info# A filtered search of an approximate index that finds too few allowed rows scores up to this many rows exactly.
+    return dense, info
+
+
+# A filtered search of an approximate index that finds too few allowed rows scores up to this many rows exactly.
 EXACT_FALLBACK_ROWS = 50_000
 
 
