@@ -263,12 +263,13 @@ def eval_command(
                                          "articles out of the index; their questions count as unanswerable."),
 ) -> None:
     """Evaluate retrieval and answers on XQuAD-de and the German eval sets, or on your own data; write a report."""
-    from rag.eval.evaluation import (DATASETS, EvalOptions, check_against_baseline, eval_dir, read_baseline, run_evaluation,
-                                score_batch_output, update_baseline as store_baseline)
+    from rag.eval.datasets import DATASETS, EvalOptions, eval_dir
+    from rag.eval.evaluation import (check_against_baseline, read_baseline, run_evaluation, score_batch_output,
+                                     update_baseline as store_baseline)
     from rag.eval.report import write_report
 
     if batch_output is not None:
-        from rag.eval.evaluation import load_questions_de, load_xquad_questions
+        from rag.eval.datasets import load_questions_de, load_xquad_questions
         from rag.eval.xquad import prepare
 
         if dataset not in DATASETS:

@@ -332,7 +332,8 @@ def test_holdout_needs_a_squad_file(own_file):
 @pytest.mark.slow
 def test_squad_route_reproduces_the_xquad_retrieval_numbers(tmp_path):
     """`rag eval --squad xquad.de.json` and `rag eval`'s XQuAD-de table agree on R@1/R@5 (within 0.002)."""
-    from rag.eval.evaluation import EvalOptions, run_evaluation
+    from rag.eval.datasets import EvalOptions
+    from rag.eval.evaluation import run_evaluation
     from rag.eval.own_data import evaluate_file
     from rag.eval.xquad import default_source
     from rag.settings import load_settings
@@ -350,7 +351,8 @@ def test_squad_route_reproduces_the_xquad_retrieval_numbers(tmp_path):
 
 def test_removed_article_index_is_the_full_one_without_articles_37_to_48(tmp_path, settings_for, fake_embedder):
     """The second index of the XQuAD-de protocol drops the removed paragraphs and embeds nothing again."""
-    from rag.eval.evaluation import EvalOptions, _retriever
+    from rag.eval.answer_runs import open_retriever
+    from rag.eval.datasets import EvalOptions
     from rag.eval.xquad_answers import REMOVED_ARTICLES, removed_retriever
 
     source = tmp_path / "mini-xquad.json"
@@ -359,7 +361,7 @@ def test_removed_article_index_is_the_full_one_without_articles_37_to_48(tmp_pat
     options = EvalOptions(xquad_source=source, xquad_workdir=tmp_path / "work")
     folder = write_articles(tmp_path / "full-articles", read_squad(source).articles)
     settings = settings_for()
-    full = _retriever(tmp_path / "xq-index", settings, folder, lambda m: None, False, fake_embedder)
+    full = open_retriever(tmp_path / "xq-index", settings, folder, lambda m: None, False, fake_embedder)
     embedded = sum(map(len, fake_embedder.calls))
     reduced = removed_retriever(full.index.path, settings, options, lambda m: None, fake_embedder)
     kept = {int(doc_id[:2]) for doc_id in reduced.index.articles}

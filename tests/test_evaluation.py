@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from rag.eval import evaluation
-from rag.eval.evaluation import (EvalOptions, EvalQuestion, RecordingRetriever, check_against_baseline, flatten,
-                                 make_answerers, load_questions_de, read_baseline, rrf_fuse, run_answerer, run_evaluation,
-                            sweep, update_baseline)
+from rag.eval.answer_runs import make_answerers, run_answerer
+from rag.eval.datasets import EvalOptions, EvalQuestion, load_questions_de
+from rag.eval.evaluation import (RecordingRetriever, check_against_baseline, flatten, read_baseline, rrf_fuse,
+                                 run_evaluation, sweep, update_baseline)
 from rag.index.build import build_index
 from rag.index.store import load_index
 from rag.retrieve.retrieval import Retriever

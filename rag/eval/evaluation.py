@@ -33,29 +33,29 @@ measured here).
 from __future__ import annotations
 
 import contextlib
-import importlib
-import importlib.util
 import json
 import platform
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
 from rag.retrieve import retrieval as retrieval_module
 from rag.errors import RagError
 from rag.index.dates import DateRange
-from rag.eval.metrics import (RETRIEVAL_METRICS, AnswerRecord, answer_metrics, doc_ranking, evidence_metrics,
+from rag.eval.metrics import (RETRIEVAL_METRICS, doc_ranking, evidence_metrics,
                          latency_summary, retrieval_metrics)
 from rag.retrieve.retrieval import Retriever
 from rag.settings import Settings, project_root
+from rag.eval.answer_runs import ANSWER_CONFIGS, answer_runs, open_retriever
+from rag.eval.datasets import (EvalOptions, EvalQuestion, eval_dir, load_questions_de, load_xquad_questions,
+                               score_splits, wants)
+from rag.eval.xquad_answers import evaluate_answers
 
-DATASETS = ("xquad", "questions_de", "questions_de_heldout")
 RETRIEVAL_CONFIGS = ("dense", "bm25", "hybrid", "hybrid-passages", "hybrid-no-coverage", "rrf", "hybrid+rerank")
-ANSWER_CONFIGS = ("extractive", "llm", "server")
 ALL_CONFIGS = RETRIEVAL_CONFIGS + ANSWER_CONFIGS
 K = 10
 RRF_K = 60
@@ -81,58 +81,6 @@ GUARDED = set(RETRIEVAL_METRICS) | LOWER_IS_BETTER | {
     "evidence_hit@1", "evidence_hit@3", "evidence_hit@5", "evidence_recall@5", "answer_correctness",
     "citation_precision", "citation_validity", "abstention_precision", "abstention_recall", "contains_gold",
     "short_exact", "short_f1", "short_correct", "short_verbatim", "gold_citation", "abstention", "removed_declined"}
-
-
-def eval_dir() -> Path:
-    return project_root() / "eval"
-
-
-# --- datasets ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EvalQuestion:
-    """One question with what every metric needs; ``query`` is the text sent to the pipeline."""
-
-    id: str
-    question: str
-    query: str
-    gold_docs: tuple[str, ...]
-    split: str = "all"
-    type: str = ""
-    answerable: bool = True
-    answer: tuple = ()
-    evidence: tuple[str, ...] = ()
-
-
-def load_questions_de(path: Path | None = None) -> list[EvalQuestion]:
-    """The German eval set; follow-ups use their ``standalone`` rewrite as the query."""
-    path = Path(path or eval_dir() / "questions_de.jsonl")
-    if not path.exists():
-        raise RagError(f"The eval set {path} does not exist.")
-    questions = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                query = row.get("standalone") or row["question"]
-                questions.append(EvalQuestion(
-                    str(row["id"]), row["question"], query, tuple(row.get("gold_docs") or ()), "all",
-                    row.get("type", ""), bool(row.get("answerable", bool(row.get("gold_docs")))),
-                    tuple(tuple(f) if isinstance(f, list) else f for f in row.get("answer") or ()),
-                    tuple(row.get("evidence") or ())))
-            except (json.JSONDecodeError, KeyError, TypeError) as err:
-                raise RagError(f"{path.name}, line {number}: not a valid eval question ({err}).") from None
-    return questions
-
-
-def load_xquad_questions(path: Path) -> list[EvalQuestion]:
-    from rag.eval.xquad import read_questions
-
-    return [EvalQuestion(q.id, q.question, q.question, tuple(q.gold_docs), q.split, "xquad", True,
-                         tuple((a,) for a in q.answers[:1]), ()) for q in read_questions(path)]
 
 
 # --- running a retriever -----------------------------------------------------
@@ -251,18 +199,6 @@ def run_retrieval(retriever: Retriever, questions: Sequence[EvalQuestion], mode:
     return RunResult(ranked, latencies, passages)
 
 
-def score_splits(questions: Sequence[EvalQuestion], ranked: Mapping[str, Sequence[str]],
-                 splits: Sequence[str] = ("all",)) -> dict[str, dict]:
-    """Retrieval metrics for each split (``all`` = every question)."""
-    out = {}
-    for split in splits:
-        subset = [q for q in questions if split == "all" or q.split == split]
-        scores = retrieval_metrics({q.id: q.gold_docs for q in subset}, ranked)
-        scores["questions"] = sum(1 for q in subset if q.gold_docs)
-        out[split] = scores
-    return out
-
-
 def gold_ranks(questions: Sequence[EvalQuestion], ranked: Mapping[str, Sequence[str]]) -> dict[str, int | None]:
     """1-based rank of the first gold document (None: not in the list)."""
     out = {}
@@ -345,126 +281,7 @@ def sweep(retriever: RecordingRetriever, questions: Sequence[EvalQuestion], prog
             "tuned_ranked": tuned.ranked}
 
 
-# --- answerers ---------------------------------------------------------------
-
-@dataclass
-class Answerer:
-    """One answerer as the suite calls it: question → (answer dict, seconds per stage)."""
-
-    name: str
-    call: Callable[..., object]  # (question, hits=...) → answer object: retrieval is timed on its own
-    retriever: Retriever
-    k: int = K
-
-    def __call__(self, question: str) -> tuple[dict, dict[str, float]]:
-        started = time.perf_counter()
-        hits = self.retriever.run(question, k=self.k)
-        retrieved = time.perf_counter()
-        result = _as_dict(self.call(question, hits=hits))
-        done = time.perf_counter()
-        return result, {"retrieval": retrieved - started, "answer": done - retrieved, "total": done - started}
-
-
-def _available(name: str, settings: Settings, asked: bool) -> str | None:
-    """Why answerer ``name`` cannot run here (None: it can)."""
-    if name == "extractive":
-        return None
-    if name == "server":
-        return None if getattr(settings, "llm_url", None) else "no server configured (settings.llm_url / RAG_LLM_URL)"
-    if importlib.util.find_spec("xllamacpp") is None:
-        return "the local LLM runtime is not installed (xllamacpp)"
-    if not asked and getattr(settings, "answerer", None) != "llm":
-        return "not requested (--config llm, or settings.answerer = 'llm'; about 8 s per question on 2 cores)"
-    return None
-
-
-def make_answerers(retriever: Retriever, settings: Settings, wanted: Iterable[str] = ANSWER_CONFIGS,
-                   asked: bool = False) -> tuple[dict[str, Answerer], list[str]]:
-    """The answerers this machine can run, made by the same factory as the CLI and the chat use
-    (``rag.answer.answering.make_answerer``), so the suite measures what users get; notes on the others.
-
-    ``asked``: the configurations were named explicitly (the slow local LLM runs only then).
-    """
-    from rag.answer.answering import make_answerer
-
-    answerers, notes = {}, []
-    for name in wanted:
-        reason = _available(name, settings, asked)
-        if reason:
-            notes.append(f"Answerer '{name}' skipped: {reason}.")
-            continue
-        local = settings.model_copy(update={"answerer": name})
-        try:
-            responder = make_answerer(retriever, local)
-            responder.warm_up()
-        except RagError as err:  # an unconfigured or unreachable backend says so in one sentence
-            notes.append(f"Answerer '{name}' skipped: {err}")
-            continue
-        answerers[name] = Answerer(name, responder.run, retriever, local.top_k)
-    return answerers, notes
-
-
-def _as_dict(result: object) -> dict:
-    return result.to_dict() if hasattr(result, "to_dict") else dict(result)
-
-
-def run_answerer(answer: Callable[[str], object], questions: Sequence[EvalQuestion], articles: Mapping[str, str],
-                 progress: bool = False, desc: str = "", span_gold: bool = False) -> dict:
-    """Answer every question; metrics, doc rankings of the answers' retrieval lists, per-stage latencies.
-
-    ``answer`` returns an answer dict, or ``(answer dict, {stage: seconds})`` as an ``Answerer`` does.
-    ``span_gold``: the questions' gold answers are spans (XQuAD, SQuAD, a user's file), scored by EM/F1.
-    The metrics are those of ``rag.eval.metrics.answer_metrics`` and ``rag.eval.answers.answer_scores``
-    (with the reliability curve); ``worst`` lists the worst failures, ``judged`` every answer as judged.
-    """
-    from tqdm import tqdm
-
-    from rag.eval.answers import answer_scores, judge, worst
-
-    records, ranked, failures, judged = [], {}, [], []
-    stages: dict[str, list[float]] = {}
-    for q in tqdm(questions, desc=desc, unit="q", disable=not progress, leave=False):
-        started = time.perf_counter()
-        try:
-            outcome = answer(q.query)
-        except RagError as err:
-            failures.append(f"{q.id}: {err}")
-            outcome = {"answer": None, "abstained": False, "citations": [], "retrieved": []}
-        result, timing = outcome if isinstance(outcome, tuple) else (_as_dict(outcome), {})
-        timing = dict(timing) or {"total": time.perf_counter() - started}
-        for stage, seconds in timing.items():
-            stages.setdefault(stage, []).append(seconds)
-        ranked[q.id] = doc_ranking(r["doc_id"] for r in result.get("retrieved") or [])
-        records.append(AnswerRecord(q.answerable, bool(result.get("abstained")), result.get("answer"), q.answer,
-                                    list(result.get("citations") or []), q.gold_docs, q.evidence))
-        judged.append(judge(q, result, span_gold))
-    metrics = answer_metrics(records, articles)
-    if not any(q.evidence for q in questions):  # without gold evidence sentences a citation cannot be checked
-        metrics.update(citation_precision=None, citation_hit=None)
-    return {"metrics": {**metrics, **answer_scores(judged)}, "worst": worst(judged), "judged": judged,
-            "latencies": stages.get("total", []), "stages": stages, "ranked": ranked, "failures": failures}
-
-
 # --- whole evaluation --------------------------------------------------------
-
-
-@dataclass
-class EvalOptions:
-    datasets: tuple[str, ...] = DATASETS
-    configs: tuple[str, ...] | None = None  # None: every applicable configuration
-    quick: bool = False
-    sweep: bool = True
-    progress: bool = False
-    xquad_source: Path | None = None
-    xquad_workdir: Path | None = None
-    xquad_index: Path | None = None
-    questions_de: Path | None = None
-    questions_de_heldout: Path | None = None
-    seeds_index: Path | None = None
-
-
-def _wants(options: EvalOptions, config: str) -> bool:
-    return options.configs is None or config in options.configs
 
 
 def _run_modes(retriever: RecordingRetriever, questions: Sequence[EvalQuestion], options: EvalOptions,
@@ -477,7 +294,7 @@ def _run_modes(retriever: RecordingRetriever, questions: Sequence[EvalQuestion],
     """
     runs = {}
     for mode in ("hybrid", "dense", "bm25"):
-        if _wants(options, mode):
+        if wants(options, mode):
             replay = options.quick and mode != "hybrid"
             with retriever.configured(replay=replay):
                 run = run_retrieval(retriever, questions, mode, progress=options.progress, desc=f"{label} {mode}")
@@ -490,28 +307,11 @@ def _replayed_runs(retriever: RecordingRetriever, questions: Sequence[EvalQuesti
     """The ablations of ``REPLAYED`` (those wanted), re-run from the recorded candidates (no latency of their own)."""
     runs = {}
     for name, (fusion, weights, _) in REPLAYED.items():
-        if _wants(options, name):
+        if wants(options, name):
             with retriever.configured(replay=True, fusion=fusion, **weights):
                 runs[name] = run_retrieval(retriever, questions, "hybrid", progress=options.progress,
                                            desc=f"{label} {name}")
     return runs
-
-
-def _retriever(index_dir: Path, settings: Settings, articles_dir: Path, log: Callable[[str], None],
-               progress: bool, embedder=None) -> Retriever:
-    """Build (or update) the index of ``articles_dir`` at ``index_dir`` and open a warmed-up retriever on it."""
-    from rag.retrieve.embedding import make_embedder
-    from rag.index.build import build_index
-    from rag.index.store import load_index
-
-    local = settings.model_copy(update={"index_dir": Path(index_dir)})
-    embedder = embedder or make_embedder(local)
-    report = build_index(articles_dir, local, embedder, progress=progress, log=log)
-    if not report.up_to_date:
-        log(f"Indexed {report.articles} articles into {report.chunks} passages at {index_dir} ({report.seconds:.0f} s).")
-    retriever = Retriever(load_index(Path(index_dir), embedder.model_id), embedder, local)
-    retriever.warm_up()
-    return retriever
 
 
 def _seeds_retriever(settings: Settings, options: EvalOptions, gold: set[str], log, progress, embedder=None) -> Retriever:
@@ -538,7 +338,7 @@ def _seeds_retriever(settings: Settings, options: EvalOptions, gold: set[str], l
                                f"({len(missing)} missing); run `rag index` on seeds/ or pass another index.")
             retriever.warm_up()
             return retriever
-    return _retriever(path, settings, seeds, log, progress, embedder)
+    return open_retriever(path, settings, seeds, log, progress, embedder)
 
 
 def _shown(path: Path) -> str:
@@ -591,7 +391,7 @@ def evaluate_xquad(settings: Settings, options: EvalOptions, log: Callable[[str]
     held-out half (full run)."""
     folder, question_file, index_dir = _xquad_paths(options)
     questions = load_xquad_questions(question_file)
-    base = _retriever(index_dir, settings, folder, log, options.progress, embedder)
+    base = open_retriever(index_dir, settings, folder, log, options.progress, embedder)
     retriever = RecordingRetriever(base)
     configs, notes, samples = {}, [], {}
     splits = ("all", "tune", "heldout")
@@ -602,7 +402,7 @@ def evaluate_xquad(settings: Settings, options: EvalOptions, log: Callable[[str]
     for name, run in _replayed_runs(retriever, questions, options, "xquad").items():
         configs[name] = {**score_splits(questions, run.ranked, splits), "latency": latency_summary([]),
                          "note": REPLAYED[name][2]}
-    if _wants(options, "hybrid+rerank"):
+    if wants(options, "hybrid+rerank"):
         if settings.reranker:
             reranking = Retriever(base.index, base.embedder, base.settings)
             reranking.warm_up()
@@ -621,13 +421,11 @@ def evaluate_xquad(settings: Settings, options: EvalOptions, log: Callable[[str]
                              "gold": by_id[qid].gold_docs[0], "rank": rank, "top": runs["hybrid"].ranked[qid][:3]}
                             for qid, rank in ranks.items() if rank != 1]
     if not options.quick:
-        from rag.eval.xquad_answers import evaluate_answers
-
         result["answers"], answer_notes, answer_samples = evaluate_answers(base, settings, options, questions, log,
                                                                            embedder)
         notes += answer_notes
         samples.update(answer_samples)
-    if options.sweep and not options.quick and _wants(options, "hybrid"):
+    if options.sweep and not options.quick and wants(options, "hybrid"):
         swept = sweep(retriever, questions, progress=options.progress)
         swept.pop("tuned_ranked")
         result["sweep"] = swept
@@ -665,7 +463,7 @@ def evaluate_questions_de(settings: Settings, options: EvalOptions, log: Callabl
         scores = score_splits(questions, run.ranked)
         scores["all"].update(passage_scores(run))
         configs[name] = {**scores, "latency": latency_summary([])}
-    if _wants(options, "hybrid+rerank"):
+    if wants(options, "hybrid+rerank"):
         if settings.reranker:
             reranking = Retriever(base.index, base.embedder, base.settings)
             reranking.warm_up()
@@ -680,33 +478,6 @@ def evaluate_questions_de(settings: Settings, options: EvalOptions, log: Callabl
     return {"index": _shown(base.index.path), "articles": len(base.index.articles), "passages": len(base.index.chunks),
             "questions": len(questions), "answerable": len(answerable), "configs": configs, "answers": answers,
             "notes": notes, "_samples": samples}
-
-
-def answer_runs(retriever: Retriever, settings: Settings, questions: Sequence[EvalQuestion],
-                articles: Mapping[str, str], options: EvalOptions, notes: list[str], samples: dict,
-                span_gold: bool = False, label: str = "") -> dict[str, dict]:
-    """Every wanted answerer over ``questions``: its metrics, latency per stage, retrieval, worst failures.
-
-    Notes (answerers skipped, quick run) go to ``notes``, per-question latencies to ``samples``.
-    """
-    if options.quick:
-        notes.append("Quick run: answerers not run (retrieval only).")
-        return {}
-    answer_configs = [c for c in ANSWER_CONFIGS if _wants(options, c)]
-    answers = {}
-    if answer_configs:
-        answerers, answer_notes = make_answerers(retriever, settings, answer_configs, asked=options.configs is not None)
-        notes += answer_notes
-        for name, answer in answerers.items():
-            outcome = run_answerer(answer, questions, articles, progress=options.progress,
-                                   desc=f"{label} answer {name}".strip(), span_gold=span_gold)
-            answers[name] = {**outcome["metrics"], "latency": latency_summary(outcome["latencies"]),
-                             "stages": {stage: latency_summary(v) for stage, v in outcome["stages"].items()},
-                             "retrieval": score_splits(questions, outcome["ranked"])["all"],
-                             "failures": outcome["failures"][:20], "worst": outcome["worst"], "_judged": outcome["judged"]}
-            for stage, values in outcome["stages"].items():
-                samples[f"{name}:{stage}"] = values
-    return answers
 
 
 def _by_type(questions: Sequence[EvalQuestion], ranked: Mapping[str, Sequence[str]]) -> dict:

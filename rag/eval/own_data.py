@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 from rag.errors import RagError
-from rag.eval.evaluation import (REPLAYED, EvalOptions, EvalQuestion, RecordingRetriever, _replayed_runs, _retriever,
-                                 _run_modes, _shown, answer_runs, flatten, result_header, score_splits)
+from rag.eval.answer_runs import answer_runs, open_retriever
+from rag.eval.datasets import EvalOptions, EvalQuestion, score_splits
+from rag.eval.evaluation import REPLAYED, RecordingRetriever, _replayed_runs, _run_modes, _shown, flatten, result_header
 from rag.eval.metrics import latency_summary
 from rag.eval.xquad import doc_id_for, write_articles
 from rag.retrieve.retrieval import Retriever
@@ -243,7 +244,7 @@ def squad_retriever(data: OwnData, settings: Settings, log: Callable[[str], None
     ``settings.index_dir`` (by default under ``index/``)."""
     root = Path(settings.index_dir).parent / f"squad-{content_key(data.articles)}"
     folder = write_articles(root / "articles", data.articles)
-    return _retriever(root / "index", settings, folder, log, progress, embedder)
+    return open_retriever(root / "index", settings, folder, log, progress, embedder)
 
 
 def evaluate_own(settings: Settings, options: EvalOptions, data: OwnData, base: Retriever, label: str = "own") -> dict:

@@ -12,8 +12,9 @@ import json
 from pathlib import Path
 from typing import Mapping, Sequence
 
-RETRIEVAL_COLUMNS = [("recall@1", "R@1"), ("recall@5", "R@5"), ("recall@10", "R@10"), ("hit_rate@5", "Hit@5"),
-                     ("mrr@10", "MRR@10"), ("ndcg@10", "nDCG@10")]
+from rag.eval.report_answers import OWN_SETS, XQUAD_ANSWERS, answer_sections, calibration_chart, own_section
+from rag.eval.tables import fmt, retrieval_header, retrieval_rows, table
+
 ANSWER_COLUMNS = [("answer_correctness", "correct"), ("citation_precision", "citation precision"),
                   ("citation_hit", "citation hit"), ("citation_validity", "citation validity"),
                   ("abstention_precision", "abstention P"), ("abstention_recall", "abstention R")]
@@ -25,44 +26,12 @@ SPLIT_TITLES = {"heldout": "Held-out half (last 24 articles) — the numbers to 
                 "all": "All 48 articles"}
 
 
-def _fmt(value, digits: int = 3) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return lines
-
-
-def _retrieval_rows(configs: Mapping, split: str, columns=RETRIEVAL_COLUMNS) -> list[list[str]]:
-    rows = []
-    for name, data in configs.items():
-        scores = data.get(split)
-        if not scores:
-            continue
-        latency = data.get("latency") or {}
-        rows.append([f"`{name}`"] + [_fmt(scores.get(key)) for key, _ in columns]
-                    + [_fmt(latency.get("p50_ms"), 1), _fmt(latency.get("p95_ms"), 1)])
-    return rows
-
-
-def _retrieval_header(columns=RETRIEVAL_COLUMNS) -> list[str]:
-    return ["configuration"] + [title for _, title in columns] + ["p50 ms", "p95 ms"]
-
-
 def _chart_name(name: str, what: str) -> str:
     return f"{name}-{what}.png"
 
 
 def render_markdown(result: Mapping, name: str, charts: Sequence[str] = ()) -> str:
     """The report as Markdown."""
-    from rag.eval.report_answers import OWN_SETS, XQUAD_ANSWERS, answer_sections, own_section
-
     s = result.get("settings", {})
     lines = [f"# Evaluation report `{name}`", "",
              f"Created {result.get('created')} at commit `{result.get('commit')}` in {result.get('seconds')} s "
@@ -82,10 +51,10 @@ def render_markdown(result: Mapping, name: str, charts: Sequence[str] = ()) -> s
                   f"(tune {xquad['splits'].get('tune')}, held-out {xquad['splits'].get('heldout')} questions). "
                   "Data: XQuAD (Artetxe et al. 2020), CC BY-SA 4.0, see `eval/xquad-de/LICENSE.txt`.", ""]
         for split in ("heldout", "tune", "all"):
-            rows = _retrieval_rows(xquad["configs"], split)
+            rows = retrieval_rows(xquad["configs"], split)
             if rows:
                 title = SPLIT_TITLES[split] if not result.get("quick") else f"{split} (quick slice: 2 articles, 10 paragraphs)"
-                lines += [f"### {title}", ""] + _table(_retrieval_header(), rows) + [""]
+                lines += [f"### {title}", ""] + table(retrieval_header(), rows) + [""]
         notes = [f"- `{n}`: {d['note']}" for n, d in xquad["configs"].items() if d.get("note")] + \
                 [f"- {n}" for n in xquad.get("notes", [])]
         if notes:
@@ -97,8 +66,8 @@ def render_markdown(result: Mapping, name: str, charts: Sequence[str] = ()) -> s
         if misses:
             lines += [f"### Held-out questions where `hybrid` does not rank the gold paragraph first ({len(misses)})", "",
                       "<details><summary>show</summary>", ""]
-            lines += _table(["question", "gold", "gold rank", "ranked first"],
-                            [[m["question"].replace("|", "\\|"), f"`{m['gold']}`", _fmt(m["rank"]),
+            lines += table(["question", "gold", "gold rank", "ranked first"],
+                            [[m["question"].replace("|", "\\|"), f"`{m['gold']}`", fmt(m["rank"]),
                               f"`{m['top'][0]}`" if m["top"] else "–"] for m in misses])
             lines += ["", "</details>", ""]
     for key, title in GERMAN_SETS:
@@ -110,28 +79,28 @@ def render_markdown(result: Mapping, name: str, charts: Sequence[str] = ()) -> s
                   f"articles ({german['passages']} passages in `{german['index']}`). Retrieval metrics count the "
                   "answerable questions; a question with two gold articles needs both for Recall@k = 1, one for Hit@5. "
                   "Follow-up questions are asked in their standalone form.", ""]
-        rows = _retrieval_rows(german["configs"], "all")
+        rows = retrieval_rows(german["configs"], "all")
         if rows:
-            lines += ["### Retrieval", ""] + _table(_retrieval_header(), rows) + [""]
+            lines += ["### Retrieval", ""] + table(retrieval_header(), rows) + [""]
             columns = [("evidence_hit@1", "evidence hit@1"), ("evidence_hit@3", "evidence hit@3"),
                        ("evidence_hit@5", "evidence hit@5"), ("evidence_recall@5", "evidence recall@5")]
             lines += ["Passage level: does a top-k *passage* of a gold article overlap a gold evidence sentence "
                       "(hit), and what share of a question's evidence sentences do the top 5 passages cover (recall)?", ""]
-            lines += _table(_retrieval_header(columns), _retrieval_rows(german["configs"], "all", columns)) + [""]
+            lines += table(retrieval_header(columns), retrieval_rows(german["configs"], "all", columns)) + [""]
         hybrid = german["configs"].get("hybrid", {}).get("by_type")
         if hybrid:
             lines += ["### `hybrid` by question type", ""]
-            lines += _table(["type", "questions", "R@5", "Hit@5", "MRR@10"],
-                            [[k, str(v["questions"]), _fmt(v.get("recall@5")), _fmt(v.get("hit_rate@5")),
-                              _fmt(v.get("mrr@10"))] for k, v in hybrid.items()]) + [""]
+            lines += table(["type", "questions", "R@5", "Hit@5", "MRR@10"],
+                            [[k, str(v["questions"]), fmt(v.get("recall@5")), fmt(v.get("hit_rate@5")),
+                              fmt(v.get("mrr@10"))] for k, v in hybrid.items()]) + [""]
         if german.get("answers"):
             lines += ["### Answers", "", "Correct: every gold fact (one of its variants, case-insensitive, `14,3` = `14.3`) "
                       "in a non-abstaining answer, over all answerable questions. Citation precision: citations of "
                       "answered answerable questions that point into a gold article and overlap a gold evidence "
                       "sentence. Validity: quote = article text at `[start, end)`. Abstention P/R: abstaining vs. "
                       "the unanswerable questions.", ""]
-            lines += _table(["answerer"] + [t for _, t in ANSWER_COLUMNS] + ["answered", "abstained"],
-                            [[f"`{n}`"] + [_fmt(a.get(k)) for k, _ in ANSWER_COLUMNS]
+            lines += table(["answerer"] + [t for _, t in ANSWER_COLUMNS] + ["answered", "abstained"],
+                            [[f"`{n}`"] + [fmt(a.get(k)) for k, _ in ANSWER_COLUMNS]
                              + [str(a.get("answered")), str(a.get("abstained"))]
                              for n, a in german["answers"].items()]) + [""]
             stage_rows = []
@@ -139,12 +108,12 @@ def render_markdown(result: Mapping, name: str, charts: Sequence[str] = ()) -> s
                 for stage in ("retrieval", "answer", "total"):
                     summary = a.get("stages", {}).get(stage)
                     if summary:
-                        stage_rows.append([f"`{n}`", stage, _fmt(summary.get("p50_ms"), 1), _fmt(summary.get("p95_ms"), 1),
-                                           _fmt(summary.get("mean_ms"), 1)])
+                        stage_rows.append([f"`{n}`", stage, fmt(summary.get("p50_ms"), 1), fmt(summary.get("p95_ms"), 1),
+                                           fmt(summary.get("mean_ms"), 1)])
             if stage_rows:
                 lines += ["Latency per stage (retrieval = query embedding + search + fusion; answer = sentence "
                           "selection / generation):", ""]
-                lines += _table(["answerer", "stage", "p50 ms", "p95 ms", "mean ms"], stage_rows) + [""]
+                lines += table(["answerer", "stage", "p50 ms", "p95 ms", "mean ms"], stage_rows) + [""]
         lines += answer_sections(german.get("answers", {}))
         if german.get("notes"):
             lines += [f"- {n}" for n in german["notes"]] + [""]
@@ -171,15 +140,15 @@ def _sweep_section(sweep: Mapping | None) -> list[str]:
         rows = []
         for p in points:
             mark = " ◀" if p["value"] == chosen[parameter] else ""
-            rows.append([f"{p['value']}{mark}", _fmt(p["tune"]["recall@1"]), _fmt(p["tune"]["recall@5"]),
-                         _fmt(p["tune"]["mrr@10"]), _fmt(p["heldout"]["recall@1"]), _fmt(p["heldout"]["recall@5"]),
-                         _fmt(p["heldout"]["mrr@10"])])
-        lines += [f"`{parameter}`:", ""] + _table([parameter, "tune R@1", "tune R@5", "tune MRR@10", "held-out R@1",
+            rows.append([f"{p['value']}{mark}", fmt(p["tune"]["recall@1"]), fmt(p["tune"]["recall@5"]),
+                         fmt(p["tune"]["mrr@10"]), fmt(p["heldout"]["recall@1"]), fmt(p["heldout"]["recall@5"]),
+                         fmt(p["heldout"]["mrr@10"])])
+        lines += [f"`{parameter}`:", ""] + table([parameter, "tune R@1", "tune R@5", "tune MRR@10", "held-out R@1",
                                                     "held-out R@5", "held-out MRR@10"], rows) + [""]
     tuned = sweep.get("tuned", {}).get("heldout")
     if tuned:
-        lines += [f"Chosen setting on the held-out half: R@1 {_fmt(tuned['recall@1'])}, R@5 {_fmt(tuned['recall@5'])}, "
-                  f"MRR@10 {_fmt(tuned['mrr@10'])}.", ""]
+        lines += [f"Chosen setting on the held-out half: R@1 {fmt(tuned['recall@1'])}, R@5 {fmt(tuned['recall@5'])}, "
+                  f"MRR@10 {fmt(tuned['mrr@10'])}.", ""]
     return lines
 
 
@@ -262,8 +231,6 @@ def write_charts(result: Mapping, folder: Path, name: str) -> list[Path]:
             fig.savefig(path, dpi=110)
             plt.close(fig)
             written.append(path)
-    from rag.eval.report_answers import calibration_chart
-
     calibration = calibration_chart(result, folder / _chart_name(name, "calibration"))
     return written + ([calibration] if calibration else [])
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from rag.eval.report import _fmt, _retrieval_header, _retrieval_rows, _table
+from rag.eval.tables import fmt, retrieval_header, retrieval_rows, table
 
 OWN_SETS = ("own", "squad")
 COLUMNS = [("contains_gold", "contains gold"), ("short_exact", "short EM"), ("short_f1", "short F1"),
@@ -43,10 +43,10 @@ def answer_sections(answers: Mapping[str, Mapping], intro: str = "") -> list[str
         return []
     columns = [(k, t) for k, t in COLUMNS if any(a.get(k) is not None for a in answers.values())]
     lines = ["### Answer metrics", ""] + ([intro, ""] if intro else []) + [DEFINITIONS, ""]
-    lines += _table(["answerer", "answerable + unanswerable (+ removed)"] + [t for _, t in columns] + ["calibrated"],
+    lines += table(["answerer", "answerable + unanswerable (+ removed)"] + [t for _, t in columns] + ["calibrated"],
                     [[f"`{n}`", f"{a.get('answerable')} + {a.get('unanswerable')}"
                       + (f" (+ {a['removed_questions']})" if a.get("removed_questions") else "")]
-                     + [_fmt(a.get(k)) for k, _ in columns] + [str(a.get("calibrated", "–"))]
+                     + [fmt(a.get(k)) for k, _ in columns] + [str(a.get("calibrated", "–"))]
                      for n, a in answers.items()]) + [""]
     for name, a in answers.items():
         if a.get("failures_by_reason"):
@@ -63,10 +63,10 @@ def worst_table(rows: Sequence[Mapping], title: str) -> list[str]:
     if not rows:
         return []
     return [f"#### {title}", "", "Worst first: answers to unanswerable questions, wrong sentences, retrieval misses, "
-            "false abstentions, wrong short answers; within each, the most confident first.", ""] + _table(
+            "false abstentions, wrong short answers; within each, the most confident first.", ""] + table(
         ["question", "gold", "answer", "first retrieved", "why", "confidence"],
         [[_cell(r["question"]), _cell(r["gold"], 50), _cell(r["answer"]), f"`{r['first_retrieved'] or '–'}`",
-          r["reason"], _fmt(r.get("confidence"), 2)] for r in rows]) + [""]
+          r["reason"], fmt(r.get("confidence"), 2)] for r in rows]) + [""]
 
 
 def own_section(key: str, data: Mapping) -> list[str]:
@@ -77,15 +77,15 @@ def own_section(key: str, data: Mapping) -> list[str]:
              f"{data['questions']} questions ({data['answerable']} answerable) over {data['articles']} articles "
              f"({data['passages']} passages in `{data['index']}`){removed}. Retrieval metrics count the questions "
              "with gold articles.", ""]
-    rows = _retrieval_rows(data.get("configs", {}), "all")
+    rows = retrieval_rows(data.get("configs", {}), "all")
     if rows:
-        lines += ["### Retrieval", ""] + _table(_retrieval_header(), rows) + [""]
+        lines += ["### Retrieval", ""] + table(retrieval_header(), rows) + [""]
     lines += answer_sections(data.get("answers", {}))
     for name, a in data.get("answers", {}).items():
         stages = a.get("stages", {})
         if stages:
             lines += [f"Latency `{name}` per question (ms): " + ", ".join(
-                f"{stage} p50 {_fmt(s.get('p50_ms'), 1)} / p95 {_fmt(s.get('p95_ms'), 1)}" for stage, s in stages.items()), ""]
+                f"{stage} p50 {fmt(s.get('p50_ms'), 1)} / p95 {fmt(s.get('p95_ms'), 1)}" for stage, s in stages.items()), ""]
     if data.get("notes"):
         lines += ["Input and run notes:", ""] + [f"- {n}" for n in data["notes"]] + [""]
     return lines
@@ -107,7 +107,7 @@ def calibration_chart(result: Mapping, path: Path) -> Path | None:
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--", label="perfect calibration")
     for label, curve, ece in curves:
         x, y, n = ([b[k] for b in curve] for k in ("predicted", "observed", "n"))
-        line, = ax.plot(x, y, lw=1, label=f"{label} (ECE {_fmt(ece)})")
+        line, = ax.plot(x, y, lw=1, label=f"{label} (ECE {fmt(ece)})")
         ax.scatter(x, y, s=[8 + 120 * count / max(n) for count in n], color=line.get_color())  # area ∝ questions
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)

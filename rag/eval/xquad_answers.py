@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from rag.eval.answers import expected_calibration_error, reliability
-from rag.eval.evaluation import EvalOptions, EvalQuestion, _retriever, answer_runs, make_answerers, run_answerer
+from rag.eval.answer_runs import answer_runs, make_answerers, open_retriever, run_answerer
+from rag.eval.datasets import EvalOptions, EvalQuestion
 from rag.eval.xquad import default_workdir, load_xquad, parse_doc_id, write_articles
 from rag.retrieve.retrieval import Retriever
 from rag.settings import Settings
@@ -43,7 +44,7 @@ def removed_retriever(full_index: Path, settings: Settings, options: EvalOptions
     index_dir = Path(full_index).with_name(Path(full_index).name + "-removed")
     if not (index_dir / "params.json").exists() and (Path(full_index) / "params.json").exists():
         shutil.copytree(full_index, index_dir, symlinks=True, dirs_exist_ok=True)
-    return _retriever(index_dir, settings, folder, log, options.progress, embedder)
+    return open_retriever(index_dir, settings, folder, log, options.progress, embedder)
 
 
 def evaluate_answers(base: Retriever, settings: Settings, options: EvalOptions, questions: Sequence[EvalQuestion],
