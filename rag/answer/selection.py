@@ -27,8 +27,8 @@ import numpy as np
 from rag.answer.facts import quarter_periods, sentence_time
 from rag.index.lexical import bm25_idf
 from rag.ingest.sentences import sentence_spans
-from rag.lang.de import (ANAPHOR_PATTERN, ANSWER_TYPES, ENGLISH_MONTHS, MONTH_NUMBERS, NUMBER_WORDS, UNIT_PATTERN,
-                         question_type, tokenize)
+from rag.lang.de import (ANAPHOR_PATTERN, ANSWER_TYPES, ENGLISH_MONTHS, MONTH_NUMBERS, NAME_PAIR, NUMBER_WORDS,
+                         PLACE_PHRASE, UNIT_PATTERN, question_type, tokenize)
 
 MODEL_PATH = Path(__file__).parent / "models" / "selector.json"
 _MONTHS = "|".join(sorted({*MONTH_NUMBERS, *(m for m in ENGLISH_MONTHS if len(m) > 3)}, key=len, reverse=True))
@@ -42,9 +42,6 @@ DAY_DATE = re.compile(r"\b\d{1,2}\.\s*(?:(?:" + _MONTHS + r")\b|\d{1,2}\.)", re.
 _CAPITALISED = re.compile(r"\b[A-ZÄÖÜ][\wäöüß-]+")
 # A word with a capital letter anywhere: names, German nouns, and names written in lower case first ("xAI", "iPhone").
 _HAS_CAPITAL = re.compile(r"\b[\wäöüß-]*[A-ZÄÖÜ][\wäöüß-]*")
-_PLACE = re.compile(r"\b(?:in|aus|nach|bei|nahe|im|von)\s+(?:der\s+|dem\s+|den\s+)?[A-ZÄÖÜ][a-zäöüß]+")
-# Two capitalised words in a row (with a name particle between), not at a sentence start: "Susan Li", "Karl der Große".
-_CAP_PAIR = re.compile(r"(?<![.!?]\s)\b[A-ZÄÖÜ][a-zäöüß]+(?:\s+(?:von|van|de|der|la|le)\s+|\s+)[A-ZÄÖÜ][a-zäöüß]+")
 
 
 @dataclass(frozen=True)
@@ -79,7 +76,7 @@ def sentence_info(text: str, start: int, end: int, article=None) -> SentenceInfo
     caps = frozenset(m.group(0).casefold() for m in _CAPITALISED.finditer(s) if m.start() > 0)
     return SentenceInfo(start, end, tuple(tokenize(s)), frozenset(m.group(0) for m in NUMBER.finditer(s)),
                         frozenset(YEAR.findall(s)), bool(MONTH.search(s)), bool(DAY_DATE.search(s)),
-                        bool(UNIT_PATTERN.search(s)), caps, len(_CAP_PAIR.findall(s)), len(_PLACE.findall(s)),
+                        bool(UNIT_PATTERN.search(s)), caps, len(NAME_PAIR.findall(s)), len(PLACE_PHRASE.findall(s)),
                         bool(ANAPHOR_PATTERN.match(s)), not s.rstrip().endswith((".", "!", "?", "“", '"', "»", ")")),
                         s.rstrip().endswith("?"), years, periods)
 

@@ -42,6 +42,10 @@ ABBREVIATIONS = frozenset(
 )
 # Words that commonly open a sentence: after "Nr. 5" or "Abs." followed by one of them, a new sentence starts.
 SENTENCE_STARTERS = frozenset("der die das dies diese im in am auch aber er sie es wir man doch so und".split())
+# A place after a locative preposition ("in Berlin", "aus der Schweiz").
+PLACE_PHRASE = re.compile(r"\b(?:in|aus|nach|bei|nahe|im|von)\s+(?:der\s+|dem\s+|den\s+)?[A-ZÄÖÜ][a-zäöüß]+")
+# Two capitalised words in a row (with a name particle between), not at a sentence start: "Susan Li", "Karl der Große".
+NAME_PAIR = re.compile(r"(?<![.!?]\s)\b[A-ZÄÖÜ][a-zäöüß]+(?:\s+(?:von|van|de|der|la|le)\s+|\s+)[A-ZÄÖÜ][a-zäöüß]+")
 
 # ---- Short answers: the words in and around a span that answers (rag.answer.spans) ------------------------------
 ARTICLES = frozenset("der die das den dem des ein eine einer eines einem einen the a an".split())
