@@ -32,7 +32,7 @@ from rag.eval.answer_runs import answer_runs, open_retriever
 from rag.eval.datasets import EvalOptions, EvalQuestion, score_splits
 from rag.eval.evaluation import REPLAYED, RecordingRetriever, _replayed_runs, _run_modes, _shown, flatten, result_header
 from rag.eval.metrics import latency_summary
-from rag.eval.xquad import doc_id_for, write_articles
+from rag.eval.xquad import doc_id_for, read_squad_data, write_articles
 from rag.retrieve.retrieval import Retriever
 from rag.settings import Settings
 
@@ -166,12 +166,7 @@ def drop_unknown_docs(data: OwnData, known: Iterable[str]) -> OwnData:
 def read_squad(path: Path, holdout: int = 0) -> OwnData:
     """Paragraphs as articles and questions of a SQuAD-format file; the last ``holdout`` articles left out."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))["data"]
-    except FileNotFoundError:
-        raise RagError(f"The SQuAD file {path} does not exist.") from None
-    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
-        raise RagError(f"{path.name} is not a SQuAD-format JSON file (an object with a 'data' list).") from None
+    data = read_squad_data(path)
     if not isinstance(data, list) or not data:
         raise RagError(f"{path.name} holds no articles.")
     if not 0 <= holdout < len(data):

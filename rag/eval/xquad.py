@@ -92,15 +92,21 @@ def split_of(article: int) -> str:
     return "tune" if article < TUNE_ARTICLES else "heldout"
 
 
+def read_squad_data(path: Path) -> list:
+    """The ``data`` list of a SQuAD-format JSON file (XQuAD, MLQA, a user's own), or one sentence saying why not."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8-sig"))["data"]
+    except FileNotFoundError:
+        raise RagError(f"The SQuAD file {path} does not exist.") from None
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
+        raise RagError(f"{Path(path).name} is not a SQuAD-format JSON file (an object with a 'data' list).") from None
+    return data
+
+
 def load_xquad(source: Path | None = None) -> tuple[list[Paragraph], list[XQuestion]]:
     """Paragraphs and questions of a SQuAD-format file, in file order."""
     source = Path(source or default_source())
-    try:
-        data = json.loads(source.read_text(encoding="utf-8"))["data"]
-    except FileNotFoundError:
-        raise RagError(f"The XQuAD file {source} does not exist.") from None
-    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
-        raise RagError(f"{source} is not a SQuAD-format JSON file.") from None
+    data = read_squad_data(source)
     if len(data) > 99:
         raise RagError(f"{source} has {len(data)} articles; paragraph ids allow at most 99.")
     paragraphs: list[Paragraph] = []
