@@ -26,7 +26,7 @@ from rag.answer.facts import figure_years
 from rag.answer.generation import Generator, Passage, make_generator, refusal_text
 from rag.answer.selection import Candidate, Scored, Selector, SelectorModel, holds_term
 from rag.errors import RagError
-from rag.lang.de import CHANGE_QUESTION, COMPARISON_QUESTION, format_date, tokenize
+from rag.lang.de import CHANGE_QUESTION, COMPARISON_QUESTION, FIGURE, format_date, tokenize
 from rag.retrieve.retrieval import Retriever
 from rag.schema import Answer, Article, Citation, Hit, Retrieved
 from rag.settings import Settings
@@ -36,7 +36,6 @@ PART_RANKS = 15
 # A sentence stating the best one's fact is cited when it is among this many best candidates: the selector's
 # probabilities compete (two sentences with the same figure share the mass), so a ratio to the best would drop it.
 AGREEING_RANKS = 6
-_FIGURE = re.compile(r"(?<![\w.,])\d+(?:[.,]\d+)*(?![\w])")
 _SPACE = re.compile(r"\s+")
 
 
@@ -58,7 +57,7 @@ class Choice:
 
     @property
     def figures(self) -> frozenset[str]:
-        return frozenset(_FIGURE.findall(self.quote))
+        return frozenset(FIGURE.findall(self.quote))
 
 
 @dataclass
@@ -169,7 +168,7 @@ class ExtractiveAnswerer:
         short = _short_answer(question, best.quote)
         chosen = [best]
         limit = self.settings.answer_max_sentences
-        asked = frozenset(_FIGURE.findall(question))
+        asked = frozenset(FIGURE.findall(question))
         floor = self.settings.answer_extra_ratio * best.probability
         timeline = bool(CHANGE_QUESTION.search(question)) or len(scored.view.years) > 1
         asked_years = frozenset(int(y) for y in scored.view.years)

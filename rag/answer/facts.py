@@ -9,11 +9,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rag.lang.de import MEASURE_UNITS, NUMBER_WORDS, SCALES
+from rag.lang.de import FIGURE, MEASURE_UNITS, NUMBER_WORDS, SCALES
 
 # Number words that count as figures ("sechs Milliarden", "zehnmal"); "ein/eine" only before a scale word.
 _NUMBER_WORDS = (*(word for word, value in NUMBER_WORDS.items() if value >= 2), "doppelt")
-NUMBER = re.compile(r"(?<![\w.,])\d+(?:[.,]\d+)*(?![\w])|\b(?:" + "|".join(_NUMBER_WORDS) + r")\b|"
+NUMBER = re.compile(FIGURE.pattern + r"|\b(?:" + "|".join(_NUMBER_WORDS) + r")\b|"
                     r"\bein(?:e|er)?(?= (?:Milliarde|Million|Billion))", re.IGNORECASE)
 # A year of any century from 1000 ("1862" is a year too), but not a count ("1500 Menschen", "2000 Dollar").
 _COUNTED = "|".join(sorted((w for w in {*MEASURE_UNITS, *SCALES} if w[:1].isalpha() and not w.startswith("jahr")),

@@ -27,13 +27,13 @@ import numpy as np
 from rag.answer.facts import quarter_periods, sentence_time
 from rag.index.lexical import bm25_idf
 from rag.ingest.sentences import sentence_spans
-from rag.lang.de import (ANAPHOR_PATTERN, ANSWER_TYPES, ENGLISH_MONTHS, MONTH_NUMBERS, NAME_PAIR, NUMBER_WORDS,
+from rag.lang.de import (ANAPHOR_PATTERN, ANSWER_TYPES, ENGLISH_MONTHS, FIGURE, MONTH_NUMBERS, NAME_PAIR, NUMBER_WORDS,
                          PLACE_PHRASE, UNIT_PATTERN, question_type, tokenize)
 
 MODEL_PATH = Path(__file__).parent / "models" / "selector.json"
 _MONTHS = "|".join(sorted({*MONTH_NUMBERS, *(m for m in ENGLISH_MONTHS if len(m) > 3)}, key=len, reverse=True))
 # Figures: digits, or number words from "zwei" up ("ein"/"eine" are articles far more often than numbers).
-NUMBER = re.compile(r"(?<![\w.,])\d+(?:[.,]\d+)*(?![\w])|\b(?:"
+NUMBER = re.compile(FIGURE.pattern + r"|\b(?:"
                     + "|".join(w for w, v in NUMBER_WORDS.items() if v > 1) + r"|millionen?|milliarden?|dutzend|hälfte)\b",
                     re.I)
 YEAR = re.compile(r"(?<![\d.,])(1\d{3}|20\d{2})(?![\d.,]\d)")
