@@ -104,7 +104,8 @@
       if (box && !blocked(event, box)) show(box.value);
     }
   }, true);
-  setInterval(function () {
+  // A mutation observer runs before the next paint, so the echo and the server's bubble are never seen together.
+  new MutationObserver(function () {
     if (echo && questions() > parseInt(echo.dataset.before, 10)) { echo.remove(); echo = null; }
-  }, 100);
+  }).observe(document.body, {childList: true, subtree: true});
 })();
