@@ -24,7 +24,8 @@ from typing import Callable, Iterator, Sequence
 
 from rag.answer.facts import figure_years
 from rag.answer.generation import Generator, Passage, make_generator, refusal_text
-from rag.answer.selection import Candidate, Scored, Selector, SelectorModel, holds_term
+from rag.answer.features import Candidate, holds_term
+from rag.answer.selection import Scored, Selector, SelectorModel
 from rag.errors import RagError
 from rag.lang.de import CHANGE_QUESTION, COMPARISON_QUESTION, FIGURE, format_date, tokenize
 from rag.retrieve.retrieval import Retriever

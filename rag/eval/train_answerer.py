@@ -26,6 +26,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from rag.answer import features as F
 from rag.answer import selection as S
 from rag.settings import Settings, project_root
 
@@ -72,7 +73,7 @@ def collect(retriever, items: Sequence[Item], name: str, weight: float = 1.0,
         y += [int(item.answerable and item.positive(c.doc_id, index.articles[c.doc_id].text[c.start:c.end]))
               for c in candidates]
         q += [i] * len(candidates)
-        Q.append(S.question_features(view, feats, np.zeros(len(candidates)), hits))
+        Q.append(F.question_features(view, feats, np.zeros(len(candidates)), hits))
         if i % 200 == 199:
             log(f"{name}: {i + 1}/{len(items)} questions")
     return Collected(name, np.vstack(X), np.array(y, np.int8), np.array(q, np.int64), np.vstack(Q),
@@ -137,7 +138,7 @@ def _per_question(logits: np.ndarray, s: Collected, extra_ratio: float):
     Q, hit, answer, ceiling = s.Q.copy(), np.zeros(n), np.zeros(n), np.zeros(n)
     for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
         if b > a:
-            Q[i] = S.question_features_from(Q[i], s.X[a:b], logits[a:b])
+            Q[i] = F.question_features_from(Q[i], s.X[a:b], logits[a:b])
             order = np.argsort(-logits[a:b], kind="stable")
             p = 1.0 / (1.0 + np.exp(-logits[a:b][order[:2]]))
             hit[i], ceiling[i] = s.y[a + order[0]], s.y[a:b].max()

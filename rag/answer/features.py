@@ -1,0 +1,403 @@
+"""The candidate quotes of the retrieved passages and the domain-general features the learned selector scores them
+on (``FEATURES``, per candidate) and the answerability classifier reads (``QUESTION_FEATURES``, per question).
+
+Why these signals: each holds in any German corpus — how close a sentence is to the question (its sentence-pair
+vector from the index, IDF-weighted stem coverage, proximity), how well its passage was retrieved, whether it holds
+the kind of thing the question asks for that the question does not already contain, what it lacks of the
+question's specific terms, and where it stands. The weights are learned (``rag.answer.selection``,
+``rag.eval.train_answerer``), never set by hand.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from rag.answer.facts import quarter_periods, sentence_time
+from rag.ingest.sentences import sentence_spans
+from rag.lang.de import (ANAPHOR_PATTERN, ANSWER_TYPES, ENGLISH_MONTHS, FIGURE, MONTH_NUMBERS, NAME_PAIR, NUMBER_WORDS,
+                         PLACE_PHRASE, UNIT_PATTERN, question_type, tokenize)
+
+
+_MONTHS = "|".join(sorted({*MONTH_NUMBERS, *(m for m in ENGLISH_MONTHS if len(m) > 3)}, key=len, reverse=True))
+# Figures: digits, or number words from "zwei" up ("ein"/"eine" are articles far more often than numbers).
+NUMBER = re.compile(FIGURE.pattern + r"|\b(?:"
+                    + "|".join(w for w, v in NUMBER_WORDS.items() if v > 1) + r"|millionen?|milliarden?|dutzend|hälfte)\b",
+                    re.I)
+YEAR = re.compile(r"(?<![\d.,])(1\d{3}|20\d{2})(?![\d.,]\d)")
+MONTH = re.compile(r"\b(?:" + _MONTHS + r")\b", re.I)
+DAY_DATE = re.compile(r"\b\d{1,2}\.\s*(?:(?:" + _MONTHS + r")\b|\d{1,2}\.)", re.I)
+_CAPITALISED = re.compile(r"\b[A-ZÄÖÜ][\wäöüß-]+")
+# A word with a capital letter anywhere: names, German nouns, and names written in lower case first ("xAI", "iPhone").
+_HAS_CAPITAL = re.compile(r"\b[\wäöüß-]*[A-ZÄÖÜ][\wäöüß-]*")
+
+
+@dataclass(frozen=True)
+class SentenceInfo:
+    """What a sentence holds, computed once per article sentence."""
+
+    start: int
+    end: int
+    tokens: tuple[str, ...]
+    numbers: frozenset[str]
+    years: frozenset[str]
+    has_month: bool
+    has_day_date: bool
+    has_unit: bool
+    capitalised: frozenset[str]
+    cap_pairs: int
+    places: int
+    anaphoric: bool
+    heading: bool
+    question: bool
+    time_years: frozenset[int] = frozenset()  # years it speaks about, relative ones resolved by the article's date
+    time_periods: frozenset[str] = frozenset()  # quarters it speaks about ("2024-q3"), resolved likewise
+
+
+def sentence_info(text: str, start: int, end: int, article=None) -> SentenceInfo:
+    """What the sentence ``text[start:end]`` holds; with its ``article``, also the time it speaks about."""
+    s = text[start:end]
+    years, periods = frozenset(int(y) for y in YEAR.findall(s)), frozenset()
+    if article is not None:
+        resolved, periods = sentence_time(s, article.date)
+        years = years | resolved
+    caps = frozenset(m.group(0).casefold() for m in _CAPITALISED.finditer(s) if m.start() > 0)
+    return SentenceInfo(start, end, tuple(tokenize(s)), frozenset(m.group(0) for m in NUMBER.finditer(s)),
+                        frozenset(YEAR.findall(s)), bool(MONTH.search(s)), bool(DAY_DATE.search(s)),
+                        bool(UNIT_PATTERN.search(s)), caps, len(NAME_PAIR.findall(s)), len(PLACE_PHRASE.findall(s)),
+                        bool(ANAPHOR_PATTERN.match(s)), not s.rstrip().endswith((".", "!", "?", "“", '"', "»", ")")),
+                        s.rstrip().endswith("?"), years, periods)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A quotable span (a sentence, or an anaphoric sentence with the one before it) of one article."""
+
+    doc_id: str
+    start: int
+    end: int
+    position: int  # sentence index in the article
+    rank: int  # rank of the best passage it came from
+    pair: bool  # the predecessor is included
+    time_fit: float  # ``time_match``: 1 the asked time, -1 another one, 0 none said or none asked
+
+
+FEATURES = (
+    "dense", "dense_gap", "dense_rank", "passage_score", "passage_gap", "passage_rank", "passage_dense",
+    "coverage", "coverage_gap", "coverage_rank", "coverage_prev", "coverage_next", "coverage_window",
+    "partial", "proximity", "novelty", "log_tokens", "first", "rel_position", "pair", "anaphoric",
+    "heading", "question", "title_overlap", "missing_name", "specific_missing", "year_match",
+    *(f"wants_{t}" for t in ANSWER_TYPES),
+    "new_number", "new_year", "has_month", "day_date", "unit", "new_caps", "cap_pairs", "places",
+    "amount_x_number", "amount_x_unit", "date_x_year", "date_x_month", "date_x_day", "person_x_pairs",
+    "person_x_caps", "place_x_places", "place_x_caps", "other_x_caps", "reason_x_len",
+)
+
+
+@dataclass(frozen=True)
+class QuestionView:
+    """The question's side of the features, computed once per question."""
+
+    text: str
+    kind: str
+    tokens: frozenset[str]
+    weights: dict[str, float]  # stem → IDF for the stems the index knows
+    unknown_share: float  # share of the question's IDF weight on stems the index never uses
+    numbers: frozenset[str]
+    years: frozenset[str]
+    caps: frozenset[str]
+    names: frozenset[str]  # stems of the question's capitalised words after its first: names, and German nouns
+    periods: frozenset[str] = frozenset()  # quarters asked about ("2024-q3")
+    specific: tuple[tuple[str, float], ...] = ()  # the specific terms (names, nouns after the first word, figures) with IDF
+
+
+def question_view(question: str, weights: dict[str, float], unknown_idf: float) -> QuestionView:
+    tokens = frozenset(tokenize(question))
+    known = {t: w for t, w in weights.items() if t in tokens}
+    missing = [t for t in tokens if t not in known and not t[:1].isdigit()]
+    total = sum(known.values()) + unknown_idf * len(missing)
+    caps = frozenset(m.group(0).casefold() for m in _CAPITALISED.finditer(question))
+    names = frozenset(t for m in _CAPITALISED.finditer(question) if m.start() > 0 for t in tokenize(m.group(0)))
+    years = frozenset(YEAR.findall(question))
+    specific = {t for m in _HAS_CAPITAL.finditer(question) if m.start() > 0 for t in tokenize(m.group(0))}
+    specific |= {t for t in tokens if t[:1].isdigit()}
+    return QuestionView(question, question_type(question), tokens, known,
+                        unknown_idf * len(missing) / total if total else 0.0,
+                        frozenset(m.group(0) for m in NUMBER.finditer(question)), years,
+                        caps, names & known.keys(),
+                        frozenset(quarter_periods(question, int(next(iter(years))) if len(years) == 1 else None)),
+                        tuple(sorted((t, known.get(t, unknown_idf)) for t in specific)))
+
+
+def _coverage(q: QuestionView, tokens) -> float:
+    total = sum(q.weights.values())
+    if not total:
+        return 0.0
+    present = set(tokens)
+    return sum(w for t, w in q.weights.items() if t in present) / total
+
+
+def _partial(q: QuestionView, tokens) -> float:
+    """IDF share of question stems found only inside a longer word of the sentence (German compounds)."""
+    total = sum(q.weights.values())
+    if not total:
+        return 0.0
+    present = set(tokens)
+    hit = 0.0
+    for t, w in q.weights.items():
+        if t not in present and len(t) >= 4 and any(t in u for u in present if len(u) > len(t)):
+            hit += w
+    return hit / total
+
+
+def _proximity(q: QuestionView, tokens: Sequence[str]) -> float:
+    """1 / (1 + the shortest token window holding every matched question stem, minus their count)."""
+    positions = [(i, t) for i, t in enumerate(tokens) if t in q.weights]
+    kinds = {t for _, t in positions}
+    if len(kinds) < 2:
+        return 0.0
+    need, best, counts, left, have = len(kinds), len(tokens), {}, 0, 0
+    for right, (i, t) in enumerate(positions):
+        counts[t] = counts.get(t, 0) + 1
+        have += counts[t] == 1
+        while have == need:
+            j, u = positions[left]
+            best = min(best, i - j + 1)
+            counts[u] -= 1
+            have -= counts[u] == 0
+            left += 1
+    return 1.0 / (1.0 + best - need)
+
+
+def specific_missing(q: QuestionView, info: SentenceInfo, tokens: Sequence[str], title_tokens) -> float:
+    """IDF-weighted share of the question's specific terms (names and nouns after its first word, years, figures)
+    that neither the quote nor its article's title holds; a year also counts as held when the sentence speaks about
+    it ("dieses Jahr"). A near miss ("Wie viel will Amazon 2026 investieren?" over articles about Meta's 2026 and
+    Amazon's 2025 plans) leaves a term missing from every candidate, even when each term occurs somewhere."""
+    total = sum(w for _, w in q.specific)
+    if not total:
+        return 0.0
+    present = {*tokens, *title_tokens, *(str(y) for y in info.time_years)}
+    return sum(w for t, w in q.specific if not holds_term(t, present)) / total
+
+
+def holds_term(term: str, present) -> bool:
+    """Whether the stems ``present`` hold ``term``, also as the name a genitive s was added to ("Metas" → Meta)."""
+    return term in present or (len(term) > 3 and term.endswith("s") and term[:-1] in present)
+
+
+def time_match(q: QuestionView, info: SentenceInfo) -> float:
+    """How the time a sentence speaks about fits the asked one: 1 the asked quarter (or, without one, year), -1
+    another time, 0 no time said or none asked. Relative phrases ("im vergangenen Quartal") count as resolved by
+    the article's date."""
+    if q.periods:
+        return 1.0 if q.periods & info.time_periods else -1.0 if info.time_periods or info.time_years else 0.0
+    if q.years:
+        asked = {int(y) for y in q.years}
+        return 1.0 if asked & info.time_years else -1.0 if info.time_years else 0.0
+    return 0.0
+
+
+def candidate_features(q: QuestionView, info: SentenceInfo, tokens: Sequence[str], prev_tokens, next_tokens,
+                       dense: float, passage_score: float, passage_rank: int, passage_dense: float,
+                       position: int, count: int, pair: bool, title_tokens: frozenset[str]) -> dict[str, float]:
+    """Raw (not yet question-relative) features of one candidate."""
+    wants = {t: float(q.kind == t) for t in ANSWER_TYPES}
+    new_numbers = info.numbers - q.numbers
+    new_years = info.years - q.years
+    new_caps = {c for c in info.capitalised if c not in q.caps and not set(tokenize(c)) & q.tokens}
+    content = [t for t in tokens if not t[:1].isdigit()]
+    novelty = sum(t not in q.tokens for t in content) / len(content) if content else 0.0
+    cov = _coverage(q, tokens)
+    window = {*prev_tokens, *tokens, *next_tokens, *title_tokens}
+    top_weight = max(q.weights.values(), default=1.0)
+    missing_name = max((q.weights[t] / top_weight for t in q.names if t not in window), default=0.0)
+    year_match = time_match(q, info)
+    specific = specific_missing(q, info, tokens, title_tokens)
+    f = {
+        "dense": dense, "passage_score": passage_score, "passage_rank": 1.0 / (1.0 + passage_rank),
+        "passage_dense": passage_dense, "coverage": cov,
+        "coverage_prev": _coverage(q, prev_tokens), "coverage_next": _coverage(q, next_tokens),
+        "coverage_window": _coverage(q, (*prev_tokens, *tokens, *next_tokens)),
+        "partial": _partial(q, tokens), "proximity": _proximity(q, tokens), "novelty": novelty,
+        "log_tokens": math.log1p(len(tokens)), "first": float(position == 0),
+        "rel_position": position / max(count - 1, 1), "pair": float(pair), "anaphoric": float(info.anaphoric),
+        "heading": float(info.heading), "question": float(info.question),
+        "title_overlap": _coverage(q, title_tokens), "missing_name": missing_name, "specific_missing": specific,
+        "year_match": year_match,
+        **{f"wants_{t}": v for t, v in wants.items()},
+        "new_number": float(bool(new_numbers - new_years)), "new_year": float(bool(new_years)),
+        "has_month": float(info.has_month), "day_date": float(info.has_day_date), "unit": float(info.has_unit),
+        "new_caps": min(len(new_caps), 5) / 5, "cap_pairs": min(info.cap_pairs, 3) / 3,
+        "places": min(info.places, 3) / 3,
+    }
+    f["amount_x_number"] = wants["amount"] * f["new_number"]
+    f["amount_x_unit"] = wants["amount"] * f["unit"] * f["new_number"]
+    f["date_x_year"] = wants["date"] * f["new_year"]
+    f["date_x_month"] = wants["date"] * f["has_month"]
+    f["date_x_day"] = wants["date"] * f["day_date"]
+    f["person_x_pairs"] = wants["person"] * f["cap_pairs"]
+    f["person_x_caps"] = wants["person"] * f["new_caps"]
+    f["place_x_places"] = wants["place"] * f["places"]
+    f["place_x_caps"] = wants["place"] * f["new_caps"]
+    f["other_x_caps"] = wants["other"] * f["new_caps"]
+    f["reason_x_len"] = wants["reason"] * f["log_tokens"]
+    return f
+
+
+def relative(rows: list[dict[str, float]]) -> None:
+    """Add the question-relative features (gaps to the best candidate, ranks) in place."""
+    for key, gap, rank in (("dense", "dense_gap", "dense_rank"), ("coverage", "coverage_gap", "coverage_rank"),
+                           ("passage_score", "passage_gap", None)):
+        values = np.array([r[key] for r in rows], np.float64)
+        top = values.max() if len(values) else 0.0
+        order = np.argsort(-values, kind="stable")
+        ranks = np.empty(len(values), np.int64)
+        ranks[order] = np.arange(len(values))
+        for r, v, k in zip(rows, values, ranks):
+            r[gap] = float(v - top)
+            if rank:
+                r[rank] = 1.0 / (1.0 + k)
+
+
+class ArticleSentences:
+    """Per-article sentence spans and their infos, cached (articles recur across questions)."""
+
+    def __init__(self, index) -> None:
+        self.index = index
+        self._cache: dict[str, list[SentenceInfo]] = {}
+        self._titles: dict[str, frozenset[str]] = {}
+
+    def of(self, doc_id: str) -> list[SentenceInfo]:
+        infos = self._cache.get(doc_id)
+        if infos is None:
+            article = self.index.articles[doc_id]
+            text = article.text
+            infos = self._cache[doc_id] = [sentence_info(text, a, b, article)
+                                           for a, b in sentence_spans(text) or [(0, len(text))]]
+        return infos
+
+    def title(self, doc_id: str) -> frozenset[str]:
+        t = self._titles.get(doc_id)
+        if t is None:
+            t = self._titles[doc_id] = frozenset(tokenize(self.index.articles[doc_id].title))
+        return t
+
+
+def chunk_rows(index) -> dict[str, int]:
+    return {c.chunk_id: i for i, c in enumerate(index.chunks)}
+
+
+def sentence_vector_sims(index, row: int, query: np.ndarray) -> tuple[list[tuple[int, int]], np.ndarray]:
+    """The chunk's sentence spans (chunk-relative) and the cosine of each one's sentence-pair vector."""
+    chunk = index.chunks[row]
+    spans = sentence_spans(chunk.text) or [(0, len(chunk.text))]
+    if index.sentences is None:
+        return spans, np.zeros(len(spans), np.float32)
+    vectors = index.sentences.of(row)
+    sims = vectors.astype(np.float32) @ query.reshape(-1) if len(vectors) else np.zeros(0, np.float32)
+    if len(sims) != len(spans):
+        sims = np.resize(sims, len(spans)) if len(sims) else np.zeros(len(spans), np.float32)
+    return spans, sims
+
+
+def build_candidates(index, sentences: ArticleSentences, rows: dict[str, int], q: QuestionView,
+                     query: np.ndarray, hits: Sequence, passages: int) -> tuple[list[Candidate], list[dict]]:
+    """Candidates of the best ``passages`` hits, deduplicated by article span, with their feature dicts."""
+    found: dict[tuple[str, int, bool], tuple[Candidate, dict]] = {}
+    for rank, hit in enumerate(hits[:passages]):
+        row = rows.get(hit.chunk_id)
+        if row is None:
+            continue
+        spans, sims = sentence_vector_sims(index, row, query)
+        infos = sentences.of(hit.doc_id)
+        by_start = {info.start: i for i, info in enumerate(infos)}
+        chunk_start = index.chunks[row].start
+        for k, (a, b) in enumerate(spans):
+            position = by_start.get(chunk_start + a)
+            if position is None:
+                continue
+            info = infos[position]
+            prev_tokens = infos[position - 1].tokens if position > 0 else ()
+            next_tokens = infos[position + 1].tokens if position + 1 < len(infos) else ()
+            options = [(False, info.start, info.tokens, float(sims[k]), prev_tokens)]
+            if info.anaphoric and position > 0:
+                prev = infos[position - 1]
+                pair_dense = float(sims[k - 1]) if k > 0 else float(sims[k])
+                options.append((True, prev.start, (*prev.tokens, *info.tokens), pair_dense,
+                                infos[position - 2].tokens if position > 1 else ()))
+            for pair, start, tokens, dense, before in options:
+                key = (hit.doc_id, start, pair)
+                if key in found:
+                    continue
+                f = candidate_features(q, info, tokens, before, next_tokens, dense, float(hit.score), rank,
+                                       float(hit.dense_score or 0.0), position, len(infos), pair,
+                                       sentences.title(hit.doc_id))
+                found[key] = (Candidate(hit.doc_id, start, info.end, position, rank, pair, f["year_match"]), f)
+    cands = [c for c, _ in found.values()]
+    feats = [f for _, f in found.values()]
+    relative(feats)
+    return cands, feats
+
+
+def matrix(feats: list[dict]) -> np.ndarray:
+    return np.array([[f[name] for name in FEATURES] for f in feats], np.float64).reshape(-1, len(FEATURES))
+
+
+# Question-level signals for "do the articles hold an answer at all": raw values (a cosine, a coverage share, the
+# share of the question's weight the index never uses), not relative to the other candidates, so that a question
+# about an absent article does not look answerable just because one of its candidates beats the others.
+QUESTION_FEATURES = ("max_dense", "top_dense", "bm25_per_idf", "max_coverage", "max_window", "max_partial",
+                     "unknown", "log_terms", "min_missing_name", "min_specific_missing", "year_unseen", "top_logit",
+                     "margin", "top_missing_name", "top_specific_missing", "top_year_match", "top_window",
+                     *(f"wants_{t}" for t in ANSWER_TYPES))
+# Question-level features read off the selector's best candidate: a near miss ("Wie viel investiert Amazon?" where
+# the best sentence is about another company) shows in what the best sentence lacks.
+TOP_FEATURES = {"top_missing_name": "missing_name", "top_specific_missing": "specific_missing",
+                "top_year_match": "year_match", "top_window": "coverage_window"}
+
+
+def question_features(q: QuestionView, X: np.ndarray, logits: np.ndarray, hits: Sequence) -> np.ndarray:
+    """The ``QUESTION_FEATURES`` row of a question whose candidates have features ``X`` and selector ``logits``."""
+    col = {name: i for i, name in enumerate(FEATURES)}
+    idf = sum(q.weights.values())
+    first = hits[0] if hits else None
+    some = len(X) > 0
+    values = {
+        "max_dense": float(X[:, col["dense"]].max()) if some else 0.0,
+        "top_dense": float(first.dense_score or 0.0) if first else 0.0,
+        "bm25_per_idf": float(first.bm25_score or 0.0) / idf if first and idf else 0.0,
+        "max_coverage": float(X[:, col["coverage"]].max()) if some else 0.0,
+        "max_window": float(X[:, col["coverage_window"]].max()) if some else 0.0,
+        "max_partial": float((X[:, col["coverage"]] + X[:, col["partial"]]).max()) if some else 0.0,
+        "unknown": q.unknown_share, "log_terms": math.log1p(len(q.tokens)),
+        "min_missing_name": float(X[:, col["missing_name"]].min()) if some else 1.0,
+        "min_specific_missing": float(X[:, col["specific_missing"]].min()) if some else 1.0,
+        "year_unseen": float(bool(q.years) and not (some and (X[:, col["year_match"]] > 0).any())),
+        **{f"wants_{t}": float(q.kind == t) for t in ANSWER_TYPES},
+    }
+    row = np.array([values.get(name, 0.0) for name in QUESTION_FEATURES], np.float64)
+    return question_features_from(row, X, logits)
+
+
+def question_features_from(row: np.ndarray, X: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    """``row`` with its selector-dependent columns (best logit, its lead, what the best candidate lacks) filled in;
+    training fills them again from out-of-fold logits."""
+    row = row.copy()
+    where = {name: i for i, name in enumerate(QUESTION_FEATURES)}
+    if not len(X):
+        row[where["top_logit"]], row[where["margin"]] = -10.0, 0.0
+        return row
+    ordered = np.sort(logits)[::-1]
+    row[where["top_logit"]] = ordered[0]
+    row[where["margin"]] = ordered[0] - ordered[1] if len(ordered) > 1 else 5.0
+    best = int(np.argmax(logits))
+    for name, source in TOP_FEATURES.items():
+        row[where[name]] = X[best, FEATURES.index(source)]
+    return row
+
+

@@ -1,0 +1,79 @@
+"""The answer selector's features on small inputs: question types, sentence facts, candidates and what a sentence
+lacks of the question."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.answer import features as F
+from rag.lang.de import question_type, tokenize
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("Wer gründete die Stadt?", "person"),
+    ("Wann wurde die Brücke eröffnet?", "date"),
+    ("In welchem Jahr endete der Krieg?", "date"),
+    ("Wie viele Einwohner hat Fresno?", "amount"),
+    ("Wie hoch ist der Turm?", "amount"),
+    ("Wo liegt das Kloster?", "place"),
+    ("Warum scheiterte der Plan?", "reason"),
+    ("Was ist ein Apothekentechniker?", "other"),
+    ("How much did the company invest?", "amount"),
+    ("Who leads the team?", "person"),
+])
+def test_question_words_give_the_kind_of_answer(question, kind):
+    assert question_type(question) == kind
+
+
+def test_sentence_info_reads_figures_years_of_any_century_dates_and_anaphors():
+    text = "Im Jahr 1862 zählte die Stadt drei Millionen Einwohner. Das entspricht 14,3 Prozent am 18. September."
+    first, second = (F.sentence_info(text, a, b) for a, b in ((0, 55), (56, len(text))))
+    assert first.years == {"1862"} and {"1862", "drei", "Millionen"} <= first.numbers and first.has_unit
+    assert second.anaphoric and not first.anaphoric
+    assert second.has_day_date and second.has_month and "14,3" in second.numbers
+
+
+def test_question_view_weighs_unknown_words_and_keeps_names():
+    view = F.question_view("Wie viel verdiente Nordlicht 2021?", {"nordlicht": 3.0, "verdient": 1.0}, 5.0)
+    assert view.kind == "amount" and view.years == {"2021"}
+    assert "nordlicht" in view.names
+    assert view.unknown_share == 0.0  # "2021" is a figure, not an unknown word
+    unknown = F.question_view("Wie viel verdiente Südwind?", {"verdient": 1.0}, 5.0)
+    assert unknown.unknown_share == pytest.approx(5.0 / 6.0)
+
+
+def test_features_prefer_the_sentence_that_holds_the_asked_kind():
+    view = F.question_view("Wie viele Boote verkaufte Nordlicht?", {"boot": 2.0, "verkauft": 1.0, "nordlicht": 3.0}, 5.0)
+    with_figure = F.sentence_info("Nordlicht verkaufte 450 Boote.", 0, 30)
+    without = F.sentence_info("Nordlicht verkaufte viele Boote.", 0, 32)
+    common = dict(prev_tokens=(), next_tokens=(), dense=0.8, passage_score=1.0, passage_rank=0, passage_dense=0.8,
+                  position=0, count=1, pair=False, title_tokens=frozenset())
+    a = F.candidate_features(view, with_figure, with_figure.tokens, **common)
+    b = F.candidate_features(view, without, without.tokens, **common)
+    assert a["amount_x_number"] == 1.0 and b["amount_x_number"] == 0.0
+    assert a["coverage"] == pytest.approx(b["coverage"])
+
+
+def test_a_near_miss_shows_in_the_specific_terms_the_sentence_lacks():
+    """The question's names (also "xAI") and figures weigh by IDF; a sentence that holds all but one lacks that one."""
+    weights = {t: 3.0 for t in tokenize("Nordlicht Südwind")} | {t: 1.0 for t in tokenize("investiert")}
+    view = F.question_view("Wie viel investiert Südwind 2026?", weights, 5.0)
+    other = "Nordlicht investiert 2026 rund 40 Millionen Euro."
+    same = "Südwind investiert 2026 rund 40 Millionen Euro."
+    assert F.specific_missing(view, F.sentence_info(other, 0, len(other)), tokenize(other), frozenset()) == \
+        pytest.approx(3.0 / 8.0)  # "2026" is unknown to the index: it weighs as the rarest term
+    assert F.specific_missing(view, F.sentence_info(same, 0, len(same)), tokenize(same), frozenset()) == 0.0
+    assert F.holds_term("metas", {"meta"}) and not F.holds_term("bus", {"bu"})  # a genitive s, not a short word
+    lower = F.question_view("Wie viel investiert xAI?", weights, 5.0)
+    assert F.specific_missing(lower, F.sentence_info(other, 0, len(other)), tokenize(other), frozenset()) == 1.0
+
+
+def test_time_fit_reads_relative_years_against_the_article_date():
+    from rag.schema import Article
+
+    text = "Für das laufende Jahr plant die Werft 40 neue Boote. 2023 waren es 30."
+    article = Article("a", "Titel", "2026-01-28", False, text, "a.txt", "0")
+    first = F.sentence_info(text, 0, 52, article)
+    second = F.sentence_info(text, 53, len(text), article)
+    view = F.question_view("Wie viele Boote plant die Werft 2026?", {"boot": 1.0, "werft": 1.0}, 5.0)
+    assert F.time_match(view, first) == 1.0 and F.time_match(view, second) == -1.0
