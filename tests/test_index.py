@@ -5,7 +5,8 @@ import pytest
 
 from rag.errors import RagError
 from rag.index.build import build_index
-from rag.index.store import current_folder, load_index
+from rag.index.store import load_index
+from rag.index.versions import current_folder
 from rag.ingest.chunking import sentence_texts
 
 
@@ -149,7 +150,8 @@ import faiss  # noqa: E402
 
 from rag.settings import Settings  # noqa: E402
 from rag.index.dense import ann_recall, build_dense  # noqa: E402
-from rag.index.store import ARTICLE_OFFSETS, CHUNK_HASHES, CHUNK_OFFSETS, verify_files  # noqa: E402
+from rag.index.checksums import verify_files  # noqa: E402
+from rag.index.store import ARTICLE_OFFSETS, CHUNK_HASHES, CHUNK_OFFSETS  # noqa: E402
 
 
 def clustered(n, dim=32, topics=50, noise=0.35, seed=0, topic_seed=0):
@@ -312,16 +314,16 @@ def test_lazy_rows_behave_like_a_list_and_a_dict(seeds_copy, settings_for, fake_
 
 def test_big_files_are_checked_by_size_and_sample_at_load_and_fully_on_request(seeds_copy, settings_for, fake_embedder,
                                                                                 monkeypatch):
-    import rag.index.store as index_module
+    import rag.index.checksums as checksums_module
 
-    monkeypatch.setattr(index_module, "FULL_HASH_MAX_BYTES", 1000)
+    monkeypatch.setattr(checksums_module, "FULL_HASH_MAX_BYTES", 1000)
     settings = settings_for()
     build_index(seeds_copy, settings, fake_embedder)
     path = settings.index_dir
     params = json.loads((path / "params.json").read_text())
     assert "sampled_sha256" in params["files"]["chunks.jsonl"] and "sampled_sha256" not in params["files"]["bm25/params.index.json"]
-    real_sha256 = index_module._sha256
-    monkeypatch.setattr(index_module, "_sha256", lambda file: pytest.fail(f"{file} fully hashed at load")
+    real_sha256 = checksums_module._sha256
+    monkeypatch.setattr(checksums_module, "_sha256", lambda file: pytest.fail(f"{file} fully hashed at load")
                         if file.stat().st_size > 1000 else real_sha256(file))
     load_index(path)  # big files are not read in full
     monkeypatch.undo()
@@ -333,7 +335,7 @@ def test_big_files_are_checked_by_size_and_sample_at_load_and_fully_on_request(s
         verify_files(path, params, full=True)
     data[:20] = b"x" * 20
     (path / "chunks.jsonl").write_bytes(bytes(data))
-    monkeypatch.setattr(index_module, "FULL_HASH_MAX_BYTES", 1000)
+    monkeypatch.setattr(checksums_module, "FULL_HASH_MAX_BYTES", 1000)
     with pytest.raises(RagError, match="damaged"):  # damage in a sampled block: found at load
         load_index(path)
 

@@ -3,7 +3,7 @@
 Why incremental: re-indexing a newsroom archive after one new article must not re-embed the archive. Files whose
 size, times and inode are unchanged are not re-read; unchanged articles keep their chunks, vectors and BM25 tokens;
 only new or changed articles are chunked, tokenised and embedded (each distinct text once), and deleted ones are
-dropped. The result is written by ``rag.index.store`` into a new version folder and swapped in. The whole build,
+dropped. The result is written by ``rag.index.writing`` into a new version folder and swapped in. The whole build,
 from reading the existing index to the swap, holds the index's writer lock (``rag.index.lock``): a build re-uses
 what it read, so no other build may replace the index meanwhile.
 """
@@ -20,11 +20,13 @@ import numpy as np
 from rag import __version__
 from rag.errors import RagError
 from rag.index.dense import build_dense, dense_kind, reconstruct
-from rag.index.lexical import merge_tables
+from rag.index.lexical import merge_tables, row_offsets
 from rag.index.lock import writer_lock
 from rag.index.milvus import backend_params, prepare_backend, recorded_backend, sync_index
-from rag.index.store import (BM25_PARAMS, FORMAT_VERSION, Index, IndexDamaged, Part, SentenceVectors, articles_digest,
-                             chunking_params, load_index, row_offsets, swap_in, write_folder)
+from rag.index.store import (BM25_PARAMS, FORMAT_VERSION, Index, IndexDamaged, SentenceVectors, articles_digest,
+                             chunking_params, load_index)
+from rag.index.versions import swap_in
+from rag.index.writing import Part, write_folder
 from rag.ingest.chunking import chunk_article, sentence_texts
 from rag.ingest.corpus import ARTICLE_SUFFIXES, METADATA_FILE, Skipped, load_article_file, load_folder, read_metadata
 from rag.lang.de import tokenize

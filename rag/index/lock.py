@@ -4,7 +4,7 @@ Why: a build reads the existing index (chunk hashes, token tables, vectors) to r
 Two builds that overlap would each read an index the other is about to replace and could write passages under
 the wrong article. The lock (``<parent>/.<name>.lock``, an ``flock`` through the ``filelock`` package, released by
 the kernel when a process dies) is held for the whole build, so builds run one after the other. Readers take no
-lock: they never see a half-written index (see ``rag.index.store.swap_in``).
+lock: they never see a half-written index (see ``rag.index.versions.swap_in``).
 """
 
 from __future__ import annotations

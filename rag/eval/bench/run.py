@@ -28,7 +28,7 @@ from typing import Callable
 
 import numpy as np
 
-from rag.index.store import remove_index
+from rag.index.versions import remove_index
 from rag.settings import Settings, project_root
 
 from rag.eval.bench.measure import (ann_comparison, dense_recall, dense_search_latency, index_files_mb, latency,
@@ -216,7 +216,8 @@ def incremental(ctx: BenchContext, folder: Path, settings: Settings) -> dict:
 def bench_synthetic(ctx: BenchContext, name: str, passages: int) -> dict:
     from rag.index.build import build_index
     from rag.index.dense import build_dense
-    from rag.index.store import BM25_PARAMS, FORMAT_VERSION, chunking_params, write_index
+    from rag.index.store import BM25_PARAMS, FORMAT_VERSION, chunking_params
+    from rag.index.writing import write_index
     from rag import __version__
 
     index_dir = ctx.work / f"index-{name}"
