@@ -115,7 +115,7 @@ def build(engine: ChatEngine) -> gr.Blocks:
         yield (f"<div class='rag-status'><span class='rag-spinner'></span>{len(paths)} Datei(en) werden "
                f"indexiert …</div>", gr.update(), gr.update(), gr.update())
         try:
-            result = engine.submit_uploads(paths)  # indexed in the background queue, smallest file first
+            result = engine.uploads.submit(paths)  # indexed in the background queue, smallest file first
             while not result.finished(timeout=1.0):  # each file's state until all are in; questions go on meanwhile
                 yield upload_result_html(result.messages()), gr.update(), gr.update(), gr.update()
         except RagError as err:

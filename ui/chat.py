@@ -7,9 +7,9 @@ is passed in by the caller, so sessions cannot see each other's state.
 Threading: Gradio runs several events at once. Retrieval and extractive
 answering call the native embedding engine, which is serialised by a lock
 (a query takes ~10 ms); a generated answer streams outside that lock.
-Uploads wait in a queue (``rag.ingest.uploads.UploadQueue``) and are re-indexed in
-its background thread, smallest first, then the new index is swapped in with one
-assignment; questions already running finish on the index they started with.
+Uploads (``ui.uploads``) wait in a queue and are re-indexed in its background
+thread, smallest first, then the new index is swapped in with one assignment;
+questions already running finish on the index they started with.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from ui.render import answer_html, article_list_html, error_html, loading_html, 
 from rag.lang.de import looks_english
 from rag.schema import Answer
 from rag.settings import Settings
-from rag.ingest.uploads import ARTICLE_SUFFIXES, MAX_UPLOAD_BYTES, UploadQueue, UploadResult, Uploads, uploads_dir
-from rag.pipeline import add_files
+from rag.ingest.uploads import uploads_dir
+from ui.uploads import ChatUploads
 
 if TYPE_CHECKING:  # rag.answer.answering loads on first use, not at import
     from rag.answer.answering import Selection
@@ -169,9 +169,7 @@ class ChatEngine:
         self._answerers: dict[int, object] = {}
         self._native = threading.Lock()     # the embedding engine is not re-entrant
         self._swap = threading.Lock()       # installing a new index
-        self._uploading = threading.Lock()  # one re-index at a time
         self._ready = threading.Event()
-        self._build_embedder = None         # a second model instance for re-indexing while questions run
         self._uploaded: list[str] = []
         self._generators: dict[tuple, Generator] = {}
         self._make_generator = generators or default_generator
@@ -180,7 +178,7 @@ class ChatEngine:
         self.allow_server_urls = True       # serve() turns this off when the app listens beyond loopback
         self._load_error: BaseException | None = None
         self.loaded_seconds = 0.0
-        self.uploads = UploadQueue(uploads_dir(settings.index_dir), self._add, self._upload_failed)
+        self.uploads = ChatUploads(self, friendly)
 
     # ---- loading -------------------------------------------------------------------------------------------
 
@@ -192,7 +190,7 @@ class ChatEngine:
 
             retriever = open_retriever(self.settings, log=self.say, build_from=self.source, listener=self._on_progress)
             self._loading = Loading(97, "Index wird geladen …")
-            retriever = self._with_pending_uploads(retriever)
+            retriever = self.uploads.add_pending(retriever)
             self.install(retriever)
             self.loaded_seconds = time.perf_counter() - started
             self.uploads.resume()
@@ -241,25 +239,8 @@ class ChatEngine:
         if self._load_error is not None:
             raise RagError(f"The articles could not be loaded ({type(self._load_error).__name__}: {self._load_error}).")
 
-    def _with_pending_uploads(self, retriever):
-        """Uploads saved earlier but missing from the index (e.g. after a plain `rag index`) are indexed again."""
-        folder = uploads_dir(self.settings.index_dir)
-        if not folder.is_dir():
-            return retriever
-        files = [p for p in folder.iterdir() if p.suffix.lower() in ARTICLE_SUFFIXES and p.is_file()]
-        indexed = {a.doc_id for a in retriever.index.articles.values()
-                   if Path(a.source).parent.resolve() == folder.resolve()}
-        if not files or {p.stem for p in files} <= indexed:
-            return retriever
-        from rag.index.build import build_index
-        from rag.ingest.uploads import source_folders
-
-        folders = source_folders((a.source for a in retriever.index.articles.values()), folder, self.settings.seeds_dir)
-        self.say(f"Adding {len(files)} uploaded article(s) from {folder} to the index …")
-        build_index(folders, self.settings, retriever.embedder, log=self.say)
-        return self._reopen(retriever)
-
-    def _reopen(self, retriever):
+    def reopen(self, retriever):
+        """A retriever on the index as it is on disk now (after a build), sharing the models of ``retriever``."""
         from rag.index.store import load_index
         from rag.retrieve.retrieval import Retriever
 
@@ -558,41 +539,3 @@ class ChatEngine:
             if not isinstance(err, RagError):
                 log.exception("answering %r failed", question)
             yield Update(error_html(friendly(err)), done=True, error=True)
-
-    # ---- uploads -------------------------------------------------------------------------------------------
-
-    def submit_uploads(self, paths: Sequence[str | Path], max_bytes: int = MAX_UPLOAD_BYTES) -> Uploads:
-        """Queue uploaded files (paths of temporary copies, named like the originals) for background indexing."""
-        self.wait()
-        files = []
-        for path in paths:
-            path = Path(path)
-            with path.open("rb") as handle:
-                files.append((path.name, handle.read(max_bytes + 1)))
-        return Uploads(self.uploads.submit(files))
-
-    def upload(self, paths: Sequence[str | Path], max_bytes: int = MAX_UPLOAD_BYTES) -> Uploads:
-        """Add uploaded files and wait until they are indexed (``messages()`` says what happened to each)."""
-        uploads = self.submit_uploads(paths, max_bytes)
-        uploads.finished()
-        return uploads
-
-    def _upload_failed(self, err: BaseException) -> str:
-        if not isinstance(err, RagError):
-            log.error("indexing an upload failed", exc_info=err)
-        return friendly(err)
-
-    def _add(self, files: list[tuple[str, bytes]], listener=None, max_bytes: int = MAX_UPLOAD_BYTES) -> UploadResult:
-        """Save files into the uploads folder, re-index, and swap in the new index (the queue's worker;
-        ``listener`` hears the build's steps)."""
-        with self._uploading:
-            retriever = self.retriever
-            if self._build_embedder is None:
-                from rag.retrieve.embedding import make_embedder
-
-                self._build_embedder = make_embedder(self.settings)
-            result = add_files(files, retriever.index, self.settings, self._build_embedder, log=self.say,
-                               max_bytes=max_bytes, listener=listener)
-            if result.saved:
-                self.install(self._reopen(retriever))
-        return result
