@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from rag.index.dates import DateRange, date_number  # noqa: E402
 from rag.index.milvus import MilvusStore, analyzer_params, article_rows, open_store, sync, to_rows  # noqa: E402
 from rag.schema import Chunk  # noqa: E402
 from conftest import SEEDS  # noqa: E402
+from milvus_auth import AuthFront  # noqa: E402
 from milvus_server import MilvusServer, free_port  # noqa: E402
 
 DIM = 8
@@ -226,9 +228,12 @@ def test_the_seed_question_is_answered_alike_on_both_backends(seeds_on_both):
     assert [r.chunk_id for r in one.retrieved] == [r.chunk_id for r in other.retrieved]
 
 
-def _rag(*args):
+def _rag(*args, token: str | None = None):
+    env = {k: v for k, v in os.environ.items() if k != "RAG_MILVUS_TOKEN"}
+    if token is not None:
+        env["RAG_MILVUS_TOKEN"] = token
     return subprocess.run([sys.executable, "-m", "rag.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, env=env)
 
 
 def _one_sentence(result, text):
@@ -266,6 +271,29 @@ def test_cli_uses_the_recorded_backend_and_refuses_bad_milvus_input(milvus, seed
     (moved / "params.json").write_text(json.dumps(params), encoding="utf-8")
     _one_sentence(_rag("ask", "Meta", "--index-dir", moved), "cannot be reached")
     other.drop()
+
+
+def test_a_wrong_or_missing_token_is_one_sentence(milvus, seeds_on_both, tmp_path):
+    """The Milvus server behind a token check that answers as Milvus does with authorization enabled (see
+    tests/milvus_auth.py: the bundled binary has no authentication of its own): the right token searches through
+    it; a wrong one (`rag search`) or none (`rag index`) is one sentence and exit 2, not "cannot be reached"
+    (pymilvus reports the refusal as a failed connection)."""
+    front = AuthFront(f"127.0.0.1:{milvus.port}", "root:Milvus")
+    try:
+        guarded = tmp_path / "guarded"
+        shutil.copytree(seeds_on_both[1].index.path, guarded)
+        params = json.loads((guarded / "params.json").read_text(encoding="utf-8"))
+        params["backend"]["uri"] = front.uri
+        (guarded / "params.json").write_text(json.dumps(params), encoding="utf-8")
+        found = _rag("search", "Wie viel investiert Meta 2026?", "--index-dir", guarded, "--json", token="root:Milvus")
+        assert found.returncode == 0, found.stderr
+        assert json.loads(found.stdout)[0]["doc_id"] == seeds_on_both[1].run("Wie viel investiert Meta 2026?")[0].doc_id
+        refused = f"Milvus at {front.uri} rejected the credentials; check the token in RAG_MILVUS_TOKEN."
+        _one_sentence(_rag("search", "Meta", "--index-dir", guarded, token="root:wrong"), refused)
+        _one_sentence(_rag("index", SEEDS, "--index-dir", tmp_path / "new", "--backend", "milvus", "--milvus-uri",
+                           front.uri), refused)  # no token at all
+    finally:
+        front.stop()
 
 
 @pytest.mark.slow

@@ -97,12 +97,28 @@ class SyncReport:
     rows: int
 
 
+def _refused(err: BaseException) -> bool:
+    """Whether the server turned the credentials down: a Milvus with authorization enabled answers a missing or
+    wrong token with the gRPC status UNAUTHENTICATED, which pymilvus wraps, when it comes on the first call, in a
+    "Fail connecting … server unavailable" exception (the status is only on its cause)."""
+    import grpc
+
+    for _ in range(8):
+        if err is None:
+            return False
+        status = getattr(err, "code", None)
+        if callable(status) and status() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
 def _failure(uri: str, err: BaseException) -> RagError:
     """One sentence for what a Milvus client error means to the user."""
     code = getattr(err, "code", None)
     message = str(getattr(err, "message", "") or err)
     lowered = message.lower()
-    if code == 1800 or "auth" in lowered or "credential" in lowered or "permission" in lowered \
+    if _refused(err) or code == 1800 or "auth" in lowered or "credential" in lowered or "permission" in lowered \
             or "token" in lowered or "password" in lowered:
         return RagError(f"Milvus at {uri} rejected the credentials; check the token in {TOKEN_ENV}.")
     if "opened by another program" in lowered or "open local milvus failed" in lowered:
