@@ -11,8 +11,9 @@ import pytest
 from rag.eval import evaluation
 from rag.eval.answer_runs import make_answerers, run_answerer
 from rag.eval.datasets import EvalOptions, EvalQuestion, load_questions_de
-from rag.eval.evaluation import (RecordingRetriever, check_against_baseline, flatten, read_baseline, rrf_fuse,
-                                 run_evaluation, sweep, update_baseline)
+from rag.eval import retrieval_runs
+from rag.eval.evaluation import check_against_baseline, flatten, read_baseline, run_evaluation, update_baseline
+from rag.eval.retrieval_runs import RecordingRetriever, rrf_fuse, sweep
 from rag.index.build import build_index
 from rag.index.store import load_index
 from rag.retrieve.retrieval import Retriever
@@ -108,7 +109,7 @@ def test_recorded_candidates_are_sliced_and_refetched(fake_retriever):
 
 def test_rrf_ablation_runs_through_the_real_pipeline(fake_retriever):
     recording = RecordingRetriever(fake_retriever)
-    with recording.configured(replay=False, fusion=rrf_fuse, same_article_penalty=0.0, **evaluation.RRF_WEIGHTS):
+    with recording.configured(replay=False, fusion=rrf_fuse, same_article_penalty=0.0, **retrieval_runs.RRF_WEIGHTS):
         hits = recording.run(QUESTIONS[0], k=5)
     dense = fake_retriever.dense_search(QUESTIONS[0], fake_retriever.settings.candidates)
     lexical = fake_retriever.bm25_search(QUESTIONS[0], fake_retriever.settings.candidates)
@@ -130,8 +131,8 @@ def test_sweep_chooses_on_the_tuning_half_only(fake_retriever):
     result = sweep(RecordingRetriever(fake_retriever), questions, grid=grid)
     weights = [p for p in result["points"] if p["parameter"] == "dense_weight"]
     assert [p["value"] for p in weights] == [0.0, 0.5, 1.0]
-    best = max(weights, key=lambda p: evaluation._selection_key(p["tune"]))
-    assert evaluation._selection_key(best["tune"]) == evaluation._selection_key(
+    best = max(weights, key=lambda p: retrieval_runs._selection_key(p["tune"]))
+    assert retrieval_runs._selection_key(best["tune"]) == retrieval_runs._selection_key(
         next(p for p in weights if p["value"] == result["chosen"]["dense_weight"])["tune"])
     assert all("heldout" in p for p in result["points"])
     # scrambling the held-out half's gold documents changes its scores but not the choice

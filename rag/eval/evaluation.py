@@ -23,7 +23,8 @@ Configurations (one table row each)
 
 Honest tuning: the sweep over the fusion weights, the same-article penalty and
 the candidate depth picks its values on the *tuning* half of XQuAD-de only; the
-held-out half is reported for every point but never used to choose.
+held-out half is reported for every point but never used to choose. The runs, the
+recorded candidates they replay and the sweep are ``rag.eval.retrieval_runs``.
 
 Follow-up questions of the eval set are retrieved and answered with their
 ``standalone`` rewrite (single-turn pipeline: conversation handling is not
@@ -32,20 +33,15 @@ measured here).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import platform
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-import numpy as np
-
-from rag.retrieve import retrieval as retrieval_module
 from rag.errors import RagError
-from rag.index.dates import DateRange
 from rag.eval.metrics import (RETRIEVAL_METRICS, doc_ranking, evidence_metrics,
                          latency_summary, retrieval_metrics)
 from rag.retrieve.retrieval import Retriever
@@ -53,26 +49,12 @@ from rag.settings import Settings, project_root
 from rag.eval.answer_runs import ANSWER_CONFIGS, answer_runs, open_retriever
 from rag.eval.datasets import (EvalOptions, EvalQuestion, eval_dir, load_questions_de, load_xquad_questions,
                                score_splits, wants)
+from rag.eval.retrieval_runs import (REPLAYED, RecordingRetriever, RunResult, gold_ranks, replayed_runs, run_modes,
+                                     run_retrieval, sweep)
 from rag.eval.xquad_answers import evaluate_answers
 
 RETRIEVAL_CONFIGS = ("dense", "bm25", "hybrid", "hybrid-passages", "hybrid-no-coverage", "rrf", "hybrid+rerank")
 ALL_CONFIGS = RETRIEVAL_CONFIGS + ANSWER_CONFIGS
-K = 10
-RRF_K = 60
-RRF_WEIGHTS = {"dense_weight": 0.5, "sentence_weight": 0.0, "bm25_weight": 0.5, "coverage_weight": 0.0}
-SWEEP_DEPTH = 200
-SWEEP_GRID = {
-    "dense_weight": [round(0.1 * i, 1) for i in range(11)],
-    "sentence_weight": [round(0.1 * i, 1) for i in range(11)],
-    "bm25_weight": [0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5],
-    "coverage_weight": [round(0.1 * i, 1) for i in range(11)],
-    "same_article_penalty": [0.0, 0.25, 0.5, 1.0, 2.0],
-    "candidates": [10, 20, 50, 100, 200],
-}
-SELECTION = ("mrr@10", "recall@1", "recall@5")
-# A setting replaces the current one only if it gains at least this much MRR@10 on the tuning half
-# (one question moving from rank 2 to rank 1 among 632 is worth 0.0008): smaller gains are noise.
-MIN_GAIN = 0.002
 QUICK_ARTICLES = (0, 24)
 TOLERANCE = 0.02
 # Metrics the regression guard compares (higher is better, but for LOWER_IS_BETTER); latency is reported, never guarded.
@@ -81,131 +63,6 @@ GUARDED = set(RETRIEVAL_METRICS) | LOWER_IS_BETTER | {
     "evidence_hit@1", "evidence_hit@3", "evidence_hit@5", "evidence_recall@5", "answer_correctness",
     "citation_precision", "citation_validity", "abstention_precision", "abstention_recall", "contains_gold",
     "short_exact", "short_f1", "short_correct", "short_verbatim", "gold_citation", "abstention", "removed_declined"}
-
-
-# --- running a retriever -----------------------------------------------------
-
-
-class RecordingRetriever(Retriever):
-    """A retriever that records each question's dense and BM25 candidates and can replay them.
-
-    Recording fetches ``depth`` candidates (and hands ``run`` the top ``n`` it asked
-    for), so a sweep over fusion settings and candidate depths re-runs the real
-    ``Retriever.run`` code without embedding any question twice.
-    """
-
-    def __init__(self, base: Retriever, depth: int = SWEEP_DEPTH) -> None:
-        super().__init__(base.index, base.embedder, base.settings, base.reranker, base.store)
-        self.depth = depth
-        self.replay = False
-        # question → (how many candidates were asked for, {row: score} best first)
-        self._dense: dict[str, tuple[int, dict[int, float]]] = {}
-        self._lexical: dict[str, tuple[int, dict[int, float]]] = {}
-        self._vectors: dict[str, np.ndarray] = {}
-
-    def query_vector(self, question: str) -> np.ndarray:
-        if not (self.replay and question in self._vectors):
-            self._vectors[question] = super().query_vector(question)
-        return self._vectors[question]
-
-    def _cached(self, cache: dict, search: Callable[[str, int], dict[int, float]], question: str,
-                n: int) -> dict[int, float]:
-        if not (self.replay and question in cache and cache[question][0] >= n):
-            size = max(n, self.depth)
-            cache[question] = (size, search(question, size))
-        return dict(list(cache[question][1].items())[:n])
-
-    def dense_search(self, question: str, n: int, dates: DateRange | None = None) -> dict[int, float]:
-        if dates is not None:  # a date range is not recorded (the sweeps do not use one)
-            return super().dense_search(question, n, dates)
-        return self._cached(self._dense, super().dense_search, question, n)
-
-    def bm25_search(self, question: str, n: int, dates: DateRange | None = None) -> dict[int, float]:
-        if dates is not None:
-            return super().bm25_search(question, n, dates)
-        return self._cached(self._lexical, super().bm25_search, question, n)
-
-    @contextlib.contextmanager
-    def configured(self, replay: bool = True, fusion: Callable | None = None, **overrides):
-        """Temporarily other settings (``dense_weight=…``), replay mode and/or another fusion function."""
-        saved = (self.settings, self.replay)
-        self.settings = self.settings.model_copy(update=overrides)
-        self.replay = replay
-        patch = contextlib.nullcontext() if fusion is None else _patched_fusion(fusion)
-        try:
-            with patch:
-                yield self
-        finally:
-            self.settings, self.replay = saved
-
-
-@contextlib.contextmanager
-def _patched_fusion(fusion: Callable):
-    original = retrieval_module.fuse
-    retrieval_module.fuse = fusion
-    try:
-        yield
-    finally:
-        retrieval_module.fuse = original
-
-
-def rrf_fuse(columns: Sequence[tuple[Mapping[int, float], float]], k: int = RRF_K) -> list[tuple[int, float]]:
-    """Reciprocal-rank fusion with the signature of ``rag.retrieve.retrieval.fuse``, best first (ties by row).
-
-    score(row) = Σ w · 1/(k + rank), ranks from 1 within each column; a row missing from a
-    column gets nothing from it. The ablation uses the plain form: passage vectors and BM25,
-    equal weights.
-    """
-    fused: dict[int, float] = {}
-    for scores, weight in columns:
-        if not weight:
-            continue
-        for rank, row in enumerate(sorted(scores, key=lambda r: (-scores[r], r)), start=1):
-            fused[row] = fused.get(row, 0.0) + weight / (k + rank)
-    return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
-
-
-# Ablations replayed from the hybrid run's recorded candidates: name → (fusion function or None, weights, note).
-REPLAYED = {
-    "rrf": (rrf_fuse, RRF_WEIGHTS, f"reciprocal-rank fusion, k={RRF_K}, equal weights, same candidates"),
-    "hybrid-passages": (None, {"dense_weight": 0.7, "sentence_weight": 0.0, "bm25_weight": 0.3, "coverage_weight": 0.0},
-                        "no sentence signals: passage vectors 0.7, BM25 0.3"),
-    "hybrid-no-coverage": (None, {"dense_weight": 0.7, "sentence_weight": 0.3, "bm25_weight": 0.3, "coverage_weight": 0.0},
-                           "no sentence coverage: passage vectors 0.7, sentence vectors 0.3, BM25 0.3"),
-}
-
-
-@dataclass
-class RunResult:
-    """What one configuration retrieved: doc rankings per question and per-question latency."""
-
-    ranked: dict[str, list[str]]
-    latencies: list[float] = field(default_factory=list)
-    passages: dict[str, list[tuple[str, int, int]]] = field(default_factory=dict)
-
-
-def run_retrieval(retriever: Retriever, questions: Sequence[EvalQuestion], mode: str, k: int = K,
-                  progress: bool = False, desc: str = "") -> RunResult:
-    """Every question through ``retriever.run``; latency is the wall time of each call."""
-    from tqdm import tqdm
-
-    ranked, latencies, passages = {}, [], {}
-    for q in tqdm(questions, desc=desc or mode, unit="q", disable=not progress, leave=False):
-        started = time.perf_counter()
-        hits = retriever.run(q.query, k=k, mode=mode)
-        latencies.append(time.perf_counter() - started)
-        ranked[q.id] = doc_ranking(h.doc_id for h in hits)
-        passages[q.id] = [(h.doc_id, h.start, h.end) for h in hits]
-    return RunResult(ranked, latencies, passages)
-
-
-def gold_ranks(questions: Sequence[EvalQuestion], ranked: Mapping[str, Sequence[str]]) -> dict[str, int | None]:
-    """1-based rank of the first gold document (None: not in the list)."""
-    out = {}
-    for q in questions:
-        docs = list(ranked.get(q.id, ()))
-        out[q.id] = next((i + 1 for i, d in enumerate(docs) if d in q.gold_docs), None)
-    return out
 
 
 def score_batch_output(answers_path: Path, questions: Sequence[EvalQuestion],
@@ -232,86 +89,7 @@ def score_batch_output(answers_path: Path, questions: Sequence[EvalQuestion],
     return score_splits(questions, ranked, present)
 
 
-# --- tuning sweep ------------------------------------------------------------
-
-
-def _selection_key(scores: Mapping[str, float]) -> tuple:
-    return tuple(round(scores[m], 6) for m in SELECTION)
-
-
-def sweep(retriever: RecordingRetriever, questions: Sequence[EvalQuestion], progress: bool = False,
-          grid: Mapping[str, Sequence] = SWEEP_GRID, min_gain: float = MIN_GAIN) -> dict:
-    """Coordinate-wise sweep of ``grid`` (in its order), choosing on the tuning half only.
-
-    Each parameter is swept with the others at their current best; the value
-    with the best (MRR@10, Recall@1, Recall@5) on ``tune`` replaces the current
-    one only if its MRR@10 is at least ``min_gain`` higher. Every point also
-    carries its held-out scores, for the report; they never influence the choice.
-    """
-    from tqdm import tqdm
-
-    tune = [q for q in questions if q.split == "tune"]
-    if not tune:
-        raise RagError("The sweep needs questions of the tuning half.")
-    best = {name: getattr(retriever.settings, name) for name in grid}
-    defaults = dict(best)
-    points = []
-    total = sum(len(v) for v in grid.values())
-    with tqdm(total=total, desc="sweep", unit="setting", disable=not progress, leave=False) as bar:
-        for name, values in grid.items():
-            scored = []
-            for value in values:
-                setting = dict(best, **{name: value})
-                with retriever.configured(replay=True, **setting):
-                    run = run_retrieval(retriever, questions, "hybrid")
-                splits = score_splits(questions, run.ranked, ("tune", "heldout"))
-                points.append({"parameter": name, "value": value, "setting": setting, **splits})
-                scored.append((value, splits["tune"]))
-                bar.update(1)
-            current = next((s for v, s in scored if v == best[name]), None)
-            top_value, top_scores = max(scored, key=lambda item: _selection_key(item[1]))
-            if current is None or top_scores[SELECTION[0]] >= current[SELECTION[0]] + min_gain - 1e-12:
-                best[name] = top_value
-    with retriever.configured(replay=True, **best):
-        tuned = run_retrieval(retriever, questions, "hybrid")
-    return {"grid": {k: list(v) for k, v in grid.items()}, "selection": list(SELECTION), "min_gain": min_gain,
-            "defaults": defaults,
-            "chosen": best, "changed": {k: v for k, v in best.items() if v != defaults[k]},
-            "points": points, "tuned": score_splits(questions, tuned.ranked, ("all", "tune", "heldout")),
-            "tuned_ranked": tuned.ranked}
-
-
 # --- whole evaluation --------------------------------------------------------
-
-
-def _run_modes(retriever: RecordingRetriever, questions: Sequence[EvalQuestion], options: EvalOptions,
-               label: str) -> dict[str, RunResult]:
-    """``dense``/``bm25``/``hybrid`` runs (those wanted), in that order.
-
-    ``hybrid`` runs first and records both candidate lists. A full run times
-    ``dense`` and ``bm25`` afresh; a quick run replays them from the recording
-    (each question is embedded once; their latency is then not measured).
-    """
-    runs = {}
-    for mode in ("hybrid", "dense", "bm25"):
-        if wants(options, mode):
-            replay = options.quick and mode != "hybrid"
-            with retriever.configured(replay=replay):
-                run = run_retrieval(retriever, questions, mode, progress=options.progress, desc=f"{label} {mode}")
-            runs[mode] = RunResult(run.ranked, [] if replay else run.latencies, run.passages)
-    return {mode: runs[mode] for mode in ("dense", "bm25", "hybrid") if mode in runs}
-
-
-def _replayed_runs(retriever: RecordingRetriever, questions: Sequence[EvalQuestion], options: EvalOptions,
-                   label: str) -> dict[str, RunResult]:
-    """The ablations of ``REPLAYED`` (those wanted), re-run from the recorded candidates (no latency of their own)."""
-    runs = {}
-    for name, (fusion, weights, _) in REPLAYED.items():
-        if wants(options, name):
-            with retriever.configured(replay=True, fusion=fusion, **weights):
-                runs[name] = run_retrieval(retriever, questions, "hybrid", progress=options.progress,
-                                           desc=f"{label} {name}")
-    return runs
 
 
 def _seeds_retriever(settings: Settings, options: EvalOptions, gold: set[str], log, progress, embedder=None) -> Retriever:
@@ -395,11 +173,11 @@ def evaluate_xquad(settings: Settings, options: EvalOptions, log: Callable[[str]
     retriever = RecordingRetriever(base)
     configs, notes, samples = {}, [], {}
     splits = ("all", "tune", "heldout")
-    runs = _run_modes(retriever, questions, options, "xquad")
+    runs = run_modes(retriever, questions, options, "xquad")
     for mode, run in runs.items():
         configs[mode] = {**score_splits(questions, run.ranked, splits), "latency": latency_summary(run.latencies)}
         samples[mode] = run.latencies
-    for name, run in _replayed_runs(retriever, questions, options, "xquad").items():
+    for name, run in replayed_runs(retriever, questions, options, "xquad").items():
         configs[name] = {**score_splits(questions, run.ranked, splits), "latency": latency_summary([]),
                          "note": REPLAYED[name][2]}
     if wants(options, "hybrid+rerank"):
@@ -454,12 +232,12 @@ def evaluate_questions_de(settings: Settings, options: EvalOptions, log: Callabl
     def passage_scores(run: RunResult) -> dict:
         return evidence_metrics([(run.passages.get(q.id, []), q.gold_docs, q.evidence) for q in answerable], articles)
 
-    for mode, run in _run_modes(retriever, questions, options, "questions_de").items():
+    for mode, run in run_modes(retriever, questions, options, "questions_de").items():
         scores = score_splits(questions, run.ranked)
         scores["all"].update(passage_scores(run))
         configs[mode] = {**scores, "latency": latency_summary(run.latencies), "by_type": _by_type(answerable, run.ranked)}
         samples[mode] = run.latencies
-    for name, run in _replayed_runs(retriever, questions, options, "questions_de").items():
+    for name, run in replayed_runs(retriever, questions, options, "questions_de").items():
         scores = score_splits(questions, run.ranked)
         scores["all"].update(passage_scores(run))
         configs[name] = {**scores, "latency": latency_summary([])}

@@ -30,8 +30,9 @@ from typing import Callable, Iterable, Mapping
 from rag.errors import RagError
 from rag.eval.answer_runs import answer_runs, open_retriever
 from rag.eval.datasets import EvalOptions, EvalQuestion, score_splits
-from rag.eval.evaluation import REPLAYED, RecordingRetriever, _replayed_runs, _run_modes, _shown, flatten, result_header
+from rag.eval.evaluation import _shown, flatten, result_header
 from rag.eval.metrics import latency_summary
+from rag.eval.retrieval_runs import REPLAYED, RecordingRetriever, replayed_runs, run_modes
 from rag.eval.xquad import doc_id_for, read_squad_data, write_articles
 from rag.retrieve.retrieval import Retriever
 from rag.settings import Settings
@@ -248,10 +249,10 @@ def evaluate_own(settings: Settings, options: EvalOptions, data: OwnData, base: 
     questions = data.questions
     retriever = RecordingRetriever(base)
     configs, notes, samples = {}, list(data.problems), {}
-    for mode, run in _run_modes(retriever, questions, options, label).items():
+    for mode, run in run_modes(retriever, questions, options, label).items():
         configs[mode] = {**score_splits(questions, run.ranked), "latency": latency_summary(run.latencies)}
         samples[mode] = run.latencies
-    for name, run in _replayed_runs(retriever, questions, options, label).items():
+    for name, run in replayed_runs(retriever, questions, options, label).items():
         configs[name] = {**score_splits(questions, run.ranked), "latency": latency_summary([]), "note": REPLAYED[name][2]}
     articles = {doc_id: a.text for doc_id, a in base.index.articles.items()}
     answers = answer_runs(base, settings, questions, articles, options, notes, samples, span_gold=True, label=label)
