@@ -86,3 +86,14 @@ def test_model_is_not_asked_for_standalone_questions():
     model = FakeModel("Etwas ganz anderes?")
     result = rewrite("Wie viel investiert Google 2026?", META, LLMRewriter(model))
     assert not result.changed and model.calls == []
+
+
+def test_common_nouns_of_any_topic_are_not_names():
+    """General German, not the seed articles' vocabulary: noun endings, a quantifier before a word, time nouns, units
+    and common acronyms mark common nouns; the company is still found."""
+    assert find_names("Wann startet Produktion bei Volkswagen?") == ["Volkswagen"]
+    assert find_names("Wie viel Wasser verbraucht Bosch Ende 2027?") == ["Bosch"]
+    assert find_names("Wer leitet Forschung und Entwicklung bei Bayer?") == ["Bayer"]
+    assert find_names("Was kostet Elektromobilität bei BMW in Euro?") == ["BMW"]
+    assert rewrite_rules("Wer ist dort Personalchefin?", ["Wie viel Gewinn machte Siemens 2024?"]).standalone == \
+        "Wer ist bei Siemens Personalchefin?"

@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rag.lang.de import FIGURE, MEASURE_UNITS, NUMBER_WORDS, SCALES
+from rag.lang.de import (CLAUSE_END, FIGURE, LAST_QUARTER, LAST_YEAR, MEASURE_UNITS, NEXT_QUARTER, NEXT_YEAR,
+                         NUMBER_WORDS, QUARTER, QUARTER_WORDS, SCALES, THIS_QUARTER, THIS_YEAR, YEAR_BEFORE,
+                         YEARS_AGO)
 
 # Number words that count as figures ("sechs Milliarden", "zehnmal"); "ein/eine" only before a scale word.
 _NUMBER_WORDS = (*(word for word, value in NUMBER_WORDS.items() if value >= 2), "doppelt")
@@ -19,32 +21,6 @@ NUMBER = re.compile(FIGURE.pattern + r"|\b(?:" + "|".join(_NUMBER_WORDS) + r")\b
 _COUNTED = "|".join(sorted((w for w in {*MEASURE_UNITS, *SCALES} if w[:1].isalpha() and not w.startswith("jahr")),
                            key=len, reverse=True))
 YEAR = re.compile(r"(?<![\d.,])(1\d{3}|20\d{2})(?![\d.,]\d)(?!\s*(?:%|(?:" + _COUNTED + r")\b))", re.IGNORECASE)
-_QUARTER_WORDS = {"ersten": 1, "zweiten": 2, "dritten": 3, "vierten": 4, "first": 1, "second": 2, "third": 3,
-                  "fourth": 4, "1.": 1, "2.": 2, "3.": 3, "4.": 4}
-QUARTER = re.compile(r"\b(ersten|zweiten|dritten|vierten|first|second|third|fourth|[1-4]\.)\s+(?:Quartal|quarter)"
-                     r"(?:s)?(?:\s+(?:of\s+)?(\d{4}))?|\bQ([1-4])(?:[ /]+(\d{4}))?|\b(Schlussquartal|Jahresendquartal)"
-                     r"(?:\s+(\d{4}))?", re.IGNORECASE)
-THIS_YEAR = re.compile(r"\b(?:laufenden?|diese[mns]?|this|current)\s+(?:Geschäfts|Kalender)?(?:jahr|year)s?\b|"
-                       r"\bheuer\b", re.IGNORECASE)
-_LAST_YEAR = re.compile(r"\b(?:vergangene[mns]?|letzte[mns]?|abgelaufene[mns]?|vorige[mns]?)\s+(?:Geschäfts)?Jahr\b|"
-                        r"\b(?:im|das) Vorjahr\b(?! (?:gegenüber|verglichen))|\blast year\b", re.IGNORECASE)
-# "… nach 3,74 Milliarden vor einem Jahr": a comparison with the year before, not the time the sentence is about.
-BASELINE = re.compile(r"\bvor einem Jahr\b|\bein Jahr (?:zuvor|davor|früher)\b|\ba year (?:earlier|before|ago)\b|"
-                      r"\bVorjahres(?:zeitraum|quartal|wert|monat)\w*|\b(?:gegenüber dem|im Vergleich zum|verglichen "
-                      r"mit dem) Vorjahr\b", re.IGNORECASE)
-_NEXT_YEAR = re.compile(r"\b(?:nächste[mns]?|kommende[mns]?|folgende[mns]?)\s+(?:Geschäfts)?Jahr\b|\bnext year\b",
-                        re.IGNORECASE)
-_YEARS_AGO = re.compile(r"\b(vor|in)\s+(\d{1,2}|zwei|drei|vier|fünf|sechs|sieben|acht|neun|zehn)\s+Jahren\b",
-                        re.IGNORECASE)
-_LAST_QUARTER = re.compile(r"\b(?:vergangenen|abgelaufenen|letzten|jüngsten|zurückliegenden|vorigen)\s+Quartal",
-                           re.IGNORECASE)
-_THIS_QUARTER = re.compile(r"\b(?:laufenden?|diese[mn]|aktuellen)\s+Quartal", re.IGNORECASE)
-_NEXT_QUARTER = re.compile(r"\b(?:nächsten|kommenden|folgenden)\s+Quartal", re.IGNORECASE)
-# Where a clause ends inside a sentence: a dash, a semicolon or colon, or a comma before a conjunction. A figure
-# belongs to the time named in its own clause ("Für dieses Jahr … 37 bis 40 Milliarden – und … dass sie 2025 …").
-_CLAUSE_END = re.compile(r"\s[–—-]\s|;|:\s|,\s+(?=(?:und|aber|doch|während|dass|wobei|nachdem|weil|wenn|als|"
-                         r"sondern|so dass|sodass)\b)")
-
 
 
 def date_parts(value: str | None) -> tuple[int, int] | None:
@@ -104,12 +80,12 @@ def time_mentions(text: str, published: str | None) -> list[TimeMention]:
         year, quarter = when[0], (when[1] - 1) // 3 + 1
         last = (year, quarter - 1) if quarter > 1 else (year - 1, 4)
         following = (year, quarter + 1) if quarter < 4 else (year + 1, 1)
-        for pattern, (y, q), kind in ((THIS_YEAR, (year, None), "relative"), (_LAST_YEAR, (year - 1, None), "relative"),
-                                      (_NEXT_YEAR, (year + 1, None), "relative"), (_LAST_QUARTER, last, "relative"),
-                                      (_THIS_QUARTER, (year, quarter), "relative"),
-                                      (_NEXT_QUARTER, following, "relative")):
+        for pattern, (y, q), kind in ((THIS_YEAR, (year, None), "relative"), (LAST_YEAR, (year - 1, None), "relative"),
+                                      (NEXT_YEAR, (year + 1, None), "relative"), (LAST_QUARTER, last, "relative"),
+                                      (THIS_QUARTER, (year, quarter), "relative"),
+                                      (NEXT_QUARTER, following, "relative")):
             mentions += [TimeMention(m.start(), m.end(), y, q, kind) for m in pattern.finditer(text)]
-        for match in _YEARS_AGO.finditer(text):
+        for match in YEARS_AGO.finditer(text):
             count = match.group(2)
             step = int(count) if count.isdigit() else NUMBER_WORDS[count.lower()]
             mentions.append(TimeMention(match.start(), match.end(),
@@ -121,14 +97,14 @@ def time_mentions(text: str, published: str | None) -> list[TimeMention]:
     reference = next(iter(periods)) if len(periods) == 1 else (when[0], None) if when else None
     if reference:
         mentions += [TimeMention(m.start(), m.end(), reference[0] - 1, reference[1], "baseline")
-                     for m in BASELINE.finditer(text)]
+                     for m in YEAR_BEFORE.finditer(text)]
     return sorted(mentions, key=lambda m: (m.start, m.end))
 
 
 def _quarter_of(match: re.Match) -> tuple[int, int | None]:
     """(quarter, year or None) of a ``QUARTER`` match."""
     if match.group(1):
-        number, year = _QUARTER_WORDS[match.group(1).lower()], match.group(2)
+        number, year = QUARTER_WORDS[match.group(1).lower()], match.group(2)
     elif match.group(3):
         number, year = int(match.group(3)), match.group(4)
     else:
@@ -148,7 +124,7 @@ def figure_years(text: str, published: str | None) -> dict[str, frozenset[int]]:
     40 Milliarden Dollar – und … dass sie 2025 …" in an October 2024 article: 37 and 40 are 2024's figures."""
     mentions = time_mentions(text, published)
     own = frozenset(m.year for m in mentions if m.kind != "baseline")
-    cuts = [0, *(m.end() for m in _CLAUSE_END.finditer(text)), len(text) + 1]
+    cuts = [0, *(m.end() for m in CLAUSE_END.finditer(text)), len(text) + 1]
     result: dict[str, set[int]] = {}
     for match in NUMBER.finditer(text):
         if any(m.start <= match.start() < m.end for m in mentions):

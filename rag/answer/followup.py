@@ -26,37 +26,14 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
-from rag.lang.de import MONTH_NUMBERS
+from rag.lang.de import (AFTER_VERB, DETERMINERS, POINTING_ADVERBS, POSSESSIVE, PRONOUN, QUANTIFIERS,
+                         is_common_word)
 
-# Words that start with a capital letter in a question but name no company or person.
-_NOT_NAMES = frozenset(
-    """wie wer wen wem wessen was wann wo woher wohin warum weshalb wieso welche welcher welches welchen welchem
-    wofür womit wozu wodurch worüber woran wovon wieviel inwiefern seit gibt geht stimmt
-    und oder aber auch sowie bitte gibt gab hat haben ist sind war waren wird werden kann können soll sollen
-    how what who whom whose when where why which and or does did do is are was were will can could should
-    the a an in on at for of about with from by und
-    jahr jahre jahren jahres quartal quartals quartale umsatz umsätze gewinn gewinne verlust verluste
-    milliarde milliarden million millionen mrd mio dollar euro prozent us-dollar
-    ki ai kapitalinvestitionen investition investitionen ausgaben kosten rechenzentrum rechenzentren
-    finanzchef finanzchefin chef chefin ceo cfo konzern unternehmen firma aktie aktien aktionäre anleger
-    nutzer werbung werbeeinnahmen einnahmen ergebnis bilanz prognose plan pläne ziel ziele
-    geld mitarbeiter mitarbeiterin analyst analysten börse markt märkte zahlen zahl rekord chip chips server
-    frühjahr sommer herbst winter anfang ende mitte vergleich unterschied
-    q1 q2 q3 q4 i ich""".split()
-) | frozenset(MONTH_NUMBERS)
-_NOUN_SUFFIXES = ("ung", "ungen", "heit", "keit", "schaft", "tion", "tionen", "ität", "nis", "ismus", "chef", "chefin",
-                  "chefs", "leiter", "leiterin", "ment", "ments", "zahlen", "kosten", "markt", "geschäft")
-_DETERMINERS = frozenset(
-    """der die das den dem des ein eine einen einem einer eines kein keine keinen keinem keiner dies diese dieser
-    diesen diesem dieses jede jeder jedes jeden jedem ihr ihre ihren ihrem ihrer sein seine seinen seinem seiner
-    im am zum zur vom beim ins the a an its their""".split()
-)
-# words that follow a verb opening a yes/no question ("Steigt der …", "Lohnt sich …")
-_AFTER_VERB = _DETERMINERS | {"sich", "es", "man", "er", "sie", "wir", "ich", "du", "mehr", "weniger", "noch",
-                              "auch", "bereits", "schon", "there", "it", "they"}
+# A capitalised word after one of these is a common noun ("der Umsatz", "viel Geld"), not a name.
+_NOUN_MARKERS = DETERMINERS | QUANTIFIERS
+
 _WORD = re.compile(r"[A-Za-zÄÖÜäöüß0-9][\w&'’-]*")
 _YEAR = re.compile(r"(?<![\d.,])(?:19|20)\d{2}(?![\d.,]\d)")
-_QUARTER = re.compile(r"\b(?:Q[1-4]|(?:im\s+)?(?:ersten|zweiten|dritten|vierten|[1-4]\.)\s+Quartal)\b", re.IGNORECASE)
 
 _ELLIPSIS = re.compile(
     r"^(?:und|aber|sowie|also|and|but)\s+(?:(?:wie\s+(?:ist|war|sieht)\s+es\s+(?:mit|bei|aus\s+bei|im|in)|"
@@ -66,16 +43,12 @@ _ELLIPSIS = re.compile(
     r"^(?:wie\s+(?:ist|war|sieht)\s+es\s+(?:mit|bei|im|in)|was\s+ist\s+mit|und)\s+(?P<rest3>.*)$",
     re.IGNORECASE,
 )
-_PLACE_WORDS = re.compile(r"\b(?:dort|dabei|hierbei|daran|dafür|davon|there)\b", re.IGNORECASE)
 _COMPANY_PHRASE = re.compile(
     r"\b(?:beim|bei\s+(?:dem|diesem)|vom|von\s+(?:dem|diesem))\s+(?:Konzern|Unternehmen|Tech-Konzern|Internetkonzern)\b|"
     r"\b(?:de[rmns]|die|das|diese[mnrs]?)\s+(?:Konzerns?|Unternehmens?|Firma|Tech-Konzerns?|Internetkonzerns?)\b|"
     r"\bthe\s+(?:company|firm|group)\b",
     re.IGNORECASE,
 )
-_POSSESSIVE = re.compile(r"\b(?:ihr|ihre|ihren|ihrem|ihrer|ihres|sein|seine|seinen|seinem|seiner|seines|deren|dessen|its|their)\b"
-                         r"(?=\s+[A-Za-zÄÖÜäöü])", re.IGNORECASE)
-_PRONOUN = re.compile(r"\b(?:er|sie|es|ihn|ihm|ihnen|it|they|them)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -101,15 +74,13 @@ def _is_name(word: str, previous: str | None, first: bool, known: frozenset[str]
     low = bare.lower()
     if low in known:
         return True
-    if not bare[:1].isupper() or low in _NOT_NAMES or low in _DETERMINERS or _YEAR.fullmatch(bare):
+    if not bare[:1].isupper() or is_common_word(bare) or low in DETERMINERS or _YEAR.fullmatch(bare):
         return False
-    if previous is not None and previous.lower() in _DETERMINERS:
+    if previous is not None and previous.lower() in _NOUN_MARKERS:
         return False
     if first:
         return False
-    if "-" in bare:  # "Meta-Chef", "KI-Investitionen": a compound noun, not a name
-        return False
-    return not (len(bare) > 5 and low.endswith(_NOUN_SUFFIXES))
+    return "-" not in bare  # "Meta-Chef", "KI-Investitionen": a compound noun, not a name
 
 
 def find_names(text: str, known: Iterable[str] = (), fragment: bool = False) -> list[str]:
@@ -124,7 +95,7 @@ def find_names(text: str, known: Iterable[str] = (), fragment: bool = False) -> 
         start, end, word = words[i]
         prev = words[i - 1][2] if i else None
         first = i == 0 and not fragment and not (len(words) > 1 and words[1][2][:1].islower()
-                                                 and words[1][2].lower() not in _AFTER_VERB)
+                                                 and words[1][2].lower() not in AFTER_VERB)
         if _is_name(word, prev, first, known_set):
             j = i + 1
             while j < len(words) and words[j][0] == words[j - 1][1] + 1 and _is_name(words[j][2], None, False, known_set) \
@@ -160,7 +131,7 @@ def is_followup(question: str, previous: Sequence[str], known: Iterable[str] = (
         return False
     if not find_names(previous[-1], known):
         return False
-    return bool(_PLACE_WORDS.search(q) or _COMPANY_PHRASE.search(q) or _POSSESSIVE.search(q) or _PRONOUN.search(q)
+    return bool(POINTING_ADVERBS.search(q) or _COMPANY_PHRASE.search(q) or POSSESSIVE.search(q) or PRONOUN.search(q)
                 or len(_words(q)) <= 5)
 
 
@@ -243,7 +214,7 @@ def rewrite_rules(question: str, previous: Sequence[str], known: Iterable[str] =
         text, m = re.subn(r"\bthere\b", f"at {name}", text, flags=re.IGNORECASE)
         n += m
     if not n:
-        text, n = _POSSESSIVE.subn(f"{name}’s" if english else _genitive(name), text, count=1)
+        text, n = POSSESSIVE.subn(f"{name}’s" if english else _genitive(name), text, count=1)
     if not n:
         text, n = re.subn(r"\b(?:dabei|hierbei|dafür|davon)\b", f"bei {name}", text, count=1, flags=re.IGNORECASE)
     if not n:

@@ -247,3 +247,85 @@ COMPARISON_QUESTION = re.compile(r"\b(?:im vergleich|verglichen|gegenüber|versu
 CHANGE_QUESTION = re.compile(r"\b(?:entwickelt|entwickelten|verändert|veränderten|geändert|im laufe? der zeit|"
                              r"over time|changed?|evolved?|developed)\b|\b(?:von|zwischen|from|between) \d{4} "
                              r"(?:bis|und|to|and) \d{4}\b", re.I)
+
+
+# ---- Times a sentence names (rag.answer.facts): quarters, and years and quarters relative to the publication date -
+# Ordinals of quarters ("im dritten Quartal", "Q3", "3. Quartal 2024", "Schlussquartal"); English ones too.
+QUARTER_WORDS = {"ersten": 1, "zweiten": 2, "dritten": 3, "vierten": 4, "first": 1, "second": 2, "third": 3,
+                 "fourth": 4, "1.": 1, "2.": 2, "3.": 3, "4.": 4}
+QUARTER = re.compile(r"\b(ersten|zweiten|dritten|vierten|first|second|third|fourth|[1-4]\.)\s+(?:Quartal|quarter)"
+                     r"(?:s)?(?:\s+(?:of\s+)?(\d{4}))?|\bQ([1-4])(?:[ /]+(\d{4}))?|\b(Schlussquartal|Jahresendquartal)"
+                     r"(?:\s+(\d{4}))?", re.IGNORECASE)
+THIS_YEAR = re.compile(r"\b(?:laufenden?|diese[mns]?|this|current)\s+(?:Geschäfts|Kalender)?(?:jahr|year)s?\b|"
+                       r"\bheuer\b", re.IGNORECASE)
+LAST_YEAR = re.compile(r"\b(?:vergangene[mns]?|letzte[mns]?|abgelaufene[mns]?|vorige[mns]?)\s+(?:Geschäfts)?Jahr\b|"
+                       r"\b(?:im|das) Vorjahr\b(?! (?:gegenüber|verglichen))|\blast year\b", re.IGNORECASE)
+# "… nach 3,74 Milliarden vor einem Jahr": a comparison with the year before, not the time the sentence is about.
+YEAR_BEFORE = re.compile(r"\bvor einem Jahr\b|\bein Jahr (?:zuvor|davor|früher)\b|\ba year (?:earlier|before|ago)\b|"
+                         r"\bVorjahres(?:zeitraum|quartal|wert|monat)\w*|\b(?:gegenüber dem|im Vergleich zum|verglichen "
+                         r"mit dem) Vorjahr\b", re.IGNORECASE)
+NEXT_YEAR = re.compile(r"\b(?:nächste[mns]?|kommende[mns]?|folgende[mns]?)\s+(?:Geschäfts)?Jahr\b|\bnext year\b",
+                       re.IGNORECASE)
+YEARS_AGO = re.compile(r"\b(vor|in)\s+(\d{1,2}|zwei|drei|vier|fünf|sechs|sieben|acht|neun|zehn)\s+Jahren\b",
+                       re.IGNORECASE)
+LAST_QUARTER = re.compile(r"\b(?:vergangenen|abgelaufenen|letzten|jüngsten|zurückliegenden|vorigen)\s+Quartal",
+                          re.IGNORECASE)
+THIS_QUARTER = re.compile(r"\b(?:laufenden?|diese[mn]|aktuellen)\s+Quartal", re.IGNORECASE)
+NEXT_QUARTER = re.compile(r"\b(?:nächsten|kommenden|folgenden)\s+Quartal", re.IGNORECASE)
+# Where a clause ends inside a sentence: a dash, a semicolon or colon, or a comma before a conjunction. A figure
+# belongs to the time named in its own clause ("Für dieses Jahr … 37 bis 40 Milliarden – und … dass sie 2025 …").
+CLAUSE_END = re.compile(r"\s[–—-]\s|;|:\s|,\s+(?=(?:und|aber|doch|während|dass|wobei|nachdem|weil|wenn|als|"
+                        r"sondern|so dass|sodass)\b)")
+
+
+# ---- Names in questions and what refers back to them (rag.answer.followup) ---------------------------------------
+# Articles, demonstratives and possessives before a noun: a capitalised word after one is a noun ("der Umsatz").
+DETERMINERS = frozenset(
+    """der die das den dem des ein eine einen einem einer eines kein keine keinen keinem keiner dies diese dieser
+    diesen diesem dieses jede jeder jedes jeden jedem ihr ihre ihren ihrem ihrer sein seine seinen seinem seiner
+    im am zum zur vom beim ins the a an its their""".split()
+)
+# Quantifiers before a noun: "viel Geld", "mehr Umsatz", "wenige Nutzer", "much money".
+QUANTIFIERS = frozenset("viel viele vielen vieler wenig wenige wenigen weniger mehr etwas genug einige einigen "
+                        "mehrere manche much many more less few".split())
+# Words that follow a verb opening a yes/no question ("Steigt der …", "Lohnt sich …"): not a subject's name.
+AFTER_VERB = DETERMINERS | {"sich", "es", "man", "er", "sie", "wir", "ich", "du", "mehr", "weniger", "noch", "auch",
+                            "bereits", "schon", "there", "it", "they"}
+# Possessives and personal pronouns that refer to someone named before ("ihr Umsatz", "Wo investiert er?").
+POSSESSIVE = re.compile(r"\b(?:ihr|ihre|ihren|ihrem|ihrer|ihres|sein|seine|seinen|seinem|seiner|seines|deren|dessen|its|"
+                        r"their)\b(?=\s+[A-Za-zÄÖÜäöü])", re.IGNORECASE)
+PRONOUN = re.compile(r"\b(?:er|sie|es|ihn|ihm|ihnen|it|they|them)\b", re.IGNORECASE)
+# Adverbs that point to a place or a thing named before ("Wer ist dort Finanzchefin?").
+POINTING_ADVERBS = re.compile(r"\b(?:dort|dabei|hierbei|daran|dafür|davon|there)\b", re.IGNORECASE)
+# Words that are capitalised at the start of a question (or are English) but name nothing: question words,
+# conjunctions, auxiliary and modal verbs, English function words.
+FUNCTION_WORDS = frozenset(
+    """wie wer wen wem wessen was wann wo woher wohin warum weshalb wieso welche welcher welches welchen welchem
+    wofür womit wozu wodurch worüber woran wovon wieviel inwiefern seit gibt geht stimmt
+    und oder aber auch sowie bitte gab hat haben ist sind war waren wird werden kann können soll sollen
+    how what who whom whose when where why which and or does did do is are was were will can could should
+    the a an in on at for of about with from by i ich""".split()
+)
+# Common nouns written as acronyms (not names of anyone), and the quarters.
+COMMON_ACRONYMS = frozenset("ki ai ceo cfo cto coo cio it bip q1 q2 q3 q4".split())
+# Nouns of time that stand before a year or a date ("Ende 2025", "Anfang des Jahres", "Frühjahr 2024").
+TIME_NOUNS = frozenset("""jahr jahre jahren jahres quartal quartals quartale monat monate monats woche wochen tag tage
+    frühjahr frühling sommer herbst winter anfang ende mitte""".split())
+# Endings of German common nouns and of the heads of compounds ("Finanzchefin", "Werbung", "Ergebnis", "Umsatz").
+NOUN_SUFFIXES = ("ung", "ungen", "heit", "heiten", "keit", "keiten", "schaft", "schaften", "tion", "tionen", "ität",
+                 "itäten", "nis", "nisse", "ismus", "chef", "chefin", "chefs", "leiter", "leiterin", "ment", "ments",
+                 "zahlen", "kosten", "markt", "märkte", "geschäft", "satz", "sätze", "gewinn", "verlust", "zentrum",
+                 "zentren")
+
+
+def is_common_word(word: str) -> bool:
+    """Whether a capitalised word is a common word rather than a name, by general German alone: a function word, a
+    month or another time noun, a scale word or unit ("Milliarden", "Euro"), a common acronym ("KI", "CEO"), or a
+    word longer than five letters with a common-noun ending ("Produktion", "Finanzchefin"). What the word stands
+    after (a determiner, a quantifier) and where (a question's first word) is for the caller to weigh."""
+    low = word.lower()
+    if low in FUNCTION_WORDS or low in MONTH_NUMBERS or low in TIME_NOUNS or low in COMMON_ACRONYMS:
+        return True
+    if low in SCALES or low in MEASURE_UNITS:
+        return True
+    return len(low) > 5 and low.endswith(NOUN_SUFFIXES)
