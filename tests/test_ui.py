@@ -191,7 +191,7 @@ def test_a_model_refusal_does_not_replace_a_found_answer(model_engine, monkeypat
 @pytest.mark.llm
 def test_the_local_model_streams_after_the_extractive_answer(engine):
     """The real bundled model (extra `llm`, ~30 s on 2 cores): `python -m pytest -m llm tests/test_ui.py`."""
-    if not engine.llm_available():
+    if not engine.models.available():
         pytest.skip("the local model's packages are not installed")
     started, first, steps = time.perf_counter(), None, []
     for update in engine.chat(META_2026, [], Options(answerer="llm")):
@@ -207,7 +207,7 @@ def test_server_urls_from_the_browser_are_checked_and_get_no_api_key(model_engin
     assert model_engine.made[-1].settings.llm_api_key_env == "RAG_CHAT_NO_API_KEY"
     last = list(model_engine.chat(META_2026, [], Options(answerer="server", server_url="file:///etc/passwd")))[-1]
     assert "http://" in html.unescape(last.html) and says_115_to_135(last.answer.answer)
-    model_engine.allow_server_urls = False
+    model_engine.models.allow_server_urls = False
     last = list(model_engine.chat(META_2026, [], Options(answerer="server", server_url="http://10.0.0.1/v1")))[-1]
     assert "RAG_LLM_URL" in html.unescape(last.html) and len(model_engine.made) == 1
 

@@ -6,22 +6,21 @@ is passed in by the caller, so sessions cannot see each other's state.
 
 Threading: Gradio runs several events at once. Retrieval and extractive
 answering call the native embedding engine, which is serialised by a lock
-(a query takes ~10 ms); a generated answer streams outside that lock.
-Uploads (``ui.uploads``) wait in a queue and are re-indexed in its background
+(a query takes ~10 ms); a generated answer streams outside that lock (the language
+models are ``ui.models``). Uploads (``ui.uploads``) wait in a queue and are re-indexed in its background
 thread, smallest first, then the new index is swapped in with one assignment;
 questions already running finish on the index they started with.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from rag.errors import RagError
 from rag.index.dates import DateRange
@@ -31,6 +30,7 @@ from rag.lang.de import looks_english
 from rag.schema import Answer
 from rag.settings import Settings
 from rag.ingest.uploads import uploads_dir
+from ui.models import ChatModels, Generator, SettingProblem
 from ui.uploads import ChatUploads
 
 if TYPE_CHECKING:  # rag.answer.answering loads on first use, not at import
@@ -48,11 +48,6 @@ ANSWERERS = {
     "llm": "Lokales Sprachmodell (Qwen2.5 1.5B)",
     "server": "Sprachmodell-Server (OpenAI-kompatibel)",
 }
-class SettingProblem(RagError):
-    """A chat setting the user can fix (server URL missing or refused): shown in the chat as written (German).
-    Other errors of the language-model path (server down, …) are logged; the chat says only that it did not answer."""
-
-
 INTERNAL_ERROR = ("Entschuldigung, bei dieser Frage ist ein interner Fehler aufgetreten. Bitte versuchen Sie es noch "
                   "einmal oder formulieren Sie die Frage anders.")
 
@@ -123,29 +118,6 @@ class Loading:
         return f"Der Index wird aufgebaut ({self.percent} %) – die Antwort folgt"
 
 
-class Generator(Protocol):
-    """What the chat uses of ``rag.answer.generation.Generator``.
-
-    ``stream(question, hits, fallback=...)`` yields the answer text in pieces as the model writes it and, last,
-    the final ``Answer`` (checked against the passages; ``fallback()`` when the check fails); ``complete(messages)``
-    returns one chat completion (used to rewrite follow-up questions); ``warm_up()`` loads the model."""
-
-    def stream(self, question: str, hits: Sequence, fallback: Callable[[], Answer] | None = None) -> Iterator[str | Answer]: ...
-
-    def complete(self, messages: list[dict]) -> str: ...
-
-    def warm_up(self) -> None: ...
-
-
-def default_generator(settings: Settings, log: Callable[[str], None] = lambda m: None) -> Generator:
-    """``rag.answer.generation.make_generator``: the local model or a server, as ``settings.answerer`` says."""
-    try:
-        from rag.answer.generation import make_generator
-    except ImportError:
-        raise RagError("Antworten mit einem Sprachmodell sind in dieser Installation nicht verfügbar") from None
-    return make_generator(settings, log)
-
-
 def friendly(err: BaseException) -> str:
     """A user-facing German sentence for an error; internals are logged, never shown."""
     if isinstance(err, RagError):
@@ -157,7 +129,7 @@ class ChatEngine:
     """Everything the chat needs, loaded once: retriever, answerers, optional generator."""
 
     def __init__(self, settings: Settings, say: Callable[[str], None] = lambda m: None,
-                 generators: Callable[[Settings, Callable[[str], None]], "Generator"] | None = None,
+                 generators: Callable[[Settings, Callable[[str], None]], Generator] | None = None,
                  source: Path | None = None) -> None:
         self.settings = settings
         self.source = source                # articles to build a missing index from (None: only the default index)
@@ -171,11 +143,7 @@ class ChatEngine:
         self._swap = threading.Lock()       # installing a new index
         self._ready = threading.Event()
         self._uploaded: list[str] = []
-        self._generators: dict[tuple, Generator] = {}
-        self._make_generator = generators or default_generator
-        self._local_model = threading.Lock()
-        self._warm: set[str] = set()        # answerers whose model has been loaded
-        self.allow_server_urls = True       # serve() turns this off when the app listens beyond loopback
+        self.models = ChatModels(settings, say, generators)
         self._load_error: BaseException | None = None
         self.loaded_seconds = 0.0
         self.uploads = ChatUploads(self, friendly)
@@ -302,119 +270,12 @@ class ChatEngine:
         """Ids of the loaded articles that came from the uploads folder."""
         return list(self._uploaded)
 
-    # ---- language models (rag.answer.generation) -----------------------------------------------------------------
-
-    def llm_available(self) -> bool:
-        """Whether the local model can run here (its packages are installed); asks ``rag.answer.generation``."""
-        try:
-            from rag.answer import generation
-        except ImportError:
-            return False
-        check = getattr(generation, "local_available", None)
-        try:
-            return bool(check(self.settings)) if check is not None else False
-        except Exception:
-            log.debug("local model check failed", exc_info=True)
-            return False
-
-    def generator(self, options: Options) -> Generator:
-        """The generator for a session's choice (local model or server URL), created once per choice."""
-        url = (options.server_url or self.settings.llm_url or "").strip() or None
-        key = (options.answerer, url if options.answerer == "server" else None)
-        with self._swap:
-            found = self._generators.get(key)
-        if found is None:
-            update: dict = {"answerer": options.answerer, "llm_url": url}
-            if options.answerer == "server":
-                if not url:
-                    raise SettingProblem("Bitte unter Einstellungen die URL des Sprachmodell-Servers angeben.")
-                if url != self.settings.llm_url:
-                    self._check_server_url(url)
-                    update["llm_api_key_env"] = "RAG_CHAT_NO_API_KEY"  # the configured key goes to its own server only
-            settings = self.settings.model_copy(update=update)
-            found = self._make_generator(settings, self.say)
-            with self._swap:
-                self._generators[key] = found
-        return found
-
-    def warm_model(self) -> None:
-        """Load the local model in the background when it is the default answerer (a minute on first use)."""
-        if self.settings.answerer != "llm" or not self.llm_available():
-            return
-        try:
-            generator = self.generator(Options("llm"))
-            with self._local_model:
-                generator.warm_up()
-                self._warm.add("llm")
-        except Exception:
-            log.warning("the local model could not be loaded", exc_info=True)
-
-    def _model_status(self, options: Options) -> str:
-        """The line under the extractive answer while a model works: the local model's first load takes up to a
-        minute, so the first answer says so."""
-        if options.answerer == "llm" and "llm" not in self._warm:
-            return ("Sprachmodell formuliert eine Antwort … (das lokale Modell wird zuerst geladen, einmalig bis zu "
-                    "einer Minute)")
-        return "Sprachmodell formuliert eine Antwort …"
-
-    def _check_server_url(self, url: str) -> None:
-        """A server URL typed in the browser: http(s) only, and on a shared app (not bound to loopback) only the
-        configured one, so the app cannot be used to send requests into its network."""
-        from urllib.parse import urlparse
-
-        parsed = urlparse(url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise SettingProblem("Die Server-URL muss mit http:// oder https:// beginnen, z. B. "
-                                 "http://127.0.0.1:8080/v1.")
-        if not self.allow_server_urls:
-            raise SettingProblem("Diese App ist freigegeben; sie nutzt nur den beim Start eingestellten "
-                                 "Sprachmodell-Server (RAG_LLM_URL).")
-
-    def _completer(self, options: Options) -> Callable[[list[dict]], str] | None:
-        """``messages -> text`` with the chosen model, for rewriting follow-ups; None when there is none."""
-        try:
-            generator = self.generator(options)
-        except Exception:
-            return None
-        complete = getattr(generator, "complete", None)
-        if complete is None:
-            return None
-        if options.answerer != "llm":
-            return complete
-
-        def serialised(messages: list[dict]) -> str:
-            with self._local_model:
-                return complete(messages)
-
-        return serialised
-
-    def _generate(self, question: str, hits: list, selection: Selection, extractive: Answer,
-                  options: Options) -> Iterator[tuple[str, Answer | None]]:
-        """The generated answer: ``(text so far, None)`` as tokens arrive, then ``("", final answer)``. The model
-        gets the extractive answerer's sentences (``selection``) and must keep their figures, exactly as
-        ``rag eval`` measures."""
-        from rag.answer.answering import generate
-
-        generator = self.generator(options)
-        lock = self._local_model if options.answerer == "llm" else contextlib.nullcontext()
-        text = ""
-        with lock:  # the local model answers one question at a time (2 cores); servers handle their own queue
-            generator.warm_up()
-            self._warm.add(options.answerer)
-            for piece in generate(generator, selection, question, hits, lambda: extractive):
-                if isinstance(piece, Answer):
-                    yield "", piece
-                    continue
-                piece = str(piece)
-                text = piece if text and piece.startswith(text) else text + piece  # pieces or the text so far
-                yield text, None
-
     def status(self) -> Status:
         self.wait()
         index = self.index
         return Status(len(index.articles), len(index.chunks), index.params["embedder"]["id"],
                       ANSWERERS.get(self.settings.answerer, self.settings.answerer), len(self.uploaded_ids()),
-                      self.llm_available(), self.loaded_seconds, self.uploaded_ids(), self._newest)
+                      self.models.available(), self.loaded_seconds, self.uploaded_ids(), self._newest)
 
     def articles_html(self, limit: int = 300) -> str:
         """The loaded articles (newest first; at most ``limit``, uploads always included)."""
@@ -464,7 +325,7 @@ class ChatEngine:
         answer, hits, selection = self.extractive(question)
         if self.settings.answerer != "extractive":
             final = None
-            for _, partial in self._generate(question, hits, selection, answer, Options(self.settings.answerer)):
+            for _, partial in self.models.generate(question, hits, selection, answer, self.settings.answerer):
                 final = partial or final
             answer = final or answer
         answer.id = id
@@ -475,7 +336,7 @@ class ChatEngine:
         (the model is asked only for follow-ups and falls back to the rules)."""
         llm = None
         if model and options.answerer in ("llm", "server") and previous:
-            complete = self._completer(options)
+            complete = self.models.completer(options.answerer, options.server_url)
             llm = LLMRewriter(complete) if complete is not None else None
         return rewrite(question, list(previous), llm)
 
@@ -501,7 +362,7 @@ class ChatEngine:
                                          english=english), answer, turn.standalone, done=True)
                 return
             yield Update(answer_html(answer, uid, articles, rewrite=note, show_uncited=options.show_uncited,
-                                     status=self._model_status(options)), answer, turn.standalone)
+                                     status=self.models.status(options.answerer)), answer, turn.standalone)
             if turn.changed:  # a follow-up: the model may understand it better than the rules
                 better = self.rewrite(question, previous, options, model=True)
                 if better.standalone != turn.standalone:
@@ -509,10 +370,11 @@ class ChatEngine:
                     note = (turn.question, turn.standalone, turn.method)
                     answer, hits, selection = self.extractive(turn.standalone, options.passages, options.dates())
                     yield Update(answer_html(answer, uid, articles, rewrite=note, show_uncited=options.show_uncited,
-                                             status=self._model_status(options)), answer, turn.standalone)
+                                             status=self.models.status(options.answerer)), answer, turn.standalone)
             final, text = None, ""
             try:
-                for text, partial in self._generate(turn.standalone, hits, selection, answer, options):
+                for text, partial in self.models.generate(turn.standalone, hits, selection, answer, options.answerer,
+                                                          options.server_url):
                     if partial is not None:
                         final = partial
                         continue

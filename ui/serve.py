@@ -43,7 +43,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, say: Ca
         raise RagError(f"There is no index at {settings.index_dir} and no articles folder at {source} to build it "
                        f"from; pass one with --from DIR.")
     engine = ChatEngine(settings, say, source=source)
-    engine.allow_server_urls = _is_loopback(host)
+    engine.models.allow_server_urls = _is_loopback(host)
     loader = threading.Thread(target=_load_quietly, args=(engine,), name="rag-load", daemon=True)
     if not build:  # loading takes seconds: in parallel with Gradio's start
         loader.start()
@@ -64,7 +64,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, say: Ca
     say(f"Chat ready at http://{host}:{port} after {time.perf_counter() - started:.1f} s: {status.articles} articles, "
         f"{status.passages} passages, embedding model {status.embedder}, answers: {status.answerer}.")
     threading.Thread(target=engine.warm_caches, name="rag-warm", daemon=True).start()
-    threading.Thread(target=engine.warm_model, name="rag-warm-model", daemon=True).start()
+    threading.Thread(target=engine.models.warm_up, name="rag-warm-model", daemon=True).start()
     if block:
         try:
             demo.block_thread()
