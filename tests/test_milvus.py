@@ -308,3 +308,23 @@ def test_sixteen_callers_on_a_milvus_backed_chat(seeds_on_both, tmp_path_factory
     finally:
         app.process.terminate()
         app.process.wait(30)
+
+
+@pytest.mark.slow
+def test_bench_measures_milvus_next_to_faiss(tmp_path):
+    """`rag bench --backend milvus` on a small synthetic corpus: the same questions through FAISS and through
+    Milvus Lite (the default URI, a server process of the bench, so its memory is read), agreement and report."""
+    from rag.eval.bench.run import parse_sizes, run_bench
+    from rag.settings import Settings
+
+    settings = Settings(index_dir=tmp_path / "unused", llm_cache_dir=tmp_path / "cache", exact_max_passages=300,
+                        backend="milvus")
+    result = run_bench(parse_sizes("600"), settings, tmp_path / "bench", queries=4, rounds=1, work_dir=tmp_path / "work",
+                       log=lambda message: None, answer=False, startup_runs=1, material_paragraphs=30)
+    size = result["sizes"][0]
+    milvus = size["milvus"]
+    assert milvus["write"]["rows"] == size["passages"]
+    assert milvus["latency_ms"]["dense_search"]["n"] == 4 and milvus["latency_ms"]["bm25"]["p50"] > 0
+    assert milvus["server_memory"]["measured"] and milvus["server_memory"]["rss_mb"] > 10
+    assert milvus["agreement"]["same_top_1"] >= 0.5
+    assert "## Milvus next to FAISS" in (tmp_path / "bench.md").read_text(encoding="utf-8")

