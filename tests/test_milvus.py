@@ -185,6 +185,44 @@ def test_sync_is_incremental_on_the_real_seeds(milvus, real_seeds_index, seeds_c
     store.close()
 
 
+def test_a_milvus_backed_folder_keeps_no_faiss_index_and_updates_from_milvus(milvus, real_seeds_index, seeds_copy,
+                                                                             tmp_path):
+    """Switching the session's FAISS index to Milvus embeds nothing and leaves no dense.faiss in the folder; a later
+    update re-uses the vectors of a changed article's unchanged passages from Milvus and embeds only the new text."""
+    from rag.index.build import build_index
+    from rag.index.store import load_index
+
+    base, embedder, faiss_index = real_seeds_index
+    settings = base.model_copy(update={"index_dir": tmp_path / "index", "backend": "milvus", "milvus_uri": milvus.uri,
+                                       "milvus_collection": "no_local_vectors"})
+    MilvusStore.connect(milvus.uri, "no_local_vectors").drop()
+    shutil.copytree(base.index_dir, settings.index_dir)
+    report = build_index(seeds_copy, settings, embedder)
+    assert (report.embedded, report.dense) == (0, "milvus")
+    index = load_index(settings.index_dir, embedder.model_id)
+    assert index.dense is None and not (index.files / "dense.faiss").exists()
+    assert (index.files / "params.json").exists() and (index.files / "sentences.npy").exists()
+
+    changed = seeds_copy / "001_39bf3e9c7bd6fdf9.txt"
+    changed.write_text(changed.read_text(encoding="utf-8") + "\nEin neuer Absatz über Schornsteinfeger.\n",
+                       encoding="utf-8")
+    report = build_index(seeds_copy, settings, embedder)
+    assert 1 <= report.embedded <= 2 and report.reused == report.chunks - report.embedded
+    index = load_index(settings.index_dir, embedder.model_id)
+    assert not (index.files / "dense.faiss").exists()
+    store = open_store(index.params)
+    try:
+        assert store.count() == len(index.chunks)
+        first = f"{changed.stem}#0"  # unchanged text: its vector came back from Milvus and was written again
+        stored = np.asarray(store.vectors([first])[first], np.float32)
+        before = next(row for row in range(len(faiss_index.chunks)) if faiss_index.chunks[row].chunk_id == first)
+        assert np.allclose(stored, faiss_index.dense.reconstruct(before), atol=1e-5)
+        assert store.bm25_search("Schornsteinfeger", 3)[0].doc_id == changed.stem
+    finally:
+        store.drop()
+        store.close()
+
+
 @pytest.fixture(scope="module")
 def seeds_on_both(milvus, real_seeds_index, tmp_path_factory):
     """The session's seeds index searched locally (FAISS + bm25s) and through Milvus (synced into a collection)."""

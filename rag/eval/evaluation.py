@@ -96,6 +96,7 @@ def _seeds_retriever(settings: Settings, options: EvalOptions, gold: set[str], l
     """The seeds index (``settings.index_dir`` unless told otherwise), built or updated only if it holds the seeds."""
     from rag.ingest.corpus import load_folder
     from rag.retrieve.embedding import make_embedder
+    from rag.index.milvus import open_store
     from rag.index.store import load_index
 
     path = Path(options.seeds_index or settings.index_dir)
@@ -109,7 +110,9 @@ def _seeds_retriever(settings: Settings, options: EvalOptions, gold: set[str], l
             corpus = set()
         if corpus and corpus != seed_ids:
             embedder = embedder or make_embedder(settings)
-            retriever = Retriever(load_index(path, embedder.model_id), embedder, settings.model_copy(update={"index_dir": path}))
+            index = load_index(path, embedder.model_id)
+            retriever = Retriever(index, embedder, settings.model_copy(update={"index_dir": path}),
+                                  store=open_store(index.params))
             missing = gold - set(retriever.index.articles)
             if missing:
                 raise RagError(f"The index at {path} does not hold the seed articles the eval set asks about "
@@ -182,7 +185,7 @@ def evaluate_xquad(settings: Settings, options: EvalOptions, log: Callable[[str]
                          "note": REPLAYED[name][2]}
     if wants(options, "hybrid+rerank"):
         if settings.reranker:
-            reranking = Retriever(base.index, base.embedder, base.settings)
+            reranking = Retriever(base.index, base.embedder, base.settings, store=base.store)
             reranking.warm_up()
             run = run_retrieval(reranking, questions, "hybrid", progress=options.progress, desc="xquad rerank")
             configs["hybrid+rerank"] = {**score_splits(questions, run.ranked, splits), "latency": latency_summary(run.latencies)}
@@ -243,7 +246,7 @@ def evaluate_questions_de(settings: Settings, options: EvalOptions, log: Callabl
         configs[name] = {**scores, "latency": latency_summary([])}
     if wants(options, "hybrid+rerank"):
         if settings.reranker:
-            reranking = Retriever(base.index, base.embedder, base.settings)
+            reranking = Retriever(base.index, base.embedder, base.settings, store=base.store)
             reranking.warm_up()
             run = run_retrieval(reranking, questions, "hybrid", progress=options.progress, desc="questions_de rerank")
             scores = score_splits(questions, run.ranked)

@@ -22,7 +22,7 @@ from rag.errors import RagError
 from rag.index.dense import build_dense, dense_kind, reconstruct
 from rag.index.lexical import merge_tables, row_offsets
 from rag.index.lock import writer_lock
-from rag.index.milvus import backend_params, prepare_backend, recorded_backend, sync_index
+from rag.index.milvus import MilvusStore, backend_params, prepare_backend, recorded_backend, sync_index
 from rag.index.store import (BM25_PARAMS, FORMAT_VERSION, Index, IndexDamaged, SentenceVectors, articles_digest,
                              chunking_params, load_index)
 from rag.index.versions import swap_in
@@ -153,8 +153,13 @@ def _is_up_to_date(previous: Index, corpus: dict, digest: str, settings: Setting
             and params["chunking"] == chunking_params(settings)
             and params.get("bm25") == BM25_PARAMS
             and params.get("sentences", {}).get("window") == (settings.sentence_window if settings.sentence_vectors else None)
-            and params.get("dense", {"type": "flat"})["type"] == dense_kind(previous.dense.ntotal, settings)
+            and params.get("dense", {"type": "flat"})["type"] == _dense_kind(len(previous.chunks), settings)
             and params.get("backend", {"type": "faiss"}) == _backend(settings))
+
+
+def _dense_kind(passages: int, settings: Settings) -> str:
+    """``params.json["dense"]["type"]``: a Milvus-backed folder keeps no FAISS index (Milvus searches the vectors)."""
+    return "milvus" if _backend(settings)["type"] == "milvus" else dense_kind(passages, settings)
 
 
 def _backend(settings: Settings) -> dict:
@@ -176,15 +181,16 @@ def build_index(folder: Path | Sequence[Path], settings: Settings, embedder: Emb
         return Progress(total, desc, unit, progress, log, listener, settings.progress_seconds)
 
     store = prepare_backend(_backend(settings), embedder.model_id, embedder.dim)  # Milvus problems before any work
-    with writer_lock(settings.index_dir, wait, log):
-        built = _build_locked(folder, settings, embedder, report, log)
-        if store is not None:  # Milvus: upsert new and changed articles, delete removed ones
-            sync_index(store, settings.index_dir, log)
-        return built
+    try:
+        with writer_lock(settings.index_dir, wait, log):
+            return _build_locked(folder, settings, embedder, report, log, store)
+    finally:
+        if store is not None:
+            store.close()
 
 
 def _build_locked(folder: Path | Sequence[Path], settings: Settings, embedder: Embedder, report: Report,
-                  log: Callable[[str], None]) -> BuildReport:
+                  log: Callable[[str], None], store: MilvusStore | None = None) -> BuildReport:
     started = time.perf_counter()
     timings: dict[str, float] = {}
 
@@ -202,16 +208,17 @@ def _build_locked(folder: Path | Sequence[Path], settings: Settings, embedder: E
         except RagError as err:
             log(f"The existing index is not reused: {err}")
     try:
-        return _build(folders, settings, embedder, report, log, previous, started, timings, lap)
+        return _build(folders, settings, embedder, report, log, previous, started, timings, lap, store)
     except IndexDamaged as err:  # found only while reading the previous index's rows: build from scratch
         if previous is None:
             raise
         log(f"The existing index is not reused: {err}")
-        return _build(folders, settings, embedder, report, log, None, started, timings, lap)
+        return _build(folders, settings, embedder, report, log, None, started, timings, lap, store)
 
 
 def _build(folders: list, settings: Settings, embedder: Embedder, report: Report, log: Callable[[str], None],
-           previous: Index | None, started: float, timings: dict, lap: Callable[[str, float], float]) -> BuildReport:
+           previous: Index | None, started: float, timings: dict, lap: Callable[[str, float], float],
+           store: MilvusStore | None = None) -> BuildReport:
     path = Path(settings.index_dir)
     clock = lap("load_previous", started)
     stats: dict = {}
@@ -228,6 +235,8 @@ def _build(folders: list, settings: Settings, embedder: Embedder, report: Report
     clock = lap("read_articles", clock)
     digest = articles_digest(articles)
     if previous is not None and _is_up_to_date(previous, corpus, digest, settings):
+        if store is not None:  # an interrupted update may have left Milvus behind the folder
+            sync_index(store, path, log, _Vectors(previous, embedder, np.arange(len(previous.chunks))))
         return BuildReport(str(path), len(articles), len(previous.chunks), 0, len(previous.chunks),
                            round(time.perf_counter() - started, 3), True, [s.reason for s in skipped],
                            dense=previous.params.get("dense", {"type": "flat"})["type"], timings=timings)
@@ -283,11 +292,15 @@ def _build(folders: list, settings: Settings, embedder: Embedder, report: Report
     clock = lap("plan", clock)
     fresh = _embed_texts(texts, embedder, report)
     clock = lap("embed", clock)
-    dim = int(fresh.shape[1]) if len(fresh) else (previous.dense.d if previous is not None and previous.dense.ntotal else embedder.dim)
+    dim = int(fresh.shape[1]) if len(fresh) else \
+        (int(previous.params["embedder"]["dim"]) if previous is not None and len(previous.chunks) else embedder.dim)
     vectors = np.empty((total, dim), np.float32)
-    if reused:
-        keep = np.flatnonzero(source >= 0)
-        vectors[keep] = reconstruct(previous.dense, source[keep])
+    filled = np.ones(total, bool)
+    if store is not None:  # Milvus holds the vectors of kept articles: only re-chunked ones are written to it
+        filled = np.repeat([p.chunk_rows is None for p in parts], [p.count for p in parts]).astype(bool)
+    keep = np.flatnonzero((source >= 0) & filled)
+    if len(keep):
+        vectors[keep] = _previous_vectors(previous, source[keep], store, embedder)
     for (_, positions), vector in zip(todo.values(), fresh):
         vectors[positions] = vector
     clock = lap("vectors", clock)
@@ -310,7 +323,9 @@ def _build(folders: list, settings: Settings, embedder: Embedder, report: Report
     tokens = merge_tables(old_tokens, docs)
     clock = lap("tokens", clock)
 
-    dense, dense_info = build_dense(vectors, dim, settings, previous.dense if previous is not None else None, log)
+    dense, dense_info = None, {"type": "milvus"}
+    if store is None:
+        dense, dense_info = build_dense(vectors, dim, settings, previous.dense if previous is not None else None, log)
     clock = lap("dense", clock)
     params = {
         "format_version": FORMAT_VERSION,
@@ -328,9 +343,53 @@ def _build(folders: list, settings: Settings, embedder: Embedder, report: Report
         params["sentences"] = _sentence_params(sentences, settings.sentence_window)
     swap_in(path, params, lambda tmp: write_folder(tmp, params, parts, previous, dense, tokens, hashes, stats,
                                                      sentences))
-    lap("write", clock)
+    clock = lap("write", clock)
+    if store is not None:  # Milvus: upsert new and changed articles, delete removed ones
+        sync_index(store, path, log, _Vectors(previous, embedder, source, vectors, filled))
+        lap("milvus", clock)
     return BuildReport(str(path), len(articles), total, len(texts), reused, round(time.perf_counter() - started, 3),
                        False, [s.reason for s in skipped], removed, dense_info["type"], timings, sentences_embedded)
+
+
+def _embed_batches(embedder: Embedder, texts: list[str]) -> np.ndarray:
+    return np.concatenate([embedder.embed_passages(texts[i:i + EMBED_BATCH]) for i in range(0, len(texts), EMBED_BATCH)])
+
+
+def _previous_vectors(previous: Index, rows: np.ndarray, store: MilvusStore | None, embedder: Embedder) -> np.ndarray:
+    """Vectors of the previous index's ``rows``: from its FAISS index, else from Milvus (a Milvus-backed folder keeps
+    no vectors of its own; a passage Milvus lacks, after an interrupted update, is embedded again)."""
+    if previous.dense is not None:
+        return reconstruct(previous.dense, rows)
+    chunks = [previous.chunks[int(row)] for row in rows]
+    found = store.vectors([c.chunk_id for c in chunks])
+    missing = [c.indexed_text for c in chunks if c.chunk_id not in found]
+    again = iter(_embed_batches(embedder, missing)) if missing else iter(())
+    return np.asarray([found[c.chunk_id] if c.chunk_id in found else next(again) for c in chunks], np.float32)
+
+
+class _Vectors:
+    """``vectors_of(rows)`` for a Milvus update, by row of the new index: the build's own vectors where it made them
+    (new and changed articles); else, for a kept article Milvus lacks (only after an interrupted update), the previous
+    FAISS index's vector or the passage embedded again. ``source`` maps new rows to previous ones."""
+
+    def __init__(self, previous: Index | None, embedder: Embedder, source: np.ndarray,
+                 vectors: np.ndarray | None = None, filled: np.ndarray | None = None) -> None:
+        self.previous, self.embedder, self.source = previous, embedder, source
+        self.vectors, self.filled = vectors, filled
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, np.int64)
+        have = self.filled[rows] if self.filled is not None else np.zeros(len(rows), bool)
+        dim = self.vectors.shape[1] if self.vectors is not None else int(self.previous.params["embedder"]["dim"])
+        out = np.empty((len(rows), dim), np.float32)
+        if have.any():
+            out[have] = self.vectors[rows[have]]
+        old = self.source[rows[~have]]
+        if len(old) and self.previous.dense is not None:
+            out[~have] = reconstruct(self.previous.dense, old)
+        elif len(old):
+            out[~have] = _embed_batches(self.embedder, [self.previous.chunks[int(row)].indexed_text for row in old])
+        return out
 
 
 def _sentence_params(sentences: SentenceVectors, window: int) -> dict:

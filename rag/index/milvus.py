@@ -278,6 +278,17 @@ class MilvusStore:
         result = self._call("query", self.collection, filter="", output_fields=["count(*)"])
         return int(result[0]["count(*)"])
 
+    def vectors(self, chunk_ids: Sequence[str]) -> dict[str, list[float]]:
+        """``chunk_id → stored vector`` of those of ``chunk_ids`` the collection holds: an update re-uses them for
+        passages whose text it already embedded, since a Milvus-backed index folder keeps no vectors of its own."""
+        found: dict[str, list[float]] = {}
+        unique = list(dict.fromkeys(chunk_ids))
+        for start in range(0, len(unique), WRITE_BATCH):
+            ids = json.dumps(unique[start:start + WRITE_BATCH], ensure_ascii=False)
+            rows = self._call("query", self.collection, filter=f"chunk_id in {ids}", output_fields=["chunk_id", "dense"])
+            found.update((row["chunk_id"], row["dense"]) for row in rows)
+        return found
+
     # ------------------------------------------------------------------------------------------- searching
 
     def _search(self, data: list, field: str, n: int, dates: DateRange | None) -> list[Candidate]:
@@ -413,15 +424,17 @@ def prepare_backend(backend: dict, embedder_id: str, dim: int) -> MilvusStore | 
     return store
 
 
-def sync_index(store: MilvusStore, index_dir: Path, log: Callable[[str], None] = lambda m: None) -> SyncReport:
-    """After a build (under its writer lock): bring the collection in step with the index just written."""
+def sync_index(store: MilvusStore, index_dir: Path, log: Callable[[str], None] = lambda m: None,
+               vectors_of: Callable[[np.ndarray], np.ndarray] | None = None) -> SyncReport:
+    """After a build (under its writer lock): bring the collection in step with the index just written.
+    ``vectors_of(rows)``: the vectors of the index's rows (the build's own; default: the folder's FAISS index)."""
     from rag.index.dense import reconstruct
     from rag.index.store import load_index
 
     index = load_index(index_dir)
     try:
         return sync(store, index.articles, index.chunks, index.article_chunk_starts(),
-                    lambda rows: reconstruct(index.dense, rows), log)
+                    vectors_of or (lambda rows: reconstruct(index.dense, rows)), log)
     finally:
         store.close()
 

@@ -12,7 +12,9 @@ Layout of ``index/<name>/`` (no pickle anywhere)::
     sources.json          size, times and inode of every article file (an update re-reads only changed files)
     dense.faiss           FAISS inner-product index of L2-normalised chunk vectors: exact (``IndexFlatIP``)
                           up to ``exact_max_passages``, else IVF-Flat (with a direct map, so vectors stay
-                          reconstructable) or HNSW-Flat; its type and tuning are in ``params.json["dense"]``
+                          reconstructable) or HNSW-Flat; its type and tuning are in ``params.json["dense"]``;
+                          not written for a Milvus-backed index (``params.json["dense"]["type"] == "milvus"``:
+                          Milvus holds and searches the vectors, an update fetches the ones it re-uses from there)
     bm25/                 bm25s sparse matrices (.npy), vocabulary (.json), every chunk's token ids
     sentences.npy         float16 vector of every sentence of every chunk, chunk after chunk (when
     sentences.offsets.npy ``settings.sentence_vectors``); chunk ``i`` owns rows ``offsets[i]:offsets[i+1]``
@@ -217,7 +219,7 @@ class Index:
     params: dict
     articles: Mapping[str, Article]
     chunks: Sequence[Chunk]
-    dense: object
+    dense: object  # None for a Milvus-backed index
     bm25: BM25Index
     sentences: SentenceVectors | None = None
     folder: Path | None = None  # the version folder the files were read from (``path`` is what the user named)
@@ -325,16 +327,19 @@ def _load_version(path: Path, folder: Path | None, expected_embedder: str | None
             chunks._parse(0), chunks._parse(len(chunks) - 1)
         if len(articles):
             articles[next(iter(articles))]
-        dense = faiss.read_index(str(folder / "dense.faiss"))
+        in_milvus = params.get("dense", {}).get("type") == "milvus"
+        dense = None if in_milvus else faiss.read_index(str(folder / "dense.faiss"))
         bm25 = BM25Index.load(folder / "bm25")
         sentences = _load_sentences(folder, params)
     except RagError:
         raise
     except Exception as err:  # any parse failure of any file means the same thing to the user
         raise RagError(f"The index at {path} is damaged ({type(err).__name__}); rebuild it with `rag index`.") from None
-    if dense.ntotal != len(chunks) or bm25.size != len(chunks) or dense.d != params["embedder"]["dim"]:
+    if (dense is not None and (dense.ntotal != len(chunks) or dense.d != params["embedder"]["dim"])) \
+            or bm25.size != len(chunks):
         raise RagError(f"The index at {path} is inconsistent (vector, BM25 and chunk counts differ); rebuild it with `rag index`.")
-    if sentences is not None and (len(sentences.offsets) != len(chunks) + 1 or sentences.vectors.shape[1] != dense.d):
+    if sentences is not None and (len(sentences.offsets) != len(chunks) + 1
+                                  or sentences.vectors.shape[1] != params["embedder"]["dim"]):
         raise RagError(f"The index at {path} is inconsistent (sentence vectors do not fit the chunks); rebuild it with `rag index`.")
     return Index(path, params, articles, chunks, dense, bm25, sentences, folder)
 

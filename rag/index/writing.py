@@ -117,7 +117,8 @@ def write_folder(tmp: Path, params: dict, parts: list[Part], previous: Index | N
     np.save(tmp / CHUNK_OFFSETS, out.close(), allow_pickle=False)
     np.save(tmp / CHUNK_HASHES, hashes, allow_pickle=False)
     np.save(tmp / ARTICLE_CHUNKS, row_offsets([p.count for p in parts]), allow_pickle=False)
-    faiss.write_index(dense, str(tmp / "dense.faiss"))
+    if dense is not None:  # None: a Milvus-backed index, whose vectors live in Milvus
+        faiss.write_index(dense, str(tmp / "dense.faiss"))
     BM25Index.from_table(tokens, BM25_PARAMS["k1"], BM25_PARAMS["b"]).save(tmp / "bm25")
 
 
