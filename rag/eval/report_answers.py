@@ -15,7 +15,7 @@ OWN_SETS = ("own", "squad")
 COLUMNS = [("contains_gold", "contains gold"), ("short_exact", "short EM"), ("short_f1", "short F1"),
            ("short_correct", "short correct"), ("short_verbatim", "short verbatim"), ("gold_citation", "gold citation"), ("abstention", "abstention"),
            ("false_abstention", "false abstention"), ("ece", "ECE"), ("removed_declined", "removed declined"),
-           ("ece_incl_removed", "ECE incl. removed")]
+           ("ece_incl_removed", "ECE incl. removed"), ("near_declined", "near-miss declined")]
 DEFINITIONS = (
     "*Contains gold*: the answer holds every gold fact (answerable questions; a declined one is wrong). "
     "*Short EM/F1*: SQuAD's exact match and token F1 of `short_answer` against the gold spans (German "
@@ -28,7 +28,10 @@ XQUAD_ANSWERS = (
     "Held-out half (articles 25–48, nothing tuned there), retrieval over all 240 paragraphs, each question through "
     "the answerer `make_answerer` builds. *Removed declined*: the paragraphs of articles 37–48 are removed from a "
     "second index (a copy of the first, updated incrementally) and their questions asked there; declining is the "
-    "right response. False abstention is measured on the full index.")
+    "right response. False abstention is measured on the full index. *Near-miss declined*: each held-out question "
+    "with one specific term swapped for one its gold article does not hold (a year moved by a few years, or its "
+    "rarest capitalised word replaced by one from another article; `rag.eval.near_misses`), asked over the full "
+    "index; declining is the right response.")
 
 
 def _cell(text: str | None, limit: int = 90) -> str:
@@ -55,6 +58,8 @@ def answer_sections(answers: Mapping[str, Mapping], intro: str = "") -> list[str
         lines += worst_table(a.get("worst") or [], f"`{name}`: worst {len(a.get('worst') or [])} failures")
         lines += worst_table(a.get("removed_worst") or [], f"`{name}`: removed-article questions answered anyway "
                              f"(most confident {len(a.get('removed_worst') or [])})")
+        lines += worst_table(a.get("near_worst") or [], f"`{name}`: near-miss questions answered anyway "
+                             f"(most confident {len(a.get('near_worst') or [])})")
     return lines
 
 

@@ -12,6 +12,10 @@ Protocol (issue 14; the numbers of the report's "XQuAD-de answers" section):
   questions nobody can answer, keeps the questions natural: they look exactly like answerable ones.
   ``ece_incl_removed`` is the calibration error over the answers of both runs (a confident answer to a question
   whose article is gone counts as a wrong answer a user sees).
+- *Near misses*: each held-out question with one specific term swapped for one its gold article does not hold
+  (``rag.eval.near_misses``: a year moved by a few years, or its rarest capitalised word replaced by one of another
+  article), asked over the full index; declining is right (``near_declined``). These are the unanswerable questions
+  users ask most (another company, another year), and the hardest to decline: the articles are close.
 
 The reduced index is a copy of the full one updated incrementally (deleted articles are dropped, nothing is
 embedded again), so the second index costs seconds, not a rebuild.
@@ -27,6 +31,7 @@ from typing import Callable, Sequence
 from rag.eval.answers import expected_calibration_error, reliability
 from rag.eval.answer_runs import answer_runs, make_answerers, open_retriever, run_answerer
 from rag.eval.datasets import EvalOptions, EvalQuestion
+from rag.eval.near_misses import near_miss_questions
 from rag.eval.xquad import default_workdir, load_xquad, parse_doc_id, write_articles
 from rag.retrieve.retrieval import Retriever
 from rag.settings import Settings
@@ -49,7 +54,8 @@ def removed_retriever(full_index: Path, settings: Settings, options: EvalOptions
 
 def evaluate_answers(base: Retriever, settings: Settings, options: EvalOptions, questions: Sequence[EvalQuestion],
                      log: Callable[[str], None] = lambda m: None, embedder=None) -> tuple[dict, list[str], dict]:
-    """``(answers, notes, latency samples)``: per answerer the held-out metrics plus ``removed_declined``."""
+    """``(answers, notes, latency samples)``: per answerer the held-out metrics plus ``removed_declined`` and
+    ``near_declined``."""
     notes: list[str] = []
     samples: dict = {}
     heldout = [q for q in questions if q.split == "heldout"]
@@ -59,6 +65,15 @@ def evaluate_answers(base: Retriever, settings: Settings, options: EvalOptions, 
         return answers, notes, samples
     removed = [replace(q, gold_docs=(), answerable=False, answer=(), split="removed") for q in heldout
                if parse_doc_id(q.gold_docs[0])[0] in REMOVED_ARTICLES]
+    paragraphs, xquestions = load_xquad(options.xquad_source)
+    variants = near_miss_questions(paragraphs, [x for x in xquestions if x.split == "heldout"])
+    near = [replace(q, question=variants[q.id], query=variants[q.id], gold_docs=(), answerable=False, answer=(),
+                    split="near") for q in heldout if q.id in variants]
+    base_answerers, _ = make_answerers(base, settings, list(answers), asked=options.configs is not None)
+    for name, answer in base_answerers.items():
+        outcome = run_answerer(answer, near, articles, progress=options.progress, desc=f"xquad near misses {name}")
+        answers[name].update(near_declined=outcome["metrics"]["abstention"], near_questions=len(near),
+                             near_worst=outcome["worst"])
     reduced = removed_retriever(base.index.path, settings, options, log, embedder or base.embedder)
     answerers, _ = make_answerers(reduced, settings, list(answers), asked=options.configs is not None)
     reduced_articles = {doc_id: a.text for doc_id, a in reduced.index.articles.items()}
