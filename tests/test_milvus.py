@@ -17,6 +17,7 @@ pytest.importorskip("milvus_lite", reason="needs the milvus extra: pip install -
 from rag.errors import RagError  # noqa: E402
 from rag.index.dates import DateRange, date_number  # noqa: E402
 from rag.index.milvus import MilvusStore, analyzer_params, article_rows, open_store, sync, to_rows  # noqa: E402
+from rag.lang.de import tokenize  # noqa: E402
 from rag.schema import Chunk  # noqa: E402
 from conftest import SEEDS  # noqa: E402
 from milvus_auth import AuthFront  # noqa: E402
@@ -201,6 +202,9 @@ def test_a_milvus_backed_folder_keeps_no_faiss_index_and_updates_from_milvus(mil
     assert (report.embedded, report.dense) == (0, "milvus")
     index = load_index(settings.index_dir, embedder.model_id)
     assert index.dense is None and not (index.files / "dense.faiss").exists()
+    assert not (index.files / "bm25" / "data.csc.index.npy").exists()  # Milvus holds the BM25 index too
+    terms = tokenize("Wie viel investiert Meta in Rechenzentren?")
+    assert index.bm25.idf(terms) == faiss_index.bm25.idf(terms) != {}  # the coverage signal's IDF stays
     assert (index.files / "params.json").exists() and (index.files / "sentences.npy").exists()
 
     changed = seeds_copy / "001_39bf3e9c7bd6fdf9.txt"

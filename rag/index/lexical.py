@@ -156,11 +156,15 @@ class BM25Index:
                   "int_dtype": "int32", "num_docs": scores["num_docs"], "version": BM25S_FORMAT, "backend": "numpy"}
         return cls(scores, vocab, params, table)
 
-    def save(self, folder: Path) -> None:
+    def save(self, folder: Path, searchable: bool = True) -> None:
+        """``searchable=False`` (an index searched by Milvus) leaves out the score matrix: what stays are the
+        vocabulary with each token's document count (``indptr``: the IDF the coverage signal reads) and the token
+        ids (an update re-uses them)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         for name, key in ((self.DATA, "data"), (self.INDICES, "indices"), (self.INDPTR, "indptr")):
-            np.save(folder / name, np.asarray(self.scores[key]), allow_pickle=False)
+            if searchable or key == "indptr":
+                np.save(folder / name, np.asarray(self.scores[key]), allow_pickle=False)
         (folder / self.VOCAB).write_text(json.dumps(self.vocab, ensure_ascii=False), encoding="utf-8")
         (folder / self.PARAMS).write_text(json.dumps(self.params, indent=4), encoding="utf-8")
         tokens = self.token_table()
@@ -175,10 +179,12 @@ class BM25Index:
         params = json.loads((folder / cls.PARAMS).read_text(encoding="utf-8"))
         if params.get("method", "lucene") != "lucene":
             raise ValueError(f"BM25 variant {params.get('method')} is not supported")
+        searchable = (folder / cls.DATA).exists()  # else saved without its score matrix: finds nothing
         if mmap is None:
-            mmap = (folder / cls.DATA).stat().st_size > MMAP_ABOVE_BYTES
+            mmap = searchable and (folder / cls.DATA).stat().st_size > MMAP_ABOVE_BYTES
         mode = "r" if mmap else None
-        scores = {key: np.load(folder / name, mmap_mode=mode, allow_pickle=False)
+        scores = {key: np.load(folder / name, mmap_mode=mode, allow_pickle=False) if searchable or key == "indptr"
+                  else np.zeros(0, np.float32 if key == "data" else np.int32)
                   for name, key in ((cls.DATA, "data"), (cls.INDICES, "indices"), (cls.INDPTR, "indptr"))}
         scores["num_docs"] = int(params["num_docs"])
         vocab = json.loads((folder / cls.VOCAB).read_text(encoding="utf-8"))

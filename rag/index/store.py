@@ -15,7 +15,9 @@ Layout of ``index/<name>/`` (no pickle anywhere)::
                           reconstructable) or HNSW-Flat; its type and tuning are in ``params.json["dense"]``;
                           not written for a Milvus-backed index (``params.json["dense"]["type"] == "milvus"``:
                           Milvus holds and searches the vectors, an update fetches the ones it re-uses from there)
-    bm25/                 bm25s sparse matrices (.npy), vocabulary (.json), every chunk's token ids
+    bm25/                 bm25s sparse matrices (.npy), vocabulary (.json), every chunk's token ids (a
+                          Milvus-backed index keeps no score matrix: only the vocabulary, each token's document
+                          count for the coverage signal's IDF, and the token ids an update re-uses)
     sentences.npy         float16 vector of every sentence of every chunk, chunk after chunk (when
     sentences.offsets.npy ``settings.sentence_vectors``); chunk ``i`` owns rows ``offsets[i]:offsets[i+1]``
 

@@ -117,9 +117,12 @@ def write_folder(tmp: Path, params: dict, parts: list[Part], previous: Index | N
     np.save(tmp / CHUNK_OFFSETS, out.close(), allow_pickle=False)
     np.save(tmp / CHUNK_HASHES, hashes, allow_pickle=False)
     np.save(tmp / ARTICLE_CHUNKS, row_offsets([p.count for p in parts]), allow_pickle=False)
-    if dense is not None:  # None: a Milvus-backed index, whose vectors live in Milvus
+    bm25 = BM25Index.from_table(tokens, BM25_PARAMS["k1"], BM25_PARAMS["b"])
+    if dense is not None:
         faiss.write_index(dense, str(tmp / "dense.faiss"))
-    BM25Index.from_table(tokens, BM25_PARAMS["k1"], BM25_PARAMS["b"]).save(tmp / "bm25")
+        bm25.save(tmp / "bm25")
+    else:  # a Milvus-backed index (no dense index given): Milvus holds the vectors and the BM25 index
+        bm25.save(tmp / "bm25", searchable=False)
 
 
 def write_index(path: Path, params: dict, articles: list[Article], chunks: list[Chunk], vectors: np.ndarray,

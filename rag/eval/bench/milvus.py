@@ -130,6 +130,6 @@ def render_milvus(result: dict) -> list[str]:
               "searches its dense vectors exactly (FLAT), where FAISS above 20,000 passages uses a tuned IVF index, "
               "so the two top-10 lists differ by the approximation (and by the two BM25 implementations). The server's "
               "memory is its resident set after the questions; its peak includes the writing. The FAISS column is the "
-              "index folder's memory in a fresh client process (a Milvus-backed folder has no `dense.faiss`; its "
-              "client still loads the BM25 arrays, which the coverage signal's IDF reads)."]
+              "index folder's memory in a fresh client process (a Milvus-backed folder has no `dense.faiss` and no "
+              "BM25 score matrix, so its client loads less)."]
     return lines
