@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     llm_max_tokens: int = Field(default=160, ge=8, le=4096)
     llm_context: int = Field(default=2048, ge=512, le=32768)
     llm_timeout: float = Field(default=120.0, gt=0)
+    # Issue 14: who picks the short answer in the chosen quote. "learned": the span scorer (rag/answer/spans.py,
+    # milliseconds); "llm": the language model (the local one, or the server when answerer = "server"), the learned
+    # span when its reply is no span of the quote (rag/answer/llm_spans.py; eval/reports/llm.md: higher F1, ~1-8 s).
+    short_answers: str = Field(default="learned", pattern="^(learned|llm)$")
 
     @field_validator("embedder")
     @classmethod

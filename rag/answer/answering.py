@@ -24,6 +24,7 @@ from typing import Callable, Iterator, Sequence
 
 from rag.answer.facts import figure_years
 from rag.answer.generation import Generator, Passage, make_generator, refusal_text
+from rag.answer.llm_spans import short_reader
 from rag.answer.features import Candidate, holds_term
 from rag.answer.selection import Scored, Selector, SelectorModel
 from rag.errors import RagError
@@ -121,10 +122,13 @@ def _per_date(ranked: list[Choice], chosen: list[Choice], asked: frozenset[str],
     return chosen
 
 
-def _short_answer(question: str, quote: str) -> str | None:
-    """The short answer of ``rag.answer.spans`` (None when it declines)."""
+def _short_answer(question: str, quote: str, reader: Callable[[str, str], str | None] | None = None) -> str | None:
+    """The short answer of ``reader`` (the language model, ``settings.short_answers = "llm"``) when it gives a span
+    of the quote, else of ``rag.answer.spans`` (None when it declines)."""
     from rag.answer.spans import short_answer
 
+    if reader is not None and (text := reader(question, quote)):
+        return text
     try:
         span = short_answer(question, quote)
     except FileNotFoundError:  # no span model trained yet: the answer is the quote alone
@@ -140,6 +144,7 @@ class ExtractiveAnswerer:
         self.retriever = retriever
         self.settings = settings
         self.selector = Selector(retriever, model)
+        self.short_reader = short_reader(settings)
 
     @property
     def index(self):
@@ -166,7 +171,7 @@ class ExtractiveAnswerer:
                       f"the articles hold no answer (answerable {scored.answerable:.2f}, confidence {scored.confidence:.2f})")
             return Selection(question, kind, ranked, [], True, scored.confidence, scored.answerable, reasons=[reason])
         best = ranked[0]
-        short = _short_answer(question, best.quote)
+        short = _short_answer(question, best.quote, self.short_reader)
         chosen = [best]
         limit = self.settings.answer_max_sentences
         asked = frozenset(FIGURE.findall(question))

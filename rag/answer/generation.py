@@ -107,9 +107,9 @@ class Backend(Protocol):
 
     def warm_up(self) -> None: ...
 
-    def stream(self, messages: list[dict]) -> Iterator[str]: ...
+    def stream(self, messages: list[dict], max_tokens: int | None = None) -> Iterator[str]: ...
 
-    def complete(self, messages: list[dict]) -> str: ...
+    def complete(self, messages: list[dict], max_tokens: int | None = None) -> str: ...
 
 
 def _part_path(n: int) -> Path:
@@ -188,11 +188,11 @@ class LocalModel:
         params.verbosity = -1
         self._server = xllamacpp.Server(params)
 
-    def _request(self, messages: list[dict], stream: bool) -> dict:
-        return {"messages": messages, "max_tokens": self.max_tokens, "temperature": 0.0, "stream": stream,
-                "cache_prompt": True}
+    def _request(self, messages: list[dict], stream: bool, max_tokens: int | None = None) -> dict:
+        return {"messages": messages, "max_tokens": max_tokens or self.max_tokens, "temperature": 0.0,
+                "stream": stream, "cache_prompt": True}
 
-    def stream(self, messages: list[dict]) -> Iterator[str]:
+    def stream(self, messages: list[dict], max_tokens: int | None = None) -> Iterator[str]:
         """Text pieces as the model writes them: the model runs in a thread and hands them over a queue."""
         self.warm_up()
         pieces: queue.Queue = queue.Queue()
@@ -211,7 +211,7 @@ class LocalModel:
         def run() -> None:
             try:
                 with self._lock:
-                    self._server.handle_chat_completions(self._request(messages, True), collect)
+                    self._server.handle_chat_completions(self._request(messages, True, max_tokens), collect)
             except Exception as err:  # the native runtime raises plain exceptions; hand them to the reader
                 pieces.put(RagError(f"The local model failed ({type(err).__name__}: {err})."))
             finally:
@@ -223,8 +223,8 @@ class LocalModel:
                 raise piece
             yield piece
 
-    def complete(self, messages: list[dict]) -> str:
-        return "".join(self.stream(messages))
+    def complete(self, messages: list[dict], max_tokens: int | None = None) -> str:
+        return "".join(self.stream(messages, max_tokens))
 
 
 class ServerClient:
@@ -266,12 +266,12 @@ class ServerClient:
                            f"{': ' + detail if detail else ''}.")
         return connection, response
 
-    def _body(self, messages: list[dict], stream: bool) -> dict:
-        return {"model": self.model, "messages": messages, "max_tokens": self.max_tokens, "temperature": 0.0,
-                "stream": stream}
+    def _body(self, messages: list[dict], stream: bool, max_tokens: int | None = None) -> dict:
+        return {"model": self.model, "messages": messages, "max_tokens": max_tokens or self.max_tokens,
+                "temperature": 0.0, "stream": stream}
 
-    def stream(self, messages: list[dict]) -> Iterator[str]:
-        connection, response = self._open(self._body(messages, True))
+    def stream(self, messages: list[dict], max_tokens: int | None = None) -> Iterator[str]:
+        connection, response = self._open(self._body(messages, True, max_tokens))
         try:
             if "text/event-stream" not in (response.getheader("Content-Type") or ""):
                 yield self._content(json.loads(response.read().decode("utf-8")))  # a server that ignores "stream"
@@ -301,8 +301,8 @@ class ServerClient:
         except (KeyError, IndexError, TypeError):
             raise RagError(f"The language-model server at {self.url} sent no chat completion.") from None
 
-    def complete(self, messages: list[dict]) -> str:
-        connection, response = self._open(self._body(messages, False))
+    def complete(self, messages: list[dict], max_tokens: int | None = None) -> str:
+        connection, response = self._open(self._body(messages, False, max_tokens))
         try:
             return self._content(json.loads(response.read().decode("utf-8")))
         except (OSError, http.client.HTTPException, json.JSONDecodeError) as err:
@@ -311,10 +311,16 @@ class ServerClient:
             connection.close()
 
 
+# One in-process local model per configuration: the generator and the short-answer reader (``rag.answer.llm_spans``)
+# of one process share it, its memory and its lock, instead of loading 1.1 GB twice.
+_LOCAL_MODELS: dict[tuple, LocalModel] = {}
+
+
 def make_backend(settings: Settings, log: Callable[[str], None] = lambda m: None) -> Backend:
     """The backend ``settings.answerer`` names: ``llm`` (local model) or ``server`` (``settings.llm_url``)."""
     if settings.answerer == "llm":
-        return LocalModel(settings.llm_cache_dir, settings.threads, settings.llm_context, settings.llm_max_tokens, log)
+        key = (Path(settings.llm_cache_dir), settings.threads, settings.llm_context, settings.llm_max_tokens)
+        return _LOCAL_MODELS.setdefault(key, LocalModel(*key, log=log))
     if settings.answerer == "server":
         if not settings.llm_url:
             raise RagError("No language-model server is configured; pass --llm-url or set RAG_LLM_URL.")
