@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answer.answering import ExtractiveAnswerer, _short_answer
+from rag.answer.answering import ExtractiveAnswerer, _short_answer, generate
 from rag.answer.llm_spans import MAX_WORDS, llm_short_answer, short_reader, span_messages, verbatim
 from rag.errors import RagError
 from rag.retrieve.retrieval import Retriever
+from rag.schema import Answer
 from rag.settings import Settings
 
 QUOTE = ("Für das Jahr 2026 plant Meta Investitionen zwischen 115 und 135 Milliarden US-Dollar, "
@@ -91,6 +92,33 @@ def test_the_extractive_answer_leads_with_the_models_span(real_seeds_index):
     answer = answerer.run(question)
     assert answer.short_answer == " ".join(words) and answer.answer.startswith(answer.short_answer)
     assert answer.short_answer in answer.citations[0].quote
+
+
+class Citing:
+    """A generator that writes one passage's sentence verbatim and cites only that passage."""
+
+    def __init__(self, settings: Settings, pick: int) -> None:
+        self.settings, self.pick = settings, pick
+
+    def stream(self, question, hits, passages, fallback, id=None, agree=None):
+        cited = passages[self.pick]
+        yield Answer(id, question, f"{cited.text} [{cited.n}]", False, [cited.citation()], [], "server")
+
+
+@pytest.mark.parametrize("pick", [0, -1])
+def test_a_generated_answer_keeps_the_short_answer_only_when_it_cites_its_quote(real_seeds_index, pick):
+    settings, embedder, index = real_seeds_index
+    retriever = Retriever(index, embedder, settings)
+    extractive = ExtractiveAnswerer(retriever, settings)
+    question = "Wie viel zahlt Meta für Scale AI?"
+    hits = retriever.run(question, k=settings.top_k)
+    selection = extractive.select(question, hits)
+    assert selection.short and not selection.abstained
+    *_, answer = generate(Citing(settings, pick), selection, question, hits, lambda: None)
+    quote = answer.citations[0].quote
+    assert answer.short_answer == (selection.short if selection.short in quote else None)
+    if pick == 0:
+        assert answer.short_answer == selection.short
 
 
 @pytest.mark.llm

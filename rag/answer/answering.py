@@ -351,7 +351,8 @@ def generate(generator: Generator, selection: Selection, question: str, hits: Se
             piece = fallback()
             piece.fallback_reason = "Das Sprachmodell fand in seinen Textstellen keine Antwort; die Belege antworten."
         elif isinstance(piece, Answer):
-            piece.short_answer = piece.short_answer or selection.short
+            short = piece.short_answer or selection.short  # kept only when a cited quote holds it verbatim
+            piece.short_answer = short if short and any(short in c.quote for c in piece.citations) else None
             piece.confidence = selection.confidence if piece.confidence is None else piece.confidence
         yield piece
 
