@@ -19,6 +19,8 @@ def test_typed_candidates_are_among_the_spans():
     assert "18. September 1947" in _texts("Der Vertrag wurde am 18. September 1947 in Paris unterzeichnet.")
     assert "rund 39 Milliarden Dollar" in _texts("Der Gewinn lag bei rund 39 Milliarden Dollar.")
     assert "Louis-Joseph de Montcalm" in _texts("Die Truppen führte Generalmajor Louis-Joseph de Montcalm an.")
+    assert "John C. Messenger" in _texts("Übersetzt wurde die Hymne von John C. Messenger.")
+    assert "3:08" in _texts("Denver führte mit 3:08 verbleibenden Minuten.")
 
 
 def test_spans_stop_at_clause_punctuation_and_never_end_on_an_article():
@@ -63,6 +65,7 @@ def test_the_saved_model_is_readable_json_with_its_record():
     assert data["features"] == list(FEATURES) and set(data["weights"]) == set(FEATURES)
     record = json.loads((MODEL_PATH.parent / "span_params.json").read_text(encoding="utf-8"))
     assert record["scores"]["heldout_gold_sentence"]["questions"] > 500
+    assert record["scores"]["tune_cv_gold_sentence"]["folds"] == 4
     found, matrix = span_features("Wer?", "Anna Bauer kam.")
     scores = load_span_model().scores(matrix)
     assert len(found) == len(scores) and np.isclose(scores.sum(), 1.0)

@@ -329,3 +329,11 @@ def is_common_word(word: str) -> bool:
     if low in SCALES or low in MEASURE_UNITS:
         return True
     return len(low) > 5 and low.endswith(NOUN_SUFFIXES)
+
+
+# Prepositions grouped by what the phrase after them usually is: a place ("in Edinburgh"), a position or occasion
+# ("am Rhein", "bei Siemens"), an origin or agent ("von Eero Saarinen"), a manner or role ("als Fachmagazin"), a time
+# ("seit 1862").
+PREPOSITION_GROUPS = {"in": frozenset("in im ins".split()), "at": frozenset("am an auf bei".split()),
+                      "from": frozenset("von vom aus durch".split()), "with": frozenset("mit für als".split()),
+                      "time": frozenset("seit bis um nach vor".split())}
