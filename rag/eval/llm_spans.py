@@ -98,7 +98,7 @@ def table(metrics: dict) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from rag.answer.generation import LocalModel
+    from rag.answer.generation import make_backend
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sentence", choices=("gold", "chosen"), default="gold")
@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     examples = sample(gold_examples("heldout"), args.limit)
     if args.sentence == "chosen":
         examples = chosen_examples(examples, settings, print)
-    backend = LocalModel(settings.llm_cache_dir, settings.threads, settings.llm_context, settings.llm_max_tokens, print)
+    backend = make_backend(settings.model_copy(update={"answerer": "llm"}), print)
     backend.warm_up()
     metrics, items = compare(examples, backend,
                              lambda done, total: print(f"{done}/{total}", flush=True) if done % 25 == 0 else None)
