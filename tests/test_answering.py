@@ -99,6 +99,7 @@ def test_two_articles_stating_the_same_figure_are_both_cited(small):
     answer = small.run("Wie viele Segelboote verkaufte die Werft Nordlicht 2021?")
     assert not answer.abstained and "450" in answer.answer
     assert {"boote_2021", "boote_bericht"} <= {c.doc_id for c in answer.citations}
+    assert "übereinstimmend" in answer.answer  # agreeing sources of two dates are not told as a change over time
     assert_well_formed(answer, {d: a.text for d, a in small.index.articles.items()})
 
 

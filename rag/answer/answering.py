@@ -289,8 +289,11 @@ def compose(id: str | None, question: str, selection: Selection, hits: Sequence[
         said = f"Laut dem Artikel vom {format_date(only, chosen[0].article.date_inferred)}: " if only else ""
         text = lead + said + " ".join(_with_markers(c.quote, ns) for c, ns in groups)
     else:
+        asked = frozenset(FIGURE.findall(question))
+        agree = all(_states(c, selection.short, chosen[0], asked) for c in chosen[1:])
         head = ("Die Quellen nennen je nach Datum unterschiedliche Angaben (neueste zuerst):" if selection.disagree
-                else lead + "Die Artikel berichten dazu zu verschiedenen Zeitpunkten (neueste zuerst):")
+                else lead + ("Mehrere Artikel nennen das übereinstimmend (neueste zuerst):" if agree
+                             else "Die Artikel berichten dazu zu verschiedenen Zeitpunkten (neueste zuerst):"))
         lines = [f"- {format_date(c.article.date, c.article.date_inferred)}: {_with_markers(c.quote, ns)}"
                  for c, ns in groups]
         text = "\n".join([head, *lines])
