@@ -290,7 +290,8 @@ def compose(id: str | None, question: str, selection: Selection, hits: Sequence[
         text = lead + said + " ".join(_with_markers(c.quote, ns) for c, ns in groups)
     else:
         asked = frozenset(FIGURE.findall(question))
-        agree = all(_states(c, selection.short, chosen[0], asked) for c in chosen[1:])
+        best, *others = selection.chosen  # ``chosen`` is sorted by date here; agreement is with the best sentence
+        agree = all(_states(c, selection.short, best, asked) for c in others)
         head = ("Die Quellen nennen je nach Datum unterschiedliche Angaben (neueste zuerst):" if selection.disagree
                 else lead + ("Mehrere Artikel nennen das übereinstimmend (neueste zuerst):" if agree
                              else "Die Artikel berichten dazu zu verschiedenen Zeitpunkten (neueste zuerst):"))

@@ -48,9 +48,8 @@ def near_miss(question: str, gold_text: str, others: Sequence[str], df: Mapping[
     """``question`` with one specific term swapped so that ``gold_text`` no longer answers it, or None.
 
     ``others``: candidate words from other articles; ``df``: document frequencies, to swap the rarest word."""
-    years = [m for m in YEAR.finditer(question)]
-    if years:
-        m = years[0]
+    m = YEAR.search(question)
+    if m:
         shifts = [d for d in (1, -1, 2, -2, 3, -3, 5, -5) if str(int(m.group(0)) + d) not in gold_text]
         if not shifts:
             return None
@@ -71,14 +70,15 @@ def near_miss_questions(paragraphs: Sequence, questions: Sequence, seed: int = 0
     texts = {p.doc_id: p.text for p in paragraphs}
     df = document_frequencies(list(texts.values()))
     words = replacement_words(texts, df)
+    with_words = [p for p in paragraphs if words[p.doc_id]]
+    others = {a: [p.doc_id for p in with_words if p.article != a] for a in {q.article for q in questions}}
     rng = random.Random(seed)
     variants = {}
     for q in questions:
-        others = [p.doc_id for p in paragraphs if p.article != q.article and words[p.doc_id]]
-        if not others:
+        if not others[q.article]:
             continue
         variant = near_miss(q.question, " ".join(texts[d] for d in q.gold_docs if d in texts),
-                            words[rng.choice(others)], df, rng)
+                            words[rng.choice(others[q.article])], df, rng)
         if variant:
             variants[q.id] = variant
     return variants
