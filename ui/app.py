@@ -117,7 +117,7 @@ def build(engine: ChatEngine) -> gr.Blocks:
         try:
             result = engine.uploads.submit(paths)  # indexed in the background queue, smallest file first
             while not result.finished(timeout=1.0):  # each file's state until all are in; questions go on meanwhile
-                yield upload_result_html(result.messages()), gr.update(), gr.update(), gr.update()
+                yield upload_result_html(result.messages(), result.percent()), gr.update(), gr.update(), gr.update()
         except RagError as err:
             yield error_html(friendly(err)), gr.update(), gr.update(), None
             return

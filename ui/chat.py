@@ -27,6 +27,7 @@ from rag.index.dates import DateRange
 from rag.answer.followup import LLMRewriter, Rewrite, rewrite
 from ui.render import answer_html, article_list_html, error_html, loading_html, status_html
 from rag.lang.de import looks_english
+from rag.progress import build_percent
 from rag.schema import Answer
 from rag.settings import Settings
 from rag.ingest.uploads import uploads_dir
@@ -99,9 +100,7 @@ class Status:
         return status_html(self.articles, self.passages, self.newest, self.embedder, self.answerer, self.uploads)
 
 
-# The first build's steps as shares of the whole wait (measured on the seeds: sentence vectors take most of it).
-_STAGES = {"article": (0, 5, "Artikel gelesen"), "passage": (5, 35, "Passagen eingebettet"),
-           "sentence": (35, 95, "Sätze eingebettet")}
+_STAGES = {"article": "Artikel gelesen", "passage": "Passagen eingebettet", "sentence": "Sätze eingebettet"}
 
 
 @dataclass(frozen=True)
@@ -171,15 +170,14 @@ class ChatEngine:
 
     def _on_progress(self, stage: str, done: int, total: int) -> None:
         """The build's listener (``rag.progress``): turn a step into the overall percentage and a German line."""
-        low, high, label = _STAGES.get(stage, (0, 0, ""))
-        if not label:
+        percent, label = build_percent(stage, done, total), _STAGES.get(stage)
+        if percent is None or not label:
             return
         if stage == "article":
             self._articles_read = total
-        share = done / total if total else 1.0
         step = f"{label}: {done} von {total}" if stage != "article" else f"{total} {label}"
         articles = f"{self._articles_read} Artikel gelesen · " if stage != "article" and self._articles_read else ""
-        self._loading = Loading(int(low + (high - low) * share), f"Der Index wird aufgebaut: {articles}{step}")
+        self._loading = Loading(percent, f"Der Index wird aufgebaut: {articles}{step}")
 
     @property
     def ready(self) -> bool:

@@ -343,10 +343,12 @@ def input_note_html(limit: int, error: str = "") -> str:
             f'<span class="rag-count">0 / {most}</span> Zeichen · Enter sendet</span></div>')
 
 
-def upload_result_html(messages: Sequence[str]) -> str:
-    """The upload's outcome: added files and the index update in green, rejected files (``✗ …``) in red."""
+def upload_result_html(messages: Sequence[str], percent: int | None = None) -> str:
+    """The upload's outcome: added files and the index update in green, rejected files (``✗ …``) in red; while
+    files are indexed, their states and a bar (``percent``)."""
     lines = "".join(f"<li class='{'rag-bad' if m.startswith('✗') else 'rag-ok'}'>{escape(m)}</li>" for m in messages)
-    return f"<ul class='rag-upload-result'>{lines}</ul>"
+    bar = progress_html(percent) if percent is not None else ""
+    return f"<ul class='rag-upload-result'>{lines}</ul>{bar}"
 
 
 def status_html(articles: int, passages: int, newest: str | None, embedder: str, answerer: str,

@@ -25,6 +25,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 from rag.ingest.corpus import ARTICLE_SUFFIXES, clean_text
 from rag.errors import RagError
+from rag.progress import build_percent
 
 MAX_UPLOAD_BYTES = 1_000_000
 MAX_FILES = 20
@@ -221,6 +222,7 @@ class UploadJob:
     size: int
     spool: Path | None  # the file's bytes, kept in the queue folder until it is indexed (survives a kill)
     state: str = "wartet"
+    percent: int | None = None  # how far its build is, while it is indexed
     lines: list[str] = field(default_factory=list)
     result: UploadResult | None = None
     done: threading.Event = field(default_factory=threading.Event)
@@ -319,13 +321,14 @@ class UploadQueue:
                         raise _Interrupted
                 for job in batch:
                     job.state = f"wird indexiert ({STEPS.get(stage, stage)}: {done}/{total})"
+                    job.percent = build_percent(stage, done, total)
 
             try:
                 result = self._index([(job.name, job.spool.read_bytes()) for job in batch], hear)
                 lines, state = result.messages(), "fertig"
             except _Interrupted:
                 for job in batch:
-                    job.state = "wartet (eine kleinere Datei geht vor)"
+                    job.state, job.percent = "wartet (eine kleinere Datei geht vor)", None
                 self._enqueue(batch)
                 continue
             except BaseException as err:  # the message is the caller's; the files stay queued for the next start
@@ -333,7 +336,7 @@ class UploadQueue:
             for job in batch:
                 if state == "fertig":
                     job.spool.unlink(missing_ok=True)
-                job.state, job.lines, job.result = state, lines, result
+                job.state, job.percent, job.lines, job.result = state, None, lines, result
                 job.done.set()
 
 
@@ -361,3 +364,8 @@ class Uploads:
                 if line not in lines:
                     lines.append(line)
         return lines
+
+    def percent(self) -> int | None:
+        """How far the files being indexed now are (the slowest of them), or None when none is: for a bar."""
+        running = [job.percent for job in self.jobs if job.percent is not None and not job.done.is_set()]
+        return min(running) if running else None
