@@ -460,3 +460,17 @@ def test_sentence_offsets_that_do_not_fit_are_refused(seeds_copy, settings_for, 
     (path / "params.json").write_text(json.dumps(params))
     with pytest.raises(RagError, match="rebuild"):
         load_index(path, fake_embedder.model_id)
+
+
+def test_undated_articles_are_named_up_to_a_limit_then_counted(tmp_path, settings_for, fake_embedder):
+    from rag.index.build import UNDATED_NAMED
+
+    folder = tmp_path / "lexikon"
+    folder.mkdir()
+    for i in range(UNDATED_NAMED + 5):
+        (folder / f"eintrag{i:02d}.txt").write_text(f"Eintrag {i}\n\nDer Fluss Nummer {i} ist lang.", encoding="utf-8")
+    lines = []
+    build_index(folder, settings_for(), fake_embedder, log=lines.append)
+    named = [line for line in lines if "has no date" in line]
+    assert len(named) == UNDATED_NAMED and named[0].startswith("eintrag00.txt has no date")
+    assert "… and 5 more articles without a date." in lines

@@ -35,6 +35,7 @@ from rag.schema import Article, Chunk, Embedder
 from rag.settings import Settings
 
 EMBED_BATCH = 16
+UNDATED_NAMED = 10  # undated articles warned about by name; the rest are counted
 Report = Callable[[int, str, str], Progress]  # (total, description, unit) → a progress counter
 
 
@@ -225,10 +226,12 @@ def _build(folders: list, settings: Settings, embedder: Embedder, report: Report
     articles, skipped = load_folders(folders, settings.max_article_bytes, log, previous, stats)
     for item in skipped:
         log(item.reason)
-    for article in articles:
-        if article.date is None:
-            log(f"{Path(article.source).name} has no date (none in its header or metadata.json); "
-                f"answers will cite it as undated.")
+    undated = [a for a in articles if a.date is None]
+    for article in undated[:UNDATED_NAMED]:
+        log(f"{Path(article.source).name} has no date (none in its header or metadata.json); "
+            f"answers will cite it as undated.")
+    if len(undated) > UNDATED_NAMED:  # a folder without any dates (e.g. an encyclopedia) gets one line, not hundreds
+        log(f"… and {len(undated) - UNDATED_NAMED} more articles without a date.")
     with report(len(articles), "Reading articles", "article") as bar:
         bar.update(len(articles))
     corpus = {a.doc_id: a.sha256 for a in articles}
