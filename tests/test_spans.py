@@ -69,3 +69,14 @@ def test_the_saved_model_is_readable_json_with_its_record():
     found, matrix = span_features("Wer?", "Anna Bauer kam.")
     scores = load_span_model().scores(matrix)
     assert len(found) == len(scores) and np.isclose(scores.sum(), 1.0)
+
+
+def test_parts_of_speech_mark_noun_phrases_and_heads():
+    quote = "Die Truppen führte Generalmajor Louis-Joseph de Montcalm an."
+    found, matrix = span_features("Wer führte die Truppen an?", quote)
+    rows = {quote[c.start:c.end]: dict(zip(FEATURES, row)) for c, row in zip(found, matrix)}
+    assert rows["Generalmajor Louis-Joseph de Montcalm"]["np_exact"] == 1
+    assert rows["Truppen"]["np_core"] == 1 and rows["Louis-Joseph de Montcalm"]["np_tail"] == 1
+    assert rows["Louis-Joseph de Montcalm"]["who_head_name"] == 1 and rows["Truppen"]["who_head_noun"] == 1
+    assert rows["Truppen führte"]["has_verb"] == 1 and rows["Truppen führte"]["last_verb"] == 1
+    assert "Montcalm" in short_answer("Wer führte die Truppen an?", quote).text

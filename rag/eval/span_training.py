@@ -13,7 +13,9 @@ tuning half's articles (``cross_validate``), with the expected-F1 decoding of ``
 reached EM 0.281 / token F1 0.438 against 0.266 / 0.430 for a LightGBM lambdarank model over the same features; with
 the current features it reaches 0.291 / 0.458 against 0.286 / 0.453 for lambdarank (300 trees of 15 leaves) and
 0.248 / 0.403 for LightGBM's binary objective (500 trees): 632 questions are too few for trees to beat a regularised
-linear model, which also needs no learning library at answer time. Adding the answerer's own chosen
+linear model, which also needs no learning library at answer time. The parts-of-speech features (HanTa, ``rag.lang.pos``)
+took cross-validated EM / F1 from 0.294 / 0.459 to 0.332 / 0.473 (at L2 5), and with them a stronger penalty helps:
+L2 2 / 5 / 10 / 20 gave F1 0.469 / 0.473 / 0.472 / 0.487 (``L2``). Adding the answerer's own chosen
 quotes of the tuning questions to the training data (those holding the answer and not the gold sentence itself)
 changed F1 on those chosen quotes by +0.004 only (0.362 → 0.366), within the noise, so training stays on gold
 sentences and needs no retrieval.
@@ -37,7 +39,7 @@ from rag.eval.answers import exact_match, token_f1
 from rag.eval.xquad import default_source, split_of
 from rag.ingest.sentences import sentence_spans
 
-L2 = 5.0
+L2 = 20.0
 FOLDS = 4
 THRESHOLD = 0.1
 

@@ -1,0 +1,69 @@
+"""German parts of speech from HanTa (the Hanover Tagger): which words are nouns, names, numbers, articles, verbs.
+
+Why a tagger: the short answer is usually a noun phrase ("die Gruppe Venom", "115 bis 135 Milliarden US-Dollar"),
+and capitalisation alone cannot tell a German noun from a name, a sentence-initial word or a capitalised adjective.
+HanTa is pure Python and ships its German model (``morphmodel_ger.pgz``) inside the
+package, so it needs no download and no network. The model is loaded once, on first use, never at import
+(about 0.2 s). Tagging one sentence of 25 words takes about 4 ms at the median, 9 ms at the 90th
+percentile (words its lexicon lacks are analysed into morphemes, the slow part); measured on the quotes the
+answerer chose for XQuAD-de's 1,190 questions, one core.
+
+The tags are STTS as HanTa writes them ("ADJ(A)", "VV(FIN)"); ``word_class`` groups them into the few classes the
+answer stages need (``CLASSES``).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Sequence
+
+MODEL = "morphmodel_ger.pgz"
+
+# STTS tag (as HanTa writes it, before any "(…)" or "_…" suffix) → word class.
+_CLASS_OF = {
+    "NN": "noun", "NNA": "noun", "NNI": "noun", "ACR_NN": "noun",
+    "NE": "name", "ACR_NE": "name", "FM": "name",
+    "CARD": "number",
+    "ADJ(A)": "adja", "ADJ(D)": "adjd", "ADV": "adv", "PROAV": "adv", "PWAV": "adv",
+    "ART": "det", "PDAT": "det", "PIAT": "det", "PPOSAT": "det", "PWAT": "det", "PRELAT": "det",
+    "APPR": "prep", "APPRART": "prep", "APPO": "prep", "APZR": "prep",
+    "PPER": "pron", "PRF": "pron", "PIS": "pron", "PDS": "pron", "PPOSS": "pron", "PRELS": "pron", "PWS": "pron",
+    "KON": "conj", "KOUS": "conj", "KOUI": "conj", "KOKOM": "conj",
+}
+CLASSES = ("noun", "name", "number", "adja", "adjd", "adv", "det", "prep", "pron", "conj", "verb", "particle",
+           "other")
+# Classes that never begin or end a short answer on their own: function words and verbs.
+FUNCTION = frozenset({"det", "prep", "pron", "conj", "particle", "verb"})
+# Classes of a noun phrase's words ("die beiden größten deutschen Städte", "115 Milliarden US-Dollar") …
+PHRASE = frozenset({"det", "adja", "number", "noun", "name"})
+# … and of its head.
+HEADS = frozenset({"noun", "name", "number"})
+
+
+@lru_cache(maxsize=1)
+def _tagger():
+    from HanTa import HanoverTagger
+
+    return HanoverTagger.HanoverTagger(MODEL)
+
+
+def word_class(tag: str) -> str:
+    """The class (one of ``CLASSES``) of one STTS tag."""
+    if tag in _CLASS_OF:
+        return _CLASS_OF[tag]
+    if tag[:2] in ("VV", "VA", "VM"):
+        return "verb"
+    if tag.startswith("PTK"):
+        return "particle"
+    return "other"
+
+
+@lru_cache(maxsize=4096)
+def tag_words(words: tuple[str, ...]) -> tuple[str, ...]:
+    """The STTS tag of each word of one sentence (a tuple, so that repeated sentences are tagged once)."""
+    return tuple(_tagger().tag_sent(list(words), taglevel=0)) if words else ()
+
+
+def word_classes(words: Sequence[str]) -> tuple[str, ...]:
+    """The class of each word of one sentence (punctuation may be passed as words of its own: it helps the tagger)."""
+    return tuple(word_class(tag) for tag in tag_words(tuple(words)))

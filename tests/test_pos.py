@@ -1,0 +1,37 @@
+"""German parts of speech: HanTa's shipped model tags nouns, names, numbers and function words, loads with the network
+blocked, and only when first asked."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from rag.lang import pos
+
+GUARD = Path(__file__).resolve().parent / "offline_guard"
+
+
+def test_nouns_names_numbers_and_function_words():
+    words = "Für das laufende Jahr 2026 plant Meta Investitionen in Höhe von 115 Milliarden Dollar".split()
+    classes = dict(zip(words, pos.word_classes(words)))
+    assert classes["Jahr"] == "noun" and classes["Meta"] == "name" and classes["2026"] == "number"
+    assert classes["das"] == "det" and classes["in"] == "prep" and classes["plant"] == "verb"
+    assert classes["laufende"] == "adja"
+    assert pos.word_classes([]) == ()
+
+
+def test_every_tag_has_a_class():
+    assert {pos.word_class(tag) for tag in ("VV(FIN)", "VA(INF)", "PTKZU", "$,", "XY")} == {"verb", "particle", "other"}
+    assert pos.FUNCTION <= set(pos.CLASSES) and pos.PHRASE <= set(pos.CLASSES) and pos.HEADS <= pos.PHRASE
+
+
+def test_the_model_loads_offline_and_not_at_import(tmp_path):
+    log = tmp_path / "blocked.log"
+    log.write_text("", encoding="utf-8")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(GUARD), os.environ.get("PYTHONPATH", "")]),
+               RAG_OFFLINE_LOG=str(log))
+    script = ("import sys; from rag.lang import pos; import rag.answer.spans; assert 'HanTa' not in sys.modules; "
+              "print(pos.word_classes(['Wer', 'leitet', 'Scale', 'AI', '?']))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "pron" in result.stdout and log.read_text() == ""
