@@ -310,6 +310,24 @@ def test_rag_eval_on_a_squad_file_with_held_out_articles(tmp_path):
     assert len(list((tmp_path / "idx").glob("squad-*/index/params.json"))) == 1
 
 
+def test_held_out_index_starts_from_the_full_one_and_embeds_nothing(tmp_path, settings_for, fake_embedder):
+    """After a full `--squad` run, `--holdout-articles` reuses its vectors: only the held-out articles are dropped."""
+    from rag.eval.own_data import squad_retriever
+
+    path = tmp_path / "mini.json"
+    path.write_text(json.dumps(squad([
+        [("Meta investiert 2026 mehr als Google.", [("m1", "Wer investiert mehr?", "Meta", 0)])],
+        [("Amazon baut 2025 ein Rechenzentrum.", [("a1", "Was baut Amazon?", "ein Rechenzentrum", 11)])],
+        [("Microsoft meldet 2024 einen Rekord.", [("c1", "Was meldet Microsoft?", "einen Rekord", 17)])],
+    ])), encoding="utf-8")
+    settings = settings_for()
+    squad_retriever(read_squad(path), settings, embedder=fake_embedder)
+    before = len(fake_embedder.calls)
+    held = squad_retriever(read_squad(path, holdout=1), settings, embedder=fake_embedder)
+    assert len(fake_embedder.calls) == before, "nothing embedded again"
+    assert len(held.index.articles) == 2 and len(list(tmp_path.glob("squad-*/index/params.json"))) == 2
+
+
 @pytest.mark.parametrize("content, name, message", [
     ("", "leer.csv", "holds no questions"),
     ("frage,gold_docs\nWer?,x\n", "spalten.csv", "no 'question' column"),
