@@ -132,3 +132,13 @@ def test_failed_indexing_leaves_index_and_uploads_as_they_were(seeds_copy, setti
         add_files([("nordlicht.txt", NEWS)], index, settings, fake_embedder)
     assert not (uploads_dir(settings.index_dir) / "nordlicht.txt").exists()
     assert set(load_index(settings.index_dir, fake_embedder.model_id).articles) == set(index.articles)
+
+
+def test_queue_answers_a_rejected_file_at_once_with_its_reason(tmp_path):
+    from rag.ingest.uploads import UploadQueue, Uploads
+
+    queue = UploadQueue(tmp_path / "uploads", index=lambda files, listener: None, failed=str)
+    uploads = Uploads(queue.submit([("kaputt.txt", "Größe".encode("latin-1"))]))
+    assert uploads.finished(timeout=0) and uploads.percent() is None
+    assert uploads.messages() == ["✗ kaputt.txt ist nicht UTF-8-kodiert (ungültiges Byte an Position 2); "
+                                  "bitte als UTF-8 speichern."]

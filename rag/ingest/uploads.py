@@ -264,7 +264,7 @@ class UploadQueue:
             try:
                 validate(name, data, self._max_bytes)
             except UploadRejected as err:
-                job = UploadJob(label, len(data), None, "abgelehnt", [f"✗ {err}"])
+                job = UploadJob(label, len(data), None, state="abgelehnt", lines=[f"✗ {err}"])
                 job.done.set()
                 jobs.append(job)
                 continue
