@@ -35,3 +35,11 @@ def test_the_model_loads_offline_and_not_at_import(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "pron" in result.stdout and log.read_text() == ""
+
+
+def test_a_giant_token_is_tagged_quickly():
+    import time
+
+    started = time.perf_counter()
+    classes = pos.word_classes(["Das", "ist", "Datenübertragungsprotokoll" * 400, "."])
+    assert time.perf_counter() - started < 2.0 and classes[2] == "noun"
