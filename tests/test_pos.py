@@ -31,7 +31,7 @@ def test_the_model_loads_offline_and_not_at_import(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(GUARD), os.environ.get("PYTHONPATH", "")]),
                RAG_OFFLINE_LOG=str(log))
     script = ("import sys; from rag.lang import pos; import rag.answer.spans; assert 'HanTa' not in sys.modules; "
-              "print(pos.word_classes(['Wer', 'leitet', 'Scale', 'AI', '?']))")
+              "pos.warm_up(); assert 'HanTa' in sys.modules; print(pos.word_classes(['Wer', 'leitet', 'Scale', 'AI', '?']))")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "pron" in result.stdout and log.read_text() == ""

@@ -47,6 +47,11 @@ def _tagger():
     return HanoverTagger.HanoverTagger(MODEL)
 
 
+def warm_up() -> None:
+    """Load the tagger now (about 0.2 s) rather than in the first answer that needs it."""
+    _tagger()
+
+
 def word_class(tag: str) -> str:
     """The class (one of ``CLASSES``) of one STTS tag."""
     if tag in _CLASS_OF:
