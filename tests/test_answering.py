@@ -89,6 +89,17 @@ def assert_well_formed(answer, texts: dict[str, str]) -> None:
 # --- behaviours on the invented corpus ---------------------------------------------------------------------------
 
 
+def test_warm_up_loads_the_span_model_and_the_tagger(small):
+    """The first answer must not pay for loading what every short answer needs."""
+    from rag.answer.spans import default_span_model
+    from rag.lang import pos
+
+    default_span_model.cache_clear()
+    pos._tagger.cache_clear()
+    small.warm_up()
+    assert default_span_model.cache_info().currsize == 1 and pos._tagger.cache_info().currsize == 1
+
+
 def test_a_year_question_prefers_the_sentence_of_that_year(small):
     answer = small.run("Wie viele Segelboote verkaufte Nordlicht 2019?")
     assert not answer.abstained

@@ -156,6 +156,14 @@ class ExtractiveAnswerer:
 
         if self.selector.model is None:
             default_model()
+        from rag.answer.spans import default_span_model
+        from rag.lang.pos import warm_up as warm_up_tagger
+
+        try:  # the short answer's span model and its tagger, so that the first answer does not load them
+            default_span_model()
+        except FileNotFoundError:  # no span model trained yet: answers carry the quote alone
+            return
+        warm_up_tagger()
 
     def select(self, question: str, hits: Sequence[Hit]) -> Selection:
         """Score the candidate sentences of ``hits`` and choose the answer's sentences, or abstain."""
