@@ -2,6 +2,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rag.errors import RagError
 from rag.index.build import build_index
@@ -81,6 +83,28 @@ def test_diversify_lowers_repeats_of_one_article():
     assert [r for r, _ in diversify(ranked, article, 0.5)] == [0, 1, 3, 2]
     assert diversify(ranked, article, 0.0) == ranked
     assert diversify(ranked, article, 0.5) == [(0, 3.0), (1, 1.5), (3, 1.0), (2, 0.8)]
+
+
+def _diversify_reference(ranked, article_of, penalty):
+    """The plain greedy definition: every step scans all remaining passages (quadratic)."""
+    remaining, chosen, seen = list(ranked), [], {}
+    while remaining:
+        adjusted = [score - penalty * seen.get(article_of(row), 0) for row, score in remaining]
+        best = adjusted.index(max(adjusted))  # the first of equal scores wins
+        row, _ = remaining.pop(best)
+        chosen.append((row, adjusted[best]))
+        seen[article_of(row)] = seen.get(article_of(row), 0) + 1
+    return chosen
+
+
+@given(st.lists(st.tuples(st.integers(0, 4), st.sampled_from([0.0, 0.5, 1.0, 1.25, 2.0, 3.5])), max_size=25),
+       st.sampled_from([0.25, 0.5, 1.0]))
+def test_diversify_matches_the_greedy_definition(items, penalty):
+    """Ties included (few distinct scores): the heap version chooses exactly as the plain greedy scan."""
+    ranked = sorted(((row, score) for row, (_, score) in enumerate(items)), key=lambda x: -x[1])
+    article = {row: f"a{a}" for row, (a, _) in enumerate(items)}.__getitem__
+    assert diversify(ranked, article, penalty) == (_diversify_reference(ranked, article, penalty) if len(ranked) > 1
+                                                   else ranked)
 
 
 @pytest.fixture

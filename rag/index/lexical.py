@@ -83,7 +83,9 @@ def sentence_coverage(weights: Mapping[str, float], sentences: Iterable[frozense
     total = sum(weights.values())
     if total <= 0:
         return 0.0
-    return max((sum(w for t, w in weights.items() if t in sentence) for sentence in sentences), default=0.0) / total
+    terms = weights.keys()
+    return max((sum(w for t, w in weights.items() if t in sentence) for sentence in sentences
+                if not terms.isdisjoint(sentence)), default=0.0) / total
 
 
 def merge_tables(old: TokenTable | None, docs: Sequence[int | Sequence[str]]) -> TokenTable:

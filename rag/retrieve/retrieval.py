@@ -8,6 +8,8 @@ A chunk missing from one list gets that list's lowest candidate score.
 
 from __future__ import annotations
 
+import heapq
+
 from collections import Counter
 from typing import Callable, Mapping, Sequence
 
@@ -60,22 +62,30 @@ def diversify(ranked: list[tuple[int, float]], article_of: Callable[[int], str],
     Why: long articles repeat their key figure in several overlapping chunks and
     would fill the top ranks alone; a reader wants the other articles' versions
     of the fact too. Each score becomes the adjusted score it was chosen with,
-    so the list stays sorted by score.
+    so the list stays sorted by score. Each step takes the best adjusted score (the earlier of equal ones); only
+    each article's best remaining passage can win, so a heap over articles does it in n log(articles) steps.
     """
     if penalty <= 0 or len(ranked) < 2:
         return ranked
-    remaining = [(row, score, article_of(row)) for row, score in ranked]  # each row's article looked up once
+    queues: dict[str, list[tuple[float, int, int]]] = {}
+    for i, (row, score) in enumerate(ranked):
+        queues.setdefault(article_of(row), []).append((-score, i, row))
+    for queue in queues.values():
+        queue.sort(reverse=True)  # popped from the end: best score first, the earlier of equal ones first
+    heap = [(queue[-1][0], queue[-1][1], article) for article, queue in queues.items()]
+    heapq.heapify(heap)
     chosen: list[tuple[int, float]] = []
     seen: dict[str, int] = {}
-    while remaining:
-        best, best_score = 0, None
-        for i, (_, score, article) in enumerate(remaining):  # the first of equal scores wins
-            adjusted = score - penalty * seen.get(article, 0)
-            if best_score is None or adjusted > best_score:
-                best, best_score = i, adjusted
-        row, score, article = remaining.pop(best)
-        chosen.append((row, score - penalty * seen.get(article, 0)))
-        seen[article] = seen.get(article, 0) + 1
+    while heap:
+        _, _, article = heapq.heappop(heap)
+        queue = queues[article]
+        negative, _, row = queue.pop()
+        times = seen.get(article, 0)
+        chosen.append((row, -negative - penalty * times))
+        seen[article] = times + 1
+        if queue:
+            following, i, _ = queue[-1]
+            heapq.heappush(heap, (-(-following - penalty * (times + 1)), i, article))
     return chosen
 
 
