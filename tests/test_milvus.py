@@ -227,6 +227,36 @@ def test_a_milvus_backed_folder_keeps_no_faiss_index_and_updates_from_milvus(mil
         store.close()
 
 
+def test_an_update_embeds_again_a_kept_passage_milvus_lost(milvus, real_seeds_index, seeds_copy, tmp_path):
+    """After an interrupted update Milvus may lack a passage the folder keeps: the next update embeds it again
+    (the folder holds no vectors of its own) and writes it back, with the vector a fresh embedding gives."""
+    from rag.index.build import build_index
+    from rag.index.store import load_index
+
+    base, embedder, faiss_index = real_seeds_index
+    settings = base.model_copy(update={"index_dir": tmp_path / "index", "backend": "milvus", "milvus_uri": milvus.uri,
+                                       "milvus_collection": "lost_passage"})
+    MilvusStore.connect(milvus.uri, "lost_passage").drop()
+    shutil.copytree(base.index_dir, settings.index_dir)
+    build_index(seeds_copy, settings, embedder)
+    changed = seeds_copy / "001_39bf3e9c7bd6fdf9.txt"
+    lost = f"{changed.stem}#0"
+    store = open_store(load_index(settings.index_dir, embedder.model_id).params)
+    try:
+        store._call("delete", store.collection, filter=f'chunk_id in ["{lost}"]')
+        assert lost not in store.vectors([lost])
+        changed.write_text(changed.read_text(encoding="utf-8") + "\nEin neuer Absatz über Schornsteinfeger.\n",
+                           encoding="utf-8")
+        build_index(seeds_copy, settings, embedder)
+        back = np.asarray(store.vectors([lost])[lost], np.float32)
+        row = next(r for r in range(len(faiss_index.chunks)) if faiss_index.chunks[r].chunk_id == lost)
+        assert float(back @ faiss_index.dense.reconstruct(row)) > 0.999
+        assert store.count() == len(load_index(settings.index_dir, embedder.model_id).chunks)
+    finally:
+        store.drop()
+        store.close()
+
+
 @pytest.fixture(scope="module")
 def seeds_on_both(milvus, real_seeds_index, tmp_path_factory):
     """The session's seeds index searched locally (FAISS + bm25s) and through Milvus (synced into a collection)."""

@@ -354,8 +354,9 @@ def _build(folders: list, settings: Settings, embedder: Embedder, report: Report
                        False, [s.reason for s in skipped], removed, dense_info["type"], timings, sentences_embedded)
 
 
-def _embed_batches(embedder: Embedder, texts: list[str]) -> np.ndarray:
-    return np.concatenate([embedder.embed_passages(texts[i:i + EMBED_BATCH]) for i in range(0, len(texts), EMBED_BATCH)])
+def _embed_again(embedder: Embedder, texts: list[str]) -> np.ndarray:
+    """Passages a Milvus update lacks, embedded again (rare: after an interrupted update), without a progress bar."""
+    return _embed_texts(texts, embedder, lambda total, desc, unit: Progress(total, desc, unit))
 
 
 def _previous_vectors(previous: Index, rows: np.ndarray, store: MilvusStore | None, embedder: Embedder) -> np.ndarray:
@@ -366,7 +367,7 @@ def _previous_vectors(previous: Index, rows: np.ndarray, store: MilvusStore | No
     chunks = [previous.chunks[int(row)] for row in rows]
     found = store.vectors([c.chunk_id for c in chunks])
     missing = [c.indexed_text for c in chunks if c.chunk_id not in found]
-    again = iter(_embed_batches(embedder, missing)) if missing else iter(())
+    again = iter(_embed_again(embedder, missing)) if missing else iter(())
     return np.asarray([found[c.chunk_id] if c.chunk_id in found else next(again) for c in chunks], np.float32)
 
 
@@ -391,7 +392,7 @@ class _Vectors:
         if len(old) and self.previous.dense is not None:
             out[~have] = reconstruct(self.previous.dense, old)
         elif len(old):
-            out[~have] = _embed_batches(self.embedder, [self.previous.chunks[int(row)].indexed_text for row in old])
+            out[~have] = _embed_again(self.embedder, [self.previous.chunks[int(row)].indexed_text for row in old])
         return out
 
 
