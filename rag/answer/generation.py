@@ -320,7 +320,9 @@ def make_backend(settings: Settings, log: Callable[[str], None] = lambda m: None
     """The backend ``settings.answerer`` names: ``llm`` (local model) or ``server`` (``settings.llm_url``)."""
     if settings.answerer == "llm":
         key = (Path(settings.llm_cache_dir), settings.threads, settings.llm_context, settings.llm_max_tokens)
-        return _LOCAL_MODELS.setdefault(key, LocalModel(*key, log=log))
+        if key not in _LOCAL_MODELS:
+            _LOCAL_MODELS[key] = LocalModel(*key, log=log)
+        return _LOCAL_MODELS[key]
     if settings.answerer == "server":
         if not settings.llm_url:
             raise RagError("No language-model server is configured; pass --llm-url or set RAG_LLM_URL.")

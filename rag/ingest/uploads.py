@@ -367,5 +367,5 @@ class Uploads:
 
     def percent(self) -> int | None:
         """How far the files being indexed now are (the slowest of them), or None when none is: for a bar."""
-        running = [job.percent for job in self.jobs if job.percent is not None and not job.done.is_set()]
+        running = [job.percent for job in self.jobs if job.percent is not None]  # None again once done
         return min(running) if running else None

@@ -32,8 +32,6 @@ _CLASS_OF = {
 }
 CLASSES = ("noun", "name", "number", "adja", "adjd", "adv", "det", "prep", "pron", "conj", "verb", "particle",
            "other")
-# Classes that never begin or end a short answer on their own: function words and verbs.
-FUNCTION = frozenset({"det", "prep", "pron", "conj", "particle", "verb"})
 # Classes of a noun phrase's words ("die beiden größten deutschen Städte", "115 Milliarden US-Dollar") …
 PHRASE = frozenset({"det", "adja", "number", "noun", "name"})
 # … and of its head.

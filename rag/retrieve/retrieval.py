@@ -9,7 +9,6 @@ A chunk missing from one list gets that list's lowest candidate score.
 from __future__ import annotations
 
 import heapq
-
 from collections import Counter
 from typing import Callable, Mapping, Sequence
 
@@ -85,7 +84,7 @@ def diversify(ranked: list[tuple[int, float]], article_of: Callable[[int], str],
         seen[article] = times + 1
         if queue:
             following, i, _ = queue[-1]
-            heapq.heappush(heap, (-(-following - penalty * (times + 1)), i, article))
+            heapq.heappush(heap, (following + penalty * (times + 1), i, article))  # −(adjusted score)
     return chosen
 
 
