@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from rag.index.lexical import BM25Index, sentence_coverage
+from rag.index.lexical import BM25Index, row_offsets, sentence_coverage
 from rag.lang.de import tokenize
 
 
@@ -58,12 +58,42 @@ def test_bm25_scores_match_the_reference_formula():
     assert 3 not in rows, "a passage with no query term is not returned"
 
 
+def _coverage(weights, passages):
+    """``sentence_coverage`` of passages given as lists of token sets (flattened here as the retriever does)."""
+    ids: dict[str, int] = {}
+    terms, sentences, counts = [], [], []
+    number = 0
+    for passage in passages:
+        for sentence in passage:
+            for token in sentence:
+                terms.append(ids.setdefault(token, len(ids)))
+                sentences.append(number)
+            number += 1
+        counts.append(len(passage))
+    return sentence_coverage(weights, ids, np.array(terms, np.int64), np.array(sentences, np.int64), row_offsets(counts))
+
+
+def _coverage_reference(weights, sentences):
+    """The plain definition: the best sentence's sum of term weights, over the total weight."""
+    total = sum(weights.values())
+    if total <= 0:
+        return 0.0
+    return max((sum(w for t, w in weights.items() if t in sentence) for sentence in sentences
+                if not weights.keys().isdisjoint(sentence)), default=0.0) / total
+
+
 def test_sentence_coverage_by_hand():
     weights = {"meta": 1.0, "rechenzentr": 3.0}
-    sentences = [frozenset({"meta", "umsatz"}), frozenset({"rechenzentr", "dollar"}), frozenset()]
-    assert sentence_coverage(weights, sentences) == pytest.approx(0.75)  # the second sentence: 3 of 4
-    assert sentence_coverage(weights, [frozenset({"meta", "rechenzentr"})]) == 1.0
-    assert sentence_coverage(weights, []) == 0.0 and sentence_coverage({}, sentences) == 0.0
+    sentences = [{"meta", "umsatz"}, {"rechenzentr", "dollar"}, set()]
+    assert _coverage(weights, [sentences, [{"meta", "rechenzentr"}], [set()]]).tolist() == [0.75, 1.0, 0.0]
+    assert _coverage({}, [sentences]).tolist() == [0.0] and len(_coverage(weights, [])) == 0
+
+
+@given(st.dictionaries(st.sampled_from("abcdefg"), st.floats(0.01, 20.0), max_size=6),
+       st.lists(st.lists(st.sets(st.sampled_from("abcdefghij"), max_size=5), min_size=1, max_size=4), max_size=6))
+def test_sentence_coverage_equals_the_plain_definition(weights, passages):
+    """Bit for bit, not approximately: the fused ranking must not move."""
+    assert _coverage(weights, passages).tolist() == [_coverage_reference(weights, p) for p in passages]
 
 
 def test_idf_follows_the_bm25_formula():

@@ -10,7 +10,7 @@ from rag.index.build import build_index
 from rag.index.store import load_index
 from rag.lang.de import tokenize
 from rag.retrieve import retrieval
-from rag.retrieve.retrieval import Retriever, diversify, fuse, mode_weights
+from rag.retrieve.retrieval import Retriever, diversify, fuse, mean_std, mode_weights
 from rag.ingest.sentences import sentence_spans
 from rag.settings import Settings
 
@@ -40,6 +40,13 @@ def test_fuse_three_columns_by_hand():
     assert ranked[0] == pytest.approx(0.2 * 1 + 0.7 * z_sentence[0] + 0.1 * -1, abs=1e-6)
     assert ranked[1] == pytest.approx(0.2 * -1 + 0.7 * z_sentence[1] + 0.1 * -1, abs=1e-6)
     assert ranked[2] == pytest.approx(0.2 * -1 + 0.7 * z_sentence[2] + 0.1 * 1, abs=1e-6), "row 2 takes the dense floor"
+
+
+@given(st.lists(st.floats(-1e4, 1e4, width=32), min_size=1, max_size=300))
+def test_mean_std_equal_numpy_bit_for_bit(values):
+    values = np.array(values, np.float32)
+    mean, std = mean_std(values)
+    assert (mean, std) == (values.mean(), values.std()) and mean.dtype == std.dtype == np.float32
 
 
 def test_mode_weights_normalise_and_drop_missing_signals():

@@ -9,7 +9,6 @@ A chunk missing from one list gets that list's lowest candidate score.
 from __future__ import annotations
 
 import heapq
-from collections import Counter
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -19,7 +18,7 @@ from rag.index.dates import DateRange
 from rag.index.dense import search_within
 from rag.index.milvus import MilvusStore, to_rows
 from rag.index.store import Index
-from rag.index.lexical import bm25_idf, sentence_coverage
+from rag.index.lexical import bm25_idf, row_offsets, sentence_coverage
 from rag.lang.de import tokenize
 from rag.ingest.sentences import sentence_spans
 from rag.schema import Embedder, Hit
@@ -29,6 +28,19 @@ from rag.settings import Settings
 # Up to this many passages, sentence coverage weighs terms by their frequency in passage bodies (see
 # ``Retriever.term_weights``); counting them takes about 0.15 s per 1,000 passages, once, at warm-up.
 BODY_IDF_MAX_PASSAGES = 5_000
+
+
+def mean_std(values: np.ndarray) -> tuple[np.float32, np.float32]:
+    """``values.mean()`` and ``values.std()`` of a float32 array, bit for bit, in a third of their time.
+
+    Why: numpy's generic reductions cost ~13 µs per call on a hundred values, and fusion standardises seven columns a
+    question. Same arithmetic as numpy's: a float32 (pairwise) sum divided by the count, then the float32 sum of
+    squared deviations divided by the count, square-rooted.
+    """
+    n = len(values)
+    mean = np.float32(np.add.reduce(values) / n)
+    deviations = values - mean
+    return mean, np.sqrt(np.float32(np.add.reduce(deviations * deviations) / n))
 
 
 def fuse(columns: Sequence[tuple[Mapping[int, float], float]]) -> list[tuple[int, float]]:
@@ -45,8 +57,11 @@ def fuse(columns: Sequence[tuple[Mapping[int, float], float]]) -> list[tuple[int
         if not scores:
             return np.zeros(len(rows), np.float32)
         values = np.fromiter(scores.values(), np.float32, len(scores))
-        mean, std = float(values.mean()), float(values.std())
-        filled = np.full(len(rows), values.min(), np.float32)
+        mean, std = mean_std(values)
+        if len(values) == len(rows):  # every candidate has a score: only their order differs
+            filled = np.empty(len(rows), np.float32)
+        else:
+            filled = np.full(len(rows), values.min(), np.float32)
         filled[np.searchsorted(rows, np.fromiter(scores.keys(), np.int64, len(scores)))] = values
         return (filled - mean) / std if std > 1e-9 else np.zeros(len(rows), np.float32)
 
@@ -151,8 +166,9 @@ class Retriever:
         self.store = store  # Milvus, when the index's backend is milvus: it answers the dense and BM25 searches
         self._allowed: dict[DateRange, np.ndarray] = {}
         self._last_query: tuple[str, np.ndarray] | None = None
-        self._sentence_tokens: dict[int, tuple[frozenset[str], ...]] = {}
-        self._body_frequencies: Counter[str] | None = None
+        self._term_ids: dict[str, int] = {}  # every passage term met so far, numbered as met
+        self._sentence_terms: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}
+        self._body_frequencies: np.ndarray | None = None
 
     def warm_up(self) -> None:
         import faiss
@@ -217,14 +233,20 @@ class Retriever:
         best = self.index.sentences.best(np.asarray(rows, np.int64), self.query_vector(question)[0])
         return dict(zip(rows, best.tolist()))
 
-    def _tokens_by_sentence(self, row: int) -> tuple[frozenset[str], ...]:
-        """A passage's sentences as token sets, made on first use and kept (candidates recur across questions)."""
-        tokens = self._sentence_tokens.get(row)
-        if tokens is None:
+    def _terms_by_sentence(self, row: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """A passage's distinct terms per sentence as ``(term ids, sentence numbers, sentences)`` (see
+        ``sentence_coverage``), made on first use and kept: candidates recur across questions."""
+        found = self._sentence_terms.get(row)
+        if found is None:
             text = self.index.chunks[row].text
             spans = sentence_spans(text) or [(0, len(text))]
-            tokens = self._sentence_tokens[row] = tuple(frozenset(tokenize(text[a:b])) for a, b in spans)
-        return tokens
+            ids, terms, numbers = self._term_ids, [], []
+            for number, (a, b) in enumerate(spans):
+                for term in dict.fromkeys(tokenize(text[a:b])):
+                    terms.append(ids.setdefault(term, len(ids)))
+                    numbers.append(number)
+            found = self._sentence_terms[row] = (np.array(terms, np.int64), np.array(numbers, np.int64), len(spans))
+        return found
 
     def term_weights(self, question: str) -> dict[str, float]:
         """The IDF of the question's terms over the passages' own text.
@@ -239,17 +261,23 @@ class Retriever:
         if len(chunks) > BODY_IDF_MAX_PASSAGES:
             return self.index.bm25.idf(terms)
         if self._body_frequencies is None:
-            self._body_frequencies = Counter(token for row in range(len(chunks))
-                                             for token in frozenset().union(*self._tokens_by_sentence(row)))
-        counts = self._body_frequencies
-        return {t: bm25_idf(len(chunks), counts[t]) for t in terms if counts.get(t)}
+            passages = [np.unique(self._terms_by_sentence(row)[0]) for row in range(len(chunks))]
+            self._body_frequencies = np.bincount(np.concatenate(passages) if passages else np.zeros(0, np.int64),
+                                                 minlength=len(self._term_ids))
+        counts, ids = self._body_frequencies, self._term_ids
+        return {t: bm25_idf(len(chunks), int(counts[i])) for t in terms if (i := ids.get(t)) is not None and counts[i]}
 
     def coverage_search(self, question: str, rows: Sequence[int]) -> dict[int, float]:
         """Each candidate row's ``sentence_coverage``: the IDF share of the question's terms in its best sentence."""
         weights = self.term_weights(question)
-        if not weights:
+        if not weights or not len(rows):
             return {}
-        return {row: sentence_coverage(weights, self._tokens_by_sentence(row)) for row in rows}
+        passages = [self._terms_by_sentence(row) for row in rows]
+        sizes = np.fromiter((len(terms) for terms, _, _ in passages), np.int64, len(passages))
+        offsets = row_offsets([count for _, _, count in passages])
+        terms = np.concatenate([terms for terms, _, _ in passages])
+        sentences = np.concatenate([numbers for _, numbers, _ in passages]) + np.repeat(offsets[:-1], sizes)
+        return dict(zip(rows, sentence_coverage(weights, self._term_ids, terms, sentences, offsets).tolist()))
 
     def _hit(self, row: int, score: float, dense: dict[int, float], lexical: dict[int, float]) -> Hit:
         chunk = self.index.chunks[row]
