@@ -77,3 +77,19 @@ def test_time_fit_reads_relative_years_against_the_article_date():
     second = F.sentence_info(text, 53, len(text), article)
     view = F.question_view("Wie viele Boote plant die Werft 2026?", {"boot": 1.0, "werft": 1.0}, 5.0)
     assert F.time_match(view, first) == 1.0 and F.time_match(view, second) == -1.0
+
+
+def test_standout_measures_the_best_score_against_the_question_background():
+    background = [0.80 + 0.001 * i for i in range(39)]
+    sharp_lift, sharp_z = F.standout([0.95, *background])
+    flat_lift, flat_z = F.standout([0.84, *background])
+    assert sharp_lift > flat_lift > 0 and sharp_z > flat_z > 0
+    # the same shape shifted by a constant (another corpus's cosine level) stands out as much
+    shifted = F.standout([s - 0.1 for s in [0.95, *background]])
+    assert shifted == pytest.approx((sharp_lift, sharp_z))
+    # BM25 returns only matching passages: missing ranks score 0 (no term matched)
+    assert F.standout([6.0, 5.0], missing=0.0)[0] == pytest.approx(6.0)
+    assert F.standout([6.0] * 11 + [3.0] * 3, missing=0.0)[0] == pytest.approx(6.0 - (6.0 + 3 * 3.0) / 30)
+    # a small index: missing ranks count as its lowest score, so nothing stands out when all are equal
+    assert F.standout([0.7, 0.7, 0.7]) == pytest.approx((0.0, 0.0), abs=1e-9)
+    assert F.standout([]) == (0.0, 0.0)

@@ -354,19 +354,45 @@ def matrix(feats: list[dict]) -> np.ndarray:
 QUESTION_FEATURES = ("max_dense", "top_dense", "bm25_per_idf", "max_coverage", "max_window", "max_partial",
                      "unknown", "log_terms", "min_missing_name", "min_specific_missing", "year_unseen", "top_logit",
                      "margin", "top_missing_name", "top_specific_missing", "top_year_match", "top_window",
-                     *(f"wants_{t}" for t in ANSWER_TYPES))
+                     *(f"wants_{t}" for t in ANSWER_TYPES), "dense_lift", "dense_z", "bm25_lift")
+# The question's background in its corpus: the passages it retrieves at ranks 11-40.
+STANDOUT_RANKS = 40
 # Question-level features read off the selector's best candidate: a near miss ("Wie viel investiert Amazon?" where
 # the best sentence is about another company) shows in what the best sentence lacks.
 TOP_FEATURES = {"top_missing_name": "missing_name", "top_specific_missing": "specific_missing",
                 "top_year_match": "year_match", "top_window": "coverage_window"}
 
 
-def question_features(q: QuestionView, X: np.ndarray, logits: np.ndarray, hits: Sequence) -> np.ndarray:
-    """The ``QUESTION_FEATURES`` row of a question whose candidates have features ``X`` and selector ``logits``."""
+def standout(scores: Sequence[float], missing: float | None = None) -> tuple[float, float]:
+    """How far the best retrieval score stands above the question's background in this corpus (its scores at ranks
+    11-40): the lift, and the lift in background standard deviations.
+
+    Why: a raw cosine or BM25 score means different things in different corpora (every passage of a folder of news
+    about one company is close to every question about it). An answerable question has a passage that stands out
+    of its corpus; a question about an article that is not indexed has not. With these three features the
+    answerability classifier separates such questions better. Removed-article questions declined, without → with
+    them: out-of-fold tuning questions 0.916 → 0.922 at 3 % false abstention, 0.934 → 0.941 at 4 %; XQuAD-de's
+    held-out half with articles 37-48 removed from the index 0.845 → 0.864 at 3 %, 0.875 → 0.906 at 4 %.
+    Ranks the search did not return count as ``missing`` (BM25: 0, no term matched) or, for a small index, as the
+    lowest score returned."""
+    v = np.sort(np.asarray(scores, np.float64))[::-1][:STANDOUT_RANKS]
+    if not len(v):
+        return 0.0, 0.0
+    v = np.pad(v, (0, STANDOUT_RANKS - len(v)), constant_values=v[-1] if missing is None else missing)
+    background = v[10:]
+    lift = float(v[0] - background.mean())
+    return lift, lift / (float(background.std()) + 1e-3)
+
+
+def question_features(q: QuestionView, X: np.ndarray, logits: np.ndarray, hits: Sequence,
+                      dense_scores: Sequence[float], bm25_scores: Sequence[float]) -> np.ndarray:
+    """The ``QUESTION_FEATURES`` row of a question whose candidates have features ``X`` and selector ``logits``;
+    ``dense_scores``/``bm25_scores``: its best ``STANDOUT_RANKS`` passage scores over the whole index."""
     col = {name: i for i, name in enumerate(FEATURES)}
     idf = sum(q.weights.values())
     first = hits[0] if hits else None
     some = len(X) > 0
+    dense_lift, dense_z = standout(dense_scores)
     values = {
         "max_dense": float(X[:, col["dense"]].max()) if some else 0.0,
         "top_dense": float(first.dense_score or 0.0) if first else 0.0,
@@ -379,6 +405,8 @@ def question_features(q: QuestionView, X: np.ndarray, logits: np.ndarray, hits: 
         "min_specific_missing": float(X[:, col["specific_missing"]].min()) if some else 1.0,
         "year_unseen": float(bool(q.years) and not (some and (X[:, col["year_match"]] > 0).any())),
         **{f"wants_{t}": float(q.kind == t) for t in ANSWER_TYPES},
+        "dense_lift": dense_lift, "dense_z": dense_z,
+        "bm25_lift": standout(bm25_scores, 0.0)[0] / idf if idf else 0.0,
     }
     row = np.array([values.get(name, 0.0) for name in QUESTION_FEATURES], np.float64)
     return question_features_from(row, X, logits)

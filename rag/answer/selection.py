@@ -21,8 +21,8 @@ from typing import Sequence
 
 import numpy as np
 
-from rag.answer.features import (FEATURES, QUESTION_FEATURES, ArticleSentences, Candidate, QuestionView,
-                                 build_candidates, chunk_rows, matrix, question_features, question_view)
+from rag.answer.features import (FEATURES, QUESTION_FEATURES, STANDOUT_RANKS, ArticleSentences, Candidate,
+                                 QuestionView, build_candidates, chunk_rows, matrix, question_features, question_view)
 from rag.index.lexical import bm25_idf
 
 MODEL_PATH = Path(__file__).parent / "models" / "selector.json"
@@ -133,13 +133,19 @@ class Selector:
         candidates, feats = build_candidates(index, self.sentences, self._rows, view, query, hits, passages)
         return view, candidates, matrix(feats)
 
+    def background(self, question: str) -> tuple[list[float], list[float]]:
+        """The question's best ``STANDOUT_RANKS`` dense and BM25 passage scores over the whole index (the query
+        vector is the retriever's kept one: nothing is embedded again)."""
+        return (list(self.retriever.dense_search(question, STANDOUT_RANKS).values()),
+                list(self.retriever.bm25_search(question, STANDOUT_RANKS).values()))
+
     def score(self, question: str, hits: Sequence, passages: int) -> Scored:
         model = self.model or default_model()
         view, candidates, X = self.features(question, hits, passages)
         if not candidates:
             return Scored(view, [], np.zeros(0), 0.0, 0.0, True)
         logits = model.selector.logits(X)
-        answerable_logit = float(model.answerable.logits(question_features(view, X, logits, hits)[None, :])[0])
+        answerable_logit = float(model.answerable.logits(question_features(view, X, logits, hits, *self.background(question))[None, :])[0])
         answerable = 1.0 / (1.0 + math.exp(-answerable_logit))
         confidence = float(model.calibrated(model.confidence.logits(confidence_inputs(answerable_logit, logits)[None, :])[0]))
         order = np.argsort(-logits, kind="stable")

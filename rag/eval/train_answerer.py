@@ -73,7 +73,8 @@ def collect(retriever, items: Sequence[Item], name: str, weight: float = 1.0,
         y += [int(item.answerable and item.positive(c.doc_id, index.articles[c.doc_id].text[c.start:c.end]))
               for c in candidates]
         q += [i] * len(candidates)
-        Q.append(F.question_features(view, feats, np.zeros(len(candidates)), hits))
+        Q.append(F.question_features(view, feats, np.zeros(len(candidates)), hits,
+                                     *selector.background(item.question)))
         if i % 200 == 199:
             log(f"{name}: {i + 1}/{len(items)} questions")
     return Collected(name, np.vstack(X), np.array(y, np.int8), np.array(q, np.int64), np.vstack(Q),
@@ -153,11 +154,14 @@ def expected_calibration_error(p: np.ndarray, correct: np.ndarray, bins: int = 1
                      for b in range(bins) if (which == b).any()))
 
 
-def fit(sets: Sequence[Collected], C: float = 0.1, max_false_abstention: float = 0.03, folds: int = 5,
+def fit(sets: Sequence[Collected], C: float = 0.1, max_false_abstention: float = 0.04, folds: int = 5,
         extra_ratio: float = 0.6) -> tuple[S.SelectorModel, dict]:
     """Fit selector, answerability and confidence on the tuning rows of ``sets``; scores on their held-out rows.
     ``extra_ratio`` is the answerer's ``answer_extra_ratio``: confidence is the probability that the answer (best
-    sentence and the runner-up it may add) holds the answer."""
+    sentence and the runner-up it may add) holds the answer. ``max_false_abstention`` sets the abstention threshold
+    on out-of-fold answerable questions: 4 % leaves a margin under the 5 % false abstention the product allows and
+    declines more questions about articles that are not indexed than 3 % did (XQuAD-de, articles 37-48 removed:
+    0.86 → 0.91 of them)."""
     from sklearn.isotonic import IsotonicRegression
     from sklearn.model_selection import GroupKFold, StratifiedKFold
 
