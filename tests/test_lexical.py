@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from rag.index.lexical import BM25Index, row_offsets, sentence_coverage
+from rag.index.lexical import BM25Index, SentenceTerms, sentence_coverage
 from rag.lang.de import tokenize
 
 
@@ -59,18 +59,17 @@ def test_bm25_scores_match_the_reference_formula():
 
 
 def _coverage(weights, passages):
-    """``sentence_coverage`` of passages given as lists of token sets (flattened here as the retriever does)."""
+    """``sentence_coverage`` of passages given as lists of token sets."""
     ids: dict[str, int] = {}
-    terms, sentences, counts = [], [], []
-    number = 0
+    table = []
     for passage in passages:
-        for sentence in passage:
+        terms, numbers = [], []
+        for number, sentence in enumerate(passage):
             for token in sentence:
                 terms.append(ids.setdefault(token, len(ids)))
-                sentences.append(number)
-            number += 1
-        counts.append(len(passage))
-    return sentence_coverage(weights, ids, np.array(terms, np.int64), np.array(sentences, np.int64), row_offsets(counts))
+                numbers.append(number)
+        table.append((np.array(terms, np.int64), np.array(numbers, np.int64), len(passage)))
+    return sentence_coverage(weights, ids, SentenceTerms.of(table))
 
 
 def _coverage_reference(weights, sentences):

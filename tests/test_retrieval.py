@@ -81,7 +81,24 @@ def test_coverage_scores_each_candidate_by_its_best_sentence(fake_retriever, mon
     assert "Microsoft" in index.chunks[best_row].text and "Rechenzentren" in index.chunks[best_row].text
     assert fake_retriever.coverage_search("Quantenkryptographie", rows) == {}, "no known term: no signal"
     monkeypatch.setattr(retrieval, "BODY_IDF_MAX_PASSAGES", n - 1)  # a large index: BM25's frequencies stand in
-    assert fake_retriever.term_weights(question) == pytest.approx(index.bm25.idf(set(tokenize(question))))
+    other = "Investiert Microsoft in Rechenzentren?"  # another question: the last one's weights are kept
+    assert fake_retriever.term_weights(other) == pytest.approx(index.bm25.idf(set(tokenize(other))))
+
+
+def test_coverage_of_a_large_index_reads_only_the_candidates(fake_retriever, monkeypatch):
+    """Above ``BODY_IDF_MAX_PASSAGES`` the candidates' sentences are read per question, with the same result."""
+    index = fake_retriever.index
+    monkeypatch.setattr(retrieval, "BODY_IDF_MAX_PASSAGES", len(index.chunks) - 1)
+    large = Retriever(index, fake_retriever.embedder, fake_retriever.settings)
+    question = "Wie viel investiert Microsoft in Rechenzentren?"
+    rows = [3, 0, 2]
+    coverage = large.coverage_search(question, rows)
+    assert large._all_sentences is None and set(large._sentence_terms) == set(rows)
+    weights = large.term_weights(question)
+    for row in rows:
+        text = index.chunks[row].text
+        best = max(sum(w for t, w in weights.items() if t in set(tokenize(text[a:b]))) for a, b in sentence_spans(text))
+        assert coverage[row] == pytest.approx(best / sum(weights.values()), rel=1e-9)
 
 
 def test_diversify_lowers_repeats_of_one_article():

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -74,28 +75,47 @@ def bm25_idf(documents: int, frequency: int) -> float:
     return math.log(1 + (documents - frequency + 0.5) / (frequency + 0.5))
 
 
-def sentence_coverage(weights: Mapping[str, float], term_ids: Mapping[str, int], terms: np.ndarray,
-                      sentences: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """For each passage, the share of the question's term weight (``weights``: token → IDF) that its best single
-    sentence holds.
+@dataclass(frozen=True)
+class SentenceTerms:
+    """Passages' distinct terms per sentence, sorted by term: ``sentences[i]`` (numbered across the passages) holds
+    term ``terms[i]``; passage ``j`` owns sentences ``offsets[j]`` to ``offsets[j + 1]``, at least one."""
+
+    terms: np.ndarray
+    sentences: np.ndarray
+    offsets: np.ndarray
+
+    @classmethod
+    def of(cls, passages: Sequence[tuple[np.ndarray, np.ndarray, int]]) -> "SentenceTerms":
+        """From each passage's ``(term ids, sentence numbers within the passage, number of sentences)``."""
+        offsets = row_offsets([count for _, _, count in passages])
+        sizes = [len(terms) for terms, _, _ in passages]
+        if not sum(sizes):
+            return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), offsets)
+        terms = np.concatenate([terms for terms, _, _ in passages])
+        sentences = np.concatenate([numbers for _, numbers, _ in passages]) + np.repeat(offsets[:-1], sizes)
+        order = np.argsort(terms, kind="stable")
+        return cls(terms[order], sentences[order], offsets)
+
+
+def sentence_coverage(weights: Mapping[str, float], term_ids: Mapping[str, int], table: SentenceTerms) -> np.ndarray:
+    """For each passage of ``table``, the share of the question's term weight (``weights``: token → IDF) that its best
+    single sentence holds.
 
     Why: BM25 scores a passage as a bag of words, so sibling paragraphs on one topic tie; the question was
     asked about one sentence, and the passage holding most of its rare words in one sentence is the likelier one.
-
-    The passages come flattened, as arrays: ``terms[i]`` (an id of ``term_ids``) is one distinct term of sentence
-    ``sentences[i]``; passage ``j`` owns sentences ``offsets[j]`` to ``offsets[j + 1]``, at least one. Each sentence's
-    weight is added term by term in ``weights``' order, so it equals the plain sum over the sentence's terms bit for
-    bit (a Python loop over the ~50 candidates' sentences took ~0.1 ms a question).
+    Each sentence's weight is added term by term in ``weights``' order, so it equals the plain sum over the
+    sentence's terms bit for bit (a Python loop over the ~50 candidates' sentences took ~0.1 ms a question).
     """
     total = sum(weights.values())
-    held = np.zeros(int(offsets[-1]))
+    held = np.zeros(int(table.offsets[-1]))
     if total <= 0 or not len(held):
-        return np.zeros(len(offsets) - 1)
+        return np.zeros(len(table.offsets) - 1)
     for term, weight in weights.items():
         i = term_ids.get(term)
         if i is not None:
-            held[sentences[terms == i]] += weight
-    return np.maximum.reduceat(held, offsets[:-1]) / total
+            start, stop = np.searchsorted(table.terms, (i, i + 1)).tolist()
+            held[table.sentences[start:stop]] += weight
+    return np.maximum.reduceat(held, table.offsets[:-1]) / total
 
 
 def merge_tables(old: TokenTable | None, docs: Sequence[int | Sequence[str]]) -> TokenTable:
