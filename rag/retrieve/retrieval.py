@@ -8,7 +8,6 @@ A chunk missing from one list gets that list's lowest candidate score.
 
 from __future__ import annotations
 
-import heapq
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -58,11 +57,10 @@ def fuse(columns: Sequence[tuple[Mapping[int, float], float]]) -> list[tuple[int
             return np.zeros(len(rows), np.float32)
         values = np.fromiter(scores.values(), np.float32, len(scores))
         mean, std = mean_std(values)
-        if len(values) == len(rows):  # every candidate has a score: only their order differs
-            filled = np.empty(len(rows), np.float32)
-        else:
-            filled = np.full(len(rows), values.min(), np.float32)
-        filled[np.searchsorted(rows, np.fromiter(scores.keys(), np.int64, len(scores)))] = values
+        filled = np.empty(len(rows), np.float32)
+        if len(values) < len(rows):
+            filled.fill(np.minimum.reduce(values))
+        filled[rows.searchsorted(np.fromiter(scores.keys(), np.int64, len(scores)))] = values
         return (filled - mean) / std if std > 1e-9 else np.zeros(len(rows), np.float32)
 
     fused = sum(weight * column(scores) for scores, weight in columns)
@@ -70,37 +68,28 @@ def fuse(columns: Sequence[tuple[Mapping[int, float], float]]) -> list[tuple[int
     return list(zip(rows[order].tolist(), fused[order].tolist()))
 
 
-def diversify(ranked: list[tuple[int, float]], article_of: Callable[[int], str], penalty: float) -> list[tuple[int, float]]:
+def diversify(ranked: list[tuple[int, float]], article_of: Callable[[int], object], penalty: float
+              ) -> list[tuple[int, float]]:
     """Greedy re-ranking that lowers each further passage of an already chosen article by ``penalty``.
 
     Why: long articles repeat their key figure in several overlapping chunks and
     would fill the top ranks alone; a reader wants the other articles' versions
     of the fact too. Each score becomes the adjusted score it was chosen with,
-    so the list stays sorted by score. Each step takes the best adjusted score (the earlier of equal ones); only
-    each article's best remaining passage can win, so a heap over articles does it in n log(articles) steps.
+    so the list stays sorted by score. Each greedy step takes the best adjusted score (the earlier of equal ones).
+    With ``ranked`` best first, an article's passages are chosen in list order, so the ``j``-th one is chosen with
+    ``score - j * penalty`` and the greedy order is simply the order of those adjusted scores: one sort.
     """
     if penalty <= 0 or len(ranked) < 2:
         return ranked
-    queues: dict[str, list[tuple[float, int, int]]] = {}
+    seen: dict[object, int] = {}
+    keyed = []
     for i, (row, score) in enumerate(ranked):
-        queues.setdefault(article_of(row), []).append((-score, i, row))
-    for queue in queues.values():
-        queue.sort(reverse=True)  # popped from the end: best score first, the earlier of equal ones first
-    heap = [(queue[-1][0], queue[-1][1], article) for article, queue in queues.items()]
-    heapq.heapify(heap)
-    chosen: list[tuple[int, float]] = []
-    seen: dict[str, int] = {}
-    while heap:
-        _, _, article = heapq.heappop(heap)
-        queue = queues[article]
-        negative, _, row = queue.pop()
+        article = article_of(row)
         times = seen.get(article, 0)
-        chosen.append((row, -negative - penalty * times))
         seen[article] = times + 1
-        if queue:
-            following, i, _ = queue[-1]
-            heapq.heappush(heap, (following + penalty * (times + 1), i, article))  # −(adjusted score)
-    return chosen
+        keyed.append((penalty * times - score, i, row))  # −(adjusted score), exactly: rounding is symmetric
+    keyed.sort()
+    return [(row, -negative) for negative, _, row in keyed]
 
 
 def cross_encoder_reranker(model_path: str, threads: int = 2) -> Callable[[str, Sequence[str]], np.ndarray]:
