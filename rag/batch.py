@@ -41,6 +41,7 @@ class BadLine:
 class BatchSummary:
     answered: int = 0
     abstained: int = 0
+    retrieved_only: int = 0  # `rag batch --retrieve-only`: passages found, no answer asked for
     skipped: int = 0
     resumed: int = 0
     seconds: float = 0.0
@@ -48,11 +49,15 @@ class BatchSummary:
 
     def text(self) -> str:
         """``5 Fragen: 4 beantwortet, 1 ohne Beleg in den Artikeln, 0 übersprungen`` – the parts add up to the total
-        (an abstention is not counted as answered)."""
+        (an abstention is not counted as answered; with ``--retrieve-only``: ``5 Fragen: 5 nur Passagen gesucht,
+        0 übersprungen``)."""
         total = self.answered + self.skipped + self.resumed
         done = f", {self.resumed} schon erledigt" if self.resumed else ""
-        return (f"{total} {'Frage' if total == 1 else 'Fragen'}: {self.answered - self.abstained} beantwortet, "
-                f"{self.abstained} ohne Beleg in den Artikeln, {self.skipped} übersprungen{done}")
+        if self.retrieved_only:
+            found = f"{self.retrieved_only} nur Passagen gesucht"
+        else:
+            found = f"{self.answered - self.abstained} beantwortet, {self.abstained} ohne Beleg in den Artikeln"
+        return f"{total} {'Frage' if total == 1 else 'Fragen'}: {found}, {self.skipped} übersprungen{done}"
 
 
 def _check(question: object, line: int, max_chars: int) -> str | BadLine:
@@ -214,5 +219,6 @@ def run_batch(in_path: Path, out_path: Path, answer: Callable[[Question], Answer
             handle.flush()
             summary.answered += 1
             summary.abstained += int(result.abstained)
+            summary.retrieved_only += int(result.answer is None and not result.abstained)
     summary.seconds = round(time.perf_counter() - started, 2)
     return summary

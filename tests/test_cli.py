@@ -72,6 +72,7 @@ def test_batch_retrieve_only_with_a_bad_line(seeds_index, tmp_path):
     result = rag("batch", questions, "--out", out, "--index-dir", seeds_index, "--retrieve-only")
     assert result.returncode == 0, result.stderr
     assert "line 2 skipped" in result.stderr and "Traceback" not in result.stderr
+    assert "3 Fragen: 2 nur Passagen gesucht, 1 übersprungen" in result.stderr and "beantwortet" not in result.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["id"] for r in rows] == ["a", "b"]
     assert all(r["answer"] is None and len(r["retrieved"]) == 10 for r in rows)

@@ -57,6 +57,7 @@ def test_batch_summary_parts_add_up_to_the_questions(tmp_path):
     assert summary.text() == "3 Fragen: 1 beantwortet, 1 ohne Beleg in den Artikeln, 1 übersprungen"
     assert any(line.startswith("Questions: ") for line in lines)
     assert BatchSummary(answered=1).text() == "1 Frage: 1 beantwortet, 0 ohne Beleg in den Artikeln, 0 übersprungen"
+    assert BatchSummary(answered=2, retrieved_only=2, skipped=1).text() == "3 Fragen: 2 nur Passagen gesucht, 1 übersprungen"
 
 
 def test_build_percent_moves_through_the_stages_in_order():
