@@ -428,6 +428,9 @@ def test_best_sentence_by_hand():
     query = np.array([0.6, 0.8], np.float32)
     best = store.best(np.array([2, 0, 1]), query)
     np.testing.assert_allclose(best, [max(0.36 + 0.64, 0.48 + 0.48), 0.8, -1.0], atol=2e-3)
+    # rows in order whose sentences form one block are read in place; the values are the same
+    assert store.best(np.array([0, 1, 2]), query).tolist() == best[[1, 2, 0]].tolist()
+    assert store.best(np.array([0, 2]), query).tolist() == best[[1, 0]].tolist()
 
 
 def test_sentence_vectors_are_reused_on_update_and_added_to_an_index_without_them(seeds_copy, settings_for,

@@ -212,8 +212,11 @@ class SentenceVectors:
             return out
         starts, counts = starts[has], counts[has]
         firsts = np.cumsum(counts) - counts
-        take = np.repeat(starts - firsts, counts) + np.arange(int(counts.sum()))
-        sims = np.asarray(self.vectors[take], np.float32) @ np.asarray(query, np.float32).reshape(-1)
+        if (starts[1:] == (starts + counts)[:-1]).all():  # one block, e.g. every passage of a small index: no copy
+            block = self.vectors[int(starts[0]):int(starts[-1] + counts[-1])]
+        else:
+            block = self.vectors[np.repeat(starts - firsts, counts) + np.arange(int(counts.sum()))]
+        sims = np.asarray(block, np.float32) @ np.asarray(query, np.float32).reshape(-1)
         out[has] = np.maximum.reduceat(sims, firsts)
         return out
 
