@@ -68,7 +68,7 @@ def _coverage(weights, passages):
             for token in sentence:
                 terms.append(ids.setdefault(token, len(ids)))
                 numbers.append(number)
-        table.append((np.array(terms, np.int64), np.array(numbers, np.int64), len(passage)))
+        table.append((np.array(terms, np.int32), np.array(numbers, np.int32), len(passage)))
     return sentence_coverage(weights, ids, SentenceTerms.of(table))
 
 

@@ -78,7 +78,10 @@ def bm25_idf(documents: int, frequency: int) -> float:
 @dataclass(frozen=True)
 class SentenceTerms:
     """Passages' distinct terms per sentence, sorted by term: ``sentences[i]`` (numbered across the passages) holds
-    term ``terms[i]``; passage ``j`` owns sentences ``offsets[j]`` to ``offsets[j + 1]``, at least one."""
+    term ``terms[i]``; passage ``j`` owns sentences ``offsets[j]`` to ``offsets[j + 1]``, at least one.
+
+    Sorted by term so that the sentences holding one term are a slice: a question's few terms are found by binary
+    search, also in the table of a whole small index (``Retriever.coverage_search``)."""
 
     terms: np.ndarray
     sentences: np.ndarray
@@ -90,9 +93,10 @@ class SentenceTerms:
         offsets = row_offsets([count for _, _, count in passages])
         sizes = [len(terms) for terms, _, _ in passages]
         if not sum(sizes):
-            return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), offsets)
+            return cls(np.zeros(0, np.int32), np.zeros(0, np.int32), offsets)
         terms = np.concatenate([terms for terms, _, _ in passages])
-        sentences = np.concatenate([numbers for _, numbers, _ in passages]) + np.repeat(offsets[:-1], sizes)
+        sentences = (np.concatenate([numbers for _, numbers, _ in passages])
+                     + np.repeat(offsets[:-1], sizes)).astype(np.int32)  # int32: half the memory of a big table
         order = np.argsort(terms, kind="stable")
         return cls(terms[order], sentences[order], offsets)
 

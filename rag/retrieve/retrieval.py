@@ -244,7 +244,7 @@ class Retriever:
                 for term in dict.fromkeys(tokenize(text[a:b])):
                     terms.append(ids.setdefault(term, len(ids)))
                     numbers.append(number)
-            found = self._sentence_terms[row] = (np.array(terms, np.int64), np.array(numbers, np.int64), len(spans))
+            found = self._sentence_terms[row] = (np.array(terms, np.int32), np.array(numbers, np.int32), len(spans))
         return found
 
     def term_weights(self, question: str) -> dict[str, float]:
@@ -268,7 +268,7 @@ class Retriever:
                 passages = [self._terms_by_sentence(row) for row in range(len(chunks))]
                 self._all_sentences = SentenceTerms.of(passages)
                 distinct = [np.unique(terms) for terms, _, _ in passages]
-                self._body_frequencies = np.bincount(np.concatenate(distinct) if distinct else np.zeros(0, np.int64),
+                self._body_frequencies = np.bincount(np.concatenate(distinct) if distinct else np.zeros(0, np.int32),
                                                      minlength=len(self._term_ids))
             counts, ids = self._body_frequencies, self._term_ids
             weights = {t: bm25_idf(len(chunks), int(counts[i])) for t in terms
