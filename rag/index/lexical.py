@@ -279,10 +279,10 @@ class BM25Index:
             full = np.bincount(rows, weights=weights, minlength=n)
             rows = np.flatnonzero(full)
             totals = full[rows]
-        keep = totals > 0
-        if allowed is not None:
-            keep &= allowed[rows]
-        rows, totals = rows[keep].astype(np.int64), totals[keep].astype(np.float32)
+        if allowed is not None:  # (every total is positive: BM25 contributions are)
+            keep = allowed[rows]
+            rows, totals = rows[keep], totals[keep]
+        rows, totals = rows.astype(np.int64), totals.astype(np.float32)
         if rows.size > k:
             head = np.argpartition(-totals, k - 1)[:k]
             # everything tied with the k-th score competes on row id, as in a full sort
