@@ -93,3 +93,14 @@ def test_standout_measures_the_best_score_against_the_question_background():
     # a small index: missing ranks count as its lowest score, so nothing stands out when all are equal
     assert F.standout([0.7, 0.7, 0.7]) == pytest.approx((0.0, 0.0), abs=1e-9)
     assert F.standout([]) == (0.0, 0.0)
+
+
+def test_unknown_names_counts_proper_names_the_index_never_uses():
+    # "Apple" is a name the index lacks; "Mitarbeiter" is a common noun, never counted
+    assert F.unknown_names("Wie viel investiert Apple 2025?", {"investiert": 1.0}) == 1.0
+    assert F.unknown_names("Wie viele Mitarbeiter hat Zalando?", {"zalando": 2.0}) == 0.0
+    assert F.unknown_names("Wer leitet Zalando und Siemens?", {"zalando": 2.0}) == 0.5
+    # the German tagger calls most English words names: an English question counts as having none
+    assert F.unknown_names("Who is the CFO of Zalando?", {}) == 0.0
+    view = F.question_view("Wie viel verdiente Kenyatta?", {"verdient": 1.0}, 5.0)
+    assert view.unknown_names == 1.0
