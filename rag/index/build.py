@@ -138,12 +138,17 @@ def load_folders(folders: Sequence[Path], max_bytes: int, log: Callable[[str], N
 
 def _embed_texts(texts: list[str], embedder: Embedder, report: Report, what: str = "passage") -> np.ndarray:
     out = np.zeros((len(texts), embedder.dim), np.float32) if texts else np.zeros((0, 0), np.float32)
+    # A backend may embed the sentence windows (most of a build's tokens) more cheaply than the passages: the onnx
+    # backend's ``embed_windows``; the others embed both as passages.
+    embed = embedder.embed_passages
+    if what == "sentence":
+        embed = getattr(embedder, "embed_windows", embed)
     with report(len(texts), f"Embedding {what}s", what) as bar:
         # Shortest first: a batch is padded to its longest text, so similar lengths waste the least work.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(texts), EMBED_BATCH):
             rows = order[start:start + EMBED_BATCH]
-            out[rows] = embedder.embed_passages([texts[i] for i in rows])
+            out[rows] = embed([texts[i] for i in rows])
             bar.update(len(rows))
     return out
 

