@@ -326,7 +326,8 @@ class Retriever:
             raise RagError("The question is empty.")
         if len(question) > self.settings.max_question_chars:
             raise RagError(f"The question has {len(question)} characters; the limit is {self.settings.max_question_chars}.")
-        passage_weight, sentence_weight, bm25_weight, coverage_weight = mode_weights(self.settings, mode, self.index.sentences is not None)
+        passage_weight, sentence_weight, bm25_weight, coverage_weight = mode_weights(
+            self.settings, mode, self.index.sentences is not None)
         k = k or self.settings.top_k
         n = max(self.settings.candidates, k)
         # The lexical side first: it does not need the query vector and costs less before the embedding has
