@@ -103,7 +103,7 @@ def test_a_build_embeds_windows_and_passages_through_their_own_graphs(onnx_embed
 
     folder = tmp_path / "articles"
     folder.mkdir()
-    source = sorted((ROOT / "seeds").glob("*.txt"))[0]
+    source = min((ROOT / "seeds").glob("*.txt"))
     folder.joinpath(source.name).write_text(source.read_text(encoding="utf-8")[:2500], encoding="utf-8")
     settings = Settings(index_dir=tmp_path / "index", embedder="onnx", embedder_cache_dir=onnx_embedder.cache_dir)
     embedder = Recording(2, onnx_embedder.cache_dir)
