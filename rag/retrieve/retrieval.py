@@ -8,6 +8,7 @@ A chunk missing from one list gets that list's lowest candidate score.
 
 from __future__ import annotations
 
+import threading
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -157,6 +158,7 @@ class Retriever:
         self._article_numbers: np.ndarray | None = None
         self._last_query: tuple[str, np.ndarray] | None = None
         self._term_ids: dict[str, int] = {}  # every passage term met so far, numbered as met
+        self._numbering = threading.Lock()  # the chat answers several questions at once: one number per term
         self._sentence_terms: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}
         self._body_frequencies: np.ndarray | None = None
         self._all_sentences: SentenceTerms | None = None  # every passage's, for an index of few passages
@@ -240,10 +242,11 @@ class Retriever:
             text = self.index.chunks[row].text
             spans = sentence_spans(text) or [(0, len(text))]
             ids, terms, numbers = self._term_ids, [], []
-            for number, (a, b) in enumerate(spans):
-                for term in dict.fromkeys(tokenize(text[a:b])):
-                    terms.append(ids.setdefault(term, len(ids)))
-                    numbers.append(number)
+            with self._numbering:
+                for number, (a, b) in enumerate(spans):
+                    for term in dict.fromkeys(tokenize(text[a:b])):
+                        terms.append(ids.setdefault(term, len(ids)))
+                        numbers.append(number)
             found = self._sentence_terms[row] = (np.array(terms, np.int32), np.array(numbers, np.int32), len(spans))
         return found
 
