@@ -145,7 +145,8 @@ class Selector:
         if not candidates:
             return Scored(view, [], np.zeros(0), 0.0, 0.0, True)
         logits = model.selector.logits(X)
-        answerable_logit = float(model.answerable.logits(question_features(view, X, logits, hits, *self.background(question))[None, :])[0])
+        row = question_features(view, X, logits, hits, *self.background(question))
+        answerable_logit = float(model.answerable.logits(row[None, :])[0])
         answerable = 1.0 / (1.0 + math.exp(-answerable_logit))
         confidence = float(model.calibrated(model.confidence.logits(confidence_inputs(answerable_logit, logits)[None, :])[0]))
         order = np.argsort(-logits, kind="stable")
