@@ -250,7 +250,9 @@ def test_an_update_embeds_again_a_kept_passage_milvus_lost(milvus, real_seeds_in
         build_index(seeds_copy, settings, embedder)
         back = np.asarray(store.vectors([lost])[lost], np.float32)
         row = next(r for r in range(len(faiss_index.chunks)) if faiss_index.chunks[r].chunk_id == lost)
-        assert float(back @ faiss_index.dense.reconstruct(row)) > 0.999
+        # > 0.99, not equal: the int8 runtime quantizes activations per batch, so one text embedded in another
+        # batch comes out very slightly different
+        assert float(back @ faiss_index.dense.reconstruct(row)) > 0.99
         assert store.count() == len(load_index(settings.index_dir, embedder.model_id).chunks)
     finally:
         store.drop()
