@@ -15,6 +15,15 @@ article on XQuAD-de's tuning half) moved short-answer token F1 only from 0.388 t
 against the question kind, the span's overlap with the question) did not add to that, and on the held-out half it
 lost (F1 0.350 → 0.344) while costing about 9 ms per extra sentence tagged. Even a perfect choice among the top 3
 would reach held-out F1 0.41 only: the span scorer, not the sentence order, is what limits the short answer.
+Measured again with the onnx embedder and up to 8 candidates (selector and span model out of fold by article on the
+tuning half; short F1 over answerable questions, no abstention; tuning / held-out): the best sentence alone gives
+0.383 / 0.346; a second-stage logistic regression over the selector logit, rank and the span scorer's raw best
+logit, log-sum-exp, best probability and expected F1 (target: holds the gold answer, or the span's F1; 3, 5 or 8
+candidates) 0.386-0.397 / 0.339-0.348; P(sentence) x P(best span) 0.385-0.392 / 0.343-0.351; a perfect choice among
+the top 8 would give 0.505 / 0.460. A LightGBM ranker in the selector's place picked the gold sentence no more often
+(held-out 0.765-0.781 against 0.772). Letting the two runner-up sentences vote on the best one's short answer (their
+likely spans as 35 % of the expected F1) gave +0.006 there but +0.002 end to end (`rag eval`, held-out short F1
+0.345 -> 0.347) for about 10 ms more per answer: not wired in either.
 
 Sources: every further sentence that states the same fact (the short answer, or the same figures) is cited too; when
 sentences of other articles give other figures or dates for the question, each is named with its article's date
