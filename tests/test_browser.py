@@ -124,8 +124,9 @@ def test_uploaded_article_with_script_renders_as_text(page, tmp_path):
     evil.write_text(EVIL, encoding="utf-8")
     page.click("#rag-upload-box button >> nth=0")  # open the accordion
     page.set_input_files("#rag-files input[type=file]", str(evil))
-    page.wait_for_selector("#rag-upload-result .rag-ok", timeout=60_000)
-    assert "kobaltwerk.md hinzugefügt" in page.inner_text("#rag-upload-result")
+    # the result shows each step ("wird indexiert …") until the file is in the index
+    page.wait_for_function("(document.querySelector('#rag-upload-result')?.innerText ?? '')"
+                           ".includes('kobaltwerk.md hinzugefügt')", timeout=120_000)
 
     ask(page, "Wie hoch ist der Umsatz von Kobaltwerk 2026?")
     card = page.locator("#rag-chat .rag-card").first
