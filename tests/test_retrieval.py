@@ -149,6 +149,30 @@ def test_retriever_returns_ranked_hits_with_provenance(fake_retriever):
     assert any("Microsoft" in h.text for h in hits[:2])
 
 
+def test_a_smaller_search_right_after_reuses_the_larger_one(fake_retriever, monkeypatch):
+    """The answerer's top-40 background after `run`'s top 100: same rows and scores as a fresh search, no second
+    search; another date range or a larger n searches again."""
+    from rag.index.dates import DateRange
+
+    question = "Microsoft Rechenzentren 80 Milliarden"
+    fake_retriever.run(question, k=5)
+    searches = []
+    for name in ("_dense_search", "_bm25_search"):
+        original = getattr(fake_retriever, name)
+        monkeypatch.setattr(fake_retriever, name, lambda *args, _f=original, _n=name: searches.append(_n) or _f(*args))
+    kept = fake_retriever.dense_search(question, 7), fake_retriever.bm25_search(question, 7)
+    assert searches == []
+    fake_retriever.forget_last_question()
+    fresh = fake_retriever.dense_search(question, 7), fake_retriever.bm25_search(question, 7)
+    assert searches == ["_dense_search", "_bm25_search"]
+    for a, b in zip(kept, fresh):
+        assert sorted(a.values(), reverse=True) == pytest.approx(sorted(b.values(), reverse=True))
+        assert len(a) == len(b) == 7
+    fake_retriever.dense_search(question, 7, DateRange(20250101, None))
+    fake_retriever.bm25_search(question, 50)
+    assert searches[2:] == ["_dense_search", "_bm25_search"]
+
+
 def test_modes_and_empty_question(fake_retriever):
     assert fake_retriever.run("Microsoft", k=3, mode="bm25")[0].dense_score is None
     assert fake_retriever.run("Microsoft", k=3, mode="dense")[0].bm25_score is None

@@ -188,7 +188,7 @@ def latency(retriever, questions: list[str], rounds: int, answerer=None) -> dict
                     samples["floor_search"].append(t2 - t1)
                     samples["floor"].append(t2 - t0)
                 elif step == "ours":
-                    retriever._last_query = None  # the "stages" step may have embedded this question just before
+                    retriever.forget_last_question()  # the "stages" step may have searched this question just before
                     t0 = time.perf_counter()
                     hits = retriever.run(question, k=k)
                     samples["retrieval"].append(time.perf_counter() - t0)
@@ -201,7 +201,7 @@ def latency(retriever, questions: list[str], rounds: int, answerer=None) -> dict
                             continue
                         samples["answer"].append(time.perf_counter() - t0)
                 else:
-                    retriever._last_query = None
+                    retriever.forget_last_question()
                     t0 = time.perf_counter()
                     retriever.query_vector(question)
                     t1 = time.perf_counter()
