@@ -247,13 +247,19 @@ def test_an_update_embeds_again_a_kept_passage_milvus_lost(milvus, real_seeds_in
         assert lost not in store.vectors([lost])
         changed.write_text(changed.read_text(encoding="utf-8") + "\nEin neuer Absatz über Schornsteinfeger.\n",
                            encoding="utf-8")
-        build_index(seeds_copy, settings, embedder)
+        report = build_index(seeds_copy, settings, embedder)
+        assert report.embedded >= 2 and report.reused == report.chunks - report.embedded  # new text + the lost one
         back = np.asarray(store.vectors([lost])[lost], np.float32)
         row = next(r for r in range(len(faiss_index.chunks)) if faiss_index.chunks[r].chunk_id == lost)
         # > 0.99, not equal: the int8 runtime quantizes activations per batch, so one text embedded in another
         # batch comes out very slightly different
         assert float(back @ faiss_index.dense.reconstruct(row)) > 0.99
         assert store.count() == len(load_index(settings.index_dir, embedder.model_id).chunks)
+        store._call("delete", store.collection, filter=f'chunk_id in ["{lost}"]')  # lost again, folder unchanged
+        report = build_index(seeds_copy, settings, embedder)
+        # the sync re-writes the lost passage's article: its passages are embedded again, and counted
+        assert report.up_to_date and report.embedded >= 1 and report.reused == report.chunks - report.embedded
+        assert lost in store.vectors([lost])
     finally:
         store.drop()
         store.close()

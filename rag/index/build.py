@@ -243,9 +243,12 @@ def _build(folders: list, settings: Settings, embedder: Embedder, report: Report
     clock = lap("read_articles", clock)
     digest = articles_digest(articles)
     if previous is not None and _is_up_to_date(previous, corpus, digest, settings):
+        again = 0
         if store is not None:  # an interrupted update may have left Milvus behind the folder
-            sync_index(store, path, log, _Vectors(previous, embedder, np.arange(len(previous.chunks))))
-        return BuildReport(str(path), len(articles), len(previous.chunks), 0, len(previous.chunks),
+            fill = _Vectors(previous, embedder, np.arange(len(previous.chunks)))
+            sync_index(store, path, log, fill)
+            again = fill.embedded_again
+        return BuildReport(str(path), len(articles), len(previous.chunks), again, len(previous.chunks) - again,
                            round(time.perf_counter() - started, 3), True, [s.reason for s in skipped],
                            dense=previous.params.get("dense", {"type": "flat"})["type"], timings=timings)
 
@@ -307,8 +310,9 @@ def _build(folders: list, settings: Settings, embedder: Embedder, report: Report
     if store is not None:  # Milvus holds the vectors of kept articles: only re-chunked ones are written to it
         filled = np.repeat([p.chunk_rows is None for p in parts], [p.count for p in parts]).astype(bool)
     keep = np.flatnonzero((source >= 0) & filled)
+    again = 0  # kept passages embedded once more: Milvus lost them in an interrupted update
     if len(keep):
-        vectors[keep] = _previous_vectors(previous, source[keep], store, embedder)
+        vectors[keep], again = _previous_vectors(previous, source[keep], store, embedder)
     for (_, positions), vector in zip(todo.values(), fresh):
         vectors[positions] = vector
     clock = lap("vectors", clock)
@@ -353,9 +357,12 @@ def _build(folders: list, settings: Settings, embedder: Embedder, report: Report
                                                      sentences))
     clock = lap("write", clock)
     if store is not None:  # Milvus: upsert new and changed articles, delete removed ones
-        sync_index(store, path, log, _Vectors(previous, embedder, source, vectors, filled))
+        fill = _Vectors(previous, embedder, source, vectors, filled)
+        sync_index(store, path, log, fill)
+        again += fill.embedded_again
         lap("milvus", clock)
-    return BuildReport(str(path), len(articles), total, len(texts), reused, round(time.perf_counter() - started, 3),
+    return BuildReport(str(path), len(articles), total, len(texts) + again, reused - again,
+                       round(time.perf_counter() - started, 3),
                        False, [s.reason for s in skipped], removed, dense_info["type"], timings, sentences_embedded)
 
 
@@ -364,16 +371,19 @@ def _embed_again(embedder: Embedder, texts: list[str]) -> np.ndarray:
     return _embed_texts(texts, embedder, lambda total, desc, unit: Progress(total, desc, unit))
 
 
-def _previous_vectors(previous: Index, rows: np.ndarray, store: MilvusStore | None, embedder: Embedder) -> np.ndarray:
+def _previous_vectors(previous: Index, rows: np.ndarray, store: MilvusStore | None,
+                      embedder: Embedder) -> tuple[np.ndarray, int]:
     """Vectors of the previous index's ``rows``: from its FAISS index, else from Milvus (a Milvus-backed folder keeps
-    no vectors of its own; a passage Milvus lacks, after an interrupted update, is embedded again)."""
+    no vectors of its own; a passage Milvus lacks, after an interrupted update, is embedded again), and how many
+    were embedded again."""
     if previous.dense is not None:
-        return reconstruct(previous.dense, rows)
+        return reconstruct(previous.dense, rows), 0
     chunks = [previous.chunks[int(row)] for row in rows]
     found = store.vectors([c.chunk_id for c in chunks])
     missing = [c.indexed_text for c in chunks if c.chunk_id not in found]
     again = iter(_embed_again(embedder, missing)) if missing else iter(())
-    return np.asarray([found[c.chunk_id] if c.chunk_id in found else next(again) for c in chunks], np.float32)
+    return np.asarray([found[c.chunk_id] if c.chunk_id in found else next(again) for c in chunks],
+                      np.float32), len(missing)
 
 
 class _Vectors:
@@ -385,6 +395,7 @@ class _Vectors:
                  vectors: np.ndarray | None = None, filled: np.ndarray | None = None) -> None:
         self.previous, self.embedder, self.source = previous, embedder, source
         self.vectors, self.filled = vectors, filled
+        self.embedded_again = 0  # for the build's report
 
     def __call__(self, rows: np.ndarray) -> np.ndarray:
         rows = np.asarray(rows, np.int64)
@@ -398,6 +409,7 @@ class _Vectors:
             out[~have] = reconstruct(self.previous.dense, old)
         elif len(old):
             out[~have] = _embed_again(self.embedder, [self.previous.chunks[int(row)].indexed_text for row in old])
+            self.embedded_again += len(old)
         return out
 
 
