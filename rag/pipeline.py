@@ -34,7 +34,7 @@ def open_retriever(settings: Settings, log: Callable[[str], None] = lambda m: No
             raise RagError(f"There is no index at {path} and no articles folder at {source} to build it from.")
         log(f"No index yet: building it from {source} (once) …")
         build_index(source, settings, embedder, progress=progress, log=log, listener=listener)
-    elif is_default_index(settings) and (folders := _folders_to_reembed(settings, embedder.model_id, log)):
+    elif is_default_index(settings) and (folders := _folders_to_reembed(settings, embedder.model_id)):
         build_index(folders, settings, embedder, progress=progress, log=log, listener=listener)
     index: Index = load_index(path, embedder.model_id)
     retriever = Retriever(index, embedder, settings, store=open_store(index.params))
@@ -42,7 +42,7 @@ def open_retriever(settings: Settings, log: Callable[[str], None] = lambda m: No
     return retriever
 
 
-def _folders_to_reembed(settings: Settings, model_id: str, log: Callable[[str], None]) -> list[Path]:
+def _folders_to_reembed(settings: Settings, model_id: str) -> list[Path]:
     """The folders of the default index when another embedding model built it (an older default, or a changed
     setting), else none. Re-building it from them with the current model means an upgrade never leaves the chat
     refusing to start; any other index is the user's own and is refused with one sentence by ``load_index``."""
@@ -50,12 +50,10 @@ def _folders_to_reembed(settings: Settings, model_id: str, log: Callable[[str], 
         previous = load_index(settings.index_dir, verify=False)
     except RagError:
         return []  # damaged or unreadable: the load after this says so in one sentence
-    built_by = previous.params["embedder"]["id"]
-    if built_by == model_id:
+    if previous.params["embedder"]["id"] == model_id:
         return []
     folders = source_folders((a.source for a in previous.articles.values()), uploads_dir(settings.index_dir),
                              settings.seeds_dir)
-    log(f"The index was built with {built_by}; re-indexing its articles with {model_id} (once) …")
     return [folder for folder in folders if folder.is_dir()]
 
 

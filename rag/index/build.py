@@ -210,9 +210,15 @@ def _build_locked(folder: Path | Sequence[Path], settings: Settings, embedder: E
     previous = None
     if (path / "params.json").exists():
         try:
-            previous = load_index(path, embedder.model_id)
+            previous = load_index(path)
         except RagError as err:
             log(f"The existing index is not reused: {err}")
+        else:
+            built_by = previous.params["embedder"]["id"]
+            if built_by != embedder.model_id:
+                log(f"The existing index was built with {built_by}: every passage is embedded again with "
+                    f"{embedder.model_id}.")
+                previous = None
     try:
         return _build(folders, settings, embedder, report, log, previous, started, timings, lap, store)
     except IndexDamaged as err:  # found only while reading the previous index's rows: build from scratch
