@@ -9,7 +9,7 @@ from typing import Callable, Sequence
 from rag.errors import RagError
 from rag.index.build import build_index
 from rag.index.milvus import open_store
-from rag.index.store import Index, load_index
+from rag.index.store import Index, load_index, recorded_embedder
 from rag.ingest.uploads import MAX_UPLOAD_BYTES, UploadResult, save_uploads, source_folders, undo, uploads_dir
 from rag.retrieve.embedding import make_embedder
 from rag.retrieve.retrieval import Retriever
@@ -34,24 +34,21 @@ def open_retriever(settings: Settings, log: Callable[[str], None] = lambda m: No
             raise RagError(f"There is no index at {path} and no articles folder at {source} to build it from.")
         log(f"No index yet: building it from {source} (once) …")
         build_index(source, settings, embedder, progress=progress, log=log, listener=listener)
-    elif is_default_index(settings) and (folders := _folders_to_reembed(settings, embedder.model_id)):
-        build_index(folders, settings, embedder, progress=progress, log=log, listener=listener)
+    elif is_default_index(settings) and recorded_embedder(path) not in (None, embedder.model_id):
+        # another model built the default index (an older default, or a changed setting): re-built from the same
+        # folders, so an upgrade never leaves the chat refusing to start; any other index is the user's own and
+        # is refused with one sentence by ``load_index``
+        build_index(_index_folders(settings), settings, embedder, progress=progress, log=log, listener=listener)
     index: Index = load_index(path, embedder.model_id)
     retriever = Retriever(index, embedder, settings, store=open_store(index.params))
     retriever.warm_up()
     return retriever
 
 
-def _folders_to_reembed(settings: Settings, model_id: str) -> list[Path]:
-    """The folders of the default index when another embedding model built it (an older default, or a changed
-    setting), else none. Re-building it from them with the current model means an upgrade never leaves the chat
-    refusing to start; any other index is the user's own and is refused with one sentence by ``load_index``."""
-    try:
-        previous = load_index(settings.index_dir, verify=False)
-    except RagError:
-        return []  # damaged or unreadable: the load after this says so in one sentence
-    if previous.params["embedder"]["id"] == model_id:
-        return []
+def _index_folders(settings: Settings) -> list[Path]:
+    """The folders the index at ``settings.index_dir`` was built from (its articles' folders and the uploads); a
+    damaged index says so in one sentence (``RagError``)."""
+    previous = load_index(settings.index_dir, verify=False)
     folders = source_folders((a.source for a in previous.articles.values()), uploads_dir(settings.index_dir),
                              settings.seeds_dir)
     return [folder for folder in folders if folder.is_dir()]

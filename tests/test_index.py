@@ -108,6 +108,17 @@ def test_damaged_index_is_refused_with_one_sentence(seeds_copy, settings_for, fa
     assert "\n" not in str(err.value)
 
 
+def test_recorded_embedder_reads_params_only(seeds_copy, settings_for, fake_embedder):
+    from rag.index.store import recorded_embedder
+
+    settings = settings_for()
+    assert recorded_embedder(settings.index_dir) is None
+    build_index(seeds_copy, settings, fake_embedder)
+    assert recorded_embedder(settings.index_dir) == "fake:keywords-8"
+    (settings.index_dir / "params.json").write_text("{", encoding="utf-8")
+    assert recorded_embedder(settings.index_dir) is None
+
+
 def test_foreign_embedder_and_format_version_are_refused(seeds_copy, settings_for, fake_embedder):
     settings = settings_for()
     build_index(seeds_copy, settings, fake_embedder)

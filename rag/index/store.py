@@ -294,6 +294,18 @@ def _read_params(folder: Path, path: Path) -> dict:
     return params
 
 
+def recorded_embedder(path: Path) -> str | None:
+    """The embedding model the index at ``path`` was built with, read from its ``params.json`` alone (no index is
+    loaded, so a start can check it cheaply); None when there is no readable index."""
+    folder = current_folder(Path(path))
+    if folder is None:
+        return None
+    try:
+        return _read_params(folder, Path(path))["embedder"]["id"]
+    except RagError:
+        return None
+
+
 def _optional_array(file: Path) -> np.ndarray | None:
     return np.load(file, allow_pickle=False) if file.exists() else None
 
