@@ -189,10 +189,11 @@ class Retriever:
         return vector
 
     def forget_last_question(self) -> None:
-        """Drop the kept query vector and searches, so the next question costs what a new one costs (the
-        benchmark times the same questions several times)."""
+        """Drop the kept query vector, searches and term weights, so the next question costs what a new one costs
+        (the benchmark times the same questions several times)."""
         self._last_query = None
         self._last_search = {}
+        self._last_weights = None
 
     def allowed_rows(self, dates: DateRange) -> np.ndarray:
         """A boolean mask over chunk rows: the passages of articles published within ``dates`` (kept per range)."""
