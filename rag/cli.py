@@ -382,7 +382,7 @@ def train_answerer(
     if spans:
         from rag.eval.span_training import train_span_model
 
-        record = train_span_model()
+        record = train_span_model(_settings())
         typer.echo(f"span model: {json.dumps(record.get('scores', {}), ensure_ascii=False)}")
 
 

@@ -81,3 +81,11 @@ def real_seeds_index(tmp_path_factory):
     embedder = make_embedder(settings)
     build_index(SEEDS, settings, embedder)
     return settings, embedder, load_index(settings.index_dir, embedder.model_id)
+
+
+@pytest.fixture(scope="session")
+def reader():
+    """The short-answer reader over the real ONNX e5 (``rag.answer.reader``), loaded once per session."""
+    from rag.answer.reader import make_reader
+
+    return make_reader(Settings(threads=2))

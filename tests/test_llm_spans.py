@@ -63,11 +63,11 @@ def test_a_reason_question_gets_no_short_answer_and_the_model_is_not_asked():
     assert llm_short_answer(model, "Warum investiert Meta so viel?", QUOTE) is None and model.asked == []
 
 
-def test_the_learned_span_stands_when_the_model_gives_none():
+def test_the_learned_span_stands_when_the_model_gives_none(reader):
     question = "Wer ist Finanzchefin von Meta?"
-    learned = _short_answer(question, QUOTE)
-    assert _short_answer(question, QUOTE, lambda q, s: None) == learned
-    assert _short_answer(question, QUOTE, lambda q, s: "Susan Li") == "Susan Li"
+    learned = _short_answer(question, QUOTE, reader)
+    assert _short_answer(question, QUOTE, reader, lambda q, s: None) == learned
+    assert _short_answer(question, QUOTE, reader, lambda q, s: "Susan Li") == "Susan Li"
 
 
 def test_the_setting_chooses_the_reader_and_a_failing_server_falls_back(monkeypatch):

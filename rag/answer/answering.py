@@ -42,6 +42,7 @@ from typing import Callable, Iterator, Sequence
 from rag.answer.facts import figure_years
 from rag.answer.generation import Generator, Passage, make_generator, refusal_text
 from rag.answer.llm_spans import short_reader
+from rag.answer.reader import Reader, make_reader
 from rag.answer.features import Candidate, holds_term
 from rag.answer.selection import Scored, Selector, SelectorModel
 from rag.errors import RagError
@@ -139,15 +140,16 @@ def _per_date(ranked: list[Choice], chosen: list[Choice], asked: frozenset[str],
     return chosen
 
 
-def _short_answer(question: str, quote: str, reader: Callable[[str, str], str | None] | None = None) -> str | None:
-    """The short answer of ``reader`` (the language model, ``settings.short_answers = "llm"``) when it gives a span
-    of the quote, else of ``rag.answer.spans`` (None when it declines)."""
+def _short_answer(question: str, quote: str, reader: Reader,
+                  llm: Callable[[str, str], str | None] | None = None) -> str | None:
+    """The short answer of ``llm`` (the language model, ``settings.short_answers = "llm"``) when it gives a span
+    of the quote, else of ``rag.answer.spans`` with ``reader`` (None when it declines)."""
     from rag.answer.spans import short_answer
 
-    if reader is not None and (text := reader(question, quote)):
+    if llm is not None and (text := llm(question, quote)):
         return text
     try:
-        span = short_answer(question, quote)
+        span = short_answer(question, quote, reader)
     except FileNotFoundError:  # no span model trained yet: the answer is the quote alone
         return None
     return span.text if span is not None else None
@@ -162,6 +164,7 @@ class ExtractiveAnswerer:
         self.settings = settings
         self.selector = Selector(retriever, model)
         self.short_reader = short_reader(settings)
+        self.reader = make_reader(settings, retriever.embedder)
 
     @property
     def index(self):
@@ -176,8 +179,9 @@ class ExtractiveAnswerer:
         from rag.answer.spans import default_span_model
         from rag.lang.pos import warm_up as warm_up_tagger
 
-        try:  # the short answer's span model and its tagger, so that the first answer does not load them
+        try:  # the short answer's span model, reader and tagger, so that the first answer does not load them
             default_span_model()
+            self.reader.warm_up()
         except FileNotFoundError:  # no span model trained yet: answers carry the quote alone
             return
         warm_up_tagger()
@@ -196,7 +200,7 @@ class ExtractiveAnswerer:
                       f"the articles hold no answer (answerable {scored.answerable:.2f}, confidence {scored.confidence:.2f})")
             return Selection(question, kind, ranked, [], True, scored.confidence, scored.answerable, reasons=[reason])
         best = ranked[0]
-        short = _short_answer(question, best.quote, self.short_reader)
+        short = _short_answer(question, best.quote, self.reader, self.short_reader)
         chosen = [best]
         limit = self.settings.answer_max_sentences
         asked = frozenset(FIGURE.findall(question))
