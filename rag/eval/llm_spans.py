@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from rag.answer.llm_spans import Completer, llm_short_answer
+from rag.answer.reader import Reader, make_reader
 from rag.answer.spans import short_answer
 from rag.eval.answers import exact_match, token_f1
 from rag.eval.datasets import eval_dir
@@ -60,14 +61,15 @@ def chosen_examples(examples: Sequence[SpanExample], settings: Settings,
     return chosen
 
 
-def compare(examples: Sequence[SpanExample], backend: Completer,
+def compare(examples: Sequence[SpanExample], backend: Completer, reader: Reader,
             progress: Callable[[int, int], None] = lambda done, total: None) -> tuple[dict, list[dict]]:
-    """Per extractor: questions, exact match, token F1, share answered, seconds per question; and every item."""
+    """Per extractor: questions, exact match, token F1, share answered, seconds per question; and every item
+    (``learned``: the span scorer with ``reader``)."""
     totals = {name: {"exact_match": 0.0, "token_f1": 0.0, "answered": 0, "seconds": 0.0} for name in EXTRACTORS}
     items = []
     for done, example in enumerate(examples, start=1):
         started = time.perf_counter()
-        span = short_answer(example.question, example.quote)
+        span = short_answer(example.question, example.quote, reader)
         learned = span.text if span else None
         middle = time.perf_counter()
         llm = llm_short_answer(backend, example.question, example.quote)
@@ -110,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         examples = chosen_examples(examples, settings, print)
     backend = make_backend(settings.model_copy(update={"answerer": "llm"}), print)
     backend.warm_up()
-    metrics, items = compare(examples, backend,
+    metrics, items = compare(examples, backend, make_reader(settings),
                              lambda done, total: print(f"{done}/{total}", flush=True) if done % 25 == 0 else None)
     target = eval_dir() / "reports" / f"llm-spans-{args.sentence}.json"
     target.write_text(json.dumps({"sentence": args.sentence, "limit": args.limit, "metrics": metrics, "items": items},
