@@ -3,13 +3,13 @@
 Why: the short-answer scorer (``rag.answer.spans``) sees words, their classes and their distance to the question's
 words; it cannot see what a sentence says about the question, and cross-validated token F1 stayed near 0.49 however
 its features and learner were varied (``rag.eval.span_training``). The e5 encoder already on this machine reads a
-question and a quote as one input (``<s> query: … </s></s> passage: … </s>``), so every word of the quote is seen in the light of
-the question. Two logistic regressions over the hidden states of ``READER_LAYERS`` at a word's first and last
-sub-word give the log-odds that an answer starts or ends there; they enter the span scorer as two features. No
-weights of the encoder change: the heads are 2 × 1,152 numbers in ``models/reader.json`` (readable JSON, trained by
-``rag.eval.span_training``), and one pass over question and quote costs about 15 ms (``READER_GRAPH``). Measured on
-gold sentences (span scorer with the reader against the span scorer alone): token F1 0.487 → 0.507 in 4-fold
-cross-validation on XQuAD-de's tuning half, 0.452 → 0.527 on the held-out half.
+question and a quote as one input (``<s> query: … </s></s> passage: … </s>``), so every word of the quote is seen in
+the light of the question. Two logistic regressions over the hidden states of ``READER_LAYERS`` at a word's first and
+last sub-word give the log-odds that an answer starts or ends there; the span scorer reads them at and around each
+span's edges. No weights of the encoder change: the heads are 2 × 1,152 numbers in ``models/reader.json`` (readable
+JSON, trained by ``rag.eval.span_training``), and one pass over question and quote costs about 15 ms
+(``READER_GRAPH``). Measured on gold sentences (span scorer with the reader against the span scorer alone): token F1
+0.487 → 0.512 in 4-fold cross-validation on XQuAD-de's tuning half, 0.452 → 0.526 on the held-out half.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ READER_PATH = Path(__file__).parent / "models" / "reader.json"
 class PairEncoder(Protocol):
     """What the reader needs of an encoder (``rag.retrieve.onnx_e5.OnnxE5Embedder``)."""
 
-    def pair_states(self, question: str, pieces: Sequence[str], words: Sequence[str]) -> tuple[np.ndarray, np.ndarray]: ...
+    def pair_states(self, question: str, pieces: Sequence[str],
+                    words: Sequence[str]) -> tuple[np.ndarray, np.ndarray]: ...
 
     def warm_up(self) -> None: ...
 
@@ -44,6 +45,10 @@ class Heads:
     start_bias: float
     end: np.ndarray
     end_bias: float
+
+    def apply(self, first: np.ndarray, last: np.ndarray) -> Reading:
+        """The log-odds for words whose first / last sub-word states are ``first`` / ``last``."""
+        return Reading(first @ self.start + self.start_bias, last @ self.end + self.end_bias)
 
 
 @dataclass(frozen=True)
@@ -95,14 +100,12 @@ class Reader:
     def read(self, question: str, quote: str, spans: Sequence[tuple[int, int]]) -> Reading:
         if not spans:
             return Reading(np.zeros(0), np.zeros(0))
-        heads = self.heads or default_heads()
-        first, last = self.states(question, quote, spans)
-        return Reading(first @ heads.start + heads.start_bias, last @ heads.end + heads.end_bias)
+        return (self.heads or default_heads()).apply(*self.states(question, quote, spans))
 
 
 def make_reader(settings: Settings, embedder: object | None = None) -> Reader:
-    """The reader over ``embedder`` when it is the ONNX e5 (the retriever's, so its query graph is loaded once),
-    else over its own ONNX e5 from ``settings`` (another embedding model is used for retrieval)."""
+    """The reader over ``embedder`` when it is the ONNX e5 (the retriever's, so its tokenizer and graphs are loaded
+    once), else over its own ONNX e5 from ``settings`` (another embedding model is used for retrieval)."""
     if not hasattr(embedder, "pair_states"):
         from rag.retrieve.onnx_e5 import OnnxE5Embedder
 

@@ -10,10 +10,11 @@ what the question asks for against what the span is, overlap with the question's
 quote, noun-phrase boundaries, length, shape, position, and parts of speech (``rag.lang.pos``: the word classes at
 the span's edges and around it, its head noun, name or number against the question's kind, how it lies on the
 quote's noun phrases), and what e5 reads in the quote with the question beside it (``rag.answer.reader``: the
-log-odds that an answer starts at the span's first word and ends at its last; gold-sentence token F1 0.487 → 0.507
-cross-validated on XQuAD-de's tuning half, 0.452 → 0.527 on the held-out half). The parts of speech are features, not a filter: keeping only spans that neither begin nor end
-on a function word or verb dropped the gold span from the candidates of 8 % of XQuAD-de's tuning questions (0.924 →
-0.835) and cut cross-validated EM from 0.332 to 0.315. The span chosen is the one with the highest expected token
+log-odds that an answer starts or ends at the span's edges, inside it and next to it; gold-sentence token F1 0.487 →
+0.512 cross-validated on XQuAD-de's tuning half, 0.452 → 0.526 on the held-out half). The parts of speech are
+features, not a filter: keeping only spans that neither begin nor end on a function word or verb dropped the gold
+span from the candidates of 8 % of XQuAD-de's tuning questions (0.924 → 0.835) and cut cross-validated EM from 0.332
+to 0.315. The span chosen is the one with the highest expected token
 F1 among the plausible ones (``expected_f1``). The weights live as readable JSON in
 ``rag/answer/models/span_model.json`` (trained by ``rag.eval.span_training.train_span_model``); scoring is numpy
 only, no learning library at answer time.
@@ -343,9 +344,9 @@ def _phrase_fit(cand: Candidate, phrases: list[tuple[int, int, int]]) -> str:
     return "np_over" if any(p[0] >= 0 for p in phrases[cand.first:cand.last]) else "np_none"
 
 
-def word_spans(quote: str) -> list[tuple[int, int]]:
+def word_spans(quote: str, tokens: list[_Token] | None = None) -> list[tuple[int, int]]:
     """The character offsets of the quote's words, as the span scorer splits them (what a ``Reading`` is over)."""
-    return [(t.start, t.end) for t in _tokens(quote)]
+    return [(t.start, t.end) for t in (_tokens(quote) if tokens is None else tokens)]
 
 
 def span_features(question: str, quote: str, reading: Reading,
@@ -499,14 +500,16 @@ def short_answer(question: str, quote: str, reader: Reader, model: SpanModel | N
     if not candidates(quote, tokens):
         return None
     model = model or default_span_model()
-    return choose_span(question, quote, reader.read(question, quote, [(t.start, t.end) for t in tokens]), model)
+    return choose_span(question, quote, reader.read(question, quote, word_spans(quote, tokens)), model, tokens)
 
 
-def choose_span(question: str, quote: str, reading: Reading, model: SpanModel) -> Span | None:
-    """``short_answer`` once the reader has read the quote (training measures many models on one reading)."""
+def choose_span(question: str, quote: str, reading: Reading, model: SpanModel,
+                tokens: list[_Token] | None = None) -> Span | None:
+    """``short_answer`` once the reader has read the quote (training measures many models on one reading);
+    ``tokens``: the quote's, when the caller has them already."""
     if not quote.strip() or is_explanation(question):
         return None
-    tokens = _tokens(quote)
+    tokens = _tokens(quote) if tokens is None else tokens
     found, matrix = span_features(question, quote, reading, tokens)
     if not found:
         return None

@@ -125,7 +125,7 @@ def fit_heads(states: Sequence[tuple[np.ndarray, np.ndarray]], examples: Sequenc
 
 
 def readings(heads: Heads, states: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[Reading]:
-    return [Reading(first @ heads.start + heads.start_bias, last @ heads.end + heads.end_bias) for first, last in states]
+    return [heads.apply(first, last) for first, last in states]
 
 
 def _folds(examples: Sequence[SpanExample], folds: int) -> list[set[int]]:

@@ -487,8 +487,8 @@ class _Runner:
         ids = ids[:self.window + 1] + [self.eos]          # a quote longer than the model reads: its tail is cut
         first, last = np.minimum(first, self.window), np.minimum(last, self.window)
         states = self.session(READER_GRAPH).run([f"l{layer}.oln.out" for layer in READER_LAYERS],
-                                           {"input_ids": np.array([ids], np.int64),
-                                            "attention_mask": np.ones((1, len(ids)), np.float32)})
+                                                {"input_ids": np.array([ids], np.int64),
+                                                 "attention_mask": np.ones((1, len(ids)), np.float32)})
         states = np.concatenate([s[0] for s in states], axis=1)
         return states[first], states[last]
 
