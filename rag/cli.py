@@ -371,7 +371,7 @@ def bench(
 @app.command("train-answerer", short_help="Retrain the answer selector and short-answer model (rag/answer/models/).")
 def train_answerer(
     work_dir: Optional[Path] = typer.Option(None, "--work-dir", metavar="DIR", help="Folder for the training indexes (default: index/train-answerer)."),
-    spans: bool = typer.Option(True, "--spans/--no-spans", help="Also retrain the short-answer span model."),
+    spans: bool = typer.Option(True, "--spans/--no-spans", help="Also fine-tune the reader and retrain the short-answer span model (needs PyTorch; about 20 minutes on 2 cores)."),
 ) -> None:
     """Rebuild rag/answer/models/ from XQuAD-de's tuning half and the tuning half of the German eval set."""
     from rag.eval.train_answerer import train_answerer as train

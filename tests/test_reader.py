@@ -1,12 +1,11 @@
-"""The reader: e5 reads a question and a quote together, and its trained heads point at the answer's words."""
-
-import json
+"""The reader: e5, fine-tuned to find answers, reads a question and a quote together and points at the answer's
+words."""
 
 import numpy as np
 
-from rag.answer.reader import READER_PATH, Reader, load_heads, pieces
+from rag.answer.reader import ADAPTER_PATH, Reader, pieces
 from rag.answer.spans import word_spans
-from rag.retrieve.onnx_e5 import READER_LAYERS
+from rag.retrieve.onnx_e5 import READER_FROM
 
 QUOTE = "Finanzchefin Susan Li sagte am Mittwoch in Menlo Park, die Ausgaben würden weiter steigen."
 
@@ -17,32 +16,29 @@ def test_pieces_keep_every_character_before_their_word():
     assert "".join(texts) == QUOTE[:spans[-1][1]] and all(t.endswith(w) for t, w in zip(texts, words))
 
 
-def test_the_saved_heads_are_readable_json_over_the_reader_layers():
-    data = json.loads(READER_PATH.read_text(encoding="utf-8"))
-    assert data["layers"] == list(READER_LAYERS) and len(data["start"]["weights"]) == 384 * len(READER_LAYERS)
-    heads = load_heads()
-    assert np.isfinite(heads.start).all() and np.isfinite(heads.end).all()
+def test_the_saved_weights_are_plain_arrays_for_every_layer_above_the_frozen_ones():
+    with np.load(ADAPTER_PATH, allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files}
+    for layer in range(READER_FROM + 1, 12):
+        for linear in ("q", "k", "v", "ao", "fi", "fo"):
+            up, down = arrays[f"l{layer}.{linear}.up"], arrays[f"l{layer}.{linear}.down"]
+            assert up.shape[1] == down.shape[0] < 64 and np.abs(up).max() > 0
+    assert arrays["head.w"].shape == (2, 384) and all(np.isfinite(a.astype(np.float64)).all() for a in arrays.values())
 
 
-def test_the_question_changes_what_the_reader_sees(reader):
-    spans = word_spans(QUOTE)
-    first, last = reader.states("Wer ist Finanzchefin?", QUOTE, spans)
-    assert first.shape == last.shape == (len(spans), 384 * len(READER_LAYERS))
-    other, _ = reader.states("Wo wurde gesprochen?", QUOTE, spans)
-    assert not np.allclose(first, other)
-
-
-def test_the_heads_point_at_answer_words_and_follow_the_question(reader):
+def test_the_reader_points_at_answer_words_and_follows_the_question(reader):
     spans = word_spans(QUOTE)
     words = [QUOTE[a:b] for a, b in spans]
-    who = reader.read("Wer ist die Finanzchefin?", QUOTE, spans)
-    where = reader.read("Wo sagte sie das?", QUOTE, spans)
-    # the likeliest starts are the quote's name, place and day, not its function words or verbs
-    assert {words[k] for k in np.argsort(-who.start)[:3]} == {"Susan", "Menlo", "Mittwoch"}
-    assert words[int(np.argmax(who.end))] == "Li"
-    # and the question decides between them
-    susan, menlo = words.index("Susan"), words.index("Menlo")
-    assert who.start[susan] > who.start[menlo] and where.start[menlo] > where.start[susan]
+
+    def best(question):
+        reading = reader.read(question, QUOTE, spans)
+        assert len(reading.start) == len(reading.end) == len(spans)
+        return words[int(np.argmax(reading.start))], words[int(np.argmax(reading.end))]
+
+    assert best("Wer ist die Finanzchefin?") == ("Susan", "Li")
+    assert best("Wann sagte sie das?") == ("Mittwoch", "Mittwoch")
+    start, end = best("Wo sagte sie das?")
+    assert start in {"Menlo", "Park"} and end == "Park"
 
 
 def test_an_empty_quote_reads_as_nothing(reader):

