@@ -24,10 +24,11 @@ the top 8 would give 0.505 / 0.460. A LightGBM ranker in the selector's place pi
 (held-out 0.765-0.781 against 0.772). Letting the two runner-up sentences vote on the best one's short answer (their
 likely spans as 35 % of the expected F1) gave +0.006 there but +0.002 end to end (`rag eval`, held-out short F1
 0.345 -> 0.347) for about 10 ms more per answer: not wired in either. Nor did the reader (``rag.answer.reader``),
-when it was logistic heads over frozen e5 states, re-rank: its best start + end log-odds in each of the top 2–3 sentences, with the selector logit, rank and gaps, in a
-second-stage logistic regression picked a sentence holding the answer for 0.807 of the tuning questions (against
-0.805 for the selector alone, out of fold by article) and 0.771-0.774 of the held-out ones (0.772), at 15 ms per
-sentence read: its heads find where an answer stands in a sentence, not which sentence answers. A relevance head
+when it was logistic heads over frozen e5 states, re-rank: its best start + end log-odds in each of the top 2–3
+sentences, with the selector logit, rank and gaps, in a second-stage logistic regression picked a sentence holding
+the answer for 0.807 of the tuning questions (against 0.805 for the selector alone, out of fold by article) and
+0.771-0.774 of the held-out ones (0.772), at 15 ms per sentence read: its heads find where an answer stands in a
+sentence, not which sentence answers. A relevance head
 trained for that (a logistic regression on the mean token state of question and sentence read together, out of fold)
 in the same second stage did hardly better: 0.807-0.810 on the tuning questions, 0.778 held out, also when only the
 quarter of questions with a selector logit gap under 1 are read again. The fine-tuned reader re-ranks a little: its

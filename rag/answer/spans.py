@@ -11,11 +11,11 @@ quote, noun-phrase boundaries, length, shape, position, and parts of speech (``r
 the span's edges and around it, its head noun, name or number against the question's kind, how it lies on the
 quote's noun phrases), and what e5, fine-tuned to find answers, reads in the quote with the question beside it
 (``rag.answer.reader``: the logits that an answer starts or ends at the span's edges, inside it and next to it;
-gold-sentence token F1 0.487 → 0.616 cross-validated on XQuAD-de's tuning half, 0.452 → 0.596 on the held-out half). The parts of speech are
-features, not a filter: keeping only spans that neither begin nor end on a function word or verb dropped the gold
-span from the candidates of 8 % of XQuAD-de's tuning questions (0.924 → 0.835) and cut cross-validated EM from 0.332
-to 0.315. The span chosen is the one with the highest expected token
-F1 among the plausible ones (``expected_f1``). The weights live as readable JSON in
+gold-sentence token F1 0.487 → 0.616 cross-validated on XQuAD-de's tuning half, 0.452 → 0.596 on the held-out
+half). The parts of speech are features, not a filter: keeping only spans that neither begin nor end on a function
+word or verb dropped the gold span from the candidates of 8 % of XQuAD-de's tuning questions (0.924 → 0.835) and cut
+cross-validated EM from 0.332 to 0.315. The span chosen is the one with the highest expected token F1 among the
+plausible ones (``expected_f1``). The weights live as readable JSON in
 ``rag/answer/models/span_model.json`` (trained by ``rag.eval.span_training.train_span_model``); scoring is numpy
 only, no learning library at answer time.
 """
@@ -232,7 +232,8 @@ _POS_FEATURES = tuple(f"{where}_{cls}" for where in ("first", "last", "prev", "n
     f"{kind}_head_{cls}" for kind in KINDS for cls in _HEAD_CLASSES) + _PHRASE_FITS + ("has_verb",)
 # The reader's logits (``rag.answer.reader``) that an answer starts at the span's first word and ends at its last;
 # the highest that it starts (ends) at a later (earlier) word inside the span, and that it starts right after the
-# span (ends right before it): a span cut too long or too short shows there (cross-validated token F1 0.507 -> 0.512).
+# span (ends right before it): a span cut too long or too short shows there (cross-validated token F1 0.507 -> 0.512
+# with the frozen reader of the time, against its start and end alone).
 _READER_FEATURES = ("reader_start", "reader_end", "reader_start_inside", "reader_end_inside", "reader_start_after",
                     "reader_end_before")
 _OUTSIDE = -10.0  # the logit standing for "no such word" (below any the reader gives: about -5 at the lowest)

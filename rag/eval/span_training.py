@@ -44,9 +44,9 @@ from rag.eval.answers import exact_match, token_f1
 from rag.eval.reader_training import (BATCH, EPOCHS, HEAD_LEARNING_RATE, LEARNING_RATE, RANK, SEED, article_folds,
                                      boundaries, fit_reader, read_states, readings_out_of_fold, require_torch,
                                      save_adapter)
-from rag.retrieve.onnx_e5 import READER_FROM
 from rag.eval.xquad import default_source, split_of
 from rag.ingest.sentences import sentence_spans
+from rag.retrieve.onnx_e5 import READER_FROM
 from rag.settings import Settings
 
 L2 = 20.0

@@ -60,7 +60,7 @@ READER_FROM = 5
 READER_OUTPUT = f"l{READER_FROM}.oln.out"
 BATCH_TOKENS = 4096             # padded tokens per ONNX Runtime call: bounds memory, keeps matrices large
 BATCH_ROWS = 32
-MAX_QUESTION_TOKENS = 64        # the reader's question part (``_Runner.pair_states``)
+MAX_QUESTION_TOKENS = 64        # the reader's question part (``_Runner.pair_ids``)
 REFERENCE_TEXTS = (             # German, English, digits, an unknown character, a long-ish sentence
     "Wie viele Einwohner hat Berlin?",
     "Die Bundesregierung beschloss am 3. März 2024 ein Gesetz zur Förderung erneuerbarer Energien, "
@@ -317,19 +317,26 @@ def _sha256(path: Path) -> str:
 CACHE_FILES = (*(f"{graph}.onnx" for graph in FLOAT_MATMULS), "tokenizer.json", "normalisation.json")
 
 
+def _quantize(fp32: Path, target: Path, float_matmuls: Sequence[str]) -> None:
+    """``fp32`` with its matrix products int8 (weights per channel, activations per tensor at run time) but for the
+    ``float_matmuls`` (projection names of ``build_graph``), written to ``target``."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with _quiet_root_logger():
+        quantize_dynamic(str(fp32), str(target), per_channel=True, weight_type=QuantType.QInt8,
+                         op_types_to_quantize=["MatMul"], extra_options={"MatMulConstBOnly": True},
+                         nodes_to_exclude=[f"{name}.mm" for name in float_matmuls])
+
+
 def convert(source: Path, target: Path) -> dict:
     """Write the three graphs, tokenizer and normalisation map of ``source`` into the empty folder ``target``."""
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
     model = read_e5_file(source)
     fp32 = target / "fp32.onnx"
     onnx.save_model(build_graph(model), str(fp32))
-    with _quiet_root_logger():
-        for graph, float_matmuls in FLOAT_MATMULS.items():
-            quantize_dynamic(str(fp32), str(target / f"{graph}.onnx"), per_channel=True, weight_type=QuantType.QInt8,
-                             op_types_to_quantize=["MatMul"], extra_options={"MatMulConstBOnly": True},
-                             nodes_to_exclude=[f"{name}.mm" for name in float_matmuls(model.layers)])
+    for graph, float_matmuls in FLOAT_MATMULS.items():
+        _quantize(fp32, target / f"{graph}.onnx", float_matmuls(model.layers))
     fp32.unlink()
     (target / "tokenizer.json").write_text(json.dumps(tokenizer_spec(model), ensure_ascii=False), encoding="utf-8")
     (target / "normalisation.json").write_text(json.dumps({str(k): v for k, v in model.normalisation.items()},
@@ -347,7 +354,7 @@ def adapted_tensors(model: E5File, adapter: Mapping[str, np.ndarray]) -> dict[st
             prefix, down = name[:-3], adapter[name[:-3] + ".down"]
             out[prefix + ".w"] = dequantize(model.tensors[prefix + ".w"], down.shape[1]) + value @ down
         elif not name.endswith(".down"):
-            out[name] = np.asarray(value, np.float32)
+            out[name] = value
     return {name: value.astype(np.float32) for name, value in out.items()}
 
 
@@ -356,7 +363,6 @@ def reader_graph(folder: Path, adapter: Path) -> str:
     ``folder``, built there on first use (under the cache's lock; a few seconds) and kept beside the other graphs:
     the base layers as in the passage graph, the adapted ones int8 too."""
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
     try:
         with np.load(adapter, allow_pickle=False) as data:
@@ -379,11 +385,7 @@ def reader_graph(folder: Path, adapter: Path) -> str:
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder))
         try:
             onnx.save_model(graph, str(staging / "fp32.onnx"))
-            with _quiet_root_logger():
-                quantize_dynamic(str(staging / "fp32.onnx"), str(staging / "reader.onnx"), per_channel=True,
-                                 weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
-                                 extra_options={"MatMulConstBOnly": True},
-                                 nodes_to_exclude=[f"{m}.mm" for m in (*FLOAT_MATMULS["passage"](model.layers), "head")])
+            _quantize(staging / "fp32.onnx", staging / "reader.onnx", (*FLOAT_MATMULS["passage"](model.layers), "head"))
             os.replace(staging / "reader.onnx", target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -529,7 +531,6 @@ class _Runner:
         vectors = np.zeros((len(texts), self.dim), np.float32)
         np.add.at(vectors, np.asarray(owner), means * np.asarray(weight, np.float32)[:, None])
         return normalise(vectors)
-
 
     def pair_ids(self, question: str, pieces: Sequence[str],
                  words: Sequence[str]) -> tuple[list[int], np.ndarray, np.ndarray]:
