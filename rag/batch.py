@@ -1,8 +1,14 @@
 """Question files in, answer files out: `rag batch`.
 
 Reading is tolerant: a bad line is reported with its number and skipped, every
-good line is answered. Writing is incremental (one flushed record per answer),
-so an interrupted run keeps what it finished and ``--resume`` continues it.
+good line is answered. Writing is incremental (one flushed record per answer, in
+the order of the questions), so an interrupted run keeps what it finished and
+``--resume`` continues it.
+
+Why several questions at once (``workers``): one question's ONNX passes are too small
+to keep two cores busy. On XQuAD-de's questions with the extractive answerer, two
+threads answered 44.8 questions/s against 28.6 one after the other (2 cores, the
+same answers), so `rag batch` answers ``settings.threads`` questions at a time.
 """
 
 from __future__ import annotations
@@ -11,6 +17,9 @@ import csv
 import io
 import json
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -182,11 +191,31 @@ def finished_ids(path: Path) -> set[str]:
     return {b.split(" -->", 1)[0] for b in complete}
 
 
+def _ahead(items: list[Question | BadLine], answer: Callable[[Question], Answer], skip: set[str],
+           workers: int) -> Iterator[tuple[Question | BadLine, Future | None]]:
+    """Each item in order with the future of its answer (None for a bad line or a skipped id); answers are
+    computed by ``workers`` threads, at most ``2 * workers`` questions ahead of the one handed out. Stopping early
+    (an error, Ctrl-C) cancels the questions not started."""
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rag-batch")
+    window: deque[tuple[Question | BadLine, Future | None]] = deque()
+    try:
+        for item in items:
+            answerable = isinstance(item, Question) and item.id not in skip
+            window.append((item, pool.submit(answer, item) if answerable else None))
+            if len(window) > 2 * workers:
+                yield window.popleft()
+        while window:
+            yield window.popleft()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def run_batch(in_path: Path, out_path: Path, answer: Callable[[Question], Answer], resume: bool = False,
               max_chars: int = 2000, progress: bool = False, warn: Callable[[str], None] = lambda m: None,
-              every: float = EVERY_SECONDS) -> BatchSummary:
-    """Answer every good question of ``in_path`` into ``out_path``, one flushed record at a time (a bar when
-    ``progress``, else a progress line through ``warn`` every ``every`` seconds)."""
+              every: float = EVERY_SECONDS, workers: int = 1) -> BatchSummary:
+    """Answer every good question of ``in_path`` into ``out_path``, one flushed record at a time in the file's
+    order (a bar when ``progress``, else a progress line through ``warn`` every ``every`` seconds); ``workers``
+    questions are answered at once (``answer`` must then be safe to call from several threads)."""
 
     out_path = Path(out_path)
     suffix = out_path.suffix.lower()
@@ -201,20 +230,21 @@ def run_batch(in_path: Path, out_path: Path, answer: Callable[[Question], Answer
         handle = out_path.open("a" if resume else "w", encoding="utf-8", newline="")
     except OSError as err:
         raise RagError(f"The output file {out_path} cannot be written ({err.strerror}).") from None
-    with handle, Progress(len(items), "Questions", "question", progress, warn, every=every) as bar:
+    ahead = _ahead(items, answer, done, max(1, workers))
+    with closing(ahead), handle, Progress(len(items), "Questions", "question", progress, warn, every=every) as bar:
         if suffix == ".csv" and handle.tell() == 0:
             handle.write(",".join(CSV_FIELDS) + "\n")
-        for item in bar.each(items):
+        for item, future in bar.each(ahead):
             if isinstance(item, BadLine):
                 summary.skipped += 1
                 message = f"{Path(in_path).name}, line {item.line} skipped: {item.reason}."
                 summary.problems.append(message)
                 warn(message)
                 continue
-            if item.id in done:
+            if future is None:
                 summary.resumed += 1
                 continue
-            result = answer(item)
+            result = future.result()
             handle.write(format_record(result, suffix))
             handle.flush()
             summary.answered += 1

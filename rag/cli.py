@@ -208,7 +208,8 @@ def batch(
       .csv    id, question, answer, abstained, sources, retrieved
       .md     a readable report: questions, answers, quoted sources
     Bad lines are reported with their number and skipped.
-    --resume continues an interrupted run."""
+    --resume continues an interrupted run. The extractive answerer takes
+    RAG_THREADS questions at once; the records keep the file's order."""
     from rag.answer.answering import make_answerer
     from rag.batch import run_batch
     from rag.pipeline import open_retriever
@@ -230,8 +231,11 @@ def batch(
             return Answer(item.id, item.question, None, False, [], [Retrieved.from_hit(h) for h in hits])
         return responder.run(item.question, item.id, hits)
 
+    # the extractive answerer and the retriever take concurrent questions; a language model answers one at a time
+    concurrent = responder is None or (settings.answerer == "extractive" and settings.short_answers == "learned")
+    workers = settings.threads if concurrent else 1
     summary = run_batch(in_path, out, respond, resume=resume, max_chars=retriever.settings.max_question_chars,
-                        progress=_progress(), warn=_say, every=settings.progress_seconds)
+                        progress=_progress(), warn=_say, every=settings.progress_seconds, workers=workers)
     _say(f"{summary.text()} ({summary.seconds:.1f} s) → {out}")
 
 

@@ -74,3 +74,42 @@ def test_resume_drops_a_torn_last_record(tmp_path):
     summary = run_batch(questions, out, fake_answer, resume=True)
     assert (summary.answered, summary.resumed) == (2, 1)
     assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["line-1", "line-2", "line-3"]
+
+
+def test_answers_computed_at_once_are_written_in_the_files_order(tmp_path):
+    """Slow and fast questions on four threads: the records keep the question file's order."""
+    import random
+    import threading
+    import time
+
+    questions = tmp_path / "q.txt"
+    questions.write_text("".join(f"Frage {i}?\n" for i in range(30)), encoding="utf-8")
+    threads, delays = set(), random.Random(0)
+
+    def slow_answer(item: Question) -> Answer:
+        threads.add(threading.current_thread().name)
+        time.sleep(delays.random() * 0.02)
+        return fake_answer(item)
+
+    out = tmp_path / "out.jsonl"
+    summary = run_batch(questions, out, slow_answer, workers=4)
+    assert summary.answered == 30 and len(threads) > 1
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [f"line-{i}" for i in range(1, 31)]
+
+
+def test_a_failing_answer_stops_the_batch_and_keeps_what_came_before(tmp_path):
+    questions = tmp_path / "q.txt"
+    questions.write_text("".join(f"Frage {i}?\n" for i in range(200)), encoding="utf-8")
+    asked = []
+
+    def answer(item: Question) -> Answer:
+        asked.append(item.id)
+        if item.id == "line-5":
+            raise RagError("kaputt")
+        return fake_answer(item)
+
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(RagError, match="kaputt"):
+        run_batch(questions, out, answer, workers=2)
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [f"line-{i}" for i in range(1, 5)]
+    assert len(asked) < 20  # the questions not yet started were cancelled

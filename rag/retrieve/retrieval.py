@@ -156,16 +156,17 @@ class Retriever:
         self.store = store  # Milvus, when the index's backend is milvus: it answers the dense and BM25 searches
         self._allowed: dict[DateRange, np.ndarray] = {}
         self._article_numbers: np.ndarray | None = None
-        self._last_query: tuple[str, np.ndarray] | None = None
-        # The last dense and BM25 search, by kind: (question, dates, n, rows → scores). The answerer's
-        # background features ask the same question again with a smaller n right after `run`.
-        self._last_search: dict[str, tuple[str, DateRange | None, int, dict[int, float]]] = {}
+        # Per thread, what its last question computed: the query vector (``query``), the last dense and BM25
+        # search by kind (``search``: question, dates, n, rows → scores; the answerer's background features ask
+        # the same question again with a smaller n right after `run`) and the term weights (``weights``). Per
+        # thread, because the chat and `rag batch` answer several questions at once and each must find its own
+        # question's results, so that its answer is the one a single thread would give.
+        self._recent = threading.local()
         self._term_ids: dict[str, int] = {}  # every passage term met so far, numbered as met
         self._numbering = threading.Lock()  # the chat answers several questions at once: one number per term
         self._sentence_terms: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}
         self._body_frequencies: np.ndarray | None = None
         self._all_sentences: SentenceTerms | None = None  # every passage's, for an index of few passages
-        self._last_weights: tuple[str, dict[str, float]] | None = None
 
     def warm_up(self) -> None:
         import faiss
@@ -181,19 +182,18 @@ class Retriever:
 
     def query_vector(self, question: str) -> np.ndarray:
         """The question's embedding; the last one is kept, since the passage and sentence searches both need it."""
-        last = self._last_query
+        last = getattr(self._recent, "query", None)
         if last is not None and last[0] == question:
             return last[1]
         vector = np.asarray(self.embedder.embed_queries([question]), np.float32).reshape(1, -1)
-        self._last_query = (question, vector)
+        self._recent.query = (question, vector)
         return vector
 
     def forget_last_question(self) -> None:
         """Drop the kept query vector, searches and term weights, so the next question costs what a new one costs
         (the benchmark times the same questions several times)."""
-        self._last_query = None
-        self._last_search = {}
-        self._last_weights = None
+        self._recent.query = self._recent.weights = None
+        self._recent.search = {}
 
     def allowed_rows(self, dates: DateRange) -> np.ndarray:
         """A boolean mask over chunk rows: the passages of articles published within ``dates`` (kept per range)."""
@@ -222,13 +222,16 @@ class Retriever:
                   search: Callable[[], dict[int, float]]) -> dict[int, float]:
         """``search()``, or the best ``n`` of the last search of this kind when it asked the same question within
         the same dates for at least ``n`` rows (the answerer's unrestricted top 40 after `run`'s top 100).
-        One slot per kind, replaced whole, so concurrent questions at worst search again."""
-        last = self._last_search.get(kind)
+        One slot per kind in each thread."""
+        searches = getattr(self._recent, "search", None)
+        if searches is None:
+            searches = self._recent.search = {}
+        last = searches.get(kind)
         if last is not None and last[0] == question and last[1] == dates and last[2] >= n:
             found = last[3]
             return found if len(found) <= n else dict(sorted(found.items(), key=lambda item: -item[1])[:n])
         found = search()
-        self._last_search[kind] = (question, dates, n, found)
+        searches[kind] = (question, dates, n, found)
         return found
 
     def dense_search(self, question: str, n: int, dates: DateRange | None = None) -> dict[int, float]:
@@ -289,7 +292,7 @@ class Retriever:
         above ``BODY_IDF_MAX_PASSAGES`` the BM25 frequencies stand in, where titles are a small share anyway.
         The last question's weights are kept (``run`` asks before the embedding, coverage and the answerer after).
         """
-        last = self._last_weights
+        last = getattr(self._recent, "weights", None)
         if last is not None and last[0] == question:
             return last[1]
         terms = set(tokenize(question))
@@ -306,7 +309,7 @@ class Retriever:
             counts, ids = self._body_frequencies, self._term_ids
             weights = {t: bm25_idf(len(chunks), int(counts[i])) for t in terms
                        if (i := ids.get(t)) is not None and counts[i]}
-        self._last_weights = (question, weights)
+        self._recent.weights = (question, weights)
         return weights
 
     def coverage_search(self, question: str, rows: Sequence[int]) -> dict[int, float]:
