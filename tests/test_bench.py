@@ -83,6 +83,11 @@ def test_seeds_throughput_startup_and_incremental(tiny_bench):
     assert incremental["add_one_article"]["embedded"] > 0 and incremental["add_one_article"]["reused"] == seeds["passages"]
     assert incremental["remove_it"]["removed"] == 1 and incremental["remove_it"]["embedded"] == 0
     assert incremental["unchanged"]["up_to_date"] and incremental["unchanged"]["embedded"] == 0
+    batch = seeds["batch"]
+    assert batch["questions"] == 12 and batch["workers"] == Settings().threads
+    assert batch["at_once"]["questions_per_s"] > 0 and batch["one_at_a_time"]["questions_per_s"] > 0
+    targets = {row["target"]: row for row in result["targets"]}
+    assert targets["seeds: rag batch ≥ 20 questions/s (extractive)"]["value"] == batch["at_once"]["questions_per_s"]
 
 
 def test_synthetic_size_uses_the_approximate_index_and_reports_its_recall(tiny_bench):

@@ -226,6 +226,28 @@ def latency(retriever, questions: list[str], rounds: int, answerer=None) -> dict
     return result
 
 
+def batch_throughput(retriever, answerer, questions: list[str], work: Path, workers: int, repeat: int = 3) -> dict:
+    """`rag batch`'s questions per second on a file of ``questions`` (the list ``repeat`` times, so that a run
+    lasts long enough to time), answered one at a time and ``workers`` at once, back to back in one process (the
+    load of a shared machine drifts: the ratio is what to compare)."""
+    from rag.batch import run_batch
+
+    path = work / "bench-batch-questions.txt"
+    path.write_text("\n".join(q.replace("\n", " ") for q in questions * repeat) + "\n", encoding="utf-8")
+
+    def respond(item):
+        return answerer.run(item.question, item.id, retriever.run(item.question, k=retriever.settings.top_k))
+
+    result: dict = {"questions": len(questions) * repeat, "workers": workers}
+    for name, n in (("one_at_a_time", 1), ("at_once", workers)):
+        summary = run_batch(path, work / "bench-batch-answers.jsonl", respond, workers=n)
+        result[name] = {"seconds": summary.seconds, "questions_per_s": round(summary.answered / summary.seconds, 2)}
+    result["speedup"] = round(result["at_once"]["questions_per_s"] / result["one_at_a_time"]["questions_per_s"], 3)
+    path.unlink()
+    (work / "bench-batch-answers.jsonl").unlink(missing_ok=True)
+    return result
+
+
 def dense_recall(index, query_vectors: np.ndarray, k: int = 10) -> dict:
     """recall@k (and @100) of the index's dense search against exact search over the same vectors."""
     import faiss

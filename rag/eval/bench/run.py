@@ -31,8 +31,8 @@ import numpy as np
 from rag.index.versions import remove_index
 from rag.settings import Settings, project_root
 
-from rag.eval.bench.measure import (ann_comparison, dense_recall, dense_search_latency, index_files_mb, latency,
-                                  load_average, probe_load, reset_peak, rss_mb, startup)
+from rag.eval.bench.measure import (ann_comparison, batch_throughput, dense_recall, dense_search_latency,
+                                  index_files_mb, latency, load_average, probe_load, reset_peak, rss_mb, startup)
 from rag.eval.bench.report import check_targets, machine_info, method_text, write_reports
 from rag.eval.bench.indexing import bench_indexing
 from rag.eval.bench.synthetic import (FOLDER_MAX, NOISE, Material, SyntheticEmbedder, load_material, synthetic_article,
@@ -97,7 +97,8 @@ def _answerer(retriever, settings: Settings, enabled: bool):
 
 
 def _query_side(ctx: BenchContext, index_dir: Path, questions: list[str], query_vectors: np.ndarray,
-                answer: bool) -> dict:
+                answer: bool, batch: bool = False) -> dict:
+    """Load, latency, recall (and, with ``batch``, `rag batch`'s throughput) of the index at ``index_dir``."""
     from rag.index.store import load_index
     from rag.retrieve.retrieval import Retriever
 
@@ -113,6 +114,8 @@ def _query_side(ctx: BenchContext, index_dir: Path, questions: list[str], query_
     if warm is not None:
         result["answer_warm_up_seconds"] = warm
     result["latency_ms"] = latency(retriever, questions, ctx.rounds, answerer)
+    if answerer is not None and batch:
+        result["batch"] = batch_throughput(retriever, answerer, questions, ctx.work, ctx.settings.threads)
     result["dense_only_search_ms"] = dense_search_latency(index.dense, query_vectors, max(ctx.settings.candidates, ctx.settings.top_k))
     result["recall"] = dense_recall(index, query_vectors)
     del retriever, index, answerer
@@ -171,7 +174,7 @@ def bench_seeds(ctx: BenchContext) -> dict:
     del index
     questions = _seed_questions(ctx.queries)
     vectors = ctx.embedder.embed_queries(questions)
-    result.update(_query_side(ctx, settings.index_dir, questions, vectors, ctx.answer))
+    result.update(_query_side(ctx, settings.index_dir, questions, vectors, ctx.answer, batch=True))
     result["startup"] = startup(settings.index_dir, questions[0], ctx.startup_runs, ctx.env)
     result["incremental"] = incremental(ctx, folder, settings)
     shutil.rmtree(folder, ignore_errors=True)
