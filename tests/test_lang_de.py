@@ -1,4 +1,4 @@
-from rag.lang.de import MONTH_NUMBERS, format_date, month_year, tokenize
+from rag.lang.de import MONTH_NUMBERS, format_date, looks_english, month_year, tokenize
 
 
 def test_format_date():
@@ -19,3 +19,12 @@ def test_month_year_and_month_numbers():
 def test_tokenize_keeps_figures_and_spells_out_scale_abbreviations():
     assert tokenize("14,3 Mrd. Dollar") == ["14,3", *tokenize("Milliarden"), *tokenize("Dollar")]
     assert tokenize("die und der") == []
+
+
+def test_english_questions_are_told_from_german_ones_with_english_looking_words():
+    for german in ("In welchem Jahr wurde die Brücke in Köln gebaut?", "Was wurde in der Fabrik produziert?",
+                   "Wie viel will der Konzern investieren?", "Welches Prinzip wurde in The Art of War dargestellt?"):
+        assert not looks_english(german), german
+    for english in ("How much did the company invest in 2024?", "Who has been running the lab for a decade?",
+                    "What was the revenue of the group?"):
+        assert looks_english(english), english

@@ -229,10 +229,14 @@ def question_type(question: str) -> str:
     return "other"
 
 
-_ENGLISH_WORDS = re.compile(r"\b(?:the|how|what|who|which|when|does|did|is|are|was|were|much|many|of|and|in|to)\b",
+# Function words of one language only ("in" and "will" are German too, "was" is counted on both sides), so that
+# "In welchem Jahr wurde X in Y gegründet?" stays German.
+_ENGLISH_WORDS = re.compile(r"\b(?:the|how|what|who|which|when|does|did|do|is|are|was|were|has|have|had|been|much|"
+                            r"many|of|and|to|for|from|with|by|at|this|that|it|its|their|his|can|could|would)\b",
                             re.IGNORECASE)
-_GERMAN_WORDS = re.compile(r"\b(?:der|die|das|und|wie|wer|was|ist|sind|hat|im|von|den|dem|nicht|mit|für)\b|[äöüß]",
-                           re.IGNORECASE)
+_GERMAN_WORDS = re.compile(r"\b(?:der|die|das|und|wie|wer|was|ist|sind|hat|im|von|den|dem|nicht|mit|für|"
+                           r"welche[rsnm]?|wurden?|wird|ein|eine[rsnm]?|auf|zu|bei|nach|aus|sich|es|er|sie|als|auch)\b"
+                           r"|[äöüß]", re.IGNORECASE)
 
 
 def looks_english(text: str) -> bool:
