@@ -190,8 +190,8 @@ class Retriever:
         return vector
 
     def forget_last_question(self) -> None:
-        """Drop the kept query vector, searches and term weights, so the next question costs what a new one costs
-        (the benchmark times the same questions several times)."""
+        """Drop this thread's kept query vector, searches and term weights, so the next question costs what a new
+        one costs (the benchmark times the same questions several times)."""
         self._recent.query = self._recent.weights = None
         self._recent.search = {}
 
