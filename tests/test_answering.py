@@ -17,13 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from rag.answer.answering import ExtractiveAnswerer, GenerativeAnswerer, agreement
+from rag.answer.answering import Choice, ExtractiveAnswerer, GenerativeAnswerer, _widened, agreement
+from rag.answer.features import Candidate
 from rag.answer.generation import REFUSAL
 from rag.answer.grounding import check_quotes, markers
 from rag.errors import RagError
 from rag.index.build import build_index
 from rag.index.store import load_index
 from rag.retrieve.retrieval import Retriever
+from rag.schema import Article
 from rag.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,6 +89,24 @@ def assert_well_formed(answer, texts: dict[str, str]) -> None:
 
 
 # --- behaviours on the invented corpus ---------------------------------------------------------------------------
+
+
+def _choice(article: Article, sentences: tuple[int, int], probability: float, doc_id: str = "a") -> Choice:
+    """A candidate of ``article`` quoting its sentences ``first..last`` (10 characters each, one space apart)."""
+    first, last = sentences
+    return Choice(Candidate(doc_id, first * 11, last * 11 + 10, last, 0, first < last, 0.0), article, probability)
+
+
+def test_a_nearly_as_likely_overlapping_candidate_widens_the_quote():
+    article = Article("a", "T", None, False, " ".join(f"Satz {i:04d}." for i in range(5)), "a.txt", "0")
+    single, pair, later_pair = (1, 1), (0, 1), (1, 2)
+    joined = _widened([_choice(article, single, 0.9), _choice(article, pair, 0.8)], floor=0.54)
+    assert joined.quote == "Satz 0000. Satz 0001." and joined.probability == 0.9
+    joined = _widened([_choice(article, pair, 0.9), _choice(article, later_pair, 0.7)], floor=0.54)
+    assert joined.quote == "Satz 0000. Satz 0001. Satz 0002."
+    # unlikely, or not overlapping, or in another article: the best quote stays as it is
+    for runner_up in (_choice(article, pair, 0.5), _choice(article, (2, 3), 0.8), _choice(article, pair, 0.8, "b")):
+        assert _widened([_choice(article, single, 0.9), runner_up], floor=0.54).quote == "Satz 0001."
 
 
 def test_warm_up_loads_the_span_model_and_the_tagger(small):

@@ -57,7 +57,7 @@ extractive answer as the fallback.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator, Sequence
 
 from rag.answer.facts import figure_years
@@ -146,6 +146,24 @@ def _overlaps(choice: Choice, chosen: Sequence[Choice]) -> bool:
                and choice.span[0] < c.span[1] for c in chosen)
 
 
+def _widened(ranked: list[Choice], floor: float) -> Choice:
+    """The best candidate, or its span joined with a nearly as likely candidate of the same article that overlaps it
+    (a sentence pair holding it, or two pairs sharing a sentence).
+
+    Why: overlapping candidates cannot both be quoted, and when the selector finds both nearly equally likely it is
+    unsure whether the neighbour holds the answer ("Abū l-Qāsim … war Vorreiter …" before "Sein Liber servitoris …");
+    the joined quote holds it either way. Measured on XQuAD-de (answer contains gold): tuning half 0.832 -> 0.842,
+    held-out half 0.794 -> 0.806."""
+    best = ranked[0]
+    for choice in ranked[1:AGREEING_RANKS]:
+        if (choice.probability >= floor and choice.candidate.doc_id == best.candidate.doc_id
+                and choice.span[0] < best.span[1] and best.span[0] < choice.span[1]):
+            start, end = min(choice.span[0], best.span[0]), max(choice.span[1], best.span[1])
+            return replace(best, candidate=replace(best.candidate, start=start, end=end,
+                                                  position=max(best.candidate.position, choice.candidate.position)))
+    return best
+
+
 def _per_date(ranked: list[Choice], chosen: list[Choice], asked: frozenset[str], years: frozenset[int],
               limit: int) -> list[Choice]:
     """A change over time is told by each date's statement: from every article date not yet quoted, its best
@@ -220,12 +238,12 @@ class ExtractiveAnswerer:
             reason = ("no candidate sentence" if not ranked else
                       f"the articles hold no answer (answerable {scored.answerable:.2f}, confidence {scored.confidence:.2f})")
             return Selection(question, kind, ranked, [], True, scored.confidence, scored.answerable, reasons=[reason])
-        best = ranked[0]
-        short = _short_answer(question, best.quote, self.reader, self.short_reader)
+        floor = self.settings.answer_extra_ratio * ranked[0].probability
+        best = _widened(ranked, floor)
+        short = _short_answer(question, ranked[0].quote, self.reader, self.short_reader)
         chosen = [best]
         limit = self.settings.answer_max_sentences
         asked = frozenset(FIGURE.findall(question))
-        floor = self.settings.answer_extra_ratio * best.probability
         timeline = bool(CHANGE_QUESTION.search(question)) or len(scored.view.years) > 1
         asked_years = frozenset(int(y) for y in scored.view.years)
         disagree = False
