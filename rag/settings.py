@@ -86,8 +86,9 @@ class Settings(BaseSettings):
     answer_passages: int = Field(default=5, ge=1, le=50)
     answer_max_sentences: int = Field(default=3, ge=1, le=10)
     # Issue 14: a further sentence whose selector probability is at least this share of the best one's is quoted
-    # too (a runner-up, or another article's differing figure); one that states the same fact as the best (its short
-    # answer or figures) is cited from ``answer_timeline_ratio`` on. Chosen on XQuAD-de's tuning half.
+    # too (a runner-up, or another article's differing figure), or joined with the best quote when the two overlap;
+    # one that states the same fact as the best (its short answer or figures) is cited from ``answer_timeline_ratio``
+    # on. Chosen on XQuAD-de's tuning half.
     answer_extra_ratio: float = Field(default=0.6, ge=0.0, le=1.0)
     answer_timeline_ratio: float = Field(default=0.5, ge=0.0, le=1.0)
     # The learned answerability classifier decides abstention (its threshold is in rag/answer/models/selector.json);
