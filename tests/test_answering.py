@@ -13,6 +13,7 @@ import statistics
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,20 @@ def test_a_nearly_as_likely_overlapping_candidate_widens_the_quote():
     # unlikely, or not overlapping, or in another article: the best quote stays as it is
     for runner_up in (_choice(article, pair, 0.5), _choice(article, (2, 3), 0.8), _choice(article, pair, 0.8, "b")):
         assert _widened([_choice(article, single, 0.9), runner_up], floor=0.54).quote == "Satz 0001."
+
+
+def test_the_context_sentence_is_quoted_only_when_the_short_answer_is_not_in_the_sentence_itself():
+    text = "Hanna Petersen ist Analystin. Nordlicht könne Marktführer werden, ist die Analystin überzeugt."
+    second = text.index("Nordlicht")
+    article = Article("a", "T", None, False, text, "a.txt", "0")
+    answerer = ExtractiveAnswerer.__new__(ExtractiveAnswerer)
+    infos = [SimpleNamespace(start=0, anaphoric=False), SimpleNamespace(start=second, anaphoric=False)]
+    answerer.selector = SimpleNamespace(sentences=SimpleNamespace(of=lambda doc_id: infos))
+    pair = Choice(Candidate("a", 0, len(text), 1, 0, True, 0.0), article, 0.9)
+    assert answerer._alone(pair, "Hanna Petersen") is None
+    assert answerer._alone(pair, "Nordlicht").quote == text[second:]
+    infos[1].anaphoric = True  # a sentence that leans on the one before keeps it
+    assert answerer._alone(pair, "Nordlicht") is None
 
 
 def test_warm_up_loads_the_span_model_and_the_tagger(small):

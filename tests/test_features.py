@@ -3,6 +3,7 @@ lacks of the question."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from rag.answer import features as F
@@ -104,3 +105,17 @@ def test_unknown_names_counts_proper_names_the_index_never_uses():
     assert F.unknown_names("Who is the CFO of Zalando?", {}) == 0.0
     view = F.question_view("Wie viel verdiente Kenyatta?", {"verdient": 1.0}, 5.0)
     assert view.unknown_names == 1.0
+
+
+def test_question_level_features_read_own_sentences_not_context_pairs():
+    col = F.FEATURES.index
+    rows = np.zeros((4, len(F.FEATURES)))
+    rows[1, col("pair")] = 1  # a sentence with its predecessor for context
+    rows[2, col("pair")] = rows[2, col("anaphoric")] = 1  # "Das entspricht …" with the sentence it leans on
+    rows[3, col("coverage")] = 0.9
+    assert F.own_sentences(rows).tolist() == [True, False, True, True]
+    rows[1, col("coverage")] = 1.0  # a context pair covers more of the question only because it is longer
+    view = F.QuestionView("Wer?", "person", frozenset({"wer"}), {"wer": 1.0}, 0.0, *[frozenset()] * 4)
+    row = F.question_features(view, rows, np.array([0.0, 5.0, 1.0, 2.0]), [], [], [])
+    assert row[F.QUESTION_FEATURES.index("max_coverage")] == pytest.approx(0.9)
+    assert row[F.QUESTION_FEATURES.index("top_logit")] == pytest.approx(2.0)

@@ -46,6 +46,10 @@ layers with rank-16 updates and a head on the ``<s>`` state, trained listwise on
 questions alone and 0.783-0.785 with the selector logit (against 0.776), while its 2-fold out-of-fold models on the
 tuning half did not beat the selector: with this little training data, not yet worth a second graph.
 
+A sentence is also a candidate together with the one before it, for the answers whose subject or figure stands in
+the previous sentence ("Gene Munster …" before "…, ist der Analyst überzeugt"); the context is quoted only when the
+short answer is not in the sentence itself.
+
 Sources: every further sentence that states the same fact (the short answer, or the same figures) is cited too; when
 sentences of other articles give other figures or dates for the question, each is named with its article's date
 (a timeline), so a reader sees that the sources disagree. No sentence is quoted twice.
@@ -239,8 +243,8 @@ class ExtractiveAnswerer:
                       f"the articles hold no answer (answerable {scored.answerable:.2f}, confidence {scored.confidence:.2f})")
             return Selection(question, kind, ranked, [], True, scored.confidence, scored.answerable, reasons=[reason])
         floor = self.settings.answer_extra_ratio * ranked[0].probability
-        best = _widened(ranked, floor)
         short = _short_answer(question, ranked[0].quote, self.reader, self.short_reader)
+        best = self._alone(ranked[0], short) or _widened(ranked, floor)
         chosen = [best]
         limit = self.settings.answer_max_sentences
         asked = frozenset(FIGURE.findall(question))
@@ -272,7 +276,24 @@ class ExtractiveAnswerer:
             chosen = self._complete(scored, ranked, chosen, limit)
         if timeline:
             chosen = _per_date(ranked, chosen, asked, asked_years, 2 * limit)
+        chosen = chosen[:1] + [self._alone(c, short if short and short in c.quote else None) or c for c in chosen[1:]]
         return Selection(question, kind, ranked, chosen, False, scored.confidence, scored.answerable, short, disagree)
+
+    def _alone(self, choice: Choice, short: str | None) -> Choice | None:
+        """A candidate's own sentence, when it does not lean on the one before and holds what the candidate is
+        quoted for (the short answer, or without one every figure the candidate states): its context is then not
+        quoted.
+
+        Why: every sentence is a candidate with its predecessor too (``rag.answer.features``), and the longer quote
+        wins whenever the selector is unsure. Measured on XQuAD-de (answers holding the gold answer, and characters
+        quoted per answer): without context pairs 0.842 of the tuning half and 0.806 of the held-out half at 328
+        characters; with them untrimmed 0.871 held out at 466; trimmed here 0.884 and 0.849 at 363."""
+        info = self.selector.sentences.of(choice.candidate.doc_id)[choice.candidate.position]
+        own = choice.article.text[info.start:choice.candidate.end]
+        if info.anaphoric:
+            return None
+        holds = short in own if short is not None else bool(choice.figures) and choice.figures <= frozenset(FIGURE.findall(own))
+        return replace(choice, candidate=replace(choice.candidate, start=info.start, pair=False)) if holds else None
 
     def _complete(self, scored: Scored, ranked: list[Choice], chosen: list[Choice], limit: int) -> list[Choice]:
         """A timeline or comparison asks for several facts ("2024 und 2026", "Microsoft im Vergleich zu Meta"): for

@@ -106,10 +106,11 @@ def default_model() -> SelectorModel:
     return load_model(MODEL_PATH)
 
 
-def confidence_inputs(answerable_logit: float, logits: np.ndarray) -> np.ndarray:
-    """What the confidence score combines: answerability, the best candidate's selector logit, its lead."""
-    top = np.sort(logits)[::-1] if len(logits) else np.zeros(1)
-    return np.array([answerable_logit, top[0], top[0] - top[1] if len(top) > 1 else 5.0], np.float64)
+def confidence_inputs(answerable_logit: float, row: np.ndarray) -> np.ndarray:
+    """What the confidence score combines: answerability, and from the question's ``QUESTION_FEATURES`` ``row`` the
+    best candidate's selector logit and its lead."""
+    return np.array([answerable_logit, row[QUESTION_FEATURES.index("top_logit")],
+                     row[QUESTION_FEATURES.index("margin")]], np.float64)
 
 
 CONFIDENCE_FEATURES = ("answerable_logit", "top_logit", "margin")
@@ -162,7 +163,7 @@ class Selector:
         row = question_features(view, X, logits, hits, *self.background(question))
         answerable_logit = float(model.answerable.logits(row[None, :])[0])
         answerable = 1.0 / (1.0 + math.exp(-answerable_logit))
-        confidence = float(model.calibrated(model.confidence.logits(confidence_inputs(answerable_logit, logits)[None, :])[0]))
+        confidence = float(model.calibrated(model.confidence.logits(confidence_inputs(answerable_logit, row)[None, :])[0]))
         order = np.argsort(-logits, kind="stable")
         probabilities = 1.0 / (1.0 + np.exp(-logits[order]))
         return Scored(view, [candidates[i] for i in order], probabilities, answerable, confidence,
