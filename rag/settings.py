@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     # on. Chosen on XQuAD-de's tuning half.
     answer_extra_ratio: float = Field(default=0.6, ge=0.0, le=1.0)
     answer_timeline_ratio: float = Field(default=0.5, ge=0.0, le=1.0)
+    # Answer composition rules switched off (names of ``rag.answer.answering.RULES``): for measuring what each adds
+    # (`rag eval --ablate`), not for everyday use.
+    answer_rules_off: list[str] = Field(default_factory=list)
     # The learned answerability classifier decides abstention (its threshold is in rag/answer/models/selector.json);
     # this also abstains when the calibrated confidence is below it (0: off).
     abstain_below: float = Field(default=0.0, ge=0.0, le=1.0)

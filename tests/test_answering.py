@@ -149,6 +149,16 @@ def test_two_articles_stating_the_same_figure_are_both_cited(small):
     assert_well_formed(answer, {d: a.text for d, a in small.index.articles.items()})
 
 
+def test_each_composition_rule_can_be_switched_off_and_an_unknown_one_is_one_clear_error(small):
+    # the second article states the same figure: cited as an agreeing source, or as a runner-up nearly as likely
+    settings = small.settings.model_copy(update={"answer_rules_off": ["agree", "runner_up"]})
+    alone = ExtractiveAnswerer(small.retriever, settings)
+    answer = alone.run("Wie viele Segelboote verkaufte die Werft Nordlicht 2021?")
+    assert not answer.abstained and "450" in answer.answer and len({c.doc_id for c in answer.citations}) == 1
+    with pytest.raises(RagError, match="Unknown answer rule"):
+        ExtractiveAnswerer(small.retriever, small.settings.model_copy(update={"answer_rules_off": ["nonsense"]}))
+
+
 def test_a_question_about_an_absent_entity_abstains(small):
     answer = small.run("Wie viele Flugzeuge baute Airbus in Toulouse?")
     assert answer.abstained and answer.answer.startswith(REFUSAL) and answer.short_answer is None

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from rag.eval import evaluation
-from rag.eval.answer_runs import make_answerers, run_answerer
+from rag.eval.answer_runs import ablation_runs, make_answerers, run_answerer
 from rag.eval.datasets import EvalOptions, EvalQuestion, load_questions_de
 from rag.eval import retrieval_runs
+from rag.eval.report_answers import ablation_section
 from rag.eval.evaluation import check_against_baseline, flatten, read_baseline, run_evaluation, update_baseline
 from rag.eval.retrieval_runs import RecordingRetriever, rrf_fuse, sweep
 from rag.index.build import build_index
@@ -215,6 +216,25 @@ def test_answerers_come_from_the_cli_factory(fake_retriever):
     assert result["question"] == "Wie viel investiert Meta 2026?" and isinstance(result["citations"], list)
     assert set(stages) == {"retrieval", "answer", "total"}
     assert stages["total"] >= stages["retrieval"] + stages["answer"] - 1e-6
+
+
+def test_ablation_answers_once_per_rule_and_reports_a_row_each(fake_retriever):
+    from rag.answer.answering import RULES
+
+    articles = {d: a.text for d, a in fake_retriever.index.articles.items()}
+    questions = [q for q in load_questions_de() if q.answerable][:6]
+    assert ablation_runs(fake_retriever, fake_retriever.settings, questions, articles, EvalOptions()) == {}
+    rows = ablation_runs(fake_retriever, fake_retriever.settings, questions, articles, EvalOptions(ablate=True))
+    assert list(rows) == list(RULES)
+    full = run_answerer(make_answerers(fake_retriever, fake_retriever.settings, ["extractive"])[0]["extractive"],
+                        questions, articles)["metrics"]
+    for scores in rows.values():
+        assert 0.0 <= scores["answer_correctness"] <= 1.0 and scores["quoted_chars"] > 0
+    # switching off the runner-up and the trimming of context changes what is quoted, not what is decided
+    assert {round(r["quoted_chars"], 6) for r in rows.values()} != {round(full["quoted_chars"], 6)}
+    lines = ablation_section(rows, full)
+    assert sum(line.startswith("| without `") for line in lines) == len(RULES)
+    assert any(line.startswith("| all rules |") for line in lines)
 
 
 def test_flatten_check_and_baseline(tmp_path):

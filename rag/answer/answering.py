@@ -82,6 +82,17 @@ PART_RANKS = 15
 # probabilities compete (two sentences with the same figure share the mass), so a ratio to the best would drop it.
 AGREEING_RANKS = 6
 _SPACE = re.compile(r"\s+")
+# The hand-written rules that compose an answer from the selector's ranking, each of which can be switched off
+# (``settings.answer_rules_off``) so that `rag eval --ablate` measures what it adds on XQuAD-de and the German sets.
+RULES = {
+    "context": "a sentence's predecessor is quoted only when the short answer is not in the sentence itself",
+    "widen": "a nearly as likely candidate that overlaps the best one widens its quote",
+    "time": "sentences about another year or quarter than the asked one are not quoted beside the best",
+    "agree": "every further source stating the best sentence's fact is cited",
+    "timeline": "a change over time, or another article's differing figure, is quoted per date",
+    "parts": "each asked year or name of a comparison or timeline gets a sentence that holds it",
+    "runner_up": "a runner-up nearly as likely as the best sentence is quoted beside it",
+}
 
 
 @dataclass(frozen=True)
@@ -208,6 +219,11 @@ class ExtractiveAnswerer:
         self.selector = Selector(retriever, model)
         self.short_reader = short_reader(settings)
         self.reader = make_reader(settings, retriever.embedder)
+        unknown = sorted(set(settings.answer_rules_off) - set(RULES))
+        if unknown:
+            raise RagError(f"Unknown answer rule {', '.join(unknown)} in answer_rules_off; "
+                           f"known: {', '.join(RULES)}.")
+        self.off = frozenset(settings.answer_rules_off)
 
     @property
     def index(self):
@@ -244,39 +260,42 @@ class ExtractiveAnswerer:
             return Selection(question, kind, ranked, [], True, scored.confidence, scored.answerable, reasons=[reason])
         floor = self.settings.answer_extra_ratio * ranked[0].probability
         short = _short_answer(question, ranked[0].quote, self.reader, self.short_reader)
-        best = self._alone(ranked[0], short) or _widened(ranked, floor)
+        best = (None if "context" in self.off else self._alone(ranked[0], short)) or (
+            ranked[0] if "widen" in self.off else _widened(ranked, floor))
         chosen = [best]
         limit = self.settings.answer_max_sentences
         asked = frozenset(FIGURE.findall(question))
-        timeline = bool(CHANGE_QUESTION.search(question)) or len(scored.view.years) > 1
+        timeline = "timeline" not in self.off and (bool(CHANGE_QUESTION.search(question)) or len(scored.view.years) > 1)
         asked_years = frozenset(int(y) for y in scored.view.years)
         disagree = False
         for rank, choice in enumerate(ranked[1:], start=1):
             if _overlaps(choice, chosen):
                 continue  # the same sentence (or an overlapping pair) is never quoted twice
-            if choice.candidate.time_fit < 0 or (asked_years and not timeline and not _figures_of(choice, asked_years, asked)):
+            if "time" not in self.off and (choice.candidate.time_fit < 0 or (
+                    asked_years and not timeline and not _figures_of(choice, asked_years, asked))):
                 continue  # it speaks about another year or quarter than the one asked, or gives another year's figures
             close = choice.probability >= floor
             likely = choice.probability >= self.settings.answer_timeline_ratio * best.probability
-            if _states(choice, short, best, asked) and rank < AGREEING_RANKS:
+            if "agree" not in self.off and _states(choice, short, best, asked) and rank < AGREEING_RANKS:
                 chosen.append(choice)  # another source stating the same fact: cited, whatever the limit
             elif (timeline and likely and len(chosen) < limit and choice.figures - asked
                   and choice.article.date not in {c.article.date for c in chosen}):
                 disagree = True  # a change over time: each date's statement, named with its date
                 chosen.append(choice)
-            elif (close and len(chosen) < limit and kind in ("amount", "date")
+            elif ("timeline" not in self.off and close and len(chosen) < limit and kind in ("amount", "date")
                   and choice.candidate.doc_id not in {c.candidate.doc_id for c in chosen}
                   and choice.article.date != best.article.date
                   and choice.figures - asked and not (choice.figures & best.figures) - asked):
                 disagree = True  # another article gives another figure or date: named with its date
                 chosen.append(choice)
-            elif close and len(chosen) < 2:
+            elif "runner_up" not in self.off and close and len(chosen) < 2:
                 chosen.append(choice)  # a runner-up nearly as likely: the selector is unsure, the reader decides
-        if timeline or COMPARISON_QUESTION.search(question):
+        if "parts" not in self.off and (timeline or COMPARISON_QUESTION.search(question)):
             chosen = self._complete(scored, ranked, chosen, limit)
         if timeline:
             chosen = _per_date(ranked, chosen, asked, asked_years, 2 * limit)
-        chosen = chosen[:1] + [self._alone(c, short if short and short in c.quote else None) or c for c in chosen[1:]]
+        if "context" not in self.off:
+            chosen = chosen[:1] + [self._alone(c, short if short and short in c.quote else None) or c for c in chosen[1:]]
         return Selection(question, kind, ranked, chosen, False, scored.confidence, scored.answerable, short, disagree)
 
     def _alone(self, choice: Choice, short: str | None) -> Choice | None:

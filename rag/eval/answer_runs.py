@@ -159,3 +159,27 @@ def answer_runs(retriever: Retriever, settings: Settings, questions: Sequence[Ev
             for stage, values in outcome["stages"].items():
                 samples[f"{name}:{stage}"] = values
     return answers
+
+
+ABLATION_METRICS = ("contains_gold", "answer_correctness", "short_f1", "gold_citation", "citation_precision",
+                    "quoted_chars")
+
+
+def ablation_runs(retriever: Retriever, settings: Settings, questions: Sequence[EvalQuestion],
+                  articles: Mapping[str, str], options: EvalOptions, span_gold: bool = False,
+                  label: str = "") -> dict[str, dict]:
+    """The extractive answerer with each composition rule (``rag.answer.answering.RULES``) switched off in turn:
+    rule → its metrics without that rule. Abstention is decided before any rule applies, so it is not measured."""
+    from rag.answer.answering import RULES
+
+    if options.quick or not options.ablate:
+        return {}
+    rows = {}
+    for rule in RULES:
+        local = settings.model_copy(update={"answer_rules_off": [rule]})
+        answerers, _ = make_answerers(retriever, local, ["extractive"])
+        for answer in answerers.values():
+            outcome = run_answerer(answer, questions, articles, progress=options.progress,
+                                   desc=f"{label} without {rule}".strip(), span_gold=span_gold)
+            rows[rule] = {k: outcome["metrics"].get(k) for k in ABLATION_METRICS}
+    return rows

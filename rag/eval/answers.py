@@ -194,6 +194,7 @@ def answer_scores(judged: Sequence[Judged], bins: int = BINS) -> dict:
         "short_given": sum(j.short_answer is not None for j in answerable),
         "short_verbatim": _share([any(j.short_answer in q for q in j.quotes) for j in judged if j.short_answer]),
         "gold_citation": _share([j.gold_cited for j in answerable if j.gold_docs]),
+        "quoted_chars": _mean([sum(len(q) for q in j.quotes) for j in answered]),
         "abstention": _share([j.abstained for j in unanswerable]),
         "false_abstention": _share([j.abstained for j in answerable]),
         "ece": expected_calibration_error(curve),

@@ -74,6 +74,7 @@ class EvalOptions:
     configs: tuple[str, ...] | None = None  # None: every applicable configuration
     quick: bool = False
     sweep: bool = True
+    ablate: bool = False  # also the extractive answerer with each composition rule switched off
     progress: bool = False
     xquad_source: Path | None = None
     xquad_workdir: Path | None = None

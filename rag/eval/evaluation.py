@@ -46,7 +46,7 @@ from rag.eval.metrics import (RETRIEVAL_METRICS, doc_ranking, evidence_metrics,
                          latency_summary, retrieval_metrics)
 from rag.retrieve.retrieval import Retriever
 from rag.settings import Settings, project_root
-from rag.eval.answer_runs import ANSWER_CONFIGS, answer_runs, open_retriever
+from rag.eval.answer_runs import ANSWER_CONFIGS, ablation_runs, answer_runs, open_retriever
 from rag.eval.datasets import (EvalOptions, EvalQuestion, eval_dir, load_questions_de, load_xquad_questions,
                                score_splits, wants)
 from rag.eval.retrieval_runs import (REPLAYED, RecordingRetriever, RunResult, gold_ranks, replayed_runs, run_modes,
@@ -205,6 +205,9 @@ def evaluate_xquad(settings: Settings, options: EvalOptions, log: Callable[[str]
     if not options.quick:
         result["answers"], answer_notes, answer_samples = evaluate_answers(base, settings, options, questions, log,
                                                                            embedder)
+        heldout = [q for q in questions if q.split == "heldout"]
+        result["ablation"] = ablation_runs(base, settings, heldout, {d: a.text for d, a in base.index.articles.items()},
+                                           options, span_gold=True, label="xquad")
         notes += answer_notes
         samples.update(answer_samples)
     if options.sweep and not options.quick and wants(options, "hybrid"):
@@ -259,6 +262,7 @@ def evaluate_questions_de(settings: Settings, options: EvalOptions, log: Callabl
     answers = answer_runs(base, settings, questions, articles, options, notes, samples)
     return {"index": _shown(base.index.path), "articles": len(base.index.articles), "passages": len(base.index.chunks),
             "questions": len(questions), "answerable": len(answerable), "configs": configs, "answers": answers,
+            "ablation": ablation_runs(base, settings, questions, articles, options, label="questions_de"),
             "notes": notes, "_samples": samples}
 
 

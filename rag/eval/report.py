@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from rag.eval.report_answers import OWN_SETS, XQUAD_ANSWERS, answer_sections, calibration_chart, own_section
+from rag.eval.report_answers import (OWN_SETS, XQUAD_ANSWERS, ablation_section, answer_sections, calibration_chart,
+                                    own_section)
 from rag.eval.tables import fmt, retrieval_header, retrieval_rows, table
 
 ANSWER_COLUMNS = [("answer_correctness", "correct"), ("citation_precision", "citation precision"),
@@ -61,6 +62,7 @@ def render_markdown(result: Mapping, name: str, charts: Sequence[str] = ()) -> s
             lines += notes + [""]
         if xquad.get("answers"):
             lines += ["## XQuAD-de answers", "", XQUAD_ANSWERS, ""] + answer_sections(xquad["answers"])
+            lines += ablation_section(xquad.get("ablation") or {}, xquad["answers"].get("extractive"))
         lines += _sweep_section(xquad.get("sweep"))
         misses = [m for m in xquad.get("misses", []) if m["split"] == "heldout"]
         if misses:
@@ -115,6 +117,7 @@ def render_markdown(result: Mapping, name: str, charts: Sequence[str] = ()) -> s
                           "selection / generation):", ""]
                 lines += table(["answerer", "stage", "p50 ms", "p95 ms", "mean ms"], stage_rows) + [""]
         lines += answer_sections(german.get("answers", {}))
+        lines += ablation_section(german.get("ablation") or {}, german.get("answers", {}).get("extractive"))
         if german.get("notes"):
             lines += [f"- {n}" for n in german["notes"]] + [""]
     for key, data in result.get("datasets", {}).items():

@@ -63,6 +63,29 @@ def answer_sections(answers: Mapping[str, Mapping], intro: str = "") -> list[str
     return lines
 
 
+ABLATION_COLUMNS = [("contains_gold", "contains gold"), ("answer_correctness", "correct"), ("short_f1", "short F1"),
+                    ("gold_citation", "gold citation"), ("citation_precision", "citation precision"),
+                    ("quoted_chars", "characters quoted per answer")]
+
+
+def ablation_section(ablation: Mapping[str, Mapping], full: Mapping | None) -> list[str]:
+    """The extractive answerer with all its composition rules, then with each one switched off (`rag eval
+    --ablate`): a rule stays only where it helps on XQuAD-de's held-out half as well as on the German sets."""
+    if not ablation:
+        return []
+    from rag.answer.answering import RULES
+
+    rows = ([("all rules", full)] if full else []) + [(f"without `{rule}`", ablation[rule]) for rule in ablation]
+    columns = [(k, t) for k, t in ABLATION_COLUMNS if any(r.get(k) is not None for _, r in rows)]
+    lines = ["### Answer rules: ablation", "", "The extractive answerer's hand-written composition rules "
+             "(`rag.answer.answering.RULES`), each switched off in turn (`rag eval --ablate`); the abstention "
+             "decision comes before them and is the same in every row.", ""]
+    lines += [f"- `{rule}`: {RULES[rule]}" for rule in ablation if rule in RULES] + [""]
+    return lines + table(["extractive"] + [t for _, t in columns],
+                         [[name] + [fmt(r.get(k), 1 if k == "quoted_chars" else 3) for k, _ in columns]
+                          for name, r in rows]) + [""]
+
+
 def worst_table(rows: Sequence[Mapping], title: str) -> list[str]:
     """Question, gold, answer, first retrieved article, why it failed, confidence."""
     if not rows:
