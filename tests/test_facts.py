@@ -41,6 +41,8 @@ def test_a_figure_belongs_to_the_time_of_its_clause():
     assert sentence_years(sentence, "2024-10-31") == {2024, 2025}
     baseline = "Im vierten Quartal 2025 stieg der Umsatz auf 48,4 Milliarden Dollar nach 40,1 Milliarden vor einem Jahr."
     assert figure_years(baseline, None) == {"48,4": {2025}, "40,1": {2024}}
+    undated = "Der Bereich verbuchte einen Verlust von 4,9 Milliarden Dollar nach 3,74 Milliarden vor einem Jahr."
+    assert figure_years(undated, "2024-10-31") == {"4,9": set(), "3,74": {2023}}  # the year before dates its figure only
 
 
 def test_sentence_time_resolves_years_and_quarters_without_the_baseline():

@@ -147,12 +147,13 @@ def _states(choice: Choice, short: str | None, best: Choice, asked: frozenset[st
 
 
 def _figures_of(choice: Choice, years: frozenset[int], asked: frozenset[str]) -> bool:
-    """Whether a sentence states a figure (beyond the question's) for one of the asked ``years``, or states no
-    figure with a known year at all ("Für dieses Jahr … 37 bis 40 Milliarden" in an October 2024 article gives
-    2024's figures even when it names 2025 later)."""
-    dated = {figure: when for figure, when in figure_years(choice.quote, choice.article.date).items()
-             if figure not in asked and when}
-    return not dated or any(when & years for when in dated.values())
+    """Whether a sentence states a figure (beyond the question's) for one of the asked ``years``, or one with no
+    known year ("Für dieses Jahr … 37 bis 40 Milliarden" in an October 2024 article gives 2024's figures even when it
+    names 2025 later; "4,9 Milliarden nach 3,74 Milliarden vor einem Jahr" gives a figure of no stated year beside
+    the year before's)."""
+    stated = {figure: when for figure, when in figure_years(choice.quote, choice.article.date).items()
+              if figure not in asked}
+    return not stated or any(not when or when & years for when in stated.values())
 
 
 def _overlaps(choice: Choice, chosen: Sequence[Choice]) -> bool:

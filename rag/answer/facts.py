@@ -125,12 +125,15 @@ def figure_years(text: str, published: str | None) -> dict[str, frozenset[int]]:
     mentions = time_mentions(text, published)
     own = frozenset(m.year for m in mentions if m.kind != "baseline")
     cuts = [0, *(m.end() for m in CLAUSE_END.finditer(text)), len(text) + 1]
+    figures = [f for f in NUMBER.finditer(text) if not any(m.start <= f.start() < m.end for m in mentions)]
+    # a comparison with the year before dates the one figure it follows ("4,9 Milliarden nach 3,74 Milliarden vor
+    # einem Jahr": 3,74 is the year before's, not 4,9)
+    compared = {id(m): min(figures, key=lambda f: _gap(m, f)).start() for m in mentions if m.kind == "baseline" and figures}
     result: dict[str, set[int]] = {}
-    for match in NUMBER.finditer(text):
-        if any(m.start <= match.start() < m.end for m in mentions):
-            continue
+    for match in figures:
         clause = next(i for i in range(len(cuts) - 1) if cuts[i] <= match.start() < cuts[i + 1])
-        inside = [m for m in mentions if cuts[clause] <= m.start < cuts[clause + 1]]
+        inside = [m for m in mentions if cuts[clause] <= m.start < cuts[clause + 1]
+                  and (m.kind != "baseline" or compared[id(m)] == match.start())]
         if inside:
             distance = min(_gap(m, match) for m in inside)
             years = {m.year for m in inside if _gap(m, match) == distance}
