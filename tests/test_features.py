@@ -119,3 +119,16 @@ def test_question_level_features_read_own_sentences_not_context_pairs():
     row = F.question_features(view, rows, np.array([0.0, 5.0, 1.0, 2.0]), [], [], [])
     assert row[F.QUESTION_FEATURES.index("max_coverage")] == pytest.approx(0.9)
     assert row[F.QUESTION_FEATURES.index("top_logit")] == pytest.approx(2.0)
+
+
+def test_a_context_pair_does_not_move_the_sentences_relative_features():
+    col = F.FEATURES.index
+    sentences = np.zeros((3, len(F.FEATURES)))
+    sentences[:, col("coverage")] = [0.2, 0.6, 0.4]
+    pair = np.zeros((1, len(F.FEATURES)))
+    pair[0, col("coverage")], pair[0, col("pair")] = 0.9, 1  # longer, so it covers more
+    with_pair = F.sentences_view(np.vstack([sentences, pair]))
+    alone = F.sentences_view(sentences)
+    assert with_pair[:3].tolist() == alone.tolist()
+    assert alone[:, col("coverage_rank")].tolist() == [1 / 3, 1.0, 1 / 2]
+    assert alone[:, col("coverage_gap")] == pytest.approx([-0.4, 0.0, -0.2])

@@ -287,6 +287,28 @@ def relative(rows: list[dict[str, float]]) -> None:
                 r[rank] = 1.0 / (1.0 + k)
 
 
+def sentences_view(X: np.ndarray) -> np.ndarray:
+    """One question's candidate rows with their question-relative columns (gaps to the best, ranks) measured among
+    the sentences themselves (``own_sentences``), as they were before context pairs were candidates.
+
+    Why: what the question-level decision reads of the best sentences must not move because longer context pairs
+    stand beside them (a pair's higher coverage pushes every sentence's coverage rank down)."""
+    X = np.array(X, np.float64, copy=True)
+    keep = own_sentences(X)
+    if not keep.any():
+        return X
+    col = FEATURES.index
+    for key, gap, rank in (("dense", "dense_gap", "dense_rank"), ("coverage", "coverage_gap", "coverage_rank"),
+                           ("passage_score", "passage_gap", None)):
+        values = X[keep, col(key)]
+        X[keep, col(gap)] = values - values.max()
+        if rank:
+            ranks = np.empty(len(values), np.int64)
+            ranks[np.argsort(-values, kind="stable")] = np.arange(len(values))
+            X[keep, col(rank)] = 1.0 / (1.0 + ranks)
+    return X
+
+
 class ArticleSentences:
     """Per-article sentence spans and their infos, cached (articles recur across questions)."""
 
