@@ -9,8 +9,10 @@ Training data, all held out from what we report on:
 - the tuning half of ``eval/questions_de.jsonl`` (odd-numbered ids) over the seeds: a candidate is positive when it
   is an evidence sentence of a gold article or holds every gold fact; its unanswerable questions are negatives.
 
-Three logistic regressions are fitted (scikit-learn, only at training time): the sentence selector over
-``FEATURES``; the question-level answerability classifier over ``QUESTION_FEATURES`` on out-of-fold selector scores,
+Four logistic regressions are fitted (scikit-learn, only at training time): the selector over ``FEATURES`` that
+ranks every candidate (sentences, and sentences with the one before them); the same on the sentences alone, their
+relative features measured among themselves (``features.sentences_view``); the question-level answerability
+classifier over ``QUESTION_FEATURES`` on out-of-fold scores of the sentences-alone selector,
 its threshold set on out-of-fold probabilities at ``max_false_abstention``; the confidence score, calibrated by
 isotonic regression on out-of-fold predictions. The model goes to ``rag/answer/models/selector.json`` (coefficients,
 scaling, calibration points) with ``selector.params.json`` beside it (features, data, split, scores).
