@@ -272,19 +272,26 @@ def candidate_features(q: QuestionView, info: SentenceInfo, tokens: Sequence[str
     return f
 
 
+# The question-relative columns: (raw column, its gap to the best candidate, its rank feature or None).
+RELATIVE = (("dense", "dense_gap", "dense_rank"), ("coverage", "coverage_gap", "coverage_rank"),
+            ("passage_score", "passage_gap", None))
+
+
+def gaps_and_ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each value's gap to the largest, and its rank as ``1 / (1 + rank)`` (ties in their order)."""
+    ranks = np.empty(len(values), np.int64)
+    ranks[np.argsort(-values, kind="stable")] = np.arange(len(values))
+    return values - (values.max() if len(values) else 0.0), 1.0 / (1.0 + ranks)
+
+
 def relative(rows: list[dict[str, float]]) -> None:
     """Add the question-relative features (gaps to the best candidate, ranks) in place."""
-    for key, gap, rank in (("dense", "dense_gap", "dense_rank"), ("coverage", "coverage_gap", "coverage_rank"),
-                           ("passage_score", "passage_gap", None)):
-        values = np.array([r[key] for r in rows], np.float64)
-        top = values.max() if len(values) else 0.0
-        order = np.argsort(-values, kind="stable")
-        ranks = np.empty(len(values), np.int64)
-        ranks[order] = np.arange(len(values))
-        for r, v, k in zip(rows, values, ranks):
-            r[gap] = float(v - top)
+    for key, gap, rank in RELATIVE:
+        gaps, ranks = gaps_and_ranks(np.array([r[key] for r in rows], np.float64))
+        for r, g, k in zip(rows, gaps, ranks):
+            r[gap] = float(g)
             if rank:
-                r[rank] = 1.0 / (1.0 + k)
+                r[rank] = float(k)
 
 
 def sentences_view(X: np.ndarray) -> np.ndarray:
@@ -298,14 +305,11 @@ def sentences_view(X: np.ndarray) -> np.ndarray:
     if not keep.any():
         return X
     col = FEATURES.index
-    for key, gap, rank in (("dense", "dense_gap", "dense_rank"), ("coverage", "coverage_gap", "coverage_rank"),
-                           ("passage_score", "passage_gap", None)):
-        values = X[keep, col(key)]
-        X[keep, col(gap)] = values - values.max()
+    for key, gap, rank in RELATIVE:
+        gaps, ranks = gaps_and_ranks(X[keep, col(key)])
+        X[keep, col(gap)] = gaps
         if rank:
-            ranks = np.empty(len(values), np.int64)
-            ranks[np.argsort(-values, kind="stable")] = np.arange(len(values))
-            X[keep, col(rank)] = 1.0 / (1.0 + ranks)
+            X[keep, col(rank)] = ranks
     return X
 
 
