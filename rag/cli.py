@@ -393,6 +393,17 @@ def train_answerer(
         typer.echo(f"span model: {json.dumps(record.get('scores', {}), ensure_ascii=False)}")
 
 
+@app.command("translate-questions", short_help="Translate XQuAD-de's questions into English with the local model.")
+def translate_questions(
+    out: Optional[Path] = typer.Option(None, "--out", metavar="FILE", help="Where to write (default: eval/xquad-de/questions_en.jsonl); rows already there are kept."),
+) -> None:
+    """English versions of XQuAD-de's questions, which train and test the answerer on English questions over
+    German articles (needs the 'llm' extra; about 25 minutes on 2 cores)."""
+    from rag.eval.english_questions import translate
+
+    typer.echo(str(translate(_settings(), out, log=_say)))
+
+
 def _check_arguments(args: list[str]) -> None:
     """Arguments that are not valid UTF-8 reach Python as lone surrogates (surrogateescape), which no later step
     can encode: refuse them here, naming the byte."""

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     sentence_weight: float = Field(default=0.8, ge=0.0, le=1.0)
     bm25_weight: float = Field(default=0.3, ge=0.0, le=1.0)
     coverage_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    # An English question is searched by its vectors alone (``rag.retrieve.retrieval.question_mode``).
+    english_dense_only: bool = True
     # Coverage is computed for the head of the other three signals' fusion only (see ``Retriever.rank``).
     coverage_candidates: int = Field(default=50, ge=1, le=10000)
     sentence_vectors: bool = True

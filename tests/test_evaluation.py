@@ -12,7 +12,7 @@ from rag.eval import evaluation
 from rag.eval.answer_runs import ablation_runs, make_answerers, run_answerer
 from rag.eval.datasets import EvalOptions, EvalQuestion, load_questions_de
 from rag.eval import retrieval_runs
-from rag.eval.report_answers import ablation_section
+from rag.eval.report_answers import ablation_section, english_section
 from rag.eval.evaluation import check_against_baseline, flatten, read_baseline, run_evaluation, update_baseline
 from rag.eval.retrieval_runs import RecordingRetriever, rrf_fuse, sweep
 from rag.index.build import build_index
@@ -266,6 +266,21 @@ def test_check_guards_false_abstention_and_calibration_error_from_above():
     assert [r.split(":")[0] for r in failed.regressions] == ["xquad/answer/extractive/contains_gold",
                                                              "xquad/answer/extractive/false_abstention"]
     assert "> baseline" in failed.regressions[1]
+
+
+def test_xquad_asked_in_english_is_guarded_and_reported_beside_german():
+    answers = {"extractive": {"answerable": 558, "contains_gold": 0.85, "false_abstention": 0.05,
+                              "retrieval": {"recall@1": 0.94},
+                              "english": {"questions": 558, "recall@1": 0.89, "contains_gold": 0.7,
+                                          "false_abstention": 0.08, "short_f1": None}}}
+    flat = flatten({"datasets": {"xquad": {"configs": {}, "answers": answers}}})
+    assert flat["xquad/answer/extractive/english/contains_gold"] == 0.7 and "xquad/answer/extractive/english/short_f1" not in flat
+    failed = check_against_baseline(flat, {"xquad/answer/extractive/english/false_abstention": 0.05})
+    assert "> baseline" in failed.regressions[0]
+    lines = english_section(answers)
+    german, english = (line for line in lines if line.startswith("| `extractive`"))
+    assert "| German | 558 | 0.940 |" in german and "| English | 558 | 0.890 |" in english
+    assert english_section({"extractive": {"contains_gold": 0.8}}) == []
 
 
 def test_committed_baseline_is_well_formed():

@@ -132,3 +132,10 @@ def test_a_context_pair_does_not_move_the_sentences_relative_features():
     assert with_pair[:3].tolist() == alone.tolist()
     assert alone[:, col("coverage_rank")].tolist() == [1 / 3, 1.0, 1 / 2]
     assert alone[:, col("coverage_gap")] == pytest.approx([-0.4, 0.0, -0.2])
+
+
+
+def test_the_view_knows_an_english_question():
+    weights = {"boot": 2.0, "verkauft": 1.0, "nordlicht": 3.0}
+    assert F.question_view("How many boats did Nordlicht sell?", weights, 5.0).english
+    assert not F.question_view("Wie viele Boote verkaufte Nordlicht?", weights, 5.0).english

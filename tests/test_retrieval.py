@@ -180,6 +180,20 @@ def test_modes_and_empty_question(fake_retriever):
         fake_retriever.run("   ")
 
 
+def test_an_english_question_is_searched_by_its_vectors_alone(fake_retriever, monkeypatch):
+    english, german = "How much does the company invest this year?", "Wie viel investiert der Konzern dieses Jahr?"
+    settings = Settings()
+    assert retrieval.question_mode(settings, english, "hybrid") == "dense"
+    assert retrieval.question_mode(settings, german, "hybrid") == "hybrid"
+    assert retrieval.question_mode(settings, english, "bm25") == "bm25"
+    assert retrieval.question_mode(settings.model_copy(update={"english_dense_only": False}), english, "hybrid") == "hybrid"
+    searched = []
+    monkeypatch.setattr(fake_retriever, "bm25_search", lambda *a, **k: searched.append(a[0]) or {})
+    assert [h.bm25_score for h in fake_retriever.run(english, k=3)] == [None] * 3 and searched == []
+    fake_retriever.run(german, k=3)
+    assert searched == [german]
+
+
 def test_reranker_reorders_the_head(fake_retriever):
     calls = []
 

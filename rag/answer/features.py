@@ -115,6 +115,7 @@ class QuestionView:
     periods: frozenset[str] = frozenset()  # quarters asked about ("2024-q3")
     specific: tuple[tuple[str, float], ...] = ()  # the specific terms (names, nouns after the first word, figures) with IDF
     unknown_names: float = 0.0  # share of the question's proper names the index never uses (``unknown_names``)
+    english: bool = False  # asked in English (``looks_english``): answered by the model trained on English questions
 
 
 _WORD = re.compile(r"[^\W_]+(?:[-.'’][^\W_]+)*")
@@ -153,7 +154,8 @@ def question_view(question: str, weights: dict[str, float], unknown_idf: float) 
                         frozenset(m.group(0) for m in NUMBER.finditer(question)), years,
                         caps, names & known.keys(),
                         frozenset(quarter_periods(question, int(next(iter(years))) if len(years) == 1 else None)),
-                        tuple(sorted((t, known.get(t, unknown_idf)) for t in specific)), unknown_names(question, known))
+                        tuple(sorted((t, known.get(t, unknown_idf)) for t in specific)), unknown_names(question, known),
+                        looks_english(question))
 
 
 def _coverage(q: QuestionView, tokens) -> float:

@@ -312,7 +312,8 @@ def _cpus() -> int | None:
 
 
 def flatten(result: Mapping) -> dict[str, float]:
-    """Guarded metrics as ``dataset/split/config/metric`` (answerers: ``questions_de/answer/<name>/<metric>``)."""
+    """Guarded metrics as ``dataset/split/config/metric`` (answerers: ``questions_de/answer/<name>/<metric>``, and
+    XQuAD-de asked in English: ``xquad/answer/<name>/english/<metric>``)."""
     flat = {}
     for dataset, data in result.get("datasets", {}).items():
         for config, rows in data.get("configs", {}).items():
@@ -322,9 +323,11 @@ def flatten(result: Mapping) -> dict[str, float]:
                         if metric in GUARDED and value is not None:
                             flat[f"{dataset}/{split}/{config}/{metric}"] = round(float(value), 4)
         for name, scores in data.get("answers", {}).items():
-            for metric, value in scores.items():
-                if metric in GUARDED and value is not None:
-                    flat[f"{dataset}/answer/{name}/{metric}"] = round(float(value), 4)
+            for key, part in ((f"{dataset}/answer/{name}", scores),
+                              (f"{dataset}/answer/{name}/english", scores.get("english") or {})):
+                for metric, value in part.items():
+                    if metric in GUARDED and value is not None:
+                        flat[f"{key}/{metric}"] = round(float(value), 4)
     return flat
 
 

@@ -63,6 +63,32 @@ def answer_sections(answers: Mapping[str, Mapping], intro: str = "") -> list[str
     return lines
 
 
+ENGLISH = (
+    "The same held-out questions asked in English (translated by the local model, `eval/xquad-de/questions_en.jsonl`; "
+    "`rag translate-questions`) over the same German paragraphs; *removed declined*: those of the removed articles, "
+    "asked over the reduced index. Users ask German articles in English too, and such a question shares hardly a "
+    "word with its answer.")
+
+
+def english_section(answers: Mapping[str, Mapping]) -> list[str]:
+    """XQuAD-de's held-out half asked in English, beside the German questions."""
+    rows = [(n, a) for n, a in answers.items() if a.get("english")]
+    if not rows:
+        return []
+    keys = [("recall@1", "R@1"), ("mrr@10", "MRR@10"), ("contains_gold", "contains gold"), ("short_exact", "short EM"), ("short_f1", "short F1"),
+            ("gold_citation", "gold citation"), ("false_abstention", "false abstention"), ("ece", "ECE"),
+            ("removed_declined", "removed declined")]
+    lines = ["### Asked in English", "", ENGLISH, ""]
+    lines += table(["answerer", "asked in", "questions"] + [t for _, t in keys],
+                   [row for n, a in rows for row in (
+                       [f"`{n}`", "German", str(a.get("answerable"))]
+                       + [fmt((a.get("retrieval") or {}).get(k) if k in ("recall@1", "mrr@10") else a.get(k))
+                          for k, _ in keys],
+                       [f"`{n}`", "English", str(a["english"].get("questions"))]
+                       + [fmt(a["english"].get(k)) for k, _ in keys])]) + [""]
+    return lines
+
+
 ABLATION_COLUMNS = [("contains_gold", "contains gold"), ("answer_correctness", "correct"), ("short_f1", "short F1"),
                     ("gold_citation", "gold citation"), ("citation_precision", "citation precision"),
                     ("quoted_chars", "characters quoted per answer")]

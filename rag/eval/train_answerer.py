@@ -6,6 +6,9 @@ Training data, all held out from what we report on:
   paragraphs: a candidate sentence is positive when it contains a gold answer;
 - unanswerable questions made the honest way: an index without every second article (odd file positions), asked
   the questions of its missing tuning articles (label: the articles hold no answer);
+- both asked in English (``rag.eval.english_questions``: translated by the local model, committed), with the eval
+  set's English questions, for a second model of the same form that answers English questions
+  (``SelectorModel.for_question``);
 - the tuning half of ``eval/questions_de.jsonl`` (odd-numbered ids) over the seeds: a candidate is positive when it
   is an evidence sentence of a gold article or holds every gold fact; its unanswerable questions are negatives.
 
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -30,6 +33,7 @@ import numpy as np
 
 from rag.answer import features as F
 from rag.answer import selection as S
+from rag.lang.de import looks_english
 from rag.settings import Settings, project_root
 
 PASSAGES = 5
@@ -83,24 +87,26 @@ def collect(retriever, items: Sequence[Item], name: str, weight: float = 1.0,
                      np.array([it.split == "tune" for it in items]), np.array([it.answerable for it in items]), weight)
 
 
-def xquad_items(removed: bool = False) -> list[Item]:
-    """XQuAD-de questions; ``removed``: only those of articles missing from the reduced index (unanswerable)."""
+def xquad_items(removed: bool = False, english: dict[str, str] | None = None) -> list[Item]:
+    """XQuAD-de questions; ``removed``: only those of articles missing from the reduced index (unanswerable);
+    ``english``: only those with an English version (id → question), asked in English."""
     from rag.eval.metrics import normalise_answer
     from rag.eval.xquad import load_xquad
 
     _, questions = load_xquad()
     items = []
     for x in questions:
-        if removed and x.article % 2 == 0:
+        if (removed and x.article % 2 == 0) or (english is not None and x.id not in english):
             continue
         answers = [normalise_answer(a) for a in x.answers]
-        items.append(Item(x.id, x.question, x.split, not removed,
+        items.append(Item(x.id, english[x.id] if english is not None else x.question, x.split, not removed,
                           lambda doc, text, answers=answers: any(a in normalise_answer(text) for a in answers)))
     return items
 
 
-def german_items(path: Path | None = None) -> list[Item]:
-    """The German eval set; the odd-numbered ids are its tuning half (as for every calibration on it)."""
+def german_items(path: Path | None = None, english: bool = False) -> list[Item]:
+    """The German eval set's questions asked in German (``english``: those asked in English, which the model for
+    English questions answers); the odd-numbered ids are its tuning half (as for every calibration on it)."""
     from rag.eval.metrics import contains_variant
 
     path = Path(path or project_root() / "eval" / "questions_de.jsonl")
@@ -118,8 +124,11 @@ def german_items(path: Path | None = None) -> list[Item]:
                 return True
             return bool(facts) and all(any(contains_variant(text, v) for v in f) for f in facts)
 
+        question = row.get("standalone") or row["question"]
+        if looks_english(question) != english:
+            continue
         split = "tune" if int("".join(ch for ch in row["id"] if ch.isdigit()) or 0) % 2 else "heldout"
-        items.append(Item(row["id"], row.get("standalone") or row["question"], split, bool(row["answerable"]), positive))
+        items.append(Item(row["id"], question, split, bool(row["answerable"]), positive))
     return items
 
 
@@ -288,6 +297,7 @@ def _retriever(folder: Path, index_dir: Path, settings: Settings, log):
 def train_answerer(settings: Settings, workdir: Path | None = None, out: Path | None = None,
                    log: Callable[[str], None] = print) -> dict:
     """Build the three indexes (cached in ``workdir``), collect features, fit, and write the model and its record."""
+    from rag.eval.english_questions import load_english
     from rag.eval.xquad import prepare
 
     workdir = Path(workdir or project_root() / "index" / "train-answerer")
@@ -299,12 +309,20 @@ def train_answerer(settings: Settings, workdir: Path | None = None, out: Path | 
         if int(path.name[:2]) % 2 == 0 and not (reduced / path.name).exists():
             shutil.copy(path, reduced / path.name)
     full = _retriever(prepared.paragraph_dir, workdir / "index-full", settings, log)
-    sets = [collect(full, xquad_items(), "xquad", log=log)]
-    sets.append(collect(_retriever(reduced, workdir / "index-reduced", settings, log), xquad_items(removed=True),
-                        "xquad_removed", log=log))
-    sets.append(collect(_retriever(Path(settings.seeds_dir), workdir / "index-seeds", settings, log), german_items(),
-                        "questions_de", weight=3.0, log=log))
+    reduced_retriever = _retriever(reduced, workdir / "index-reduced", settings, log)
+    sets = [collect(full, xquad_items(), "xquad", log=log),
+            collect(reduced_retriever, xquad_items(removed=True), "xquad_removed", log=log)]
+    seeds = _retriever(Path(settings.seeds_dir), workdir / "index-seeds", settings, log)
+    sets.append(collect(seeds, german_items(), "questions_de", weight=3.0, log=log))
+    english = load_english()
+    english_sets = [collect(full, xquad_items(english=english), "xquad", log=log),
+                    collect(reduced_retriever, xquad_items(removed=True, english=english), "xquad_removed", log=log),
+                    collect(seeds, german_items(english=True), "questions_de", weight=3.0, log=log)] if english else []
     model, report = fit(sets, extra_ratio=settings.answer_extra_ratio)
+    if english_sets:
+        english_model, english_report = fit(english_sets, extra_ratio=settings.answer_extra_ratio)
+        model = replace(model, english=english_model)
+        report.update({f"english.{key}": value for key, value in english_report.items()})
     write_model(model, report, out, settings.embedder)
     return report
 
@@ -318,7 +336,12 @@ def write_model(model: S.SelectorModel, report: dict, out: Path, embedder: str) 
               "training_data": {"xquad": "XQuAD-de articles 1-24 (file order) over all 240 paragraphs",
                                 "xquad_removed": f"questions of the articles at {REMOVED} among 1-24, asked against an "
                                                  "index without those articles (unanswerable)",
-                                "questions_de": "eval/questions_de.jsonl, odd-numbered ids (weight 3)"},
+                                "english": "the model for English questions: the same XQuAD-de questions and "
+                                           "removed-article questions asked in English (eval/xquad-de/"
+                                           "questions_en.jsonl, translated by the local model: rag "
+                                           "translate-questions)",
+                                "questions_de": "eval/questions_de.jsonl, odd-numbered ids (weight 3); the questions "
+                                                "asked in English train the model for English questions only"},
               "reported_on": "XQuAD-de articles 25-48 (and their removed-article questions); even-numbered ids of "
                              "eval/questions_de.jsonl",
               "scores": report}

@@ -16,6 +16,9 @@ Protocol (issue 14; the numbers of the report's "XQuAD-de answers" section):
   (``rag.eval.near_misses``: a year moved by a few years, or its rarest capitalised word replaced by one of another
   article), asked over the full index; declining is right (``near_declined``). These are the unanswerable questions
   users ask most (another company, another year), and the hardest to decline: the articles are close.
+- *Asked in English*: the held-out questions in English (``eval/xquad-de/questions_en.jsonl``, translated by the
+  local model), over the full index and, for the removed articles, over the reduced one (``english``): users ask
+  German articles in English too.
 
 The reduced index is a copy of the full one updated incrementally (deleted articles are dropped, nothing is
 embedded again), so the second index costs seconds, not a rebuild.
@@ -30,13 +33,20 @@ from typing import Callable, Sequence
 
 from rag.eval.answers import expected_calibration_error, reliability
 from rag.eval.answer_runs import answer_runs, make_answerers, open_retriever, run_answerer
-from rag.eval.datasets import EvalOptions, EvalQuestion
+from rag.eval.datasets import EvalOptions, EvalQuestion, score_splits
+from rag.eval.english_questions import load_english
 from rag.eval.near_misses import near_miss_questions
 from rag.eval.xquad import default_workdir, load_xquad, parse_doc_id, write_articles
 from rag.retrieve.retrieval import Retriever
 from rag.settings import Settings
 
 REMOVED_ARTICLES = range(36, 48)  # 0-based: articles 37–48
+ENGLISH_METRICS = ("contains_gold", "short_f1", "short_exact", "gold_citation", "false_abstention", "ece")
+
+
+def in_english(questions: Sequence[EvalQuestion], english: dict[str, str]) -> list[EvalQuestion]:
+    """The questions that have an English version, asked in English."""
+    return [replace(q, question=english[q.id], query=english[q.id]) for q in questions if q.id in english]
 
 
 def removed_retriever(full_index: Path, settings: Settings, options: EvalOptions, log: Callable[[str], None],
@@ -69,11 +79,19 @@ def evaluate_answers(base: Retriever, settings: Settings, options: EvalOptions, 
     variants = near_miss_questions(paragraphs, [x for x in xquestions if x.split == "heldout"])
     near = [replace(q, question=variants[q.id], query=variants[q.id], gold_docs=(), answerable=False, answer=(),
                     split="near") for q in heldout if q.id in variants]
+    english = load_english()
     base_answerers, _ = make_answerers(base, settings, list(answers), asked=options.configs is not None)
     for name, answer in base_answerers.items():
         outcome = run_answerer(answer, near, articles, progress=options.progress, desc=f"xquad near misses {name}")
         answers[name].update(near_declined=outcome["metrics"]["abstention"], near_questions=len(near),
                              near_worst=outcome["worst"])
+        if english and name == "extractive":  # the generating answerers take 8 s a question: not twice
+            outcome = run_answerer(answer, in_english(heldout, english), articles, progress=options.progress,
+                                   desc=f"xquad in English {name}", span_gold=True)
+            retrieval = score_splits(in_english(heldout, english), outcome["ranked"])["all"]
+            answers[name]["english"] = {"questions": outcome["metrics"]["answerable"],
+                                        **{k: retrieval.get(k) for k in ("recall@1", "mrr@10")},
+                                        **{k: outcome["metrics"][k] for k in ENGLISH_METRICS}}
     reduced = removed_retriever(base.index.path, settings, options, log, embedder or base.embedder)
     answerers, _ = make_answerers(reduced, settings, list(answers), asked=options.configs is not None)
     reduced_articles = {doc_id: a.text for doc_id, a in reduced.index.articles.items()}
@@ -85,4 +103,8 @@ def evaluate_answers(base: Retriever, settings: Settings, options: EvalOptions, 
         answers[name].update(removed_declined=outcome["metrics"]["abstention"], removed_questions=len(removed),
                              removed_paragraphs=len(base.index.articles) - len(reduced.index.articles),
                              removed_worst=outcome["worst"], ece_incl_removed=expected_calibration_error(curve))
+        if "english" in answers[name]:
+            outcome = run_answerer(answer, in_english(removed, english), reduced_articles, progress=options.progress,
+                                   desc=f"xquad removed in English {name}")
+            answers[name]["english"]["removed_declined"] = outcome["metrics"]["abstention"]
     return answers, notes, samples
