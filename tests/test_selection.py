@@ -25,3 +25,18 @@ def test_a_model_for_other_features_is_refused():
     data["selector"]["features"] = data["selector"]["features"][:-1]
     with pytest.raises(ValueError, match="retrain"):
         S.SelectorModel.from_dict(data)
+
+
+def test_an_english_question_is_scored_by_the_model_trained_on_english_questions():
+    from rag.answer.features import question_view
+
+    model = S.default_model()
+    assert model.english is not None and model.english.english is None
+    assert model.english.threshold != model.threshold  # fitted on its own questions, not a copy
+    weights = {"umsatz": 2.0, "nordlicht": 3.0}
+    assert model.for_question(question_view("What was Nordlicht's revenue in 2021?", weights, 5.0)) is model.english
+    assert model.for_question(question_view("Wie hoch war der Umsatz von Nordlicht 2021?", weights, 5.0)) is model
+    again = S.SelectorModel.from_dict(json.loads(json.dumps(model.to_dict())))
+    assert again.english.to_dict() == model.english.to_dict() and again.to_dict() == model.to_dict()
+    german_only = S.SelectorModel.from_dict({k: v for k, v in model.to_dict().items() if k != "english"})
+    assert german_only.for_question(question_view("What was Nordlicht's revenue?", weights, 5.0)) is german_only
