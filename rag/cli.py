@@ -322,7 +322,7 @@ def eval_command(
             raise typer.Exit(1)
 
 
-@app.command()
+@app.command(short_help="Start the Gradio chat app (German interface).")
 def chat(
     host: str = typer.Option("127.0.0.1", "--host", metavar="HOST",
                              help="Address to listen on (0.0.0.0: the local network)."),

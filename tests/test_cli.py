@@ -42,7 +42,7 @@ def test_help_is_clean_and_batch_help_lists_the_formats():
     for command in ("index", "search", "ask", "batch", "eval", "chat", "bench"):
         assert f"  {command} " in top.stdout
     others = [rag(c, "--help", env={"COLUMNS": "80"}) for c in ("index", "search", "ask", "chat", "eval", "bench",
-                                                                 "train-answerer")]
+                                                                 "train-answerer", "translate-questions")]
     assert all(r.returncode == 0 for r in others)
     for out in (top.stdout, batch.stdout, *(r.stdout for r in others)):
         text = "\n".join(line for line in out.splitlines() if not line.startswith("Usage:"))  # click's "[ARGS]..."

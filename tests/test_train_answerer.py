@@ -1,0 +1,40 @@
+"""Training the answer selector: which questions each model learns from, and where the abstention threshold sits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rag.eval.train_answerer import abstention_cut, german_items
+from rag.lang.de import looks_english
+
+
+@given(st.lists(st.integers(-500, 500), min_size=2, max_size=60, unique=True), st.floats(0.0, 0.3))
+def test_with_equal_weights_the_cut_leaves_at_most_the_allowed_share_below(logits, allowed):
+    logits = np.array(logits) / 100.0  # logits closer than the cut's 1e-6 margin count as one
+    cut = abstention_cut(logits, np.ones(len(logits)), allowed)
+    assert (logits < cut).mean() <= allowed + 1e-9
+    assert (logits < cut).sum() == min(int(np.floor(allowed * len(logits) + 1e-9)), len(logits) - 1)
+
+
+def test_a_heavier_question_counts_for_its_weight():
+    logits = np.array([-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    assert (logits < abstention_cut(logits, np.ones(10), 0.2)).sum() == 2
+    weights = np.array([3.0, 1, 1, 1, 1, 1, 1, 1, 1, 1])  # the lowest one weighs 3 of 12
+    assert (logits < abstention_cut(logits, weights, 0.2)).sum() == 0
+    assert (logits < abstention_cut(logits, weights, 0.25)).sum() == 1
+
+
+def test_each_model_learns_from_the_eval_set_questions_in_its_language():
+    german, english = german_items(), german_items(english=True)
+    assert german and english and not {i.id for i in german} & {i.id for i in english}
+    assert not any(looks_english(i.question) for i in german) and all(looks_english(i.question) for i in english)
+    assert {i.split for i in german} == {"tune", "heldout"}
+
+
+@pytest.mark.parametrize("english", [False, True])
+def test_the_eval_set_labels_a_gold_evidence_sentence_positive(english):
+    item = next(i for i in german_items(english=english) if i.answerable)
+    assert not item.positive("not-a-gold-article", "irgendein Satz")
