@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rag.eval.train_answerer import abstention_cut, german_items
+from rag.eval.train_answerer import abstention_cut, german_items, never_certain
 from rag.lang.de import looks_english
 
 
@@ -38,3 +38,14 @@ def test_each_model_learns_from_the_eval_set_questions_in_its_language():
 def test_the_eval_set_labels_a_gold_evidence_sentence_positive(english):
     item = next(i for i in german_items(english=english) if i.answerable)
     assert not item.positive("not-a-gold-article", "irgendein Satz")
+
+
+def test_a_block_of_only_right_or_only_wrong_answers_is_never_certain():
+    levels = np.array([0.0, 0.0, 0.4, 0.9, 1.0, 1.0])
+    fitted = np.array([0.0] * 3 + [0.4] * 5 + [0.9] * 10 + [1.0] * 8)
+    out = never_certain(levels, fitted, np.ones(len(fitted)))
+    assert out.tolist() == [1 / 5, 1 / 5, 0.4, 0.9, 9 / 10, 9 / 10]
+    assert np.all(np.diff(out) >= 0)
+    assert never_certain(np.array([0.2, 0.8]), np.array([0.2, 0.8]), np.ones(2)).tolist() == [0.2, 0.8]
+    # a tiny top block does not fall under the level below it
+    assert never_certain(np.array([0.5, 0.95, 1.0]), np.array([0.5, 0.95, 1.0]), np.ones(3)).tolist() == [0.5, 0.95, 0.95]

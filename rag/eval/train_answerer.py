@@ -199,6 +199,23 @@ def abstention_cut(logits: np.ndarray, weights: np.ndarray, max_false_abstention
     return float(logits[order][min(lowest, len(order) - 1)]) - 1e-6
 
 
+def never_certain(levels: np.ndarray, fitted: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The isotonic table's levels with a top block of only right answers (1.0) or a bottom block of only wrong
+    ones (0.0) moved in by the rule of succession: (n + 1) / (n + 2) and 1 / (n + 2) for a block weighing n.
+
+    Why: n right answers out of n do not make the next one certain, and a user shown "confidence 1.0" takes it as
+    a promise (the model for English questions said 1.0 for "How much will Meta spend in 2026?")."""
+    out = levels.copy()
+    top, bottom = np.isclose(levels, 1.0), np.isclose(levels, 0.0)
+    if top.any() and np.isclose(fitted, 1.0).any():
+        n = float(weights[np.isclose(fitted, 1.0)].sum())
+        out[top] = max((n + 1) / (n + 2), levels[~top].max(initial=0.0))  # never below the level under it
+    if bottom.any() and np.isclose(fitted, 0.0).any():
+        n = float(weights[np.isclose(fitted, 0.0)].sum())
+        out[bottom] = min(1 / (n + 2), levels[~bottom].min(initial=1.0))
+    return out
+
+
 def expected_calibration_error(p: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
     edges = np.linspace(0, 1, bins + 1)
     which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
@@ -259,8 +276,9 @@ def fit(sets: Sequence[Collected], C: float = 0.1, max_false_abstention: float =
     for train, test in StratifiedKFold(folds, shuffle=True, random_state=0).split(CX, correct):
         oof_c[test] = _fit(CX[train], correct[train], Qw[train], 1.0, S.CONFIDENCE_FEATURES).logits(CX[test])
     iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(oof_c, correct, sample_weight=Qw)
+    levels = never_certain(np.asarray(iso.y_thresholds_, np.float64), iso.predict(oof_c), Qw)
     model = S.SelectorModel(selector, own_selector, answerable, float(threshold), confidence,
-                            np.asarray(iso.X_thresholds_, np.float64), np.asarray(iso.y_thresholds_, np.float64))
+                            np.asarray(iso.X_thresholds_, np.float64), levels)
     # held-out scores of the final model
     confidences, rights = [], []
     for s, f in zip(sets, final):
