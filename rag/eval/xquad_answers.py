@@ -86,9 +86,10 @@ def evaluate_answers(base: Retriever, settings: Settings, options: EvalOptions, 
         answers[name].update(near_declined=outcome["metrics"]["abstention"], near_questions=len(near),
                              near_worst=outcome["worst"])
         if english and name == "extractive":  # the generating answerers take 8 s a question: not twice
-            outcome = run_answerer(answer, in_english(heldout, english), articles, progress=options.progress,
-                                   desc=f"xquad in English {name}", span_gold=True)
-            retrieval = score_splits(in_english(heldout, english), outcome["ranked"])["all"]
+            asked = in_english(heldout, english)
+            outcome = run_answerer(answer, asked, articles, progress=options.progress, desc=f"xquad in English {name}",
+                                   span_gold=True)
+            retrieval = score_splits(asked, outcome["ranked"])["all"]
             answers[name]["english"] = {"questions": outcome["metrics"]["answerable"],
                                         **{k: retrieval.get(k) for k in ("recall@1", "mrr@10")},
                                         **{k: outcome["metrics"][k] for k in ENGLISH_METRICS}}
