@@ -110,7 +110,7 @@ def test_a_nearly_as_likely_overlapping_candidate_widens_the_quote():
         assert _widened([_choice(article, single, 0.9), runner_up], floor=0.54).quote == "Satz 0001."
 
 
-def test_the_context_sentence_is_quoted_only_when_the_short_answer_is_not_in_the_sentence_itself():
+def test_a_further_sources_context_is_quoted_only_when_its_own_sentence_does_not_state_the_fact():
     text = "Hanna Petersen ist Analystin. Nordlicht könne Marktführer werden, ist die Analystin überzeugt."
     second = text.index("Nordlicht")
     article = Article("a", "T", None, False, text, "a.txt", "0")
