@@ -43,3 +43,20 @@ def test_a_giant_token_is_tagged_quickly():
     started = time.perf_counter()
     classes = pos.word_classes(["Das", "ist", "Datenübertragungsprotokoll" * 400, "."])
     assert time.perf_counter() - started < 2.0 and classes[2] == "noun"
+
+
+def test_a_comparative_is_told_from_an_inflected_adjective():
+    assert pos.is_comparative("teurer") and pos.is_comparative("höher") and pos.is_comparative("besser")
+    assert not pos.is_comparative("chemischer") and not pos.is_comparative("welcher")
+
+
+def test_comparisons_are_found_by_their_grammar_not_by_adjacent_words():
+    for question in ("Hat das Training mehr gekostet als die Einigung?", "Was war teurer: der Kauf oder der Deal?",
+                     "Ist der Umsatz 2025 schneller gewachsen als 2024?", "Wer steckt mehr Geld in KI, A oder B?",
+                     "Wie unterscheiden sich Meta und Microsoft?", "Wie hoch ist der Umsatz im Vergleich zu 2024?",
+                     "Is Google spending more than Meta?"):
+        assert pos.asks_comparison(question), question
+    for question in ("Wer war an der Verwendung chemischer Verbindungen als Arzneimittel beteiligt?",
+                     "Welcher Standort lenkte als letzter ein?", "Wie viel investiert Meta 2026?",
+                     "Wann wurde die Firma gegründet oder gekauft?"):
+        assert not pos.asks_comparison(question), question

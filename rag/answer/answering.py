@@ -72,7 +72,8 @@ from rag.answer.reader import Reader, make_reader
 from rag.answer.features import Candidate, holds_term
 from rag.answer.selection import Scored, Selector, SelectorModel
 from rag.errors import RagError
-from rag.lang.de import CHANGE_QUESTION, COMPARISON_QUESTION, FIGURE, format_date, tokenize
+from rag.lang.de import CHANGE_QUESTION, FIGURE, format_date, tokenize
+from rag.lang.pos import asks_comparison
 from rag.retrieve.retrieval import Retriever
 from rag.schema import Answer, Article, Citation, Hit, Retrieved
 from rag.settings import Settings
@@ -300,7 +301,7 @@ class ExtractiveAnswerer:
                 chosen.append(choice)
             elif "runner_up" not in self.off and close and len(chosen) < 2:
                 chosen.append(choice)  # a runner-up nearly as likely: the selector is unsure, the reader decides
-        if "parts" not in self.off and (timeline or COMPARISON_QUESTION.search(question)):
+        if "parts" not in self.off and (timeline or asks_comparison(question)):
             chosen = self._complete(scored, ranked, chosen, limit)
         if timeline:
             chosen = _per_date(ranked, chosen, asked, asked_years, 2 * limit)

@@ -246,8 +246,13 @@ def looks_english(text: str) -> bool:
     return english >= 2 and english > len(_GERMAN_WORDS.findall(text))
 # A question about how something changed over time wants one dated statement per source, not one sentence.
 # A comparison of two things ("mehr Nutzer als", "im Vergleich zu", "gegenüber"): the answer needs a fact per side.
-COMPARISON_QUESTION = re.compile(r"\b(?:im vergleich|verglichen|gegenüber|versus|vs|compared|than|"
-                                 r"(?:mehr|weniger|\w{3,}er) als)\b", re.I)
+# A comparison named as one; a comparative ("teurer", "mehr") before "als" or alternatives ("A oder B") is one too
+# (``rag.lang.pos.asks_comparison``: the tagger tells "teurer" from "chemischer").
+COMPARISON_QUESTION = re.compile(r"\b(?:im vergleich|verglichen|gegenüber|versus|vs|compared|than|differ\w*|"
+                                 r"unterschied\w*|unterscheide[nt]|unterscheidet sich)\b", re.I)
+COMPARATIVE_WORDS = frozenset({"mehr", "weniger", "more", "less"})
+# A comparative's "als" stands at most this many words after it ("mehr gekostet als", "schneller gewachsen als").
+COMPARISON_SPAN = 4
 CHANGE_QUESTION = re.compile(r"\b(?:entwickelt|entwickelten|verändert|veränderten|geändert|im laufe? der zeit|"
                              r"over time|changed?|evolved?|developed)\b|\b(?:von|zwischen|from|between) \d{4} "
                              r"(?:bis|und|to|and) \d{4}\b", re.I)

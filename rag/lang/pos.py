@@ -14,8 +14,11 @@ answer stages need (``CLASSES``).
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Sequence
+
+from rag.lang import de
 
 MODEL = "morphmodel_ger.pgz"
 
@@ -83,3 +86,33 @@ def tag_words(words: tuple[str, ...]) -> tuple[str, ...]:
 def word_classes(words: Sequence[str]) -> tuple[str, ...]:
     """The class of each word of one sentence (punctuation may be passed as words of its own: it helps the tagger)."""
     return tuple(word_class(tag) for tag in tag_words(tuple(words)))
+
+
+@lru_cache(maxsize=4096)
+def is_comparative(word: str) -> bool:
+    """Whether HanTa analyses ``word`` as a comparative ("teurer", "höher", "besser"; not "chemischer", "welcher")."""
+    _, morphemes, _ = _tagger().analyze(_bounded(word), taglevel=3)
+    return any(tag == "ADJ_COMP" for _, tag in morphemes)
+
+
+_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+
+def asks_comparison(question: str) -> bool:
+    """A comparison: named as one ("im Vergleich", "gegenüber", "than"), or a comparative with its "als" a few
+    words on ("mehr gekostet als", "schneller gewachsen als") or with alternatives after it ("Was war teurer: A oder
+    B?", "Wer steckt mehr Geld in KI, Meta oder Microsoft?").
+
+    Why the tagger: "-er" ends comparatives and inflected adjectives alike ("Verwendung chemischer Verbindungen als
+    Arzneimittel" asks no comparison), and only a comparison needs a sentence for each side."""
+    if de.COMPARISON_QUESTION.search(question):
+        return True
+    words = [w.lower() for w in _WORD.findall(question)]
+    if "als" not in words and "oder" not in words:
+        return False  # no comparison without either: the tagger is not asked
+    for i, word in enumerate(words):
+        if word in de.COMPARATIVE_WORDS or (word.endswith("er") and len(word) > 4 and is_comparative(word)):
+            after = words[i + 1:]
+            if "als" in after[:de.COMPARISON_SPAN + 1] or "oder" in after:
+                return True
+    return False
