@@ -49,3 +49,21 @@ def test_a_block_of_only_right_or_only_wrong_answers_is_never_certain():
     assert never_certain(np.array([0.2, 0.8]), np.array([0.2, 0.8]), np.ones(2)).tolist() == [0.2, 0.8]
     # a tiny top block does not fall under the level below it
     assert never_certain(np.array([0.5, 0.95, 1.0]), np.array([0.5, 0.95, 1.0]), np.ones(3)).tolist() == [0.5, 0.95, 0.95]
+
+
+def test_confidence_learns_whether_the_answer_with_the_candidates_it_joins_holds_the_gold():
+    """The answer quotes the best candidate and joins or adds the next best ones nearly as likely (``answering``):
+    confidence is calibrated on that, not on the best candidate alone."""
+    from rag.answer import features as F
+    from rag.eval.train_answerer import Collected, _per_question
+
+    def judged(logits, labels):
+        n = len(logits)
+        s = Collected("t", np.zeros((n, len(F.FEATURES))), np.array(labels), np.zeros(n, int),
+                      np.zeros((1, len(F.QUESTION_FEATURES))), np.array([True]), np.array([True]))
+        _, hit, answer, ceiling = _per_question(np.array(logits, float), np.zeros(n), s, extra_ratio=0.6)
+        return hit[0], answer[0], ceiling[0]
+
+    assert judged([2.0, 1.9, 1.8, -3.0], [0, 0, 1, 0]) == (0, 1, 1)  # a third candidate nearly as likely holds it
+    assert judged([2.0, 1.9, -2.0, -3.0], [0, 0, 1, 0]) == (0, 0, 1)  # an unlikely one is not quoted
+    assert judged([2.0, -1.0], [1, 0]) == (1, 1, 1)

@@ -33,6 +33,7 @@ import numpy as np
 
 from rag.answer import features as F
 from rag.answer import selection as S
+from rag.answer.answering import AGREEING_RANKS
 from rag.lang.de import looks_english
 from rag.settings import Settings, project_root
 
@@ -175,8 +176,8 @@ def _selector(sets: Sequence[Collected], C: float, folds: int,
 def _per_question(logits: np.ndarray, own_logits: np.ndarray, s: Collected, extra_ratio: float):
     """The question-level features with the selector's columns filled from ``own_logits`` (the selector of
     sentences alone), and per question whether the top candidate by ``logits`` is positive, whether the answer is
-    (the top candidate, or the runner-up the answerer adds when its probability is at least ``extra_ratio`` of the
-    top one's), and whether any candidate is."""
+    (the top candidate, or one of the next best the answerer joins to it or quotes beside it, those whose
+    probability is at least ``extra_ratio`` of the top one's), and whether any candidate is."""
     n = len(s.tune)
     bounds = np.searchsorted(s.q, np.arange(n + 1))
     Q, hit, answer, ceiling = s.Q.copy(), np.zeros(n), np.zeros(n), np.zeros(n)
@@ -184,9 +185,9 @@ def _per_question(logits: np.ndarray, own_logits: np.ndarray, s: Collected, extr
         if b > a:
             Q[i] = F.question_features_from(Q[i], s.X[a:b], own_logits[a:b])
             order = np.argsort(-logits[a:b], kind="stable")
-            p = 1.0 / (1.0 + np.exp(-logits[a:b][order[:2]]))
+            p = 1.0 / (1.0 + np.exp(-logits[a:b][order[:AGREEING_RANKS]]))
             hit[i], ceiling[i] = s.y[a + order[0]], s.y[a:b].max()
-            answer[i] = hit[i] or (len(order) > 1 and p[1] >= extra_ratio * p[0] and s.y[a + order[1]])
+            answer[i] = hit[i] or any(s.y[a + order[j]] for j in range(1, len(p)) if p[j] >= extra_ratio * p[0])
     return Q, hit, answer, ceiling
 
 
@@ -246,10 +247,10 @@ def fit(sets: Sequence[Collected], C: float = 0.1, max_false_abstention: float =
     report: dict = {}
     final = []
     for k, s in enumerate(sets):
-        Q_oof, _, hit_oof, _ = _per_question(oof[k], own_oof[k], s, extra_ratio)
+        Q_oof, _, answer_oof, _ = _per_question(oof[k], own_oof[k], s, extra_ratio)
         Q_fin, hit, answer_hit, ceiling = _per_question(selector.logits(s.X), own_selector.logits(views[k]), s,
                                                         extra_ratio)
-        final.append((Q_oof, Q_fin, hit_oof, answer_hit))
+        final.append((Q_oof, Q_fin, answer_oof, answer_hit))
         for split, mask in (("tune", s.tune), ("heldout", ~s.tune)):
             m = mask & s.answerable
             if m.any():
