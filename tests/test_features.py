@@ -80,6 +80,20 @@ def test_time_fit_reads_relative_years_against_the_article_date():
     assert F.time_match(view, first) == 1.0 and F.time_match(view, second) == -1.0
 
 
+def test_a_sentence_quoted_with_its_predecessor_speaks_about_the_predecessors_time():
+    from rag.schema import Article
+
+    text = "Im vergangenen Quartal stieg der Umsatz auf 59 Millionen. Der Gewinn legte auf 22 Millionen zu."
+    article = Article("a", "Titel", "2026-01-28", False, text, "a.txt", "0")
+    cut = text.index("Der")
+    first, second = F.sentence_info(text, 0, cut - 1, article), F.sentence_info(text, cut, len(text), article)
+    asked = F.question_view("Wie hoch war der Gewinn im dritten Quartal 2024?", {"gewinn": 1.0}, 5.0)
+    assert F.time_match(asked, second) == 0.0  # alone it names no time
+    assert F.time_match(asked, F.joined_time(first, second)) == -1.0  # with its predecessor: the last quarter of 2025
+    now = F.question_view("Wie hoch war der Gewinn im vierten Quartal 2025?", {"gewinn": 1.0}, 5.0)
+    assert F.time_match(now, F.joined_time(first, second)) == 1.0
+
+
 def test_standout_measures_the_best_score_against_the_question_background():
     background = [0.80 + 0.001 * i for i in range(39)]
     sharp_lift, sharp_z = F.standout([0.95, *background])

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -356,6 +356,13 @@ def sentence_vector_sims(index, row: int, query: np.ndarray) -> tuple[list[tuple
     return spans, sims
 
 
+def joined_time(prev: SentenceInfo, info: SentenceInfo) -> SentenceInfo:
+    """A sentence as quoted with its predecessor: it speaks about the times both name ("Im vergangenen Quartal stieg
+    der Umsatz … Der Quartalsgewinn legte … zu" is about that quarter, although its second sentence names none)."""
+    return replace(info, time_years=prev.time_years | info.time_years,
+                   time_periods=prev.time_periods | info.time_periods)
+
+
 def build_candidates(index, sentences: ArticleSentences, rows: dict[str, int], q: QuestionView,
                      query: np.ndarray, hits: Sequence, passages: int) -> tuple[list[Candidate], list[dict]]:
     """Candidates of the best ``passages`` hits, deduplicated by article span, with their feature dicts."""
@@ -375,17 +382,17 @@ def build_candidates(index, sentences: ArticleSentences, rows: dict[str, int], q
             info = infos[position]
             prev_tokens = infos[position - 1].tokens if position > 0 else ()
             next_tokens = infos[position + 1].tokens if position + 1 < len(infos) else ()
-            options = [(False, info.start, info.tokens, float(sims[k]), prev_tokens)]
+            options = [(False, info.start, info.tokens, float(sims[k]), prev_tokens, info)]
             if position > 0:  # with its predecessor too: the selector learns when the context holds the answer
                 prev = infos[position - 1]
                 pair_dense = float(sims[k - 1]) if k > 0 else float(sims[k])
                 options.append((True, prev.start, (*prev.tokens, *info.tokens), pair_dense,
-                                infos[position - 2].tokens if position > 1 else ()))
-            for pair, start, tokens, dense, before in options:
+                                infos[position - 2].tokens if position > 1 else (), joined_time(prev, info)))
+            for pair, start, tokens, dense, before, said in options:
                 key = (hit.doc_id, start, pair)
                 if key in found:
                     continue
-                f = candidate_features(q, info, tokens, before, next_tokens, dense, float(hit.score), rank,
+                f = candidate_features(q, said, tokens, before, next_tokens, dense, float(hit.score), rank,
                                        float(hit.dense_score or 0.0), position, len(infos), pair,
                                        sentences.title(hit.doc_id))
                 found[key] = (Candidate(hit.doc_id, start, info.end, position, rank, pair, f["year_match"]), f)
