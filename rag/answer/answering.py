@@ -441,14 +441,20 @@ def generation_passages(selection: Selection, count: int) -> list[Passage]:
 
 def agreement(selection: Selection) -> dict:
     """What the generated answer must keep of the extractive evidence (see ``grounding.check_answer``): for a figure,
-    every figure of the best sentence and one of each further one (each date's figures when the sources disagree);
-    for a date, a figure of the best sentence; for a person or place, the short answer's words. Anything else is an
-    open question that nothing could check: empty."""
+    every figure of the short answer ("115 bis 135 Milliarden": both ends; of the best quote when the short answer
+    holds none) and one of each further quote (each date's figures when the sources disagree); for a date, a figure
+    of the best quote; for a person or place, the short answer's words. Anything else is an open question that
+    nothing could check: empty.
+
+    Why the short answer's figures, not the best quote's: the best quote may be two sentences (a sentence with its
+    context, or joined with a neighbour), and an answer need not repeat the figures of the sentence that only gives
+    context ("14,3 Milliarden Dollar für Scale-AI …" before "Bis zu 100 Millionen Dollar schwere Packages …")."""
     best = selection.chosen[0]
     if selection.kind == "amount":
         if selection.disagree:
             return {"all_figures": [c.quote for c in selection.chosen]}
-        return {"share_figures": [c.quote for c in selection.chosen[1:]], "all_figures": [best.quote]}
+        stated = selection.short if selection.short and FIGURE.search(selection.short) else best.quote
+        return {"share_figures": [c.quote for c in selection.chosen[1:]], "all_figures": [stated]}
     if selection.kind == "date":
         return {"share_figures": [best.quote]}
     if selection.short and selection.kind in ("person", "place"):
