@@ -54,6 +54,7 @@ def test_is_followup():
     assert is_followup("Wer ist dort Finanzchefin?", META)
     assert not is_followup("Wie viel investiert Google 2026?", META)
     assert not is_followup("Wer ist dort Finanzchefin?", [])
+    assert not is_followup("🙂🙂", META) and not is_followup("???", META)  # no word: no question to complete
 
 
 class FakeModel:

@@ -121,10 +121,11 @@ def _genitive(name: str) -> str:
 
 
 def is_followup(question: str, previous: Sequence[str], known: Iterable[str] = ()) -> bool:
-    """Whether a question leans on the previous one (and so needs rewriting)."""
-    if not previous:
-        return False
+    """Whether a question leans on the previous one (and so needs rewriting). A message without a single word
+    ("🙂🙂", "???") leans on nothing: made "🙂🙂 bei Meta?", it would be answered with a sentence about Meta."""
     q = question.strip()
+    if not previous or not re.search(r"[^\W_]", q):
+        return False
     if _ELLIPSIS.match(_strip_question(q)):
         return True
     if find_names(q, known):
