@@ -228,7 +228,7 @@ def fit(sets: Sequence[Collected], C: float = 0.1, max_false_abstention: float =
         extra_ratio: float = 0.6) -> tuple[S.SelectorModel, dict]:
     """Fit selector, answerability and confidence on the tuning rows of ``sets``; scores on their held-out rows.
     ``extra_ratio`` is the answerer's ``answer_extra_ratio``: confidence is the probability that the answer (best
-    sentence and the runner-up it may add) holds the answer. ``max_false_abstention`` sets the abstention threshold
+    candidate and the nearly as likely ones it joins or adds) holds the answer. ``max_false_abstention`` sets the abstention threshold
     on out-of-fold answerable questions: 4 % leaves a margin under the 5 % false abstention the product allows and
     declines more questions about articles that are not indexed than 3 % did (XQuAD-de, articles 37-48 removed:
     0.86 → 0.91 of them). The share counts each question with its weight, as the fits do (a question of our German

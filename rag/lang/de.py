@@ -245,11 +245,11 @@ def looks_english(text: str) -> bool:
     english = len(_ENGLISH_WORDS.findall(text))
     return english >= 2 and english > len(_GERMAN_WORDS.findall(text))
 # A question about how something changed over time wants one dated statement per source, not one sentence.
-# A comparison of two things ("mehr Nutzer als", "im Vergleich zu", "gegenüber"): the answer needs a fact per side.
-# A comparison named as one; a comparative ("teurer", "mehr") before "als" or alternatives ("A oder B") is one too
+# A comparison of two things needs a fact per side. These words name one ("im Vergleich zu", "gegenüber"); a
+# comparative ("teurer", "mehr") before "als" or alternatives ("A oder B") makes one too
 # (``rag.lang.pos.asks_comparison``: the tagger tells "teurer" from "chemischer").
 COMPARISON_QUESTION = re.compile(r"\b(?:im vergleich|verglichen|gegenüber|versus|vs|compared|than|differ\w*|"
-                                 r"unterschied\w*|unterscheide[nt]|unterscheidet sich)\b", re.I)
+                                 r"unterschied\w*|unterscheide[nt])\b", re.I)
 COMPARATIVE_WORDS = frozenset({"mehr", "weniger", "more", "less"})
 # A comparative's "als" stands at most this many words after it ("mehr gekostet als", "schneller gewachsen als").
 COMPARISON_SPAN = 4
