@@ -43,6 +43,20 @@ def test_question_view_weighs_unknown_words_and_keeps_names():
     assert unknown.unknown_share == pytest.approx(5.0 / 6.0)
 
 
+def test_a_compound_no_article_uses_asks_for_its_parts():
+    """"Quartalsumsatz" is unknown to articles that say "Umsatz" and "Quartal": the question asks for those."""
+    weights = {"nordlicht": 3.0, "quartal": 1.0, "umsatz": 2.0, "hoch": 0.5}
+    question = "Wie hoch war der Quartalsumsatz von Nordlicht?"
+    compounds = F.question_compounds(question, {"nordlicht": 3.0, "hoch": 0.5}, lambda stems: [s for s in stems if s in weights])
+    assert compounds == {"quartalsumsatz": ("quartal", "umsatz")}
+    view = F.question_view(question, weights, 5.0, compounds)
+    assert {"quartal", "umsatz"} <= view.tokens and "quartalsumsatz" not in view.tokens
+    assert view.unknown_share == 0.0 and {"quartal", "umsatz"} <= {t for t, _ in view.specific}
+    sentence = F.sentence_info("Der Umsatz von Nordlicht stieg im Quartal auf 12 Millionen.", 0, 58)
+    assert F._coverage(view, sentence.tokens) == pytest.approx(6.0 / 6.5)  # all but "hoch"
+    assert F.question_view(question, weights, 5.0).unknown_share > 0
+
+
 def test_features_prefer_the_sentence_that_holds_the_asked_kind():
     view = F.question_view("Wie viele Boote verkaufte Nordlicht?", {"boot": 2.0, "verkauft": 1.0, "nordlicht": 3.0}, 5.0)
     with_figure = F.sentence_info("Nordlicht verkaufte 450 Boote.", 0, 30)

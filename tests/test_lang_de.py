@@ -1,3 +1,4 @@
+from rag.lang import de
 from rag.lang.de import MONTH_NUMBERS, format_date, looks_english, month_year, tokenize
 
 
@@ -28,3 +29,16 @@ def test_english_questions_are_told_from_german_ones_with_english_looking_words(
     for english in ("How much did the company invest in 2024?", "Who has been running the lab for a decade?",
                     "What was the revenue of the group?"):
         assert looks_english(english), english
+
+
+def test_a_compound_splits_into_a_known_modifier_and_head():
+    """The head is the longest known ending (four letters or more); the modifier, less a linking element, must be
+    known too, so that a prefix ("ver-antwort") or an unknown first part does not split the word."""
+    known = {"quartal", "umsatz", "arbeit", "markt", "finanz", "chefin", "antwort", "gewinn"}
+    lookup = lambda stems: [s for s in stems if s in known]  # noqa: E731
+    assert de.compound_parts("quartalsumsatz", lookup) == ("quartal", "umsatz")
+    assert de.compound_parts("arbeitsmarkt", lookup) == ("arbeit", "markt")
+    assert de.compound_parts("finanzchefin", lookup) == ("finanz", "chefin")
+    assert de.compound_parts("verantwort", lookup) == ()
+    assert de.compound_parts("sonnengewinn", lookup) == ()
+    assert de.compound_parts("umsatz", lookup) == ()

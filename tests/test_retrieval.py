@@ -83,6 +83,8 @@ def test_coverage_scores_each_candidate_by_its_best_sentence(fake_retriever, mon
     monkeypatch.setattr(retrieval, "BODY_IDF_MAX_PASSAGES", n - 1)  # a large index: BM25's frequencies stand in
     other = "Investiert Microsoft in Rechenzentren?"  # another question: the last one's weights are kept
     assert fake_retriever.term_weights(other) == pytest.approx(index.bm25.idf(set(tokenize(other))))
+    assert fake_retriever.stem_weights(["microsoft", "quantenkryptographi"]) == pytest.approx(
+        index.bm25.idf(["microsoft"])), "stems are looked up as they are; unknown ones are left out"
 
 
 def test_coverage_of_a_large_index_reads_only_the_candidates(fake_retriever, monkeypatch):

@@ -69,7 +69,7 @@ from rag.answer.facts import figure_years
 from rag.answer.generation import Generator, Passage, make_generator, refusal_text
 from rag.answer.llm_spans import short_reader
 from rag.answer.reader import Reader, make_reader
-from rag.answer.features import Candidate, holds_term
+from rag.answer.features import Candidate, holds_term, joined_time
 from rag.answer.selection import Scored, Selector, SelectorModel
 from rag.errors import RagError
 from rag.lang.de import CHANGE_QUESTION, FIGURE, format_date, tokenize
@@ -332,7 +332,8 @@ class ExtractiveAnswerer:
     def _complete(self, scored: Scored, ranked: list[Choice], chosen: list[Choice], limit: int) -> list[Choice]:
         """A timeline or comparison asks for several facts ("2024 und 2026", "Microsoft im Vergleich zu Meta"): for
         each asked year or name that no chosen sentence holds, the best candidate that holds it is added."""
-        parts = [*scored.view.years, *(t for t in scored.view.names if not t[:1].isdigit())]
+        times = sorted(scored.view.periods) or sorted(scored.view.years)
+        parts = [*times, *(t for t in scored.view.names if not t[:1].isdigit())]
         chosen = list(chosen)
         for part in parts:
             if len(chosen) >= limit + len(parts) - 1:
@@ -346,10 +347,17 @@ class ExtractiveAnswerer:
         return chosen
 
     def _holds(self, choice: Choice, part: str) -> bool:
-        """Whether the quote states the asked year (also as "dieses Jahr") or holds the asked name."""
-        if part.isdigit():
-            info = self.selector.sentences.of(choice.candidate.doc_id)[choice.candidate.position]
-            return int(part) in info.time_years or part in choice.quote
+        """Whether the quote speaks about the asked quarter ("2024-q4", also as "im abgelaufenen Quartal") or year
+        (also as "dieses Jahr"), in its sentence or the one before it quoted with it, or holds the asked name."""
+        if part[:1].isdigit():
+            infos = self.selector.sentences.of(choice.candidate.doc_id)
+            info = infos[choice.candidate.position]
+            if choice.candidate.pair:
+                info = joined_time(infos[choice.candidate.position - 1], info)
+            if not part.isdigit():
+                return part in info.time_periods
+            return (int(part) in info.time_years or any(p.startswith(part) for p in info.time_periods)
+                    or part in choice.quote)
         return holds_term(part, set(tokenize(choice.quote)))
 
     def run(self, question: str, id: str | None = None, hits: Sequence[Hit] | None = None) -> Answer:

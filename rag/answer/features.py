@@ -13,14 +13,14 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Callable, Collection, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from rag.answer.facts import quarter_periods, sentence_time
 from rag.ingest.sentences import sentence_spans
 from rag.lang import pos
-from rag.lang.de import (ANAPHOR_PATTERN, ANSWER_TYPES, ENGLISH_MONTHS, FIGURE, MONTH_NUMBERS, NAME_PAIR, NUMBER_WORDS,
+from rag.lang.de import (ANAPHOR_PATTERN, ANSWER_TYPES, ENGLISH_MONTHS, compound_parts, FIGURE, MONTH_NUMBERS, NAME_PAIR, NUMBER_WORDS,
                          PLACE_PHRASE, UNIT_PATTERN, looks_english, question_type, tokenize)
 
 
@@ -139,15 +139,31 @@ def unknown_names(question: str, known: dict[str, float]) -> float:
     return sum(not any(stem in known for stem in tokenize(w)) for w in names) / len(names)
 
 
-def question_view(question: str, weights: dict[str, float], unknown_idf: float) -> QuestionView:
-    tokens = frozenset(tokenize(question))
+def question_compounds(question: str, weights: Mapping[str, float],
+                       known: Callable[[Iterable[str]], Collection[str]]) -> dict[str, tuple[str, ...]]:
+    """The question's words that no passage uses (not in ``weights``) and that split into a modifier and a head
+    the passages do use (``known``), with those parts."""
+    return {t: parts for t in dict.fromkeys(tokenize(question))
+            if t not in weights and not t[:1].isdigit() and (parts := compound_parts(t, known))}
+
+
+def question_view(question: str, weights: dict[str, float], unknown_idf: float,
+                  compounds: Mapping[str, tuple[str, ...]] | None = None) -> QuestionView:
+    """``compounds``: the question's compounds that no passage uses, split into parts that passages do use
+    (``rag.lang.de.compound_parts``); the question then asks for the parts."""
+    compounds = compounds or {}
+
+    def split(terms) -> set[str]:
+        return {part for t in terms for part in compounds.get(t, (t,))}
+
+    tokens = frozenset(split(tokenize(question)))
     known = {t: w for t, w in weights.items() if t in tokens}
     missing = [t for t in tokens if t not in known and not t[:1].isdigit()]
     total = sum(known.values()) + unknown_idf * len(missing)
     caps = frozenset(m.group(0).casefold() for m in _CAPITALISED.finditer(question))
     names = frozenset(t for m in _CAPITALISED.finditer(question) if m.start() > 0 for t in tokenize(m.group(0)))
     years = frozenset(YEAR.findall(question))
-    specific = {t for m in _HAS_CAPITAL.finditer(question) if m.start() > 0 for t in tokenize(m.group(0))}
+    specific = split(t for m in _HAS_CAPITAL.finditer(question) if m.start() > 0 for t in tokenize(m.group(0)))
     specific |= {t for t in tokens if t[:1].isdigit()}
     return QuestionView(question, question_type(question), tokens, known,
                         unknown_idf * len(missing) / total if total else 0.0,

@@ -36,7 +36,8 @@ from typing import Sequence
 import numpy as np
 
 from rag.answer.features import (FEATURES, QUESTION_FEATURES, STANDOUT_RANKS, ArticleSentences, Candidate,
-                                 QuestionView, build_candidates, chunk_rows, matrix, question_features, question_view,
+                                 QuestionView, build_candidates, chunk_rows, matrix, question_compounds,
+                                 question_features, question_view,
                                  sentences_view)
 from rag.index.lexical import bm25_idf
 
@@ -170,7 +171,10 @@ class Selector:
         if self._rows is None:
             self._rows = chunk_rows(index)
         weights = self.retriever.term_weights(question)
-        view = question_view(question, weights, bm25_idf(max(len(index.chunks), 1), 0))
+        compounds = question_compounds(question, weights, self.retriever.stem_weights)
+        if compounds:
+            weights = {**weights, **self.retriever.stem_weights({p for parts in compounds.values() for p in parts})}
+        view = question_view(question, weights, bm25_idf(max(len(index.chunks), 1), 0), compounds)
         query = np.asarray(self.retriever.query_vector(question), np.float32).reshape(-1)
         candidates, feats = build_candidates(index, self.sentences, self._rows, view, query, hits, passages)
         return view, candidates, matrix(feats)

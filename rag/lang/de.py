@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable, Collection, Iterable
 
 MONTHS = ("Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September", "Oktober", "November",
           "Dezember")
@@ -193,6 +194,33 @@ def tokenize(text: str) -> list[str]:
                 cache[token] = parts
         tokens += parts
     return tokens
+
+
+# Linking elements between the parts of a German compound ("Quartal-s-umsatz", "Arbeit-s-markt", "Sonne-n-schein").
+LINKING_ELEMENTS = ("s", "es", "n", "en", "e", "er", "")
+
+
+def compound_parts(stem: str, known: Callable[[Iterable[str]], Collection[str]]) -> tuple[str, ...]:
+    """A German compound's modifier and head as stems that ``known`` (stems → those a corpus uses) knows:
+    "quartalsumsatz" → ("quartal", "umsatz") when the articles say "Umsatz" and "Quartal" but never
+    "Quartalsumsatz"; () when the word is not such a compound.
+
+    Why: a question's compound that no article uses matches nothing, though the articles state its parts
+    ("Wie hoch war der Quartalsumsatz?" over "der Umsatz im vergangenen Quartal"). The head is the longest known
+    ending of at least four letters (the head of a German compound is its last part); the modifier before it, less
+    a linking element, must be a known word of three letters or more, so that a prefix ("ver-antwort") is not a
+    part."""
+    heads = [stem[i:] for i in range(1, len(stem) - 3)]
+    modifiers = {stem[:i][: i - len(link)] for i in range(1, len(stem) - 3) for link in LINKING_ELEMENTS
+                 if stem[:i].endswith(link) and i - len(link) >= 3}
+    found = set(known([*heads, *modifiers]))
+    for i, head in enumerate(heads, start=1):
+        if head in found:
+            modifier = next((stem[:i][: i - len(link)] for link in LINKING_ELEMENTS
+                             if stem[:i].endswith(link) and stem[:i][: i - len(link)] in found
+                             and i - len(link) >= 3), None)
+            return (modifier, head) if modifier else ()
+    return ()
 
 
 # ---- What a question asks for and how sentences refer back (used by the answer selector) ------------------------

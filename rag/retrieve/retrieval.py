@@ -9,7 +9,7 @@ A chunk missing from one list gets that list's lowest candidate score.
 from __future__ import annotations
 
 import threading
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -310,7 +310,12 @@ class Retriever:
         last = getattr(self._recent, "weights", None)
         if last is not None and last[0] == question:
             return last[1]
-        terms = set(tokenize(question))
+        weights = self.stem_weights(set(tokenize(question)))
+        self._recent.weights = (question, weights)
+        return weights
+
+    def stem_weights(self, terms: Iterable[str]) -> dict[str, float]:
+        """The IDF of each of ``terms`` (stems, as ``tokenize`` gives them) that a passage uses (``term_weights``)."""
         chunks = self.index.chunks
         if len(chunks) > BODY_IDF_MAX_PASSAGES:
             weights = self.index.bm25.idf(terms)
@@ -324,7 +329,6 @@ class Retriever:
             counts, ids = self._body_frequencies, self._term_ids
             weights = {t: bm25_idf(len(chunks), int(counts[i])) for t in terms
                        if (i := ids.get(t)) is not None and counts[i]}
-        self._recent.weights = (question, weights)
         return weights
 
     def coverage_search(self, question: str, rows: Sequence[int]) -> dict[int, float]:
