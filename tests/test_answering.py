@@ -319,3 +319,40 @@ def test_local_llm_on_the_eval_set(seeds, capsys):
         print(f"\nlocal LLM: generated {len(generated)}, failed grounding {len(failed)} (fell back); first token p50 "
               f"{statistics.median(first):.1f} s, whole answer p50 {statistics.median(total):.1f} s")
     assert statistics.median(first) <= 6 and statistics.median(total) <= 12
+
+
+COMPARED = {
+    "nordlicht_kauf": (" date 2015-04-02 Hansa kauft Nordlicht\n"
+                       "Die Reederei Hansa hat die Kieler Werft Nordlicht für 80 Millionen Euro gekauft. "
+                       "Die Werft baut seit 1950 Segelboote."),
+    "suedwind_kauf": (" date 2019-05-20 Hansa übernimmt Südwind\n"
+                      "Die Werft Südwind gehört nun der Reederei Hansa, die 120 Millionen Euro zahlte. "
+                      "Südwind stand schon lange zum Verkauf."),
+}
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory, real_seeds_index):
+    _, embedder, _ = real_seeds_index
+    folder = tmp_path_factory.mktemp("compared")
+    for name, text in (ARTICLES | COMPARED).items():
+        (folder / f"{name}.txt").write_text(text, encoding="utf-8")
+    settings = Settings(index_dir=tmp_path_factory.mktemp("compared-index") / "index", seeds_dir=folder)
+    build_index(folder, settings, embedder)
+    return ExtractiveAnswerer(Retriever(load_index(settings.index_dir, embedder.model_id), embedder, settings), settings)
+
+
+def test_each_compared_name_gets_the_sentence_that_answers_for_it(compared, monkeypatch):
+    """A comparison quotes a sentence for each name it compares; the candidates for a name the best quote lacks are
+    ranked for the question without the other compared names."""
+    question = "Was war teurer: der Kauf von Nordlicht oder der Kauf von Südwind?"
+    answer = compared.run(question)
+    quotes = " ".join(c.quote for c in answer.citations)
+    assert not answer.abstained and "80 Millionen" in quotes and "120 Millionen" in quotes
+    assert_well_formed(answer, {d: a.text for d, a in compared.index.articles.items()})
+    asked, score = [], compared.selector.score
+    monkeypatch.setattr(compared.selector, "score", lambda q, *a: asked.append(q) or score(q, *a))
+    hits = compared.retriever.run(question, k=compared.settings.top_k)
+    ranked = compared._ranked_for(question, "sudwind", {"nordlicht", "sudwind"}, hits)
+    assert asked == ["Was war teurer: der Kauf von oder der Kauf von Südwind?"]
+    assert "120 Millionen" in next(c.quote for c in ranked if compared._holds(c, "sudwind"))

@@ -73,7 +73,7 @@ from rag.answer.features import Candidate, holds_term, joined_time
 from rag.answer.selection import Scored, Selector, SelectorModel
 from rag.errors import RagError
 from rag.lang.de import CHANGE_QUESTION, FIGURE, format_date, tokenize
-from rag.lang.pos import asks_comparison
+from rag.lang.pos import asks_comparison, proper_names
 from rag.retrieve.retrieval import Retriever
 from rag.schema import Answer, Article, Citation, Hit, Retrieved
 from rag.settings import Settings
@@ -302,7 +302,7 @@ class ExtractiveAnswerer:
             elif "runner_up" not in self.off and close and len(chosen) < 2:
                 chosen.append(choice)  # a runner-up nearly as likely: the selector is unsure, the reader decides
         if "parts" not in self.off and (timeline or asks_comparison(question)):
-            chosen = self._complete(scored, ranked, chosen, limit)
+            chosen = self._complete(scored, ranked, chosen, limit, hits)
         if timeline:
             chosen = _per_date(ranked, chosen, asked, asked_years, 2 * limit)
         if "context" not in self.off:
@@ -329,22 +329,39 @@ class ExtractiveAnswerer:
         before = replace(choice, candidate=replace(choice.candidate, end=info.start, pair=False))
         return own if holds(own, before) else None
 
-    def _complete(self, scored: Scored, ranked: list[Choice], chosen: list[Choice], limit: int) -> list[Choice]:
+    def _complete(self, scored: Scored, ranked: list[Choice], chosen: list[Choice], limit: int,
+                  hits: Sequence[Hit]) -> list[Choice]:
         """A timeline or comparison asks for several facts ("2024 und 2026", "Microsoft im Vergleich zu Meta"): for
         each asked year or name that no chosen sentence holds, the best candidate that holds it is added."""
         times = sorted(scored.view.periods) or sorted(scored.view.years)
         parts = [*times, *(t for t in scored.view.names if not t[:1].isdigit())]
+        named = {t for w in proper_names(scored.view.text) for t in tokenize(w)} & set(parts)
         chosen = list(chosen)
         for part in parts:
             if len(chosen) >= limit + len(parts) - 1:
                 break
             if any(self._holds(c, part) for c in chosen):
                 continue
-            for choice in ranked[1:PART_RANKS]:
+            pool = self._ranked_for(scored.view.text, part, named, hits) if part in named else ranked[1:PART_RANKS]
+            for choice in pool:
                 if self._holds(choice, part) and not _overlaps(choice, chosen):
                     chosen.append(choice)
                     break
         return chosen
+
+    def _ranked_for(self, question: str, part: str, named: set[str], hits: Sequence[Hit]) -> list[Choice]:
+        """The candidates ranked for the question asked about the proper name ``part`` alone: the question without
+        the other names it compares ("Was war teurer: der Kauf von WhatsApp oder Metas Deal …?" for WhatsApp).
+
+        Why: ranked for the whole question, the first candidate that names the part is often one that matches the
+        other names' words too and merely mentions the part ("Anwendungen wie Facebook, Instagram und WhatsApp
+        fuhren … 19,3 Milliarden Dollar ein")."""
+        others = named - {part}
+        words = [w for w in _SPACE.split(question) if not others & set(tokenize(w))]
+        ranked = self.selector.score(" ".join(words), hits, self.settings.answer_passages)
+        articles = self.index.articles
+        return [Choice(c, articles[c.doc_id], float(p))
+                for c, p in zip(ranked.candidates[:PART_RANKS], ranked.probabilities[:PART_RANKS])]
 
     def _holds(self, choice: Choice, part: str) -> bool:
         """Whether the quote speaks about the asked quarter ("2024-q4", also as "im abgelaufenen Quartal") or year

@@ -118,7 +118,6 @@ class QuestionView:
     english: bool = False  # asked in English (``looks_english``): answered by the model trained on English questions
 
 
-_WORD = re.compile(r"[^\W_]+(?:[-.'’][^\W_]+)*")
 
 
 def unknown_names(question: str, known: dict[str, float]) -> float:
@@ -132,8 +131,7 @@ def unknown_names(question: str, known: dict[str, float]) -> float:
     having none: the German tagger calls most English words names."""
     if looks_english(question):
         return 0.0
-    words = _WORD.findall(question)
-    names = [w for w, c in zip(words, pos.word_classes(words)) if c == "name" and w[:1].isupper()]
+    names = pos.proper_names(question)
     if not names:
         return 0.0
     return sum(not any(stem in known for stem in tokenize(w)) for w in names) / len(names)

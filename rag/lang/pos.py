@@ -88,6 +88,17 @@ def word_classes(words: Sequence[str]) -> tuple[str, ...]:
     return tuple(word_class(tag) for tag in tag_words(tuple(words)))
 
 
+# A word as the tagger takes it: letters and digits, joined by hyphens, dots and apostrophes ("Scale-AI", "Llama-4").
+_NAME_WORD = re.compile(r"[^\W_]+(?:[-.'’][^\W_]+)*")
+
+
+def proper_names(text: str) -> list[str]:
+    """The capitalised words of ``text`` that the tagger calls proper names ("Microsoft", "Kenyatta"; not the nouns
+    "Mitarbeiter" or "Präsident")."""
+    words = _NAME_WORD.findall(text)
+    return [w for w, c in zip(words, word_classes(words)) if c == "name" and w[:1].isupper()]
+
+
 @lru_cache(maxsize=4096)
 def is_comparative(word: str) -> bool:
     """Whether HanTa analyses ``word`` as a comparative ("teurer", "höher", "besser"; not "chemischer", "welcher")."""
