@@ -49,19 +49,23 @@ ARTICLES = {
 }
 
 
-@pytest.fixture(scope="module")
-def small(tmp_path_factory, real_seeds_index):
-    """The invented corpus indexed with the real embedder."""
-    _, embedder, _ = real_seeds_index
+def invented(tmp_path_factory, embedder, articles: dict[str, str]) -> ExtractiveAnswerer:
+    """An answerer over ``articles`` (name → text), indexed with the real embedder."""
     folder = tmp_path_factory.mktemp("articles")
-    for name, text in ARTICLES.items():
+    for name, text in articles.items():
         (folder / f"{name}.txt").write_text(text, encoding="utf-8")
-    settings = Settings(index_dir=tmp_path_factory.mktemp("small") / "index", seeds_dir=folder)
+    settings = Settings(index_dir=tmp_path_factory.mktemp("index") / "index", seeds_dir=folder)
     build_index(folder, settings, embedder)
     retriever = Retriever(load_index(settings.index_dir, embedder.model_id), embedder, settings)
     answerer = ExtractiveAnswerer(retriever, settings)
     answerer.warm_up()
     return answerer
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory, real_seeds_index):
+    """The invented corpus indexed with the real embedder."""
+    return invented(tmp_path_factory, real_seeds_index[1], ARTICLES)
 
 
 @pytest.fixture(scope="module")
@@ -333,13 +337,8 @@ COMPARED = {
 
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory, real_seeds_index):
-    _, embedder, _ = real_seeds_index
-    folder = tmp_path_factory.mktemp("compared")
-    for name, text in (ARTICLES | COMPARED).items():
-        (folder / f"{name}.txt").write_text(text, encoding="utf-8")
-    settings = Settings(index_dir=tmp_path_factory.mktemp("compared-index") / "index", seeds_dir=folder)
-    build_index(folder, settings, embedder)
-    return ExtractiveAnswerer(Retriever(load_index(settings.index_dir, embedder.model_id), embedder, settings), settings)
+    """The invented corpus and two purchases to compare."""
+    return invented(tmp_path_factory, real_seeds_index[1], ARTICLES | COMPARED)
 
 
 def test_each_compared_name_gets_the_sentence_that_answers_for_it(compared, monkeypatch):
