@@ -13,19 +13,22 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
 
-from rag.answer.answering import Choice, ExtractiveAnswerer, GenerativeAnswerer, _widened, agreement
-from rag.answer.features import Candidate
+from rag.answer.answering import (Choice, ExtractiveAnswerer, GenerativeAnswerer, _widened, agreement,
+                                  asked_parts)
+from rag.answer.features import Candidate, question_view
 from rag.answer.generation import REFUSAL
 from rag.answer.grounding import check_quotes, markers
 from rag.errors import RagError
 from rag.index.build import build_index
 from rag.index.store import load_index
 from rag.retrieve.retrieval import Retriever
+from rag.lang.de import tokenize
 from rag.schema import Article
 from rag.settings import Settings
 
@@ -323,6 +326,17 @@ def test_local_llm_on_the_eval_set(seeds, capsys):
         print(f"\nlocal LLM: generated {len(generated)}, failed grounding {len(failed)} (fell back); first token p50 "
               f"{statistics.median(first):.1f} s, whole answer p50 {statistics.median(total):.1f} s")
     assert statistics.median(first) <= 6 and statistics.median(total) <= 12
+
+
+def test_a_comparisons_parts_come_in_the_questions_order():
+    """Quarters (or years) first, then names and nouns as the question has them, whatever a set's order: the parts
+    are completed one after the other, and string hashing changes from one process to the next."""
+    question = "Hat Zeta im dritten Quartal 2024 mehr verdient als Alpha, Omega, Kappa oder Beta?"
+    names = frozenset(tokenize("Zeta Alpha Omega Kappa Beta Quartal"))
+    view = question_view(question, {t: 1.0 for t in tokenize(question)}, 5.0)
+    view = replace(view, names=names)
+    assert asked_parts(view) == ["2024-q3", *tokenize("Zeta Quartal Alpha Omega Kappa Beta")]
+    assert asked_parts(replace(view, periods=frozenset())) == ["2024", *tokenize("Zeta Quartal Alpha Omega Kappa Beta")]
 
 
 COMPARED = {

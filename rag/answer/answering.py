@@ -69,7 +69,7 @@ from rag.answer.facts import figure_years
 from rag.answer.generation import Generator, Passage, make_generator, refusal_text
 from rag.answer.llm_spans import short_reader
 from rag.answer.reader import Reader, make_reader
-from rag.answer.features import Candidate, holds_term, joined_time
+from rag.answer.features import Candidate, QuestionView, holds_term, joined_time
 from rag.answer.selection import Scored, Selector, SelectorModel
 from rag.errors import RagError
 from rag.lang.de import CHANGE_QUESTION, FIGURE, format_date, tokenize
@@ -132,6 +132,16 @@ class Selection:
     short: str | None = None
     disagree: bool = False
     reasons: list[str] = field(default_factory=list)
+
+
+def asked_parts(view: QuestionView) -> list[str]:
+    """What a comparison or timeline asks about, each to be held by a quote: its quarters (else its years), then
+    its names and nouns, in the question's order.
+
+    Why that order: the parts are completed one after the other, and a set's order of strings changes from one
+    process to the next (hash randomisation), and with it, before, the sentences some comparisons quoted."""
+    times = sorted(view.periods) or sorted(view.years)
+    return [*times, *(t for t in dict.fromkeys(tokenize(view.text)) if t in view.names and not t[:1].isdigit())]
 
 
 def _same_text(a: str, b: str) -> bool:
@@ -333,8 +343,7 @@ class ExtractiveAnswerer:
                   hits: Sequence[Hit]) -> list[Choice]:
         """A timeline or comparison asks for several facts ("2024 und 2026", "Microsoft im Vergleich zu Meta"): for
         each asked year or name that no chosen sentence holds, the best candidate that holds it is added."""
-        times = sorted(scored.view.periods) or sorted(scored.view.years)
-        parts = [*times, *(t for t in scored.view.names if not t[:1].isdigit())]
+        parts = asked_parts(scored.view)
         named = {t for w in proper_names(scored.view.text) for t in tokenize(w)} & set(parts)
         chosen = list(chosen)
         for part in parts:
