@@ -94,6 +94,20 @@ def test_time_fit_reads_relative_years_against_the_article_date():
     assert F.time_match(view, first) == 1.0 and F.time_match(view, second) == -1.0
 
 
+def test_a_quarter_question_reads_the_quarter_and_only_then_the_year():
+    """Asked about a quarter: the quarter itself fits, another quarter does not, and a sentence that names only
+    the quarter's year (no quarter) neither fits nor contradicts; another year contradicts."""
+    from rag.schema import Article
+
+    article = Article("a", "Titel", "2024-10-31", False, "", "a.txt", "0")
+    view = F.question_view("Wie viel verlor die Werft im dritten Quartal 2023?", {"werft": 1.0}, 5.0)
+    fits = {text: F.time_match(view, F.sentence_info(text, 0, len(text), article)) for text in (
+        "Im dritten Quartal 2023 verlor die Werft 3 Millionen.", "Im vierten Quartal 2023 verlor sie 4 Millionen.",
+        "Im ganzen Jahr 2023 verlor die Werft 9 Millionen.", "Die Werft verlor 2022 rund 6 Millionen.",
+        "Die Werft verlor 7 Millionen.")}
+    assert list(fits.values()) == [1.0, -1.0, 0.0, -1.0, 0.0]
+
+
 def test_a_sentence_quoted_with_its_predecessor_speaks_about_the_predecessors_time():
     from rag.schema import Article
 

@@ -234,7 +234,12 @@ def time_match(q: QuestionView, info: SentenceInfo) -> float:
     another time, 0 no time said or none asked. Relative phrases ("im vergangenen Quartal") count as resolved by
     the article's date."""
     if q.periods:
-        return 1.0 if q.periods & info.time_periods else -1.0 if info.time_periods or info.time_years else 0.0
+        if q.periods & info.time_periods:
+            return 1.0
+        if info.time_periods:
+            return -1.0
+        # the asked quarter's year with no quarter said ("nach 3,74 Milliarden vor einem Jahr") does not say another
+        return 0.0 if {int(p[:4]) for p in q.periods} & info.time_years or not info.time_years else -1.0
     if q.years:
         asked = {int(y) for y in q.years}
         return 1.0 if asked & info.time_years else -1.0 if info.time_years else 0.0
