@@ -27,8 +27,8 @@ from rag.answer.grounding import check_quotes, markers
 from rag.errors import RagError
 from rag.index.build import build_index
 from rag.index.store import load_index
-from rag.retrieve.retrieval import Retriever
 from rag.lang.de import tokenize
+from rag.retrieve.retrieval import Retriever
 from rag.schema import Article
 from rag.settings import Settings
 

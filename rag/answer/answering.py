@@ -264,8 +264,7 @@ class ExtractiveAnswerer:
         if CHANGE_QUESTION.search(question):
             passages *= 2  # a change over time is told across more articles than a single fact
         scored: Scored = self.selector.score(question, hits, passages)
-        articles = self.index.articles
-        ranked = [Choice(c, articles[c.doc_id], float(p)) for c, p in zip(scored.candidates, scored.probabilities)]
+        ranked = self._choices(scored)
         kind = scored.view.kind
         if scored.abstain or not ranked or scored.confidence < self.settings.abstain_below:
             reason = ("no candidate sentence" if not ranked else
@@ -367,10 +366,12 @@ class ExtractiveAnswerer:
         fuhren … 19,3 Milliarden Dollar ein")."""
         others = named - {part}
         words = [w for w in _SPACE.split(question) if not others & set(tokenize(w))]
-        ranked = self.selector.score(" ".join(words), hits, self.settings.answer_passages)
+        return self._choices(self.selector.score(" ".join(words), hits, self.settings.answer_passages))[:PART_RANKS]
+
+    def _choices(self, scored: Scored) -> list[Choice]:
+        """The scored candidates, best first, with their articles."""
         articles = self.index.articles
-        return [Choice(c, articles[c.doc_id], float(p))
-                for c, p in zip(ranked.candidates[:PART_RANKS], ranked.probabilities[:PART_RANKS])]
+        return [Choice(c, articles[c.doc_id], float(p)) for c, p in zip(scored.candidates, scored.probabilities)]
 
     def _holds(self, choice: Choice, part: str) -> bool:
         """Whether the quote speaks about the asked quarter ("2024-q4", also as "im abgelaufenen Quartal") or year

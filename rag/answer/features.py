@@ -20,8 +20,8 @@ import numpy as np
 from rag.answer.facts import quarter_periods, sentence_time
 from rag.ingest.sentences import sentence_spans
 from rag.lang import pos
-from rag.lang.de import (ANAPHOR_PATTERN, ANSWER_TYPES, ENGLISH_MONTHS, compound_parts, FIGURE, MONTH_NUMBERS, NAME_PAIR, NUMBER_WORDS,
-                         PLACE_PHRASE, UNIT_PATTERN, looks_english, question_type, tokenize)
+from rag.lang.de import (ANAPHOR_PATTERN, ANSWER_TYPES, ENGLISH_MONTHS, FIGURE, MONTH_NUMBERS, NAME_PAIR, NUMBER_WORDS,
+                         PLACE_PHRASE, UNIT_PATTERN, compound_parts, looks_english, question_type, tokenize)
 
 
 _MONTHS = "|".join(sorted({*MONTH_NUMBERS, *(m for m in ENGLISH_MONTHS if len(m) > 3)}, key=len, reverse=True))
@@ -116,8 +116,6 @@ class QuestionView:
     specific: tuple[tuple[str, float], ...] = ()  # the specific terms (names, nouns after the first word, figures) with IDF
     unknown_names: float = 0.0  # share of the question's proper names the index never uses (``unknown_names``)
     english: bool = False  # asked in English (``looks_english``): answered by the model trained on English questions
-
-
 
 
 def unknown_names(question: str, known: dict[str, float]) -> float:

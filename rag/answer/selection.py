@@ -37,8 +37,7 @@ import numpy as np
 
 from rag.answer.features import (FEATURES, QUESTION_FEATURES, STANDOUT_RANKS, ArticleSentences, Candidate,
                                  QuestionView, build_candidates, chunk_rows, matrix, question_compounds,
-                                 question_features, question_view,
-                                 sentences_view)
+                                 question_features, question_view, sentences_view)
 from rag.index.lexical import bm25_idf
 
 MODEL_PATH = Path(__file__).parent / "models" / "selector.json"

@@ -210,16 +210,17 @@ def compound_parts(stem: str, known: Callable[[Iterable[str]], Collection[str]])
     ending of at least four letters (the head of a German compound is its last part); the modifier before it, less
     a linking element, must be a known word of three letters or more, so that a prefix ("ver-antwort") is not a
     part."""
-    heads = [stem[i:] for i in range(1, len(stem) - 3)]
-    modifiers = {stem[:i][: i - len(link)] for i in range(1, len(stem) - 3) for link in LINKING_ELEMENTS
-                 if stem[:i].endswith(link) and i - len(link) >= 3}
-    found = set(known([*heads, *modifiers]))
-    for i, head in enumerate(heads, start=1):
-        if head in found:
-            modifier = next((stem[:i][: i - len(link)] for link in LINKING_ELEMENTS
-                             if stem[:i].endswith(link) and stem[:i][: i - len(link)] in found
-                             and i - len(link) >= 3), None)
-            return (modifier, head) if modifier else ()
+    def modifiers(i: int) -> list[str]:
+        """The words the first ``i`` letters may be, less a linking element, in ``LINKING_ELEMENTS`` order."""
+        return [stem[:i - len(link)] for link in LINKING_ELEMENTS
+                if stem[:i].endswith(link) and i - len(link) >= 3]
+
+    ends = range(1, len(stem) - 3)
+    found = set(known([*(stem[i:] for i in ends), *(m for i in ends for m in modifiers(i))]))
+    for i in ends:
+        if stem[i:] in found:
+            modifier = next((m for m in modifiers(i) if m in found), None)
+            return (modifier, stem[i:]) if modifier else ()
     return ()
 
 
