@@ -60,3 +60,17 @@ def test_comparisons_are_found_by_their_grammar_not_by_adjacent_words():
                      "Welcher Standort lenkte als letzter ein?", "Wie viel investiert Meta 2026?",
                      "Wann wurde die Firma gegründet oder gekauft?"):
         assert not pos.asks_comparison(question), question
+
+
+def test_a_word_outside_the_lexicon_is_analysed_once_with_the_same_tags():
+    from HanTa import HanoverTagger
+
+    fresh = HanoverTagger.HanoverTagger(pos.MODEL)  # the bare tagger, analysing every unknown word again
+    first = ["Die", "Quartalsumsatzprognosen", "der", "Zwergkaninchenzüchter", "stiegen", "."]
+    second = ["Wer", "kennt", "die", "Zwergkaninchenzüchter", "?"]
+    tagger = pos._tagger()
+    before = tagger.analyze_forward.cache_info()
+    assert pos.tag_words(tuple(first)) == tuple(fresh.tag_sent(first, taglevel=0))
+    assert pos.tag_words(tuple(second)) == tuple(fresh.tag_sent(second, taglevel=0))
+    after = tagger.analyze_forward.cache_info()
+    assert after.hits > before.hits  # "Zwergkaninchenzüchter" is not analysed a second time

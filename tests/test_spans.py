@@ -1,10 +1,12 @@
 """Short answers: typed candidates, verbatim spans, explanation questions, years of any century, the trained model."""
 
 import json
+import math
 
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
+from rag.answer.reader import Reading
 from rag.answer.spans import (FEATURES, MODEL_PATH, candidates, load_span_model, question_kind, short_answer,
                               span_features, word_spans)
 
@@ -83,3 +85,25 @@ def test_parts_of_speech_mark_noun_phrases_and_heads(reader):
     assert rows["Louis-Joseph de Montcalm"]["who_head_name"] == 1 and rows["Truppen"]["who_head_noun"] == 1
     assert rows["Truppen führte"]["has_verb"] == 1 and rows["Truppen führte"]["last_verb"] == 1
     assert "Montcalm" in short_answer("Wer führte die Truppen an?", quote, reader).text
+
+
+def test_features_of_all_candidates_at_once_are_those_of_each():
+    quote = "Der Umsatz stieg 2024 auf rund 14,3 Milliarden US-Dollar (plus 22 %), sagte Finanzchefin Susan Li."
+    count = len(word_spans(quote))
+    reading = Reading(np.linspace(-3.0, 3.0, count), np.linspace(2.0, -2.0, count))
+    found, matrix = span_features("Wie hoch war der Umsatz?", quote, reading)
+    assert found == candidates(quote)
+    column = {name: k for k, name in enumerate(FEATURES)}
+    for cand, row in zip(found, matrix):
+        assert row[column["len_log"]] == math.log(cand.last - cand.first)
+        assert row[column["chars_log"]] == math.log(cand.end - cand.start)
+        assert row[column["reader_start"]] == reading.start[cand.first]
+        assert row[column["reader_end_inside"]] == max(reading.end[cand.first:cand.last - 1], default=-10.0)
+        assert row[column["reader_end_before"]] == (reading.end[cand.first - 1] if cand.first else -10.0)
+    rows = {quote[c.start:c.end]: dict(zip(FEATURES, row)) for c, row in zip(found, matrix)}
+    amount = rows["rund 14,3 Milliarden US-Dollar"]
+    assert amount["type_amount"] == amount["maximal_number"] == amount["count_x_amount"] == 1
+    assert rows["Susan Li"]["type_name"] == 1 and rows["Susan Li"]["maximal_name"] == 0
+    assert rows["Finanzchefin Susan Li"]["maximal_name"] == 1
+    assert rows["2024"]["type_year"] == 1 and rows["plus 22 %"]["in_parens"] == 1
+    assert rows["Umsatz"]["overlap_frac"] == 1 and rows["stieg 2024"]["prev_is_q"] == 1

@@ -66,6 +66,8 @@ KINDS = tuple(kind for kind, _ in de.QUESTION_FORMS) + ("other",)
 _BEFORE_GROUPS = {**de.PREPOSITION_GROUPS, "copula": de.COPULAS, "article": de.ARTICLES, "comma": frozenset(",")}
 _BEFORE = {word: group for group, words in _BEFORE_GROUPS.items() for word in words}
 _TYPED_KINDS = ("when", "who", "where", "count")
+# Words a date may hold besides months, numbers and range words ("im Jahr 1862", "Mitte 1947").
+_DATE_WORDS = frozenset(("im", "jahr", "jahre", "anfang", "ende", "mitte"))
 
 
 def _stem(word: str) -> str:
@@ -156,7 +158,7 @@ def _tokens(text: str) -> list[_Token]:
     for match in _TOKEN.finditer(text):
         word = match.group(0)
         lower = word.lower()
-        digit = any(ch.isdigit() for ch in word)
+        digit = any(map(str.isdigit, word))
         tokens.append(_Token(
             start=match.start(), end=match.end(), text=word, lower=lower, stem=_stem(word), cap=word[:1].isupper(),
             digit=digit, number=digit or lower in _NUMBER_WORDS or bool(de.CARDINAL_PATTERN.fullmatch(lower)),
@@ -188,21 +190,6 @@ def _question(question: str) -> _Question:
     return _Question(kind=kind, stems=frozenset(_stem(w) for w in content),
                      words=frozenset(w.lower() for w in content), head=_stem(head.group(1)) if head else None,
                      before=frozenset(_stem(w) for w in before), after=frozenset(_stem(w) for w in after))
-
-
-def _shape(tokens: list[_Token]) -> dict[str, bool]:
-    """Typed shapes of one candidate: amount, date, year, name (each a whole-span pattern)."""
-    inner = [t for t in tokens if t.lower not in de.APPROXIMATORS]
-    numbers = [t for t in inner if t.number]
-    amount = bool(numbers) and inner[:1] == numbers[:1] and all(
-        t.number or t.scale or t.unit or t.lower in de.RANGE_WORDS or (i == len(inner) - 1 and t.cap)
-        for i, t in enumerate(inner))
-    date = any(t.month or t.year for t in tokens) and all(t.month or t.digit or t.lower in de.RANGE_WORDS or
-                                                          t.lower in ("im", "jahr", "jahre", "anfang", "ende", "mitte")
-                                                          for t in tokens)
-    name = tokens[0].cap and tokens[-1].cap and not any(t.digit for t in tokens) and all(
-        t.cap or t.lower in de.NAME_PARTICLES for t in tokens)
-    return {"amount": amount, "date": date, "year": len(tokens) == 1 and tokens[0].year, "name": name}
 
 
 # What a span is; each also crossed with the question's kind ("when_x_year"). The order is the model file's.
@@ -241,6 +228,10 @@ FEATURES = _BASE + tuple(f"type_{t}" for t in _TYPES) + tuple(
     f"{kind}_x_{t}" for kind in KINDS for t in _TYPES) + tuple(f"after_{group}" for group in _BEFORE_GROUPS) + tuple(
     f"{kind}_after_{group}" for kind in _TYPED_KINDS for group in _BEFORE_GROUPS) + tuple(
     f"{kind}_x_{name}" for kind in KINDS for name in _KIND_SCALED) + _POS_FEATURES + _READER_FEATURES
+# Each feature's column. "prev_prep" is both a ``_BASE`` feature and a word class of the word before; as the
+# features have always been computed, the name stands for its later column, which thus holds either flag, and its
+# column among ``_BASE`` stays 0 (the trained weights rely on both).
+_INDEX = {name: k for k, name in enumerate(FEATURES)}
 
 
 @dataclass(frozen=True)
@@ -274,23 +265,114 @@ def _breaks(tokens: list[_Token], k: int) -> bool:
     return "." in gap and not (previous.digit or initial or previous.lower in _ABBREVIATIONS)
 
 
+def _clause_breaks(tokens: list[_Token]) -> np.ndarray:
+    """``_breaks`` before every token, computed once per quote rather than once per candidate; n + 1 entries, the
+    first (nothing before the first token) and the last (no token after the quote) False."""
+    return np.array([k > 0 and _breaks(tokens, k) for k in range(len(tokens))] + [False], dtype=bool)
+
+
+def _flags(tokens: list[_Token], field: str) -> np.ndarray:
+    """One boolean field of the tokens (``"cap"``, ``"stop"``, …) as an array, to compute features for all
+    candidates at once."""
+    return np.array([getattr(t, field) for t in tokens], dtype=bool)
+
+
+def _words_in(tokens: list[_Token], words: frozenset[str]) -> np.ndarray:
+    """Per token, whether its lower-case form is one of ``words``."""
+    return np.array([t.lower in words for t in tokens], dtype=bool)
+
+
+def _prefix_sums(values: np.ndarray) -> np.ndarray:
+    """``sums[k]`` is the sum of ``values[:k]``, so the sum over tokens ``i`` to ``j`` is ``sums[j] - sums[i]``.
+    The values summed are flags and multiples of 0.5, so these sums are exact, as the sums over slices were."""
+    return np.concatenate([[0], np.cumsum(values)])
+
+
+def _nearest(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each position ``k`` from 0 to n: the last flagged token before ``k`` (-1 if none), and the first flagged
+    token at or after ``k`` (n if none)."""
+    n = len(flags)
+    at = np.arange(n)
+    before = np.concatenate([[-1], np.maximum.accumulate(np.where(flags, at, -1))])
+    after = np.concatenate([np.minimum.accumulate(np.where(flags, at, n)[::-1])[::-1], [n]])
+    return before, after
+
+
+@dataclass(frozen=True)
+class _Bounds:
+    """The candidates' token bounds as arrays (``first``, and ``last`` exclusive) over a quote of ``n`` tokens.
+    Every feature is computed for all candidates at once from per-token arrays: candidate by candidate in Python
+    the features cost about 14 ms a question, for some hundred candidates."""
+
+    first: np.ndarray
+    last: np.ndarray
+    n: int
+
+    @property
+    def size(self) -> np.ndarray:
+        return self.last - self.first
+
+    def count_in(self, values: np.ndarray, lows: np.ndarray, highs: np.ndarray) -> np.ndarray:
+        """The sum of a per-token value (a flag counts 1) over tokens ``lows`` to ``highs`` (exclusive), both
+        clipped to the quote: a window beside a candidate may reach past the quote's start or end."""
+        sums = _prefix_sums(values)
+        # np.minimum/np.maximum rather than np.clip, which costs several times more on arrays this small
+        return sums[np.minimum(np.maximum(highs, 0), self.n)] - sums[np.minimum(np.maximum(lows, 0), self.n)]
+
+    def count(self, values: np.ndarray) -> np.ndarray:
+        """The sum of a per-token value over each candidate's own tokens."""
+        sums = _prefix_sums(values)
+        return sums[self.last] - sums[self.first]
+
+    def any(self, flags: np.ndarray) -> np.ndarray:
+        return self.count(flags) > 0
+
+    def all(self, flags: np.ndarray) -> np.ndarray:
+        return self.count(flags) == self.size
+
+    def previous(self, values: np.ndarray, none: object = False) -> np.ndarray:
+        """The value of the token before each candidate; ``none`` for a candidate that starts the quote (index -1
+        picks the value appended)."""
+        return np.append(values, none)[self.first - 1]
+
+    def following(self, values: np.ndarray, none: object = False) -> np.ndarray:
+        """The value of the token after each candidate; ``none`` for a candidate that ends the quote."""
+        return np.append(values, none)[self.last]
+
+
+def _candidate_bounds(tokens: list[_Token], breaks: np.ndarray) -> _Bounds:
+    """Every token n-gram of up to ``MAX_TOKENS`` tokens that crosses no clause punctuation, does not end on an
+    article, preposition or conjunction (``_OPEN_ENDS``) and is not all stopwords; ordered by first token, then
+    length."""
+    n = len(tokens)
+    # a span starting at token i may run up to the first clause break after i (or the quote's end)
+    reach = _nearest(breaks[:n])[1][1:]
+    first = np.repeat(np.arange(n), MAX_TOKENS)
+    last = first + np.tile(np.arange(1, MAX_TOKENS + 1), n)
+    within = last <= reach[first]
+    first, last = first[within], last[within]
+    open_end = _words_in(tokens, _OPEN_ENDS)
+    content = _prefix_sums(~_flags(tokens, "stop"))
+    keep = ~open_end[last - 1] & (content[last] > content[first])
+    return _Bounds(first[keep], last[keep], n)
+
+
+def _candidate_list(tokens: list[_Token], bounds: _Bounds) -> list[Candidate]:
+    """The candidates as ``Candidate`` objects, with the character offsets of their first and last tokens."""
+    return [Candidate(first, last, tokens[first].start, tokens[last - 1].end)
+            for first, last in zip(bounds.first.tolist(), bounds.last.tolist())]
+
+
 def candidates(quote: str, tokens: list[_Token] | None = None) -> list[Candidate]:
     """Every token n-gram of up to ``MAX_TOKENS`` tokens that crosses no clause punctuation."""
     tokens = _tokens(quote) if tokens is None else tokens
-    found = []
-    for i in range(len(tokens)):
-        for j in range(i + 1, min(i + MAX_TOKENS, len(tokens)) + 1):
-            if j - 1 > i and _breaks(tokens, j - 1):
-                break
-            if tokens[j - 1].lower not in _OPEN_ENDS and not all(t.stop for t in tokens[i:j]):
-                found.append(Candidate(i, j, tokens[i].start, tokens[j - 1].end))
-    return found
+    return _candidate_list(tokens, _candidate_bounds(tokens, _clause_breaks(tokens)))
 
 
-def _around(cumulative: np.ndarray, cand: Candidate, n: int) -> float:
-    """The sum of a per-token value over the ``WINDOW`` tokens on each side of a candidate (from its prefix sums)."""
-    return float(cumulative[cand.first] - cumulative[max(0, cand.first - WINDOW)]
-                 + cumulative[min(n, cand.last + WINDOW)] - cumulative[cand.last])
+def _around(values: np.ndarray, bounds: _Bounds) -> np.ndarray:
+    """The sum of a per-token value over the ``WINDOW`` tokens on each side of every candidate."""
+    first, last = bounds.first, bounds.last
+    return bounds.count_in(values, first - WINDOW, first) + bounds.count_in(values, last, last + WINDOW)
 
 
 # Punctuation passed to the tagger as words of their own (a comma or bracket tells it where a phrase ends); full
@@ -309,40 +391,51 @@ def _word_classes(tokens: list[_Token]) -> list[str]:
     return [classes[k] for k in at]
 
 
-def _phrases(tokens: list[_Token], classes: list[str]) -> list[tuple[int, int, int]]:
-    """Per token, its noun phrase as ``(start, core start, end)`` in tokens (the core leaves out leading articles),
-    or ``(-1, -1, -1)`` outside one: a phrase is a run of ``pos.PHRASE`` words with no punctuation inside that holds
-    a head (noun, name or number)."""
-    found = [(-1, -1, -1)] * len(tokens)
+def _phrases(tokens: list[_Token], classes: list[str], breaks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per token, its noun phrase's start, core start and end in tokens (the core leaves out leading articles), -1
+    outside one: a phrase is a run of ``pos.PHRASE`` words with no punctuation inside that holds a head (noun, name
+    or number)."""
+    n = len(tokens)
+    start, core, end = np.full(n, -1), np.full(n, -1), np.full(n, -1)
     k = 0
-    while k < len(tokens):
-        end = k
-        while end < len(tokens) and classes[end] in pos.PHRASE and (
-                end == k or not (_breaks(tokens, end) or "," in tokens[end].gap)):
-            end += 1
-        if end > k and any(classes[i] in pos.HEADS for i in range(k, end)):
-            core = next(i for i in range(k, end) if classes[i] != "det")
-            found[k:end] = [(k, core, end)] * (end - k)
-        k = max(end, k + 1)
-    return found
+    while k < n:
+        stop = k
+        while stop < n and classes[stop] in pos.PHRASE and (
+                stop == k or not (breaks[stop] or "," in tokens[stop].gap)):
+            stop += 1
+        if stop > k and any(classes[i] in pos.HEADS for i in range(k, stop)):
+            start[k:stop] = k
+            core[k:stop] = next(i for i in range(k, stop) if classes[i] != "det")
+            end[k:stop] = stop
+        k = max(stop, k + 1)
+    return start, core, end
 
 
-def _phrase_fit(cand: Candidate, phrases: list[tuple[int, int, int]]) -> str:
-    """How a candidate lies on the noun phrases (one of ``_PHRASE_FITS``)."""
-    start, core, end = phrases[cand.first]
-    last_start, _, last_end = phrases[cand.last - 1]
-    if start >= 0 and (start, end) == (last_start, last_end):
-        if cand.last == end:
-            return "np_exact" if cand.first == start else "np_core" if cand.first == core else "np_tail"
-        return "np_cut_end"
-    if start >= 0 and last_start >= 0:
-        return "np_over" if cand.first <= core and cand.last == last_end else (
-            "np_cut_start" if cand.first > core else "np_cut_end")
-    if start >= 0 and cand.first > core:
-        return "np_cut_start"
-    if last_start >= 0 and cand.last < last_end:
-        return "np_cut_end"
-    return "np_over" if any(p[0] >= 0 for p in phrases[cand.first:cand.last]) else "np_none"
+def _phrase_fits(bounds: _Bounds, phrases: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+    """Per candidate, the column of how it lies on the noun phrases (one of ``_PHRASE_FITS``): the first of the rules
+    that holds (they are applied last to first, so that an earlier one overrides a later one)."""
+    first, last = bounds.first, bounds.last
+    phrase_start, phrase_core, phrase_end = phrases
+    start, core, end = phrase_start[first], phrase_core[first], phrase_end[first]
+    last_start, last_end = phrase_start[last - 1], phrase_end[last - 1]
+    same = (start >= 0) & (start == last_start) & (end == last_end)  # both edges in one phrase
+    apart = (start >= 0) & (last_start >= 0) & ~same  # the edges in two different phrases
+    rules = (
+        (same & (last == end) & (first == start), "np_exact"),
+        (same & (last == end) & (first == core), "np_core"),
+        (same & (last == end), "np_tail"),
+        (same, "np_cut_end"),
+        (apart & (first <= core) & (last == last_end), "np_over"),
+        (apart & (first > core), "np_cut_start"),
+        (apart, "np_cut_end"),
+        ((start >= 0) & (first > core), "np_cut_start"),
+        ((last_start >= 0) & (last < last_end), "np_cut_end"),
+        (bounds.any(phrase_start >= 0), "np_over"),
+    )
+    fits = np.full(len(first), _INDEX["np_none"])
+    for held, fit in reversed(rules):
+        fits = np.where(held, _INDEX[fit], fits)
+    return fits
 
 
 def word_spans(quote: str, tokens: list[_Token] | None = None) -> list[tuple[int, int]]:
@@ -350,128 +443,298 @@ def word_spans(quote: str, tokens: list[_Token] | None = None) -> list[tuple[int
     return [(t.start, t.end) for t in (_tokens(quote) if tokens is None else tokens)]
 
 
+@dataclass(frozen=True)
+class _Words:
+    """The quote's per-token flags as arrays, built once per quote for the column-wise features."""
+
+    cap: np.ndarray
+    stop: np.ndarray
+    digit: np.ndarray
+    number: np.ndarray
+    month: np.ndarray
+    year: np.ndarray
+    unit: np.ndarray
+    scale: np.ndarray
+    comma: np.ndarray  # a comma between the token and the one before it
+
+
+def _words(tokens: list[_Token]) -> _Words:
+    """The per-token flags of ``tokens`` (``_Words``)."""
+    fields = ("cap", "stop", "digit", "number", "month", "year", "unit", "scale")
+    return _Words(**{field: _flags(tokens, field) for field in fields},
+                  comma=np.array(["," in t.gap for t in tokens], dtype=bool))
+
+
+def _each(function, values: np.ndarray) -> np.ndarray:
+    """``function`` (a ``math`` logarithm) of each value, by ``math`` as the features were always computed: numpy's
+    vectorised logarithms may differ in the last bit, and the trained model should see the very same numbers. For
+    few possible values (lengths, distances) it is applied to those and the results picked by index."""
+    return np.array([function(value) for value in values.tolist()], dtype=np.float64)
+
+
+def _distinct_stems(tokens: list[_Token], matched: np.ndarray) -> np.ndarray:
+    """For each position ``k`` from 0 to n, how many distinct stems the matched tokens before ``k`` have."""
+    seen: set[str] = set()
+    counts = [0]
+    for token, match in zip(tokens, matched.tolist()):
+        if match:
+            seen.add(token.stem)
+        counts.append(len(seen))
+    return np.array(counts)
+
+
+def _overlap_values(words: _Words, related: np.ndarray, asked: _Question, bounds: _Bounds) -> dict:
+    """How much of the question the candidate holds (counted over its content words) and has beside it."""
+    in_question = related == 1.0
+    # every candidate holds a content word (``_candidate_bounds`` drops those of stopwords only)
+    content = bounds.count(~words.stop)
+    overlap = bounds.count(in_question & ~words.stop) / content
+    asked_count = max(len(asked.stems), 1)
+    first, last = bounds.first, bounds.last
+    return {
+        "overlap_frac": overlap, "related_frac": bounds.count(related * ~words.stop) / content,
+        "any_overlap": overlap > 0, "all_overlap": overlap == 1,
+        "near_left": bounds.count_in(related, first - 3, first), "near_right": bounds.count_in(related, last, last + 3),
+        "prev_is_q": bounds.previous(in_question), "next_is_q": bounds.following(in_question),
+        # how much of the question stands around the span (the sliding window of the SQuAD baseline)
+        "window_match": _around(related, bounds) / asked_count,
+        "window_names": _around(in_question & words.cap, bounds),
+    }
+
+
+def _distance_values(tokens: list[_Token], related: np.ndarray, asked: _Question, bounds: _Bounds) -> dict:
+    """Where the question's words stand in the quote against the candidate: the nearest one, and how many distinct
+    ones stand on either side."""
+    matched = related != 0
+    before, after = _nearest(matched)
+    first, last, n = bounds.first, bounds.last, bounds.n
+    left, right = before[first], after[last]  # the nearest question word before and after (-1 and n for none)
+    has_left, has_right = left >= 0, right < n
+    # a distance to a word on either side is below n; n stands for "none", as when there is none on either side
+    distance = np.minimum(np.where(has_left, first - left, n), np.where(has_right, right - last + 1, n))
+    asked_count = max(len(asked.stems), 1)
+    on_right = _distinct_stems(tokens[::-1], matched[::-1])[::-1]  # … from position k on
+    return {
+        "dist_log": _each(math.log1p, np.arange(n + 1))[distance], "no_match": float(not matched.any()),
+        "matches_log": math.log1p(int(matched.sum())), "between_matches": has_left & has_right,
+        "asked_left": _distinct_stems(tokens, matched)[first] / asked_count,
+        "asked_right": on_right[last] / asked_count,
+    }
+
+
+def _asked_noun_values(tokens: list[_Token], asked: _Question, bounds: _Bounds) -> dict:
+    """The noun the question asks for ("Welche Gruppe") in, before or after the candidate, and the content words
+    beside the question word ("Wer führte …": "führte") standing beside the candidate."""
+    head = asked.head
+    is_head = np.array([head is not None and t.stem == head for t in tokens], dtype=bool)
+    ends_in_head = np.array([head is not None and t.stem.endswith(head) for t in tokens], dtype=bool)
+    compound = ends_in_head & ~is_head & (head is not None and len(head) >= 4)
+    before = np.array([t.stem in asked.before for t in tokens], dtype=bool)
+    after = np.array([t.stem in asked.after for t in tokens], dtype=bool)
+    first, last = bounds.first, bounds.last
+    return {
+        "next_is_head": bounds.following(is_head), "has_head": bounds.any(is_head), "head_compound": compound[last - 1],
+        # the asked noun right before the span: an apposition ("die Gruppe Venom" for "Welche Gruppe …")
+        "head_before": bounds.count_in(ends_in_head, first - 2, first) > 0,
+        "aligned_before": bounds.count_in(before, first - 3, first) > 0,
+        "aligned_after": bounds.count_in(after, last, last + 3) > 0,
+    }
+
+
+def _boundary_values(tokens: list[_Token], words: _Words, breaks: np.ndarray, bounds: _Bounds,
+                     shapes: dict[str, np.ndarray]) -> dict:
+    """The words at and beside the candidate's edges: where a phrase, clause, name or amount would go on."""
+    first, last = bounds.first, bounds.last
+    inflected = ~words.cap & ~words.stop & ~words.digit & np.array(
+        [t.lower.endswith(("e", "en", "er", "es", "em")) for t in tokens], dtype=bool)
+    articles, prepositions = _words_in(tokens, de.ARTICLES), _words_in(tokens, de.PREPOSITIONS)
+    measure = words.scale | words.unit | words.number
+    return {
+        "ends_clause": (last == bounds.n) | bounds.following(words.comma) | breaks[last],
+        # German nouns are capitalised: a capitalised word right after the span means it stopped inside a phrase
+        "noun_follows": bounds.following(words.cap & ~words.stop) & ~breaks[last],
+        "modifier_before": bounds.previous(inflected) & ~breaks[first], "starts_inflected_lower": inflected[first],
+        # "prev_prep" lands in the column it shares with the word class of the word before (see ``_INDEX``)
+        "prev_prep": bounds.previous(prepositions), "prev_article": bounds.previous(articles),
+        "prev_comma": words.comma[first], "next_comma": bounds.following(words.comma),
+        "starts_article": articles[first], "starts_prep": prepositions[first],
+        "starts_stop": words.stop[first], "ends_stop": words.stop[last - 1],
+        "commas": bounds.count_in(words.comma, first + 1, last),
+        "maximal_name": shapes["name"] & ~((first > 1) & bounds.previous(words.cap) & ~breaks[first])
+        & ~(bounds.following(words.cap) & ~breaks[last]),
+        "maximal_number": shapes["amount"] & ~bounds.following(measure) & ~bounds.previous(words.number),
+    }
+
+
+def _in_parens(tokens: list[_Token]) -> np.ndarray:
+    """Per token, whether it stands inside parentheses."""
+    depth, inside = 0, []
+    for token in tokens:
+        depth = max(0, depth + token.gap.count("(") - token.gap.count(")"))
+        inside.append(depth > 0)
+    return np.array(inside, dtype=bool)
+
+
+def _size_values(tokens: list[_Token], words: _Words, bounds: _Bounds) -> dict:
+    """The candidate's length, position and make-up."""
+    first, last, n = bounds.first, bounds.last, bounds.n
+    size = bounds.size
+    chars = np.array([t.end for t in tokens])[last - 1] - np.array([t.start for t in tokens])[first]
+    acronym = np.array([len(t.text) >= 2 and t.text.isupper() and t.text.isalpha() for t in tokens], dtype=bool)
+    return {
+        "stop_frac": bounds.count(words.stop) / size, "in_parens": _in_parens(tokens)[first],
+        "sentence_start": first == 0, "rel_pos": first / n,
+        "len_log": _each(math.log, np.arange(1, MAX_TOKENS + 1))[size - 1], "chars_log": _each(math.log, chars),
+        "len5_6": (size >= 5) & (size <= 6), "len7plus": size >= 7,
+        "acronym": bounds.any(acronym), "quote_len_log": math.log(n),
+    }
+
+
+def _amounts(tokens: list[_Token], words: _Words, ranges: np.ndarray, bounds: _Bounds) -> np.ndarray:
+    """Amounts: after any approximators ("rund", "über"), a number, then only numbers, scales, units and range words,
+    but for the last word, which may be any capitalised one ("115 bis 135 Milliarden US-Dollar")."""
+    inner = ~_words_in(tokens, de.APPROXIMATORS)
+    odd = inner & ~(words.number | words.scale | words.unit | ranges)
+    last_inner, next_inner = _nearest(inner)
+    first_word = next_inner[bounds.first]  # the candidate's first word that is no approximator (n if none) …
+    last_word = last_inner[bounds.last]  # … and its last (-1 if none)
+    starts_with_number = (first_word < bounds.last) & np.append(words.number, False)[first_word]
+    odd_count = bounds.count(odd)
+    ends_on_name = (odd_count == 1) & np.append(odd & words.cap, False)[last_word]
+    return starts_with_number & ((odd_count == 0) | ends_on_name)
+
+
+def _shapes(tokens: list[_Token], words: _Words, bounds: _Bounds) -> dict[str, np.ndarray]:
+    """Typed shapes of every candidate: amount, date, year, name (each a whole-span pattern)."""
+    first, last = bounds.first, bounds.last
+    ranges = _words_in(tokens, de.RANGE_WORDS)
+    date_words = words.month | words.digit | ranges | _words_in(tokens, _DATE_WORDS)
+    name_words = words.cap | _words_in(tokens, de.NAME_PARTICLES)
+    return {
+        "amount": _amounts(tokens, words, ranges, bounds),
+        "date": bounds.any(words.month | words.year) & bounds.all(date_words),
+        "year": (bounds.size == 1) & words.year[first],
+        "name": words.cap[first] & words.cap[last - 1] & ~bounds.any(words.digit) & bounds.all(name_words),
+    }
+
+
+def _types(words: _Words, bounds: _Bounds, shapes: dict[str, np.ndarray]) -> np.ndarray:
+    """The ``_TYPES`` flags of every candidate, a column each in ``_TYPES`` order."""
+    first, last, size = bounds.first, bounds.last, bounds.size
+    types = {
+        "digit": bounds.any(words.digit), "number_only": bounds.all(words.number), "year": shapes["year"],
+        "month": bounds.any(words.month), "unit": bounds.any(words.unit | words.scale), "amount": shapes["amount"],
+        "date": shapes["date"], "name": shapes["name"], "cap_first": words.cap[first],
+        "lower_all": ~bounds.any(words.cap), "noun_end": words.cap[last - 1] & ~words.stop[last - 1],
+        "len1": size == 1, "len2": size == 2, "len3plus": size >= 3,
+    }
+    return np.column_stack([types[name] for name in _TYPES]).astype(np.float64)
+
+
+def _range_max(values: np.ndarray, lows: np.ndarray, highs: np.ndarray) -> np.ndarray:
+    """The highest of ``values[low:high]`` for each candidate, ``_OUTSIDE`` for an empty range (each range lies in a
+    candidate, so it is shorter than ``MAX_TOKENS``)."""
+    at = lows[:, None] + np.arange(MAX_TOKENS)
+    inside = at < highs[:, None]
+    picked = np.where(inside, values[np.minimum(at, len(values) - 1)], -np.inf)
+    return np.where(inside.any(axis=1), picked.max(axis=1), _OUTSIDE)
+
+
+def _reader_values(reading: Reading, bounds: _Bounds) -> dict:
+    """The reader's logits at and around each candidate's edges (``_READER_FEATURES``)."""
+    # one more word standing for "none": the word after the last one, and (as index -1) the word before the first
+    start, end = np.append(reading.start, _OUTSIDE), np.append(reading.end, _OUTSIDE)
+    first, last = bounds.first, bounds.last
+    return {
+        "reader_start": start[first], "reader_end": end[last - 1],
+        "reader_start_inside": _range_max(start, first + 1, last),
+        "reader_end_inside": _range_max(end, first, last - 1),
+        "reader_start_after": start[last], "reader_end_before": end[first - 1],
+    }
+
+
+def _put(matrix: np.ndarray, values: dict) -> None:
+    """Write each named feature's values (one per candidate, or one for all) into its column."""
+    for name, column in values.items():
+        matrix[:, _INDEX[name]] = column
+
+
+def _mark(matrix: np.ndarray, *columns: np.ndarray) -> None:
+    """Set 1.0 in each row at its column in each of ``columns`` (one array per group of one-hot features, one column
+    per candidate); a negative column marks nothing in that row. One call for all groups, as numpy's cost here is
+    mostly per call."""
+    at = np.column_stack(columns)
+    rows, group = np.nonzero(at >= 0)
+    matrix[rows, at[rows, group]] = 1.0
+
+
+def _class_columns(prefix: str, classes: list[str]) -> np.ndarray:
+    """Per token, the column of ``{prefix}_{its word class}``."""
+    return np.array([_INDEX[f"{prefix}_{cls}"] for cls in classes])
+
+
+def _heads(classes: list[str], bounds: _Bounds) -> np.ndarray:
+    """Per candidate, its head: its last noun, name or number, as a token index (n when it has none)."""
+    before, _ = _nearest(np.array([cls in pos.HEADS for cls in classes], dtype=bool))
+    head = before[bounds.last]
+    return np.where(head >= bounds.first, head, bounds.n)
+
+
+def _head_columns(prefix: str, classes: list[str], heads: np.ndarray) -> np.ndarray:
+    """Per candidate, the column of ``{prefix}_{class of its head}`` (``{prefix}_none`` for none)."""
+    columns = [_INDEX[f"{prefix}_{cls}"] if cls in pos.HEADS else -1 for cls in classes]
+    return np.array(columns + [_INDEX[f"{prefix}_none"]])[heads]
+
+
+def _mark_word_classes(matrix: np.ndarray, tokens: list[_Token], breaks: np.ndarray, classes: list[str],
+                       bounds: _Bounds, kind: str) -> None:
+    """The parts-of-speech features (``_POS_FEATURES``)."""
+    heads = _heads(classes, bounds)
+    _mark(matrix, _class_columns("first", classes)[bounds.first], _class_columns("last", classes)[bounds.last - 1],
+          bounds.previous(_class_columns("prev", classes), -1), bounds.following(_class_columns("next", classes), -1),
+          _head_columns("head", classes, heads), _head_columns(f"{kind}_head", classes, heads),
+          _phrase_fits(bounds, _phrases(tokens, classes, breaks)))
+    matrix[:, _INDEX["has_verb"]] = bounds.any(np.array([cls == "verb" for cls in classes], dtype=bool))
+
+
+def _mark_word_before(matrix: np.ndarray, tokens: list[_Token], bounds: _Bounds, kind: str) -> None:
+    """The group of the word before the candidate (``_BEFORE_GROUPS``; a comma between them wins), also crossed
+    with the typed kinds of question."""
+    groups = ["comma" if "," in token.gap else _BEFORE.get(tokens[k - 1].lower) if k else None
+              for k, token in enumerate(tokens)]
+    prefixes = ("after", f"{kind}_after") if kind in _TYPED_KINDS else ("after",)
+    _mark(matrix, *(np.array([_INDEX[f"{prefix}_{group}"] if group else -1 for group in groups])[bounds.first]
+                    for prefix in prefixes))
+
+
 def span_features(question: str, quote: str, reading: Reading,
                   tokens: list[_Token] | None = None) -> tuple[list[Candidate], np.ndarray]:
     """The candidates of ``quote`` and one feature row per candidate, in ``FEATURES`` order; ``reading`` is the
-    reader's view of the quote's words (``Reader.read(question, quote, word_spans(quote))``)."""
+    reader's view of the quote's words (``Reader.read(question, quote, word_spans(quote))``). Each feature is
+    computed for all candidates at once (a column), from arrays over the quote's tokens."""
     tokens = _tokens(quote) if tokens is None else tokens
-    found = candidates(quote, tokens)
+    breaks = _clause_breaks(tokens)
+    bounds = _candidate_bounds(tokens, breaks)
+    found = _candidate_list(tokens, bounds)
     matrix = np.zeros((len(found), len(FEATURES)), dtype=np.float64)
     if not found:
         return found, matrix
-    # one more word standing for "none": the word after the last one, and (as index -1) the word before the first
-    start, end = np.append(reading.start, _OUTSIDE), np.append(reading.end, _OUTSIDE)
-    for row, cand in enumerate(found):
-        matrix[row, -len(_READER_FEATURES):] = (
-            start[cand.first], end[cand.last - 1], max(start[cand.first + 1:cand.last], default=_OUTSIDE),
-            max(end[cand.first:cand.last - 1], default=_OUTSIDE), start[cand.last], end[cand.first - 1])
     asked = _question(question)
-    related = [_related(t.lower, t.stem, asked) for t in tokens]
-    in_question = [r == 1.0 for r in related]
-    matched = [i for i, r in enumerate(related) if r]
-    asked_count = max(len(asked.stems), 1)
-    related_sum = np.concatenate([[0.0], np.cumsum(related)])
-    names_sum = np.concatenate([[0.0], np.cumsum([q and t.cap for q, t in zip(in_question, tokens)])])
-    # how many distinct question words stand before token k (asked_left[k]) and from token k on (asked_right[k])
-    asked_left = [len({tokens[i].stem for i in matched if i < k}) for k in range(len(tokens) + 1)]
-    asked_right = [len({tokens[i].stem for i in matched if i >= k}) for k in range(len(tokens) + 1)]
-    index = {name: k for k, name in enumerate(FEATURES)}
-    kind_offset = {kind: index[f"{kind}_x_{_TYPES[0]}"] for kind in KINDS}
-    type_offset = index[f"type_{_TYPES[0]}"]
-    n = len(tokens)
-    classes = _word_classes(tokens)
-    phrases = _phrases(tokens, classes)
-    depth, parens = 0, []
-    for token in tokens:
-        depth = max(0, depth + token.gap.count("(") - token.gap.count(")"))
-        parens.append(depth > 0)
-    for row, cand in enumerate(found):
-        span = tokens[cand.first:cand.last]
-        size = len(span)
-        shape = _shape(span)
-        content = [k for k in range(cand.first, cand.last) if not tokens[k].stop] or [cand.first]
-        overlap = sum(in_question[k] for k in content) / len(content)
-        fuzzy = sum(related[k] for k in content) / len(content)
-        before = [i for i in matched if i < cand.first]
-        after = [i for i in matched if i >= cand.last]
-        distance = min([cand.first - i for i in before] + [i - cand.last + 1 for i in after], default=n)
-        prev = tokens[cand.first - 1] if cand.first else None
-        nxt = tokens[cand.last] if cand.last < n else None
-        stops = sum(t.stop for t in span)
-        values = {
-            "overlap_frac": overlap, "related_frac": fuzzy, "any_overlap": float(overlap > 0),
-            "all_overlap": float(overlap == 1),
-            "dist_log": math.log1p(distance), "no_match": float(not matched),
-            "near_left": sum(related[i] for i in before if cand.first - i <= 3),
-            "near_right": sum(related[i] for i in after if i - cand.last < 3),
-            "prev_is_q": float(prev is not None and in_question[cand.first - 1]),
-            "next_is_q": float(nxt is not None and in_question[cand.last]),
-            "next_is_head": float(nxt is not None and asked.head is not None and nxt.stem == asked.head),
-            "has_head": float(asked.head is not None and any(t.stem == asked.head for t in span)),
-            "head_compound": float(asked.head is not None and len(asked.head) >= 4 and span[-1].stem != asked.head
-                                   and span[-1].stem.endswith(asked.head)),
-            "aligned_before": float(any(t.stem in asked.before for t in tokens[max(0, cand.first - 3):cand.first])),
-            "aligned_after": float(any(t.stem in asked.after for t in tokens[cand.last:cand.last + 3])),
-            "ends_clause": float(nxt is None or "," in nxt.gap or _breaks(tokens, cand.last)),
-            # German nouns are capitalised: a capitalised word right after the span means it stopped inside a phrase
-            "noun_follows": float(nxt is not None and nxt.cap and not nxt.stop and not _breaks(tokens, cand.last)),
-            "modifier_before": float(prev is not None and not prev.cap and not prev.stop and not prev.digit
-                                     and prev.lower.endswith(("e", "en", "er", "es", "em"))
-                                     and not _breaks(tokens, cand.first)),
-            "starts_inflected_lower": float(not span[0].cap and not span[0].stop and not span[0].digit
-                                            and span[0].lower.endswith(("e", "en", "er", "es", "em"))),
-            "prev_prep": float(prev is not None and prev.lower in de.PREPOSITIONS),
-            "prev_article": float(prev is not None and prev.lower in de.ARTICLES),
-            "prev_comma": float("," in span[0].gap), "next_comma": float(nxt is not None and "," in nxt.gap),
-            "starts_article": float(span[0].lower in de.ARTICLES),
-            "starts_prep": float(span[0].lower in de.PREPOSITIONS),
-            "starts_stop": float(span[0].stop), "ends_stop": float(span[-1].stop), "stop_frac": stops / size,
-            "commas": sum("," in t.gap for t in span[1:]), "in_parens": float(parens[cand.first]),
-            "sentence_start": float(cand.first == 0), "rel_pos": cand.first / n,
-            "len_log": math.log(size), "chars_log": math.log(cand.end - cand.start), "len5_6": float(5 <= size <= 6),
-            "len7plus": float(size >= 7),
-            "acronym": float(any(len(t.text) >= 2 and t.text.isupper() and t.text.isalpha() for t in span)),
-            "maximal_name": float(shape["name"]
-                                  and not (cand.first > 1 and prev.cap and not _breaks(tokens, cand.first))
-                                  and not (nxt is not None and nxt.cap and not _breaks(tokens, cand.last))),
-            "maximal_number": float(shape["amount"] and not (nxt is not None and (nxt.scale or nxt.unit or nxt.number))
-                                    and not (prev is not None and prev.number)),
-            "quote_len_log": math.log(n), "matches_log": math.log1p(len(matched)),
-            "between_matches": float(bool(before) and bool(after)),
-            # the asked noun right before the span: an apposition ("die Gruppe Venom" for "Welche Gruppe …")
-            "head_before": float(asked.head is not None and any(
-                t.stem.endswith(asked.head) for t in tokens[max(0, cand.first - 2):cand.first])),
-            # how much of the question stands around the span (the sliding window of the SQuAD baseline)
-            "window_match": _around(related_sum, cand, n) / asked_count,
-            "window_names": _around(names_sum, cand, n),
-            "asked_left": asked_left[cand.first] / asked_count, "asked_right": asked_right[cand.last] / asked_count,
-        }
-        for name, value in values.items():
-            matrix[row, index[name]] = value
-        types = (any(t.digit for t in span), all(t.number for t in span), shape["year"],
-                 any(t.month for t in span), any(t.unit or t.scale for t in span), shape["amount"], shape["date"],
-                 shape["name"], span[0].cap, all(not t.cap for t in span), span[-1].cap and not span[-1].stop,
-                 size == 1, size == 2, size >= 3)
-        row_types = np.array(types, dtype=np.float64)
-        matrix[row, type_offset:type_offset + len(_TYPES)] = row_types
-        offset = kind_offset[asked.kind]
-        matrix[row, offset:offset + len(_TYPES)] = row_types
-        for name in _KIND_SCALED:
-            matrix[row, index[f"{asked.kind}_x_{name}"]] = values[name]
-        heads = [classes[k] for k in range(cand.first, cand.last) if classes[k] in pos.HEADS]
-        head = heads[-1] if heads else "none"
-        for name in (f"first_{classes[cand.first]}", f"last_{classes[cand.last - 1]}",
-                     f"prev_{classes[cand.first - 1]}" if cand.first else None,
-                     f"next_{classes[cand.last]}" if nxt is not None else None,
-                     f"head_{head}", f"{asked.kind}_head_{head}", _phrase_fit(cand, phrases)):
-            if name:
-                matrix[row, index[name]] = 1.0
-        matrix[row, index["has_verb"]] = float("verb" in classes[cand.first:cand.last])
-        before = "comma" if "," in span[0].gap else _BEFORE.get(prev.lower) if prev is not None else None
-        if before:
-            matrix[row, index[f"after_{before}"]] = 1.0
-            if asked.kind in _TYPED_KINDS:
-                matrix[row, index[f"{asked.kind}_after_{before}"]] = 1.0
+    related = np.array([_related(t.lower, t.stem, asked) for t in tokens])
+    words = _words(tokens)
+    shapes = _shapes(tokens, words, bounds)
+    _put(matrix, _reader_values(reading, bounds))
+    values = {**_overlap_values(words, related, asked, bounds), **_distance_values(tokens, related, asked, bounds),
+              **_asked_noun_values(tokens, asked, bounds), **_boundary_values(tokens, words, breaks, bounds, shapes),
+              **_size_values(tokens, words, bounds)}
+    _put(matrix, values)
+    types = _types(words, bounds, shapes)
+    for prefix in ("type", f"{asked.kind}_x"):
+        offset = _INDEX[f"{prefix}_{_TYPES[0]}"]
+        matrix[:, offset:offset + len(_TYPES)] = types
+    _put(matrix, {f"{asked.kind}_x_{name}": values[name] for name in _KIND_SCALED})
+    _mark_word_classes(matrix, tokens, breaks, _word_classes(tokens), bounds, asked.kind)
+    _mark_word_before(matrix, tokens, bounds, asked.kind)
     return found, matrix
 
 
