@@ -743,7 +743,7 @@ def expected_f1(found: list[Candidate], tokens: list[_Token], probabilities: np.
     counted, as in SQuAD's measure). Choosing by this rather than by probability alone (minimum-Bayes-risk decoding)
     prefers the span that overlaps most of the likely answers, which is what token F1 rewards."""
     weight = np.array([0.0 if t.lower in de.ARTICLES else 1.0 for t in tokens])
-    cumulative = np.concatenate([[0.0], np.cumsum(weight)])
+    cumulative = _prefix_sums(weight)
     first = np.array([c.first for c in found])
     last = np.array([c.last for c in found])
     length = cumulative[last] - cumulative[first]
