@@ -181,3 +181,21 @@ def test_the_view_knows_an_english_question():
     weights = {"boot": 2.0, "verkauft": 1.0, "nordlicht": 3.0}
     assert F.question_view("How many boats did Nordlicht sell?", weights, 5.0).english
     assert not F.question_view("Wie viele Boote verkaufte Nordlicht?", weights, 5.0).english
+
+
+def test_a_chunk_knows_which_article_sentences_it_holds_and_a_cut_one_has_none():
+    from types import SimpleNamespace
+
+    from rag.schema import Chunk
+
+    text = "Erster Satz hier. Zweiter Satz folgt. Dritter Satz endet."
+    article = SimpleNamespace(text=text, title="Titel", date=None)
+    cut = text.index("Satz hier")  # the chunk starts inside the first sentence
+    chunks = [Chunk("c0", "d", 0, 0, len(text), text, "h0"), Chunk("c1", "d", 1, cut, len(text), text[cut:], "h1")]
+    sentences = F.ArticleSentences(SimpleNamespace(articles={"d": article}, chunks=chunks))
+    assert sentences.in_chunk(0) == (3, [(0, 0), (1, 1), (2, 2)])
+    count, held = sentences.in_chunk(1)
+    assert count == 3 and held == [(1, 1), (2, 2)]
+    assert sentences.in_chunk(1) is sentences.in_chunk(1)  # kept: chunks recur across questions
+    pair = sentences.joined("d", 2)
+    assert pair.start == sentences.of("d")[2].start and pair.tokens == sentences.of("d")[2].tokens

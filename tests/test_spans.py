@@ -66,6 +66,7 @@ def test_a_short_answer_is_always_verbatim(reader, question, quote):
 def test_the_saved_model_is_readable_json_with_its_record(reader):
     data = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
     assert data["features"] == list(FEATURES) and set(data["weights"]) == set(FEATURES)
+    assert len(set(FEATURES)) == len(FEATURES), "every feature has a column of its own"
     record = json.loads((MODEL_PATH.parent / "span_params.json").read_text(encoding="utf-8"))
     assert record["scores"]["heldout_gold_sentence"]["questions"] > 500
     assert record["scores"]["tune_cv_gold_sentence"]["folds"] == 4

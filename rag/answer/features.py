@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Callable, Collection, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -171,11 +172,10 @@ def question_view(question: str, weights: dict[str, float], unknown_idf: float,
 
 
 def _coverage(q: QuestionView, tokens) -> float:
+    """IDF share of the question's stems that ``tokens`` hold."""
     total = sum(q.weights.values())
-    if not total:
-        return 0.0
     present = set(tokens)
-    return sum(w for t, w in q.weights.items() if t in present) / total
+    return sum(w for t, w in q.weights.items() if t in present) / total if total else 0.0
 
 
 def _partial(q: QuestionView, tokens) -> float:
@@ -184,11 +184,19 @@ def _partial(q: QuestionView, tokens) -> float:
     if not total:
         return 0.0
     present = set(tokens)
+    # a stem inside one of these words and not a word itself is inside a longer one (no word holds the separator)
+    words = "\x00".join(u for u in present if len(u) > 4)
     hit = 0.0
     for t, w in q.weights.items():
-        if t not in present and len(t) >= 4 and any(t in u for u in present if len(u) > len(t)):
+        if len(t) >= 4 and t not in present and t in words:
             hit += w
     return hit / total
+
+
+@lru_cache(maxsize=1 << 14)
+def _stems(word: str) -> frozenset[str]:
+    """The stems of one word (a capitalised word of a sentence: compared with the question's stems per candidate)."""
+    return frozenset(tokenize(word))
 
 
 def _proximity(q: QuestionView, tokens: Sequence[str]) -> float:
@@ -251,7 +259,7 @@ def candidate_features(q: QuestionView, info: SentenceInfo, tokens: Sequence[str
     wants = {t: float(q.kind == t) for t in ANSWER_TYPES}
     new_numbers = info.numbers - q.numbers
     new_years = info.years - q.years
-    new_caps = {c for c in info.capitalised if c not in q.caps and not set(tokenize(c)) & q.tokens}
+    new_caps = [c for c in info.capitalised if c not in q.caps and q.tokens.isdisjoint(_stems(c))]
     content = [t for t in tokens if not t[:1].isdigit()]
     novelty = sum(t not in q.tokens for t in content) / len(content) if content else 0.0
     cov = _coverage(q, tokens)
@@ -333,12 +341,15 @@ def sentences_view(X: np.ndarray) -> np.ndarray:
 
 
 class ArticleSentences:
-    """Per-article sentence spans and their infos, cached (articles recur across questions)."""
+    """Per-article sentence spans and their infos, and per chunk which of its article's sentences it holds, cached
+    (articles and chunks recur across questions)."""
 
     def __init__(self, index) -> None:
         self.index = index
         self._cache: dict[str, list[SentenceInfo]] = {}
         self._titles: dict[str, frozenset[str]] = {}
+        self._joined: dict[tuple[str, int], SentenceInfo] = {}
+        self._chunks: dict[int, tuple[int, list[tuple[int, int]]]] = {}
 
     def of(self, doc_id: str) -> list[SentenceInfo]:
         infos = self._cache.get(doc_id)
@@ -355,22 +366,40 @@ class ArticleSentences:
             t = self._titles[doc_id] = frozenset(tokenize(self.index.articles[doc_id].title))
         return t
 
+    def joined(self, doc_id: str, position: int) -> SentenceInfo:
+        """Sentence ``position`` (> 0) of the article as quoted with its predecessor (``joined_time``)."""
+        info = self._joined.get((doc_id, position))
+        if info is None:
+            infos = self.of(doc_id)
+            info = self._joined[doc_id, position] = joined_time(infos[position - 1], infos[position])
+        return info
+
+    def in_chunk(self, row: int) -> tuple[int, list[tuple[int, int]]]:
+        """How many sentences chunk ``row`` splits into, and (k, position) for each of them that is its article's
+        sentence ``position`` (one cut differently, as a chunk's first may be, has none)."""
+        found = self._chunks.get(row)
+        if found is None:
+            chunk = self.index.chunks[row]
+            spans = sentence_spans(chunk.text) or [(0, len(chunk.text))]
+            by_start = {info.start: i for i, info in enumerate(self.of(chunk.doc_id))}
+            found = self._chunks[row] = (len(spans), [(k, by_start[chunk.start + a]) for k, (a, _) in enumerate(spans)
+                                                      if chunk.start + a in by_start])
+        return found
+
 
 def chunk_rows(index) -> dict[str, int]:
     return {c.chunk_id: i for i, c in enumerate(index.chunks)}
 
 
-def sentence_vector_sims(index, row: int, query: np.ndarray) -> tuple[list[tuple[int, int]], np.ndarray]:
-    """The chunk's sentence spans (chunk-relative) and the cosine of each one's sentence-pair vector."""
-    chunk = index.chunks[row]
-    spans = sentence_spans(chunk.text) or [(0, len(chunk.text))]
+def sentence_vector_sims(index, row: int, query: np.ndarray, count: int) -> np.ndarray:
+    """The cosine of the query with the sentence-pair vector of each of the chunk's ``count`` sentences."""
     if index.sentences is None:
-        return spans, np.zeros(len(spans), np.float32)
+        return np.zeros(count, np.float32)
     vectors = index.sentences.of(row)
     sims = vectors.astype(np.float32) @ query.reshape(-1) if len(vectors) else np.zeros(0, np.float32)
-    if len(sims) != len(spans):
-        sims = np.resize(sims, len(spans)) if len(sims) else np.zeros(len(spans), np.float32)
-    return spans, sims
+    if len(sims) != count:
+        sims = np.resize(sims, count) if len(sims) else np.zeros(count, np.float32)
+    return sims
 
 
 def joined_time(prev: SentenceInfo, info: SentenceInfo) -> SentenceInfo:
@@ -388,31 +417,30 @@ def build_candidates(index, sentences: ArticleSentences, rows: dict[str, int], q
         row = rows.get(hit.chunk_id)
         if row is None:
             continue
-        spans, sims = sentence_vector_sims(index, row, query)
+        count, positions = sentences.in_chunk(row)
+        sims = sentence_vector_sims(index, row, query, count)
         infos = sentences.of(hit.doc_id)
-        by_start = {info.start: i for i, info in enumerate(infos)}
-        chunk_start = index.chunks[row].start
-        for k, (a, b) in enumerate(spans):
-            position = by_start.get(chunk_start + a)
-            if position is None:
-                continue
+        title = sentences.title(hit.doc_id)
+        for k, position in positions:
             info = infos[position]
-            prev_tokens = infos[position - 1].tokens if position > 0 else ()
             next_tokens = infos[position + 1].tokens if position + 1 < len(infos) else ()
-            options = [(False, info.start, info.tokens, float(sims[k]), prev_tokens, info)]
-            if position > 0:  # with its predecessor too: the selector learns when the context holds the answer
-                prev = infos[position - 1]
-                pair_dense = float(sims[k - 1]) if k > 0 else float(sims[k])
-                options.append((True, prev.start, (*prev.tokens, *info.tokens), pair_dense,
-                                infos[position - 2].tokens if position > 1 else (), joined_time(prev, info)))
-            for pair, start, tokens, dense, before, said in options:
-                key = (hit.doc_id, start, pair)
-                if key in found:
+            # the sentence, and with its predecessor too: the selector learns when the context holds the answer
+            for pair in (False, True) if position > 0 else (False,):
+                start = infos[position - 1].start if pair else info.start
+                if (hit.doc_id, start, pair) in found:
                     continue
+                if pair:
+                    prev = infos[position - 1]
+                    tokens, said = (*prev.tokens, *info.tokens), sentences.joined(hit.doc_id, position)
+                    before = infos[position - 2].tokens if position > 1 else ()
+                    dense = float(sims[k - 1]) if k > 0 else float(sims[k])
+                else:
+                    tokens, said, dense = info.tokens, info, float(sims[k])
+                    before = infos[position - 1].tokens if position > 0 else ()
                 f = candidate_features(q, said, tokens, before, next_tokens, dense, float(hit.score), rank,
-                                       float(hit.dense_score or 0.0), position, len(infos), pair,
-                                       sentences.title(hit.doc_id))
-                found[key] = (Candidate(hit.doc_id, start, info.end, position, rank, pair, f["year_match"]), f)
+                                       float(hit.dense_score or 0.0), position, len(infos), pair, title)
+                found[hit.doc_id, start, pair] = (Candidate(hit.doc_id, start, info.end, position, rank, pair,
+                                                            f["year_match"]), f)
     cands = [c for c, _ in found.values()]
     feats = [f for _, f in found.values()]
     relative(feats)

@@ -202,7 +202,7 @@ _KIND_SCALED = ("dist_log", "window_match")
 _BASE = ("overlap_frac", "related_frac", "head_compound", "aligned_before", "aligned_after",
          "ends_clause", "noun_follows", "modifier_before", "starts_inflected_lower", "any_overlap", "all_overlap",
          "dist_log", "no_match", "near_left", "near_right",
-         "prev_is_q", "next_is_q", "next_is_head", "has_head", "prev_prep", "prev_article", "prev_comma", "next_comma",
+         "prev_is_q", "next_is_q", "next_is_head", "has_head", "prev_preposition", "prev_article", "prev_comma", "next_comma",
          "starts_article", "starts_prep", "starts_stop", "ends_stop", "stop_frac", "commas", "in_parens",
          "sentence_start", "rel_pos", "len_log", "chars_log", "len5_6", "len7plus", "acronym", "maximal_name",
          "maximal_number", "quote_len_log", "matches_log", "between_matches", "head_before", "window_match",
@@ -228,9 +228,6 @@ FEATURES = _BASE + tuple(f"type_{t}" for t in _TYPES) + tuple(
     f"{kind}_x_{t}" for kind in KINDS for t in _TYPES) + tuple(f"after_{group}" for group in _BEFORE_GROUPS) + tuple(
     f"{kind}_after_{group}" for kind in _TYPED_KINDS for group in _BEFORE_GROUPS) + tuple(
     f"{kind}_x_{name}" for kind in KINDS for name in _KIND_SCALED) + _POS_FEATURES + _READER_FEATURES
-# Each feature's column. "prev_prep" is both a ``_BASE`` feature and a word class of the word before; as the
-# features have always been computed, the name stands for its later column, which thus holds either flag, and its
-# column among ``_BASE`` stays 0 (the trained weights rely on both).
 _INDEX = {name: k for k, name in enumerate(FEATURES)}
 
 
@@ -554,8 +551,7 @@ def _boundary_values(tokens: list[_Token], words: _Words, breaks: np.ndarray, bo
         # German nouns are capitalised: a capitalised word right after the span means it stopped inside a phrase
         "noun_follows": bounds.following(words.cap & ~words.stop) & ~breaks[last],
         "modifier_before": bounds.previous(inflected) & ~breaks[first], "starts_inflected_lower": inflected[first],
-        # "prev_prep" lands in the column it shares with the word class of the word before (see ``_INDEX``)
-        "prev_prep": bounds.previous(prepositions), "prev_article": bounds.previous(articles),
+        "prev_preposition": bounds.previous(prepositions), "prev_article": bounds.previous(articles),
         "prev_comma": words.comma[first], "next_comma": bounds.following(words.comma),
         "starts_article": articles[first], "starts_prep": prepositions[first],
         "starts_stop": words.stop[first], "ends_stop": words.stop[last - 1],
