@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     coverage_weight: float = Field(default=0.5, ge=0.0, le=1.0)
     # An English question is searched by its vectors alone (``rag.retrieve.retrieval.question_mode``).
     english_dense_only: bool = True
+    # An English question's words are matched in German too, through this English-German dictionary (Ding, the
+    # Debian package trans-de-en; ``rag.lang.dictionary``), parsed once into ``dictionary_cache_dir``. None or a
+    # missing file: English questions are answered without it.
+    english_dictionary: Path | None = Path("/usr/share/trans/de-en")
+    dictionary_cache_dir: Path = Field(default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rag-news-de" / "dictionary")
     # Coverage is computed for the head of the other three signals' fusion only (see ``Retriever.rank``).
     coverage_candidates: int = Field(default=50, ge=1, le=10000)
     sentence_vectors: bool = True

@@ -183,6 +183,22 @@ def test_the_view_knows_an_english_question():
     assert not F.question_view("Wie viele Boote verkaufte Nordlicht?", weights, 5.0).english
 
 
+def test_an_english_question_asks_for_the_translations_its_passages_use_as_terms_not_names():
+    from rag.lang.dictionary import Dictionary
+
+    dictionary = Dictionary({"boats": ["Boote", "Schiffe"], "sell": ["verkaufen", "absetzen"], "yard": ["Werft"]})
+    passages = {*tokenize("Die Werft verkaufte 450 Boote."), *tokenize("Nordlicht wird verkaufen.")}
+    question = "How many boats did the yard Nordlicht sell?"
+    gloss = F.english_gloss(question, passages, dictionary)
+    assert gloss == {*tokenize("Boote"), *tokenize("Werft"), *tokenize("verkaufen")}  # not "Schiffe", "absetzen"
+    weights = {"nordlicht": 3.0}
+    view = F.question_view(question, weights, 5.0, gloss={t: 2.0 for t in gloss})
+    assert gloss <= view.tokens and all(view.weights[t] == 2.0 for t in gloss)
+    assert not gloss & view.names and view.english
+    assert F._coverage(view, tokenize("Die Werft verkaufte 450 Boote.")) > 0.0
+    assert F._coverage(F.question_view(question, weights, 5.0), tokenize("Die Werft verkaufte 450 Boote.")) == 0.0
+
+
 def test_a_chunk_knows_which_article_sentences_it_holds_and_a_cut_one_has_none():
     from types import SimpleNamespace
 

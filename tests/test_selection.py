@@ -28,15 +28,69 @@ def test_a_model_for_other_features_is_refused():
 
 
 def test_an_english_question_is_scored_by_the_model_trained_on_english_questions():
+    """One English model for questions read with the dictionary's German words, one for where it is missing."""
     from rag.answer.features import question_view
 
     model = S.default_model()
     assert model.english is not None and model.english.english is None
+    assert model.english_without_dictionary is not None and model.english_without_dictionary.english is None
     assert model.english.threshold != model.threshold  # fitted on its own questions, not a copy
+    assert model.english.to_dict() != model.english_without_dictionary.to_dict()
     weights = {"umsatz": 2.0, "nordlicht": 3.0}
-    assert model.for_question(question_view("What was Nordlicht's revenue in 2021?", weights, 5.0)) is model.english
+    question = "What was Nordlicht's revenue in 2021?"
+    assert model.for_question(question_view(question, weights, 5.0, gloss={"umsatz": 2.0})) is model.english
+    assert model.for_question(question_view(question, weights, 5.0, gloss={})) is model.english  # none matched
+    assert model.for_question(question_view(question, weights, 5.0)) is model.english_without_dictionary
     assert model.for_question(question_view("Wie hoch war der Umsatz von Nordlicht 2021?", weights, 5.0)) is model
     again = S.SelectorModel.from_dict(json.loads(json.dumps(model.to_dict())))
     assert again.english.to_dict() == model.english.to_dict() and again.to_dict() == model.to_dict()
-    german_only = S.SelectorModel.from_dict({k: v for k, v in model.to_dict().items() if k != "english"})
+    german_only = S.SelectorModel.from_dict({k: v for k, v in model.to_dict().items() if not k.startswith("english")})
     assert german_only.for_question(question_view("What was Nordlicht's revenue?", weights, 5.0)) is german_only
+    plain = S.SelectorModel.from_dict({k: v for k, v in model.to_dict().items() if k != "english"})
+    assert plain.for_question(question_view(question, weights, 5.0)) is plain.english_without_dictionary
+    assert plain.for_question(question_view(question, weights, 5.0, gloss={})) is plain.english_without_dictionary
+
+
+def test_an_english_question_is_read_with_the_dictionary_words_its_passages_use(tmp_path, real_seeds_index):
+    """Over a real index of invented articles: with a dictionary file in Ding's format, an English question's
+    view holds the German words of its translations that the retrieved passages use, and the answer sentence's
+    coverage of the question rises; without one (or for a German question) nothing changes."""
+    from rag.index.build import build_index
+    from rag.index.store import load_index
+    from rag.lang.de import tokenize
+    from rag.retrieve.retrieval import Retriever
+    from rag.settings import Settings
+
+    embedder = real_seeds_index[1]
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    (folder / "werft.txt").write_text(
+        " date 2022-02-10 Nordlicht meldet Rekord\nDie Werft Nordlicht aus Kiel hat ein gutes Jahr hinter sich. "
+        "2021 verkaufte die Werft 450 Segelboote. Geschäftsführerin ist Hanna Petersen.", encoding="utf-8")
+    (folder / "bahn.txt").write_text(
+        " date 2021-06-05 Neue Bahnstrecke\nDie neue Bahnstrecke zwischen Lindau und Hohenberg wurde im Juni "
+        "eröffnet. Die Fahrzeit sinkt auf 35 Minuten.", encoding="utf-8")
+    dictionary = tmp_path / "de-en"
+    dictionary.write_text("Segelboot {n} | Segelboote {pl} :: sailboat | sailboats\n"
+                          "Werft {f} | Werften {pl} :: shipyard | shipyards\n"
+                          "Bahnstrecke {f} :: railway line\n", encoding="utf-8")
+    settings = Settings(index_dir=tmp_path / "index", seeds_dir=folder, english_dictionary=dictionary,
+                        dictionary_cache_dir=tmp_path / "cache")
+    build_index(folder, settings, embedder)
+    index = load_index(settings.index_dir, embedder.model_id)
+
+    def view_and_coverage(question: str, **changes):
+        retriever = Retriever(index, embedder, settings.model_copy(update=changes))
+        view, candidates, X = S.Selector(retriever).features(question, retriever.run(question, k=5), 5)
+        best = next(i for i, c in enumerate(candidates) if "450 Segelboote" in index.articles[c.doc_id].text[
+            c.start:c.end] and not c.pair)
+        return view, X[best, S.FEATURES.index("coverage")]
+
+    question = "How many sailboats did the shipyard sell?"
+    glossed, covered = view_and_coverage(question)
+    assert {*tokenize("Segelboote"), *tokenize("Werft")} <= glossed.tokens
+    plain, uncovered = view_and_coverage(question, english_dictionary=None)
+    assert not {*tokenize("Segelboote"), *tokenize("Werft")} & plain.tokens and covered > uncovered
+    german, _ = view_and_coverage("Wie viele Segelboote verkaufte die Werft 2021?")
+    assert german.tokens == view_and_coverage("Wie viele Segelboote verkaufte die Werft 2021?",
+                                              english_dictionary=None)[0].tokens

@@ -23,7 +23,7 @@ from rag.ingest.sentences import sentence_spans
 from rag.lang import pos
 from rag.lang.de import (ANAPHOR_PATTERN, ANSWER_TYPES, ENGLISH_MONTHS, FIGURE, MONTH_NUMBERS, NAME_PAIR, NUMBER_WORDS,
                          PLACE_PHRASE, UNIT_PATTERN, compound_parts, looks_english, question_type, tokenize)
-
+from rag.lang.dictionary import Dictionary, english_words
 
 _MONTHS = "|".join(sorted({*MONTH_NUMBERS, *(m for m in ENGLISH_MONTHS if len(m) > 3)}, key=len, reverse=True))
 # Figures: digits, or number words from "zwei" up ("ein"/"eine" are articles far more often than numbers).
@@ -117,6 +117,7 @@ class QuestionView:
     specific: tuple[tuple[str, float], ...] = ()  # the specific terms (names, nouns after the first word, figures) with IDF
     unknown_names: float = 0.0  # share of the question's proper names the index never uses (``unknown_names``)
     english: bool = False  # asked in English (``looks_english``): answered by the model trained on English questions
+    glossed: bool = False  # English and read with the dictionary's German words (``english_gloss``; maybe none)
 
 
 def unknown_names(question: str, known: dict[str, float]) -> float:
@@ -144,17 +145,29 @@ def question_compounds(question: str, weights: Mapping[str, float],
             if t not in weights and not t[:1].isdigit() and (parts := compound_parts(t, known))}
 
 
+def english_gloss(question: str, passage_terms: Collection[str], dictionary: Dictionary) -> set[str]:
+    """The stems of the German translations of an English question's words that the passages its candidates come
+    from use (``passage_terms``): the German words the question would have used, as far as the passages show them.
+    Restricting the dictionary's many senses of a word ("quarter": Viertel, Gegend, Seite, …) to the passages'
+    words leaves those the articles speak of."""
+    return {stem for word in english_words(question) for german in dictionary.translations(word)
+            for stem in tokenize(german) if stem in passage_terms}
+
+
 def question_view(question: str, weights: dict[str, float], unknown_idf: float,
-                  compounds: Mapping[str, tuple[str, ...]] | None = None) -> QuestionView:
+                  compounds: Mapping[str, tuple[str, ...]] | None = None,
+                  gloss: Mapping[str, float] | None = None) -> QuestionView:
     """``compounds``: the question's compounds that no passage uses, split into parts that passages do use
-    (``rag.lang.de.compound_parts``); the question then asks for the parts."""
-    compounds = compounds or {}
+    (``rag.lang.de.compound_parts``); the question then asks for the parts. ``gloss``: German stems (with their
+    IDF) that an English question asks for (``english_gloss``): they count as the question's terms, not as its
+    names; None: the question was not read with the dictionary."""
+    compounds, glossed, gloss = compounds or {}, gloss is not None, gloss or {}
 
     def split(terms) -> set[str]:
         return {part for t in terms for part in compounds.get(t, (t,))}
 
-    tokens = frozenset(split(tokenize(question)))
-    known = {t: w for t, w in weights.items() if t in tokens}
+    tokens = frozenset(split(tokenize(question))) | gloss.keys()
+    known = {t: w for t, w in weights.items() if t in tokens} | dict(gloss)
     missing = [t for t in tokens if t not in known and not t[:1].isdigit()]
     total = sum(known.values()) + unknown_idf * len(missing)
     caps = frozenset(m.group(0).casefold() for m in _CAPITALISED.finditer(question))
@@ -168,7 +181,7 @@ def question_view(question: str, weights: dict[str, float], unknown_idf: float,
                         caps, names & known.keys(),
                         frozenset(quarter_periods(question, int(next(iter(years))) if len(years) == 1 else None)),
                         tuple(sorted((t, known.get(t, unknown_idf)) for t in specific)), unknown_names(question, known),
-                        looks_english(question))
+                        looks_english(question), glossed)
 
 
 def _coverage(q: QuestionView, tokens) -> float:

@@ -68,9 +68,10 @@ class Collected:
 
 
 def collect(retriever, items: Sequence[Item], name: str, weight: float = 1.0,
-            log: Callable[[str], None] = lambda m: None) -> Collected:
-    """Retrieve, build candidates and label them for every item (each question embedded once)."""
-    selector = S.Selector(retriever)
+            log: Callable[[str], None] = lambda m: None, gloss: bool = False) -> Collected:
+    """Retrieve, build candidates and label them for every item (each question embedded once); ``gloss``: English
+    questions read with the dictionary (``Selector``)."""
+    selector = S.Selector(retriever, gloss=gloss)
     index = retriever.index
     X, y, q, Q = [], [], [], []
     for i, item in enumerate(items):
@@ -344,32 +345,57 @@ def train_answerer(settings: Settings, workdir: Path | None = None, out: Path | 
             collect(reduced_retriever, xquad_items(removed=True), "xquad_removed", log=log)]
     seeds = _retriever(Path(settings.seeds_dir), workdir / "index-seeds", settings, log)
     sets.append(collect(seeds, german_items(), "questions_de", weight=3.0, log=log))
-    english = load_english()
-    english_sets = [collect(full, xquad_items(english=english), "xquad", log=log),
-                    collect(reduced_retriever, xquad_items(removed=True, english=english), "xquad_removed", log=log),
-                    collect(seeds, german_items(english=True), "questions_de", weight=3.0, log=log)] if english else []
     model, report = fit(sets, extra_ratio=settings.answer_extra_ratio)
-    if english_sets:
+    english = load_english()
+    dictionary = _dictionary_used(settings, log) if english else None
+    for field, gloss in (("english", True), ("english_without_dictionary", False)) if english else ():
+        if gloss and dictionary is None:
+            continue
+        english_sets = [
+            collect(full, xquad_items(english=english), "xquad", log=log, gloss=gloss),
+            collect(reduced_retriever, xquad_items(removed=True, english=english), "xquad_removed", log=log,
+                    gloss=gloss),
+            collect(seeds, german_items(english=True), "questions_de", weight=3.0, log=log, gloss=gloss)]
         english_model, english_report = fit(english_sets, extra_ratio=settings.answer_extra_ratio)
-        model = replace(model, english=english_model)
-        report.update({f"english.{key}": value for key, value in english_report.items()})
-    write_model(model, report, out, settings.embedder)
+        model = replace(model, **{field: english_model})
+        report.update({f"{field}.{key}": value for key, value in english_report.items()})
+    write_model(model, report, out, settings.embedder, dictionary)
     return report
 
 
-def write_model(model: S.SelectorModel, report: dict, out: Path, embedder: str) -> None:
-    """The model as readable JSON and, beside it, ``<name>.params.json``: features, data, split, scores."""
+def _dictionary_used(settings: Settings, log: Callable[[str], None]) -> str | None:
+    """What the record says of the English-German dictionary (``rag.lang.dictionary``) the English questions were
+    read with (``english``; ``english_without_dictionary`` is for where it is missing). Without it, only the
+    model without is trained."""
+    from rag.lang.dictionary import cached_dictionary
+
+    source = settings.english_dictionary
+    dictionary = source and cached_dictionary(Path(source), Path(settings.dictionary_cache_dir))
+    if not dictionary:
+        log(f"No English-German dictionary at {source}: the model for English questions is trained without it "
+            "(Debian: apt-get install trans-de-en).")
+        return None
+    return f"{Path(source).name} (Ding, Debian package trans-de-en; {len(dictionary.words)} English words)"
+
+
+def write_model(model: S.SelectorModel, report: dict, out: Path, embedder: str, dictionary: str | None = None) -> None:
+    """The model as readable JSON and, beside it, ``<name>.params.json``: features, data, split, scores;
+    ``dictionary``: the English-German dictionary the English questions' features were computed with."""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(model.to_dict(), indent=1) + "\n", encoding="utf-8")
     record = {"features": list(S.FEATURES), "question_features": list(S.QUESTION_FEATURES),
               "confidence_features": list(S.CONFIDENCE_FEATURES), "passages": PASSAGES, "embedder": embedder,
+              "english_dictionary": dictionary,
               "training_data": {"xquad": "XQuAD-de articles 1-24 (file order) over all 240 paragraphs",
                                 "xquad_removed": f"questions of the articles at {REMOVED} among 1-24, asked against an "
                                                  "index without those articles (unanswerable)",
                                 "english": "the model for English questions: the same XQuAD-de questions and "
                                            "removed-article questions asked in English (eval/xquad-de/"
                                            "questions_en.jsonl, translated by the local model: rag "
-                                           "translate-questions)",
+                                           "translate-questions), read with the German words of their "
+                                           "translations (english_dictionary)",
+                                "english_without_dictionary": "the same, read without them (for machines without "
+                                                              "the dictionary)",
                                 "questions_de": "eval/questions_de.jsonl, odd-numbered ids (weight 3); the questions "
                                                 "asked in English train the model for English questions only"},
               "reported_on": "XQuAD-de articles 25-48 (and their removed-article questions); even-numbered ids of "
