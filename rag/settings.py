@@ -52,7 +52,8 @@ class Settings(BaseSettings):
     sentence_weight: float = Field(default=0.8, ge=0.0, le=1.0)
     bm25_weight: float = Field(default=0.3, ge=0.0, le=1.0)
     coverage_weight: float = Field(default=0.5, ge=0.0, le=1.0)
-    # An English question is searched by its vectors alone (``rag.retrieve.retrieval.question_mode``).
+    # An English question is searched by its vectors and by BM25 over the German translations of its words, not
+    # by its own words (``rag.retrieve.retrieval.question_mode``; by its vectors alone without the dictionary).
     english_dense_only: bool = True
     # An English question's words are matched in German too, through this English-German dictionary (Ding, the
     # Debian package trans-de-en; ``rag.lang.dictionary``), parsed once into ``dictionary_cache_dir``. None or a

@@ -182,15 +182,28 @@ def test_modes_and_empty_question(fake_retriever):
         fake_retriever.run("   ")
 
 
-def test_an_english_question_is_searched_by_its_vectors_alone(fake_retriever, monkeypatch):
+def test_an_english_question_is_searched_by_its_vectors_and_the_german_words_of_its_translations(
+        fake_retriever, monkeypatch, tmp_path):
     english, german = "How much does the company invest this year?", "Wie viel investiert der Konzern dieses Jahr?"
     settings = Settings()
-    assert retrieval.question_mode(settings, english, "hybrid") == "dense"
+    assert retrieval.question_mode(settings, english, "hybrid") == "english"
     assert retrieval.question_mode(settings, german, "hybrid") == "hybrid"
     assert retrieval.question_mode(settings, english, "bm25") == "bm25"
     assert retrieval.question_mode(settings.model_copy(update={"english_dense_only": False}), english, "hybrid") == "hybrid"
+    dictionary = tmp_path / "de-en"  # Ding's format; "Schildkröte" is in no seed article
+    dictionary.write_text("Konzern {m}; Schildkröte {f} :: company\netw. investieren {vt} :: to invest\n",
+                          encoding="utf-8")
     searched = []
-    monkeypatch.setattr(fake_retriever, "bm25_search", lambda *a, **k: searched.append(a[0]) or {})
+    real_search = fake_retriever.bm25_search
+    monkeypatch.setattr(fake_retriever, "bm25_search", lambda *a, **k: searched.append(a[0]) or real_search(*a, **k))
+    fake_retriever.settings = fake_retriever.settings.model_copy(
+        update={"english_dictionary": dictionary, "dictionary_cache_dir": tmp_path / "cache"})
+    hits = fake_retriever.run(english, k=3)
+    # the translations its best passages use ("Konzern" in every seed), not the English words
+    assert len(searched) == 1 and "Konzern" in searched[0].split() and "Schildkröte" not in searched[0]
+    assert any(h.bm25_score is not None for h in hits)
+    searched.clear()
+    fake_retriever.settings = fake_retriever.settings.model_copy(update={"english_dictionary": None})
     assert [h.bm25_score for h in fake_retriever.run(english, k=3)] == [None] * 3 and searched == []
     fake_retriever.run(german, k=3)
     assert searched == [german]

@@ -23,7 +23,7 @@ from rag.ingest.sentences import sentence_spans
 from rag.lang import pos
 from rag.lang.de import (ANAPHOR_PATTERN, ANSWER_TYPES, ENGLISH_MONTHS, FIGURE, MONTH_NUMBERS, NAME_PAIR, NUMBER_WORDS,
                          PLACE_PHRASE, UNIT_PATTERN, compound_parts, looks_english, question_type, tokenize)
-from rag.lang.dictionary import Dictionary, english_words
+from rag.lang.dictionary import Dictionary, translations_used
 
 _MONTHS = "|".join(sorted({*MONTH_NUMBERS, *(m for m in ENGLISH_MONTHS if len(m) > 3)}, key=len, reverse=True))
 # Figures: digits, or number words from "zwei" up ("ein"/"eine" are articles far more often than numbers).
@@ -147,10 +147,8 @@ def question_compounds(question: str, weights: Mapping[str, float],
 
 def english_gloss(question: str, passage_terms: Collection[str], dictionary: Dictionary) -> set[str]:
     """The stems of the German translations of an English question's words that the passages its candidates come
-    from use (``passage_terms``): the German words the question would have used, as far as the passages show them.
-    Restricting the dictionary's many senses of a word ("quarter": Viertel, Gegend, Seite, …) to the passages'
-    words leaves those the articles speak of."""
-    return {stem for word in english_words(question) for german in dictionary.translations(word)
+    from use (``passage_terms``; ``rag.lang.dictionary.translations_used``)."""
+    return {stem for german in translations_used(question, passage_terms, dictionary)
             for stem in tokenize(german) if stem in passage_terms}
 
 

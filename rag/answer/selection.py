@@ -40,7 +40,6 @@ from rag.answer.features import (FEATURES, QUESTION_FEATURES, STANDOUT_RANKS, Ar
                                  question_compounds, question_features, question_view, sentences_view)
 from rag.index.lexical import bm25_idf
 from rag.lang.de import looks_english, tokenize
-from rag.lang.dictionary import cached_dictionary
 
 MODEL_PATH = Path(__file__).parent / "models" / "selector.json"
 
@@ -202,10 +201,8 @@ class Selector:
             return None
         if not (self.gloss if self.gloss is not None else (self.model or default_model()).english is not None):
             return None
-        settings = self.retriever.settings
-        dictionary = settings.english_dictionary and cached_dictionary(Path(settings.english_dictionary),
-                                                                       Path(settings.dictionary_cache_dir))
-        if not dictionary:
+        dictionary = self.retriever.dictionary()
+        if dictionary is None:
             return None
         used = {t for hit in hits for t in tokenize(hit.text)}
         return self.retriever.stem_weights(english_gloss(question, used, dictionary))

@@ -351,16 +351,24 @@ def train_answerer(settings: Settings, workdir: Path | None = None, out: Path | 
     for field, gloss in (("english", True), ("english_without_dictionary", False)) if english else ():
         if gloss and dictionary is None:
             continue
+        full_, reduced_, seeds_ = (r if gloss else _without_dictionary(r) for r in (full, reduced_retriever, seeds))
         english_sets = [
-            collect(full, xquad_items(english=english), "xquad", log=log, gloss=gloss),
-            collect(reduced_retriever, xquad_items(removed=True, english=english), "xquad_removed", log=log,
-                    gloss=gloss),
-            collect(seeds, german_items(english=True), "questions_de", weight=3.0, log=log, gloss=gloss)]
+            collect(full_, xquad_items(english=english), "xquad", log=log, gloss=gloss),
+            collect(reduced_, xquad_items(removed=True, english=english), "xquad_removed", log=log, gloss=gloss),
+            collect(seeds_, german_items(english=True), "questions_de", weight=3.0, log=log, gloss=gloss)]
         english_model, english_report = fit(english_sets, extra_ratio=settings.answer_extra_ratio)
         model = replace(model, **{field: english_model})
         report.update({f"{field}.{key}": value for key, value in english_report.items()})
     write_model(model, report, out, settings.embedder, dictionary)
     return report
+
+
+def _without_dictionary(retriever):
+    """The same index searched as on a machine without the English-German dictionary."""
+    from rag.retrieve.retrieval import Retriever
+
+    return Retriever(retriever.index, retriever.embedder,
+                     retriever.settings.model_copy(update={"english_dictionary": None}))
 
 
 def _dictionary_used(settings: Settings, log: Callable[[str], None]) -> str | None:
@@ -370,8 +378,8 @@ def _dictionary_used(settings: Settings, log: Callable[[str], None]) -> str | No
     from rag.lang.dictionary import cached_dictionary
 
     source = settings.english_dictionary
-    dictionary = source and cached_dictionary(Path(source), Path(settings.dictionary_cache_dir))
-    if not dictionary:
+    dictionary = cached_dictionary(Path(source), Path(settings.dictionary_cache_dir)) if source else None
+    if dictionary is None:
         log(f"No English-German dictionary at {source}: the model for English questions is trained without it "
             "(Debian: apt-get install trans-de-en).")
         return None
