@@ -40,6 +40,22 @@ def test_figures_dates_and_names_answer_their_questions(reader):
     assert gain.text.endswith("39 Milliarden Dollar")
 
 
+def test_an_english_question_s_german_terms_join_the_span_features_but_not_the_reader(reader, monkeypatch):
+    """``terms`` (the German words an English question was read with) count as the question's words for the span
+    features; the reader still reads the question as asked."""
+    import rag.answer.spans as spans
+
+    seen = {}
+    real_read, real_choose = type(reader).read, spans.choose_span
+    monkeypatch.setattr(type(reader), "read", lambda self, q, *a: seen.setdefault("read", q) and real_read(self, q, *a))
+    monkeypatch.setattr(spans, "choose_span",
+                        lambda q, *a, **k: seen.setdefault("features", q) and real_choose(q, *a, **k))
+    quote = "Der Bereich verbuchte einen operativen Verlust von knapp 4,9 Milliarden Dollar."
+    span = short_answer("What loss did the unit report?", quote, reader, terms="verlust")
+    assert seen == {"read": "What loss did the unit report?", "features": "What loss did the unit report? verlust"}
+    assert span is None or span.text in quote
+
+
 def test_years_before_1900_are_years(reader):
     quote = "Die Firma wurde 1862 in Berlin von Werner Siemens gegründet."
     assert short_answer("Wann wurde die Firma gegründet?", quote, reader).text == "1862"

@@ -208,7 +208,7 @@ def _per_date(ranked: list[Choice], chosen: list[Choice], asked: frozenset[str],
 
 
 def _short_answer(question: str, quote: str, reader: Reader,
-                  llm: Callable[[str, str], str | None] | None = None) -> str | None:
+                  llm: Callable[[str, str], str | None] | None = None, terms: str = "") -> str | None:
     """The short answer of ``llm`` (the language model, ``settings.short_answers = "llm"``) when it gives a span
     of the quote, else of ``rag.answer.spans`` with ``reader`` (None when it declines)."""
     from rag.answer.spans import short_answer
@@ -216,7 +216,7 @@ def _short_answer(question: str, quote: str, reader: Reader,
     if llm is not None and (text := llm(question, quote)):
         return text
     try:
-        span = short_answer(question, quote, reader)
+        span = short_answer(question, quote, reader, terms=terms)
     except FileNotFoundError:  # no span model trained yet: the answer is the quote alone
         return None
     return span.text if span is not None else None
@@ -271,7 +271,8 @@ class ExtractiveAnswerer:
                       f"the articles hold no answer (answerable {scored.answerable:.2f}, confidence {scored.confidence:.2f})")
             return Selection(question, kind, ranked, [], True, scored.confidence, scored.answerable, reasons=[reason])
         floor = self.settings.answer_extra_ratio * ranked[0].probability
-        short = _short_answer(question, ranked[0].quote, self.reader, self.short_reader)
+        terms = " ".join(sorted(scored.view.tokens - frozenset(tokenize(question)))) if scored.view.glossed else ""
+        short = _short_answer(question, ranked[0].quote, self.reader, self.short_reader, terms)
         asked = frozenset(FIGURE.findall(question))
         asked_years = frozenset(int(y) for y in scored.view.years)
 

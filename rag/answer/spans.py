@@ -751,16 +751,20 @@ def expected_f1(found: list[Candidate], tokens: list[_Token], probabilities: np.
     return f1 @ probabilities
 
 
-def short_answer(question: str, quote: str, reader: Reader, model: SpanModel | None = None) -> Span | None:
+def short_answer(question: str, quote: str, reader: Reader, model: SpanModel | None = None,
+                 terms: str = "") -> Span | None:
     """The verbatim span of ``quote`` with the highest expected token F1 (its ``score``) among the plausible answers
-    to ``question``; None for explanation questions and when no span reaches the model's threshold."""
+    to ``question``; None for explanation questions and when no span reaches the model's threshold. ``terms``: more
+    words the span features count as the question's (an English question's German words, ``english_gloss``), not
+    read by the reader (XQuAD-de held-out asked in English: short EM/F1 0.259/0.362 → 0.277/0.367)."""
     if not quote.strip() or is_explanation(question):
         return None
     tokens = _tokens(quote)
     if not candidates(quote, tokens):
         return None
     model = model or default_span_model()
-    return choose_span(question, quote, reader.read(question, quote, word_spans(quote, tokens)), model, tokens)
+    reading = reader.read(question, quote, word_spans(quote, tokens))
+    return choose_span(f"{question} {terms}" if terms else question, quote, reading, model, tokens)
 
 
 def choose_span(question: str, quote: str, reading: Reading, model: SpanModel,
