@@ -67,3 +67,18 @@ def test_confidence_learns_whether_the_answer_with_the_candidates_it_joins_holds
     assert judged([2.0, 1.9, 1.8, -3.0], [0, 0, 1, 0]) == (0, 1, 1)  # a third candidate nearly as likely holds it
     assert judged([2.0, 1.9, -2.0, -3.0], [0, 0, 1, 0]) == (0, 0, 1)  # an unlikely one is not quoted
     assert judged([2.0, -1.0], [1, 0]) == (1, 1, 1)
+
+
+def test_the_record_names_the_dictionary_and_its_absence_is_said(tmp_path):
+    from rag.eval.train_answerer import _dictionary_used
+    from rag.settings import Settings
+
+    said = []
+    missing = Settings(english_dictionary=tmp_path / "missing", dictionary_cache_dir=tmp_path / "cache")
+    assert _dictionary_used(missing, said.append) is None
+    assert len(said) == 1 and "trans-de-en" in said[0]
+    source = tmp_path / "de-en"
+    source.write_text("Erlös {m} :: revenue\nGewinn {m} :: profit\n", encoding="utf-8")
+    found = Settings(english_dictionary=source, dictionary_cache_dir=tmp_path / "cache")
+    assert _dictionary_used(found, said.append) == "de-en (Ding, Debian package trans-de-en; 2 English words)"
+    assert len(said) == 1
