@@ -128,7 +128,8 @@ def mode_weights(settings: Settings, mode: str, has_sentences: bool) -> tuple[fl
     """Normalised (passage, sentence, BM25, coverage) fusion weights of a retrieval mode.
 
     ``dense`` drops the two lexical signals (BM25, coverage), ``bm25`` keeps only BM25, ``english`` (an English
-    question, ``question_mode``) drops coverage, an index without sentence vectors drops those; what is left is scaled to sum 1 (passage vectors alone when nothing is left).
+    question, ``question_mode``) drops coverage, an index without sentence vectors drops those; what is left is
+    scaled to sum 1 (passage vectors alone when nothing is left).
     """
     if mode not in (*MODES, "english"):
         raise ValueError(f"unknown retrieval mode {mode!r}")
