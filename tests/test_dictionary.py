@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from rag.lang.dictionary import Dictionary, english_words, load_dictionary, parse
+from rag.settings import Settings
 
 # Lines in Ding's format (``German :: English``, ``|`` between aligned sub-entries, ``;`` between alternatives).
 LINES = [
@@ -62,7 +63,7 @@ def test_a_missing_dictionary_is_none_and_an_unwritable_cache_only_costs_time(tm
     assert not list(tmp_path.glob("**/*.tmp"))
 
 
-DEBIAN = Path("/usr/share/trans/de-en")
+DEBIAN = Path(Settings().english_dictionary)  # where Debian's trans-de-en puts it
 
 
 @pytest.mark.skipif(not DEBIAN.exists(), reason="Debian's trans-de-en is not installed (CI installs it)")

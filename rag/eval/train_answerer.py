@@ -68,10 +68,10 @@ class Collected:
 
 
 def collect(retriever, items: Sequence[Item], name: str, weight: float = 1.0,
-            log: Callable[[str], None] = lambda m: None, gloss: bool = False) -> Collected:
-    """Retrieve, build candidates and label them for every item (each question embedded once); ``gloss``: English
-    questions read with the dictionary (``Selector``)."""
-    selector = S.Selector(retriever, gloss=gloss)
+            log: Callable[[str], None] = lambda m: None) -> Collected:
+    """Retrieve, build candidates and label them for every item (each question embedded once); English questions
+    are read with the dictionary when ``retriever`` has one (``Selector``, ``_without_dictionary``)."""
+    selector = S.Selector(retriever, gloss=True)
     index = retriever.index
     X, y, q, Q = [], [], [], []
     for i, item in enumerate(items):
@@ -353,9 +353,9 @@ def train_answerer(settings: Settings, workdir: Path | None = None, out: Path | 
             continue
         full_, reduced_, seeds_ = (r if gloss else _without_dictionary(r) for r in (full, reduced_retriever, seeds))
         english_sets = [
-            collect(full_, xquad_items(english=english), "xquad", log=log, gloss=gloss),
-            collect(reduced_, xquad_items(removed=True, english=english), "xquad_removed", log=log, gloss=gloss),
-            collect(seeds_, german_items(english=True), "questions_de", weight=3.0, log=log, gloss=gloss)]
+            collect(full_, xquad_items(english=english), "xquad", log=log),
+            collect(reduced_, xquad_items(removed=True, english=english), "xquad_removed", log=log),
+            collect(seeds_, german_items(english=True), "questions_de", weight=3.0, log=log)]
         english_model, english_report = fit(english_sets, extra_ratio=settings.answer_extra_ratio)
         model = replace(model, **{field: english_model})
         report.update({f"{field}.{key}": value for key, value in english_report.items()})
@@ -375,10 +375,10 @@ def _dictionary_used(settings: Settings, log: Callable[[str], None]) -> str | No
     """What the record says of the English-German dictionary (``rag.lang.dictionary``) the English questions were
     read with (``english``; ``english_without_dictionary`` is for where it is missing). Without it, only the
     model without is trained."""
-    from rag.lang.dictionary import cached_dictionary
+    from rag.lang.dictionary import configured_dictionary
 
     source = settings.english_dictionary
-    dictionary = cached_dictionary(Path(source), Path(settings.dictionary_cache_dir)) if source else None
+    dictionary = configured_dictionary(source, settings.dictionary_cache_dir)
     if dictionary is None:
         log(f"No English-German dictionary at {source}: the model for English questions is trained without it "
             "(Debian: apt-get install trans-de-en).")

@@ -97,6 +97,12 @@ class Dictionary:
         return self.words.get(word.casefold(), [])
 
 
+def configured_dictionary(source: Path | str | None, cache_dir: Path | str) -> Dictionary | None:
+    """The dictionary a setting names (``settings.english_dictionary``, ``dictionary_cache_dir``), read once per
+    process; None when the setting is None or the file cannot be read."""
+    return cached_dictionary(Path(source), Path(cache_dir)) if source else None
+
+
 @lru_cache(maxsize=2)
 def cached_dictionary(source: Path, cache_dir: Path) -> Dictionary | None:
     """``load_dictionary``, once per process."""

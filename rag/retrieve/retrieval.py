@@ -9,7 +9,6 @@ A chunk missing from one list gets that list's lowest candidate score.
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -21,7 +20,7 @@ from rag.index.milvus import MilvusStore, to_rows
 from rag.index.store import Index
 from rag.index.lexical import SentenceTerms, bm25_idf, sentence_coverage
 from rag.lang.de import looks_english, tokenize
-from rag.lang.dictionary import Dictionary, cached_dictionary, translations_used
+from rag.lang.dictionary import Dictionary, configured_dictionary, translations_used
 from rag.ingest.sentences import sentence_spans
 from rag.schema import Embedder, Hit
 from rag.settings import Settings
@@ -285,8 +284,7 @@ class Retriever:
 
     def dictionary(self) -> Dictionary | None:
         """The English-German dictionary of ``settings.english_dictionary`` (read once per process), or None."""
-        source = self.settings.english_dictionary
-        return cached_dictionary(Path(source), Path(self.settings.dictionary_cache_dir)) if source else None
+        return configured_dictionary(self.settings.english_dictionary, self.settings.dictionary_cache_dir)
 
     def gloss_search(self, question: str, dense: Mapping[int, float], n: int, dates: DateRange | None = None
                      ) -> dict[int, float]:
