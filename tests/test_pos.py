@@ -74,3 +74,17 @@ def test_a_word_outside_the_lexicon_is_analysed_once_with_the_same_tags():
     assert pos.tag_words(tuple(second)) == tuple(fresh.tag_sent(second, taglevel=0))
     after = tagger.analyze_forward.cache_info()
     assert after.hits > before.hits  # "Zwergkaninchenzüchter" is not analysed a second time
+
+
+def test_a_question_opened_by_its_finite_verb_asks_yes_or_no_unless_it_offers_alternatives_or_commands():
+    for question in ("Hat Meta AI mehr Nutzer als ChatGPT?", "Wurde Norwegen 1972 Mitglied der Europäischen Union?",
+                     "Kann Meta das finanzieren?", "Gibt es Pläne für Europa", "Stieg die Aktie nach den Zahlen?",
+                     "Haben Sie Zahlen zu 2025?", "Did Meta spend more than Microsoft?"):
+        assert pos.asks_yes_no(question), question
+    for question in ("Ist Llama frei verfügbar oder ein geschlossenes Modell?", "Is Llama open or closed?",
+                     "Nennen Sie ein Luxussegment von Toyota?", "Nenne drei Beispiele für Hugenotten.",
+                     "Hat Meta angekündigt, wie viel es 2026 investiert?", "Wie viel investiert Meta 2026?",
+                     "Meta investiert 2026 wie viel?", "How much did Meta invest?", "Und 2025?", "Susan Li?", "",
+                     "?!"):
+        assert not pos.asks_yes_no(question), question
+

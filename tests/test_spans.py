@@ -70,6 +70,14 @@ def test_explanation_questions_get_no_short_answer(reader):
     assert short_answer("Wann?", "", reader) is None
 
 
+def test_yes_no_questions_get_no_short_answer_but_alternatives_do(reader):
+    quote = "Der Umsatz stieg im vierten Quartal um 24 Prozent, im dritten um sieben Prozent."
+    assert short_answer("Stieg der Umsatz im vierten Quartal stärker als im dritten?", quote, reader) is None
+    assert short_answer("Did revenue grow faster in the fourth quarter?", quote, reader) is None
+    span = short_answer("Stieg der Umsatz im vierten Quartal um 24 oder um sieben Prozent?", quote, reader)
+    assert span is not None and span.text in quote
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.text(min_size=1, max_size=40), st.text(min_size=0, max_size=160))
 def test_a_short_answer_is_always_verbatim(reader, question, quote):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Callable, Protocol
 
-from rag.answer.spans import is_explanation
+from rag.answer.spans import wants_short_answer
 from rag.errors import RagError
 from rag.settings import Settings
 
@@ -93,9 +93,9 @@ def verbatim(reply: str, quote: str) -> str | None:
 
 
 def llm_short_answer(backend: Completer, question: str, quote: str) -> str | None:
-    """The model's short answer as a verbatim span of ``quote``; None for a "Warum …?" question (a reason is no
-    short fact) and whenever the reply is not a short span of the quote."""
-    if is_explanation(question) or not quote.strip():
+    """The model's short answer as a verbatim span of ``quote``; None for a "Warum …?" or a yes/no question (no short
+    fact of the quote answers it, ``wants_short_answer``) and whenever the reply is not a short span of the quote."""
+    if not wants_short_answer(question) or not quote.strip():
         return None
     return verbatim(backend.complete(span_messages(question, quote), max_tokens=SPAN_TOKENS), quote)
 

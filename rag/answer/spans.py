@@ -79,6 +79,12 @@ def is_explanation(question: str) -> bool:
     return bool(de.EXPLANATION_PATTERN.search(question))
 
 
+def wants_short_answer(question: str) -> bool:
+    """Whether a span can answer ``question``: not for a reason or a process (``is_explanation``), nor for a "yes
+    or no" (``rag.lang.pos.asks_yes_no``)."""
+    return not is_explanation(question) and not pos.asks_yes_no(question)
+
+
 def _asking(question: str) -> tuple[str, int, int]:
     """The kind of answer wanted and where its question words stand: the earliest match wins."""
     best: tuple[int, int, str, int] | None = None
@@ -755,10 +761,11 @@ def expected_f1(found: list[Candidate], tokens: list[_Token], probabilities: np.
 def short_answer(question: str, quote: str, reader: Reader, model: SpanModel | None = None,
                  terms: str = "") -> Span | None:
     """The verbatim span of ``quote`` with the highest expected token F1 (its ``score``) among the plausible answers
-    to ``question``; None for explanation questions and when no span reaches the model's threshold. ``terms``: more
-    words the span features count as the question's (an English question's German words, ``english_gloss``), not
-    read by the reader (XQuAD-de held-out asked in English: short EM/F1 0.259/0.362 → 0.277/0.367)."""
-    if not quote.strip() or is_explanation(question):
+    to ``question``; None for explanation and yes/no questions (``wants_short_answer``) and when no span reaches the
+    model's threshold. ``terms``: more words the span features count as the question's (an English question's
+    German words, ``english_gloss``), not read by the reader (XQuAD-de held-out asked in English: short EM/F1
+    0.259/0.362 → 0.277/0.367)."""
+    if not quote.strip() or not wants_short_answer(question):
         return None
     tokens = _tokens(quote)
     if not candidates(quote, tokens):

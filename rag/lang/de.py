@@ -280,6 +280,14 @@ def looks_english(text: str) -> bool:
 COMPARISON_QUESTION = re.compile(r"\b(?:im vergleich|verglichen|gegenüber|versus|vs|compared|than|differ\w*|"
                                  r"unterschied\w*|unterscheide[nt])\b", re.I)
 COMPARATIVE_WORDS = frozenset({"mehr", "weniger", "more", "less"})
+# A question that asks "yes or no" starts with its finite verb ("Hat Meta …?", "Wurde Norwegen …?"; in English with
+# an auxiliary: "Did Meta …?"); no span of a quote says "ja" or "nein", so such a question gets no short answer
+# (``rag.lang.pos.asks_yes_no``). Alternatives ("Ist Llama frei verfügbar oder geschlossen?") are answered by a span.
+ENGLISH_AUXILIARIES = frozenset("do does did is are was were am has have had can could will would shall should may "
+                                "might must".split())
+ALTERNATIVES = re.compile(r"\b(?:oder|or)\b", re.IGNORECASE)
+# The polite imperative "Nennen Sie …" starts with a finite-looking verb too, and asks for a span.
+IMPERATIVE_PRONOUNS = frozenset({"sie"})
 # A comparative's "als" stands at most this many words after it ("mehr gekostet als", "schneller gewachsen als").
 COMPARISON_SPAN = 4
 CHANGE_QUESTION = re.compile(r"\b(?:entwickelt|entwickelten|verändert|veränderten|geändert|im laufe? der zeit|"

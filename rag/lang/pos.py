@@ -133,3 +133,25 @@ def asks_comparison(question: str) -> bool:
             if "als" in after[:de.COMPARISON_SPAN + 1] or "oder" in after:
                 return True
     return False
+
+
+def asks_yes_no(question: str) -> bool:
+    """A question answered "ja" or "nein" ("Hat Meta AI mehr Nutzer als ChatGPT?", "Did Meta invest in 2025?"): it
+    opens with its finite verb (the tagger's V…(FIN), or an English auxiliary), has no question word and offers no
+    alternatives ("… oder …"), and is no polite imperative ("Nennen Sie …") or sentence ended by "." or "!".
+
+    Why: its answer is not a span of a quote, so any short answer picked from the quote would be a random figure
+    ("sieben" for "War der Umsatz höher als …?"); the quotes answer it."""
+    text = question.strip()
+    if not text or text[-1] in ".!" or de.ALTERNATIVES.search(text) or any(
+            pattern.search(text) for _, pattern in de.QUESTION_FORMS):
+        return False
+    words = _NAME_WORD.findall(text)
+    if not words:
+        return False
+    if words[0].lower() in de.ENGLISH_AUXILIARIES:
+        return True
+    tag = tag_words(tuple(words))[0]
+    if not tag.endswith("(FIN)") or tag[:2] not in ("VA", "VM", "VV"):
+        return False
+    return not (tag.startswith("VV") and len(words) > 1 and words[1].lower() in de.IMPERATIVE_PRONOUNS)
