@@ -6,6 +6,7 @@ import math
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
+from rag.answer import spans
 from rag.answer.reader import Reading
 from rag.answer.spans import (FEATURES, MODEL_PATH, candidates, load_span_model, question_kind, short_answer,
                               span_features, word_spans)
@@ -43,8 +44,6 @@ def test_figures_dates_and_names_answer_their_questions(reader):
 def test_an_english_question_s_german_terms_join_the_span_features_but_not_the_reader(reader, monkeypatch):
     """``terms`` (the German words an English question was read with) count as the question's words for the span
     features; the reader still reads the question as asked."""
-    import rag.answer.spans as spans
-
     seen = {}
     real_read, real_choose = type(reader).read, spans.choose_span
     monkeypatch.setattr(type(reader), "read", lambda self, q, *a: seen.setdefault("read", q) and real_read(self, q, *a))
@@ -68,6 +67,17 @@ def test_explanation_questions_get_no_short_answer(reader):
     assert short_answer("Wie funktioniert die Werbung?", quote, reader) is None
     assert short_answer("Why did revenue grow?", quote, reader) is None
     assert short_answer("Wann?", "", reader) is None
+
+
+def test_a_short_answer_says_more_than_the_question_unless_it_picks_one_of_its_alternatives(reader):
+    quote = "Die Firma stellte ihre Pläne für 2026 vor, nachdem der Umsatz gestiegen war."
+    question = "Wann stellte die Firma ihre Pläne für 2026 vor?"
+    span = short_answer(question, quote, reader)  # the reader alone finds the year most likely
+    assert span is None or set(span.text.lower().split()) - set(question.lower().rstrip("?").split())
+    matrix = np.zeros((3, len(FEATURES)))
+    matrix[0, FEATURES.index("all_overlap")] = 1  # the first candidate holds question words only
+    assert np.allclose(spans._without_echoes(np.array([0.6, 0.3, 0.1]), matrix), [0.0, 0.75, 0.25])
+    assert spans._without_echoes(np.array([1.0]), matrix[:1]) is None
 
 
 def test_yes_no_questions_get_no_short_answer_but_alternatives_do(reader):

@@ -194,7 +194,9 @@ def train_span_model(settings: Settings, source: Path | None = None, path: Path 
                                       "learning_rate": LEARNING_RATE, "head_learning_rate": HEAD_LEARNING_RATE,
                                       "batch": BATCH, "seed": SEED},
         "threshold": model.threshold, "decoding": f"highest expected token F1 among spans at least {PLAUSIBLE} as "
-                                                  "probable as the best (rag.answer.spans.short_answer)",
+                                                  "probable as the best, spans of question words only left out "
+                                                  "unless the question offers alternatives "
+                                                  "(rag.answer.spans.short_answer)",
         "training_data": "XQuAD-de (xquad.de.json), articles 1-24 in file order (split 'tune'); quote = the gold "
                          "sentence(s) holding the first answer span; target = the candidates equal to an answer "
                          "after SQuAD normalisation, else their token F1 squared; the reader's features are its "
