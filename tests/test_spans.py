@@ -76,8 +76,8 @@ def test_a_short_answer_says_more_than_the_question_unless_it_picks_one_of_its_a
     assert span is None or set(span.text.lower().split()) - set(question.lower().rstrip("?").split())
     matrix = np.zeros((3, len(FEATURES)))
     matrix[0, FEATURES.index("all_overlap")] = 1  # the first candidate holds question words only
-    assert np.allclose(spans._without_echoes(np.array([0.6, 0.3, 0.1]), matrix), [0.0, 0.75, 0.25])
-    assert spans._without_echoes(np.array([1.0]), matrix[:1]) is None
+    assert spans._choosable("Wann stellte die Firma ihre Pläne vor?", matrix).tolist() == [False, True, True]
+    assert spans._choosable("Stellte sie 2026 oder 2027 ihre Pläne vor?", matrix).all()
 
 
 def test_yes_no_questions_get_no_short_answer_but_alternatives_do(reader):

@@ -194,7 +194,7 @@ def train_span_model(settings: Settings, source: Path | None = None, path: Path 
                                       "learning_rate": LEARNING_RATE, "head_learning_rate": HEAD_LEARNING_RATE,
                                       "batch": BATCH, "seed": SEED},
         "threshold": model.threshold, "decoding": f"highest expected token F1 among spans at least {PLAUSIBLE} as "
-                                                  "probable as the best, spans of question words only left out "
+                                                  "probable as the best, never a span of question words only "
                                                   "unless the question offers alternatives "
                                                   "(rag.answer.spans.short_answer)",
         "training_data": "XQuAD-de (xquad.de.json), articles 1-24 in file order (split 'tune'); quote = the gold "
