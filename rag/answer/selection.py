@@ -199,7 +199,8 @@ class Selector:
         without the dictionary (``settings.english_dictionary``)."""
         if not looks_english(question):
             return None
-        if not (self.gloss if self.gloss is not None else (self.model or default_model()).english is not None):
+        gloss = self.gloss if self.gloss is not None else (self.model or default_model()).english is not None
+        if not gloss:
             return None
         dictionary = self.retriever.dictionary()
         if dictionary is None:
