@@ -386,3 +386,46 @@ def test_removed_article_index_is_the_full_one_without_articles_37_to_48(tmp_pat
     assert kept == set(range(40)) - set(REMOVED_ARTICLES) and len(full.index.articles) == 40
     assert sum(map(len, fake_embedder.calls)) == embedded          # nothing embedded for the second index
     assert reduced.index.path.resolve() != full.index.path.resolve()
+
+
+def test_missing_paragraph_questions_are_those_whose_answer_only_their_left_out_paragraph_holds():
+    """Questions of the left-out paragraphs become unanswerable near misses, unless a kept paragraph of their article
+    holds the answer too (then the index still answers them)."""
+    from rag.eval.datasets import EvalQuestion
+    from rag.eval.xquad import Paragraph
+    from rag.eval.xquad_answers import MISSING_PARAGRAPHS, missing_paragraph_questions
+
+    texts = ["Tesla arbeitete bei Edison.", "Tesla wurde 1856 in Smiljan geboren.", "Tesla starb 1943.",
+             "Er zog nach New York. Tesla starb 1943 in einem Hotel.", "Tesla baute Spulen."]
+    paragraphs = [Paragraph(f"05_{k}_Tesla", 5, k, "Tesla", "heldout", text) for k, text in enumerate(texts)]
+
+    def asked(qid: str, position: int, answer: str) -> EvalQuestion:
+        return EvalQuestion(qid, "Frage?", "Frage?", (f"05_{position}_Tesla",), "heldout", answer=((answer,),))
+
+    questions = [asked("born", 1, "Smiljan"), asked("died", 3, "1943"), asked("kept", 0, "Edison"),
+                 asked("other", 4, "Spulen")]
+    missing = missing_paragraph_questions(paragraphs, questions)
+    assert MISSING_PARAGRAPHS == (1, 3)
+    assert [q.id for q in missing] == ["born"]          # 1943 also stands in the kept paragraph 2
+    assert not missing[0].answerable and missing[0].gold_docs == () and missing[0].split == "missing"
+
+
+def test_missing_paragraph_index_leaves_out_the_second_and_fourth_paragraph_of_each_article(tmp_path, settings_for,
+                                                                                            fake_embedder):
+    from rag.eval.answer_runs import open_retriever
+    from rag.eval.datasets import EvalOptions
+    from rag.eval.xquad_answers import MISSING_PARAGRAPHS, removed_retriever
+
+    source = tmp_path / "mini-xquad.json"
+    source.write_text(json.dumps(squad([[(f"Absatz {k} von Artikel {a}.", [(f"q{a}{k}", "Was?", "Absatz", 0)])
+                                         for k in range(5)] for a in range(3)])), encoding="utf-8")
+    options = EvalOptions(xquad_source=source, xquad_workdir=tmp_path / "work")
+    folder = write_articles(tmp_path / "full-articles", read_squad(source).articles)
+    settings = settings_for()
+    full = open_retriever(tmp_path / "xq-index", settings, folder, lambda m: None, False, fake_embedder)
+    embedded = sum(map(len, fake_embedder.calls))
+    gaps = removed_retriever(full.index.path, settings, options, lambda m: None, fake_embedder,
+                             keep=lambda p: p.paragraph not in MISSING_PARAGRAPHS, name="missing")
+    assert sorted(int(d.split("_")[1]) for d in gaps.index.articles) == [0, 0, 0, 2, 2, 2, 4, 4, 4]
+    assert gaps.index.path.name.endswith("-missing") and len(full.index.articles) == 15
+    assert sum(map(len, fake_embedder.calls)) == embedded

@@ -63,7 +63,7 @@ GUARDED = set(RETRIEVAL_METRICS) | LOWER_IS_BETTER | {
     "evidence_hit@1", "evidence_hit@3", "evidence_hit@5", "evidence_recall@5", "answer_correctness",
     "citation_precision", "citation_validity", "abstention_precision", "abstention_recall", "contains_gold",
     "short_exact", "short_f1", "short_correct", "short_verbatim", "gold_citation", "abstention", "removed_declined",
-    "near_declined"}
+    "near_declined", "missing_declined"}
 
 
 def score_batch_output(answers_path: Path, questions: Sequence[EvalQuestion],

@@ -15,7 +15,8 @@ OWN_SETS = ("own", "squad")
 COLUMNS = [("contains_gold", "contains gold"), ("short_exact", "short EM"), ("short_f1", "short F1"),
            ("short_correct", "short correct"), ("short_verbatim", "short verbatim"), ("gold_citation", "gold citation"), ("abstention", "abstention"),
            ("false_abstention", "false abstention"), ("ece", "ECE"), ("removed_declined", "removed declined"),
-           ("ece_incl_removed", "ECE incl. removed"), ("near_declined", "near-miss declined")]
+           ("ece_incl_removed", "ECE incl. removed"), ("near_declined", "near-miss declined"),
+           ("missing_declined", "missing-paragraph declined")]
 DEFINITIONS = (
     "*Contains gold*: the answer holds every gold fact (answerable questions; a declined one is wrong). "
     "*Short EM/F1*: SQuAD's exact match and token F1 of `short_answer` against the gold spans (German "
@@ -31,7 +32,11 @@ XQUAD_ANSWERS = (
     "right response. False abstention is measured on the full index. *Near-miss declined*: each held-out question "
     "with one specific term swapped for one its gold article does not hold (a year moved by a few years, or its "
     "rarest capitalised word replaced by one from another article; `rag.eval.near_misses`), asked over the full "
-    "index; declining is the right response.")
+    "index; declining is the right response. *Missing-paragraph declined* (the extractive answerer): a third index "
+    "leaves out the second and fourth paragraph of every article, and the held-out questions of those paragraphs "
+    "whose answer no other paragraph of the article holds are asked there: the topic, names and words are indexed, "
+    "only the fact is missing, as when a user asks what the articles do not say (a floor: a few are answered in "
+    "other words by a kept paragraph).")
 
 
 def _cell(text: str | None, limit: int = 90) -> str:
@@ -60,6 +65,8 @@ def answer_sections(answers: Mapping[str, Mapping], intro: str = "") -> list[str
                              f"(most confident {len(a.get('removed_worst') or [])})")
         lines += worst_table(a.get("near_worst") or [], f"`{name}`: near-miss questions answered anyway "
                              f"(most confident {len(a.get('near_worst') or [])})")
+        lines += worst_table(a.get("missing_worst") or [], f"`{name}`: missing-paragraph questions answered anyway "
+                             f"(most confident {len(a.get('missing_worst') or [])})")
     return lines
 
 

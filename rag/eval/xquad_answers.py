@@ -16,6 +16,12 @@ Protocol (issue 14; the numbers of the report's "XQuAD-de answers" section):
   (``rag.eval.near_misses``: a year moved by a few years, or its rarest capitalised word replaced by one of another
   article), asked over the full index; declining is right (``near_declined``). These are the unanswerable questions
   users ask most (another company, another year), and the hardest to decline: the articles are close.
+- *Missing paragraphs*: a third index holds every paragraph but the second and fourth of each article
+  (``MISSING_PARAGRAPHS``). The held-out questions of those paragraphs whose gold answer no other paragraph of their
+  article holds are asked there (``missing_paragraph_questions``); declining is right (``missing_declined``). These
+  are natural near misses: the question's topic, names and words are all indexed, only the fact is not ("Wo wurde
+  Tesla geboren?" over paragraphs about Tesla's inventions), the way a user asks what the articles do not say. Some
+  still have an answer in other words in a kept paragraph, so the measure is a floor of what is right to decline.
 - *Asked in English*: the held-out questions in English (``eval/xquad-de/questions_en.jsonl``, translated by the
   local model), over the full index and, for the removed articles, over the reduced one (``english``): users ask
   German articles in English too.
@@ -36,11 +42,13 @@ from rag.eval.answer_runs import answer_runs, make_answerers, open_retriever, ru
 from rag.eval.datasets import EvalOptions, EvalQuestion, score_splits
 from rag.eval.english_questions import load_english
 from rag.eval.near_misses import near_miss_questions
-from rag.eval.xquad import default_workdir, load_xquad, parse_doc_id, write_articles
+from rag.eval.metrics import normalise_answer
+from rag.eval.xquad import Paragraph, default_workdir, load_xquad, parse_doc_id, write_articles
 from rag.retrieve.retrieval import Retriever
 from rag.settings import Settings
 
 REMOVED_ARTICLES = range(36, 48)  # 0-based: articles 37–48
+MISSING_PARAGRAPHS = (1, 3)       # 0-based positions in their article: left out of the missing-paragraph index
 ENGLISH_METRICS = ("contains_gold", "short_f1", "short_exact", "gold_citation", "false_abstention", "ece")
 
 
@@ -50,16 +58,35 @@ def in_english(questions: Sequence[EvalQuestion], english: dict[str, str]) -> li
 
 
 def removed_retriever(full_index: Path, settings: Settings, options: EvalOptions, log: Callable[[str], None],
-                      embedder=None) -> Retriever:
-    """A retriever on all XQuAD paragraphs but those of ``REMOVED_ARTICLES`` (index beside the full one)."""
+                      embedder=None, keep: Callable[[Paragraph], bool] | None = None, name: str = "removed") -> Retriever:
+    """A retriever on the XQuAD paragraphs ``keep`` accepts (default: all but those of ``REMOVED_ARTICLES``), its
+    index beside the full one (``<full>-<name>``), made from a copy of it and updated incrementally."""
+    keep = keep or (lambda p: p.article not in REMOVED_ARTICLES)
     paragraphs, _ = load_xquad(options.xquad_source)
     workdir = Path(options.xquad_workdir or default_workdir())
-    folder = write_articles(workdir / "removed" / "paragraphs",
-                            {p.doc_id: p.text for p in paragraphs if p.article not in REMOVED_ARTICLES})
-    index_dir = Path(full_index).with_name(Path(full_index).name + "-removed")
+    folder = write_articles(workdir / name / "paragraphs", {p.doc_id: p.text for p in paragraphs if keep(p)})
+    index_dir = Path(full_index).with_name(Path(full_index).name + f"-{name}")
     if not (index_dir / "params.json").exists() and (Path(full_index) / "params.json").exists():
         shutil.copytree(full_index, index_dir, symlinks=True, dirs_exist_ok=True)
     return open_retriever(index_dir, settings, folder, log, options.progress, embedder)
+
+
+def missing_paragraph_questions(paragraphs: Sequence[Paragraph], questions: Sequence[EvalQuestion]) -> list[EvalQuestion]:
+    """The ``questions`` of paragraphs at ``MISSING_PARAGRAPHS`` whose gold answer none of their article's other
+    paragraphs holds (after SQuAD normalisation), made unanswerable: over an index without those paragraphs, the
+    right response is to decline. A question whose answer stands in a kept paragraph too is left out."""
+    kept: dict[int, list[str]] = {}
+    for p in paragraphs:
+        if p.paragraph not in MISSING_PARAGRAPHS:
+            kept.setdefault(p.article, []).append(normalise_answer(p.text))
+    out = []
+    for q in questions:
+        article, position = parse_doc_id(q.gold_docs[0])
+        answers = [a for alt in q.answer for a in (alt if isinstance(alt, (tuple, list)) else (alt,))]
+        if position in MISSING_PARAGRAPHS and not any(
+                normalise_answer(a) in text for a in answers for text in kept.get(article, ())):
+            out.append(replace(q, gold_docs=(), answerable=False, answer=(), split="missing"))
+    return out
 
 
 def evaluate_answers(base: Retriever, settings: Settings, options: EvalOptions, questions: Sequence[EvalQuestion],
@@ -93,6 +120,15 @@ def evaluate_answers(base: Retriever, settings: Settings, options: EvalOptions, 
             answers[name]["english"] = {"questions": outcome["metrics"]["answerable"],
                                         **{k: retrieval.get(k) for k in ("recall@1", "mrr@10")},
                                         **{k: outcome["metrics"][k] for k in ENGLISH_METRICS}}
+    if "extractive" in answers:  # the generating answerers take 8 s a question: the extractive one is measured
+        missing = missing_paragraph_questions(paragraphs, heldout)
+        gaps = removed_retriever(base.index.path, settings, options, log, embedder or base.embedder,
+                                 keep=lambda p: p.paragraph not in MISSING_PARAGRAPHS, name="missing")
+        answer = make_answerers(gaps, settings, ["extractive"], asked=options.configs is not None)[0]["extractive"]
+        outcome = run_answerer(answer, missing, {d: a.text for d, a in gaps.index.articles.items()},
+                               progress=options.progress, desc="xquad missing paragraphs extractive")
+        answers["extractive"].update(missing_declined=outcome["metrics"]["abstention"], missing_questions=len(missing),
+                                     missing_worst=outcome["worst"])
     reduced = removed_retriever(base.index.path, settings, options, log, embedder or base.embedder)
     answerers, _ = make_answerers(reduced, settings, list(answers), asked=options.configs is not None)
     reduced_articles = {doc_id: a.text for doc_id, a in reduced.index.articles.items()}
