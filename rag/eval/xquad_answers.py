@@ -41,8 +41,8 @@ from rag.eval.answers import expected_calibration_error, reliability
 from rag.eval.answer_runs import answer_runs, make_answerers, open_retriever, run_answerer
 from rag.eval.datasets import EvalOptions, EvalQuestion, score_splits
 from rag.eval.english_questions import load_english
+from rag.eval.metrics import facts_of, normalise_answer
 from rag.eval.near_misses import near_miss_questions
-from rag.eval.metrics import normalise_answer
 from rag.eval.xquad import Paragraph, default_workdir, load_xquad, parse_doc_id, write_articles
 from rag.retrieve.retrieval import Retriever
 from rag.settings import Settings
@@ -82,7 +82,7 @@ def missing_paragraph_questions(paragraphs: Sequence[Paragraph], questions: Sequ
     out = []
     for q in questions:
         article, position = parse_doc_id(q.gold_docs[0])
-        answers = [a for alt in q.answer for a in (alt if isinstance(alt, (tuple, list)) else (alt,))]
+        answers = [a for variants in facts_of(q.answer) for a in variants]
         if position in MISSING_PARAGRAPHS and not any(
                 normalise_answer(a) in text for a in answers for text in kept.get(article, ())):
             out.append(replace(q, gold_docs=(), answerable=False, answer=(), split="missing"))
@@ -92,7 +92,7 @@ def missing_paragraph_questions(paragraphs: Sequence[Paragraph], questions: Sequ
 def evaluate_answers(base: Retriever, settings: Settings, options: EvalOptions, questions: Sequence[EvalQuestion],
                      log: Callable[[str], None] = lambda m: None, embedder=None) -> tuple[dict, list[str], dict]:
     """``(answers, notes, latency samples)``: per answerer the held-out metrics plus ``removed_declined`` and
-    ``near_declined``."""
+    ``near_declined``; for the extractive one also ``missing_declined``."""
     notes: list[str] = []
     samples: dict = {}
     heldout = [q for q in questions if q.split == "heldout"]
