@@ -18,6 +18,7 @@ LINES = [
     "etw. erwarten {vt} | erwartend | erwartet :: to expect sth. | expecting | expected\n",
     "Finanzvorstand {m}; Finanzchefin {f}; Leiter {m} Finanzwesen [econ.] :: chief financial officer /CFO/\n",
     "das A und O [ugs.] :: the nuts and bolts [coll.]\n",
+    "aufwenden; ausgeben {vt} | aufwendend; ausgebend :: to spend {spent; spent} | spending\n",
     "no separator here\n",
 ]
 
@@ -30,6 +31,7 @@ def test_one_word_translations_are_kept_with_placeholders_annotations_and_phrase
     assert table["expect"] == ["erwarten"] and table["expected"] == ["erwartet"]
     assert table["cfo"] == ["Finanzchefin", "Finanzvorstand"]  # the abbreviation; "Leiter Finanzwesen" is a phrase
     assert "nuts" not in table and "version" not in table
+    assert table["spend"] == ["aufwenden", "ausgeben"]  # the semicolon inside "{spent; spent}" ends no alternative
 
 
 def test_english_words_leave_out_function_words_and_short_ones():
@@ -73,3 +75,4 @@ def test_the_debian_dictionary_translates_common_business_words(tmp_path):
     assert {"Erlös", "Ertrag"} <= set(dictionary.translations("revenue"))
     assert "Gewinn" in dictionary.translations("profit") and "Verlust" in dictionary.translations("loss")
     assert "Finanzchef" in dictionary.translations("CFO")
+    assert "ausgeben" in dictionary.translations("spend") and "verkaufen" in dictionary.translations("sell")
