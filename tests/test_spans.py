@@ -69,6 +69,15 @@ def test_explanation_questions_get_no_short_answer(reader):
     assert short_answer("Wann?", "", reader) is None
 
 
+def test_a_development_over_time_gets_no_short_answer_but_who_developed_something_does(reader):
+    quote = "Der Quartalsgewinn stieg um neun Prozent auf 22,77 Milliarden Dollar."
+    assert short_answer("Wie hat sich der Quartalsgewinn von 2024 bis 2025 verändert?", quote, reader) is None
+    assert short_answer("Wie haben sich die Gewinne entwickelt?", quote, reader) is None
+    assert short_answer("How did the quarterly profit change over time?", quote, reader) is None
+    developer = "Das Telefon wurde von Philipp Reis entwickelt."
+    assert short_answer("Wer hat das Telefon entwickelt?", developer, reader).text == "Philipp Reis"
+
+
 def test_a_short_answer_says_more_than_the_question_unless_it_picks_one_of_its_alternatives(reader):
     quote = "Die Firma stellte ihre Pläne für 2026 vor, nachdem der Umsatz gestiegen war."
     question = "Wann stellte die Firma ihre Pläne für 2026 vor?"

@@ -75,9 +75,13 @@ CARDINAL_PATTERN = re.compile(
     r"zehn|elf|zwölf|dreizehn|vierzehn|fünfzehn|sechzehn|siebzehn|achtzehn|neunzehn|zwanzig|dreißig|vierzig|"
     r"fünfzig|sechzig|siebzig|achtzig|neunzig|hundert|tausend|dutzend|doppelt|one|two|three|four|five|six|seven|"
     r"eight|nine|ten|twelve|hundred|thousand)")
-# Questions that want a reason or a process, which no short span answers.
+# Questions that want a reason or a process, which no short span answers; a development over time is one too
+# ("Wie hat sich der Gewinn entwickelt?": each date's figure, not one phrase of one of them).
 EXPLANATION_PATTERN = re.compile(r"\b(?:warum|weshalb|wieso|weswegen|aus welchem grund|wie funktionier\w*|wie kam es|"
-                                 r"inwiefern|why|how does .{1,40} work)\b", re.IGNORECASE)
+                                 r"inwiefern|why|how does .{1,40} work)\b|"
+                                 r"\bwie (?:hat|haben|hatte|hatten) sich\b.{1,80}?\b(?:entwickelt|verändert|geändert)\b|"
+                                 r"\bhow (?:did|has|have|do|does) .{1,60}?\b(?:change|changed|evolve|evolved|develop|"
+                                 r"developed)\b", re.IGNORECASE)
 # The form of a question by its question words, finer than its answer type: "Welche Schlucht …" (which) wants a
 # noun like the one asked, "Wie heißt …" (name) a name, "Was …" (what) a phrase.
 QUESTION_FORMS = (
