@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.answer.answering import (Choice, ExtractiveAnswerer, GenerativeAnswerer, _widened, agreement,
+from rag.answer.answering import (Choice, ExtractiveAnswerer, GenerativeAnswerer, _states, _widened, agreement,
                                   asked_parts)
 from rag.answer.features import Candidate, question_view
 from rag.answer.generation import REFUSAL
@@ -115,6 +115,23 @@ def test_a_nearly_as_likely_overlapping_candidate_widens_the_quote():
     # unlikely, or not overlapping, or in another article: the best quote stays as it is
     for runner_up in (_choice(article, pair, 0.5), _choice(article, (2, 3), 0.8), _choice(article, pair, 0.8, "b")):
         assert _widened([_choice(article, single, 0.9), runner_up], floor=0.54).quote == "Satz 0001."
+
+
+def test_a_range_ending_in_the_best_sentences_figure_does_not_state_it():
+    best, same, forecast = (Article(d, "T", None, False, t, f"{d}.txt", "0") for d, t in (
+        ("a", "Im Jahr 2025 investierte Nordlicht über 72 Millionen Euro."),
+        ("b", "2025 gab Nordlicht gut 72 Millionen Euro aus."),
+        ("c", "2025 werden die Investitionen bei 64 bis 72 Millionen Euro liegen.")))
+
+    def whole(article: Article) -> Choice:
+        return Choice(Candidate(article.doc_id, 0, len(article.text), 0, 0, False, 0.0), article, 0.9)
+
+    asked = frozenset({"2025"})
+    assert _states(whole(same), None, whole(best), asked)
+    assert not _states(whole(forecast), None, whole(best), asked)  # a forecast range, not the same fact
+    assert _states(whole(same), "72 Millionen Euro", whole(best), asked)
+    assert not _states(whole(forecast), "72 Millionen Euro", whole(best), asked)
+    assert _states(whole(forecast), "64 bis 72 Millionen Euro", whole(forecast), asked)
 
 
 def test_a_further_sources_context_is_quoted_only_when_its_own_sentence_does_not_state_the_fact():

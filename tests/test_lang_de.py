@@ -1,5 +1,5 @@
 from rag.lang import de
-from rag.lang.de import MONTH_NUMBERS, format_date, looks_english, month_year, tokenize
+from rag.lang.de import MONTH_NUMBERS, format_date, looks_english, month_year, range_partners, tokenize
 
 
 def test_format_date():
@@ -42,3 +42,10 @@ def test_a_compound_splits_into_a_known_modifier_and_head():
     assert de.compound_parts("verantwort", lookup) == ()
     assert de.compound_parts("sonnengewinn", lookup) == ()
     assert de.compound_parts("umsatz", lookup) == ()
+
+
+def test_range_partners_pair_the_ends_of_each_range_of_figures():
+    text = "zwischen 115 und 135 Milliarden, 2025 bei 64 bis 72 Milliarden, 60-65 Prozent, 5 to 7; allein 80 Milliarden"
+    partners = range_partners(text)
+    assert partners["115"] == {"135"} and partners["72"] == {"64"} and partners["65"] == {"60"} and partners["7"] == {"5"}
+    assert "80" not in partners and "2025" not in partners

@@ -53,7 +53,9 @@ sentence does not state the fact (``_alone``).
 
 Sources: every further sentence that states the same fact (the short answer, or the same figures) is cited too; when
 sentences of other articles give other figures or dates for the question, each is named with its article's date
-(a timeline), so a reader sees that the sources disagree. No sentence is quoted twice.
+(a timeline), so a reader sees that the sources disagree. A figure that ends a range does not state it ("bei 64 bis
+72 Milliarden", a July forecast, against "über 72 Milliarden" spent): such a source disagrees, and the answer no
+longer calls the sources "übereinstimmend". No sentence is quoted twice.
 
 ``GenerativeAnswerer`` hands the selected sentences to a language model (``rag.answer.generation``) and keeps this
 extractive answer as the fallback.
@@ -72,7 +74,7 @@ from rag.answer.reader import Reader, make_reader
 from rag.answer.features import Candidate, QuestionView, holds_term, joined_time
 from rag.answer.selection import Scored, Selector, SelectorModel
 from rag.errors import RagError
-from rag.lang.de import CHANGE_QUESTION, FIGURE, format_date, tokenize
+from rag.lang.de import CHANGE_QUESTION, FIGURE, format_date, range_partners, tokenize
 from rag.lang.pos import asks_comparison, proper_names
 from rag.retrieve.retrieval import Retriever
 from rag.schema import Answer, Article, Citation, Hit, Retrieved
@@ -152,10 +154,11 @@ def _states(choice: Choice, short: str | None, best: Choice, asked: frozenset[st
     """Whether a sentence states the fact the best one gives: it holds the short answer, or all of the best
     sentence's figures beyond those in the question ("zwischen 115 und 135 Milliarden" states "115 bis 135
     Milliarden US-Dollar")."""
+    partners = range_partners(choice.quote)
     if short and _SPACE.sub(" ", short).casefold() in _SPACE.sub(" ", choice.quote).casefold():
-        return True
+        return not any(partners.get(f, set()) - set(FIGURE.findall(short)) for f in FIGURE.findall(short))
     wanted = best.figures - asked
-    return bool(wanted) and wanted <= choice.figures
+    return bool(wanted) and wanted <= choice.figures and not any(partners.get(f, set()) - best.figures for f in wanted)
 
 
 def _figures_of(choice: Choice, years: frozenset[int], asked: frozenset[str]) -> bool:
@@ -306,7 +309,7 @@ class ExtractiveAnswerer:
             elif ("timeline" not in self.off and close and len(chosen) < limit and kind in ("amount", "date")
                   and choice.candidate.doc_id not in {c.candidate.doc_id for c in chosen}
                   and choice.article.date != best.article.date
-                  and choice.figures - asked and not (choice.figures & best.figures) - asked):
+                  and choice.figures - asked and not _states(choice, short, best, asked)):
                 disagree = True  # another article gives another figure or date: named with its date
                 chosen.append(choice)
             elif "runner_up" not in self.off and close and len(chosen) < 2:

@@ -32,6 +32,21 @@ ENGLISH_NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "s
 # Scale words and abbreviations with their factor ("Mrd." = 10^9).
 # A figure written in digits: "14,3", "1.000", "2026" (not inside a word or another number).
 FIGURE = re.compile(r"(?<![\w.,])\d+(?:[.,]\d+)*(?![\w])")
+# A range of two figures ("64 bis 72 Milliarden", "zwischen 115 und 135", "60-65", "5 to 7").
+FIGURE_RANGE = re.compile(r"(?<![\w.,])(\d+(?:[.,]\d+)*)\s*(?:bis|und|to|-|–)\s*(\d+(?:[.,]\d+)*)(?![\w])")
+
+
+def range_partners(text: str) -> dict[str, set[str]]:
+    """Each figure of ``text`` that ends a range, with the figure at its other end: "64 bis 72 Milliarden" does
+    not say "72 Milliarden"."""
+    partners: dict[str, set[str]] = {}
+    for match in FIGURE_RANGE.finditer(text):
+        low, high = match.groups()
+        partners.setdefault(low, set()).add(high)
+        partners.setdefault(high, set()).add(low)
+    return partners
+
+
 SCALES = {"tausend": 1e3, "tsd": 1e3, "mio": 1e6, "million": 1e6, "millionen": 1e6, "mrd": 1e9, "milliarde": 1e9,
           "milliarden": 1e9, "bn": 1e9, "billionen": 1e12}
 # Abbreviated scale words spelled out before stemming, so "14 Mrd." matches "14 Milliarden".
