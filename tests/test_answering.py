@@ -213,6 +213,12 @@ def test_odd_questions_get_an_answer_object_not_an_error(small, question):
     assert_well_formed(answer, {d: a.text for d, a in small.index.articles.items()})
 
 
+@pytest.mark.parametrize("question", ["⛵⛵", "🤖🤖", "?!", "… – …"])
+def test_a_question_without_a_word_is_declined_whatever_its_vectors_find(small, question):
+    answer = small.run(question)
+    assert answer.abstained and not answer.citations and answer.abstain_reason == "the question has no words"
+
+
 def test_empty_and_huge_questions_are_one_clear_error(small):
     with pytest.raises(RagError, match="empty"):
         small.run("   ")

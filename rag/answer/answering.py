@@ -263,6 +263,8 @@ class ExtractiveAnswerer:
 
     def select(self, question: str, hits: Sequence[Hit]) -> Selection:
         """Score the candidate sentences of ``hits`` and choose the answer's sentences, or abstain."""
+        if not any(ch.isalnum() for ch in question):  # "🤖🤖", "?!": no word to look for, though vectors find one
+            return Selection(question, "other", [], [], True, reasons=["the question has no words"])
         passages = self.settings.answer_passages
         if CHANGE_QUESTION.search(question):
             passages *= 2  # a change over time is told across more articles than a single fact
