@@ -29,7 +29,6 @@ NUMBER_WORDS = {"null": 0, "ein": 1, "eine": 1, "einer": 1, "einem": 1, "eins": 
                 "zehnmal": 10}
 ENGLISH_NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
                         "nine": 9, "ten": 10}
-# Scale words and abbreviations with their factor ("Mrd." = 10^9).
 # A figure written in digits: "14,3", "1.000", "2026" (not inside a word or another number).
 FIGURE = re.compile(r"(?<![\w.,])\d+(?:[.,]\d+)*(?![\w])")
 # A range of two figures ("64 bis 72 Milliarden", "zwischen 115 und 135", "60-65", "5 to 7").
@@ -47,6 +46,7 @@ def range_partners(text: str) -> dict[str, set[str]]:
     return partners
 
 
+# Scale words and abbreviations with their factor ("Mrd." = 10^9).
 SCALES = {"tausend": 1e3, "tsd": 1e3, "mio": 1e6, "million": 1e6, "millionen": 1e6, "mrd": 1e9, "milliarde": 1e9,
           "milliarden": 1e9, "bn": 1e9, "billionen": 1e12}
 # Abbreviated scale words spelled out before stemming, so "14 Mrd." matches "14 Milliarden".
