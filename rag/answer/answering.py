@@ -304,7 +304,8 @@ class ExtractiveAnswerer:
                 continue  # it speaks about another year or quarter than the one asked, or gives another year's figures
             close = choice.probability >= floor
             likely = choice.probability >= self.settings.answer_timeline_ratio * best.probability
-            if "agree" not in self.off and _states(choice, short, best, asked) and rank < AGREEING_RANKS:
+            states = _states(choice, short, best, asked)
+            if "agree" not in self.off and states and rank < AGREEING_RANKS:
                 chosen.append(choice)  # another source stating the same fact: cited, whatever the limit
             elif (timeline and likely and len(chosen) < limit and choice.figures - asked
                   and choice.article.date not in {c.article.date for c in chosen}):
@@ -313,7 +314,7 @@ class ExtractiveAnswerer:
             elif ("timeline" not in self.off and close and len(chosen) < limit and kind in ("amount", "date")
                   and choice.candidate.doc_id not in {c.candidate.doc_id for c in chosen}
                   and choice.article.date != best.article.date
-                  and choice.figures - asked and not _states(choice, short, best, asked)):
+                  and choice.figures - asked and not states):
                 disagree = True  # another article gives another figure or date: named with its date
                 chosen.append(choice)
             elif "runner_up" not in self.off and close and len(chosen) < 2:

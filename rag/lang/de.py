@@ -30,9 +30,10 @@ NUMBER_WORDS = {"null": 0, "ein": 1, "eine": 1, "einer": 1, "einem": 1, "eins": 
 ENGLISH_NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
                         "nine": 9, "ten": 10}
 # A figure written in digits: "14,3", "1.000", "2026" (not inside a word or another number).
-FIGURE = re.compile(r"(?<![\w.,])\d+(?:[.,]\d+)*(?![\w])")
+DIGITS = r"\d+(?:[.,]\d+)*"
+FIGURE = re.compile(rf"(?<![\w.,]){DIGITS}(?![\w])")
 # A range of two figures ("64 bis 72 Milliarden", "zwischen 115 und 135", "60-65", "5 to 7").
-FIGURE_RANGE = re.compile(r"(?<![\w.,])(\d+(?:[.,]\d+)*)\s*(?:bis|und|to|-|–)\s*(\d+(?:[.,]\d+)*)(?![\w])")
+FIGURE_RANGE = re.compile(rf"(?<![\w.,])({DIGITS})\s*(?:bis|und|to|-|–)\s*({DIGITS})(?![\w])")
 
 
 def range_partners(text: str) -> dict[str, set[str]]:
@@ -128,7 +129,7 @@ ASKED_NOUN_PATTERN = re.compile(r"\b(?:welche[rsnm]?|wie ?viele?|wieviel|which|h
                                 r"(?:(?:Art|Arten|Sorte|Form|Typ|Typs|kind of|type of)\s+(?:von|der|des|an)?\s*)?"
                                 r"(?:\w+\s+){0,2}?([A-ZÄÖÜ][\w-]*|[a-z]+s\b)")
 
-_TOKEN_PATTERN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+(?:[-'][^\W\d_]+)*", re.UNICODE)
+_TOKEN_PATTERN = re.compile(DIGITS + r"|[^\W\d_]+(?:[-'][^\W\d_]+)*", re.UNICODE)
 _TOKEN_CACHE: dict[str, tuple[str, ...]] = {}
 _TOKEN_CACHE_MAX = 2_000_000
 
