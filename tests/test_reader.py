@@ -2,10 +2,11 @@
 words."""
 
 import numpy as np
+import pytest
 
 from rag.answer.reader import ADAPTER_PATH, Reader, pieces
 from rag.answer.spans import word_spans
-from rag.retrieve.onnx_e5 import READER_FROM
+from rag.retrieve.onnx_e5 import READER_FROM, _beside
 
 QUOTE = "Finanzchefin Susan Li sagte am Mittwoch in Menlo Park, die Ausgaben würden weiter steigen."
 
@@ -44,3 +45,25 @@ def test_the_reader_points_at_answer_words_and_follows_the_question(reader):
 def test_an_empty_quote_reads_as_nothing(reader):
     reading = Reader(reader.encoder).read("Wer?", "", [])
     assert len(reading.start) == len(reading.end) == 0
+
+
+def test_work_done_beside_the_reading_changes_nothing_and_returns_its_result(reader):
+    spans = word_spans(QUOTE)
+    alone = reader.read("Wer ist die Finanzchefin?", QUOTE, spans)
+    beside, tagged = reader.read_beside("Wer ist die Finanzchefin?", QUOTE, spans, lambda: "tagged")
+    assert tagged == "tagged"
+    assert np.array_equal(alone.start, beside.start) and np.array_equal(alone.end, beside.end)
+    empty, seven = reader.read_beside("Wer?", "", [], lambda: 7)
+    assert seven == 7 and len(empty.start) == len(empty.end) == 0
+
+
+def test_an_error_in_the_reading_thread_reaches_the_caller_after_the_work_beside_it():
+    done = []
+
+    def fails():
+        raise ValueError("the run failed")
+
+    with pytest.raises(ValueError, match="the run failed"):
+        _beside(fails, lambda: done.append("work"))
+    assert done == ["work"]
+    assert _beside(lambda: np.ones(2), lambda: "work")[1] == "work"

@@ -45,8 +45,9 @@ def test_an_english_question_s_german_terms_join_the_span_features_but_not_the_r
     """``terms`` (the German words an English question was read with) count as the question's words for the span
     features; the reader still reads the question as asked."""
     seen = {}
-    real_read, real_choose = type(reader).read, spans.choose_span
-    monkeypatch.setattr(type(reader), "read", lambda self, q, *a: seen.setdefault("read", q) and real_read(self, q, *a))
+    real_read, real_choose = type(reader).read_beside, spans.choose_span
+    monkeypatch.setattr(type(reader), "read_beside",
+                        lambda self, q, *a: seen.setdefault("read", q) and real_read(self, q, *a))
     monkeypatch.setattr(spans, "choose_span",
                         lambda q, *a, **k: seen.setdefault("features", q) and real_choose(q, *a, **k))
     quote = "Der Bereich verbuchte einen operativen Verlust von knapp 4,9 Milliarden Dollar."

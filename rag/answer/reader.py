@@ -19,20 +19,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence, TypeVar
 
 import numpy as np
 
 from rag.settings import Settings
 
 ADAPTER_PATH = Path(__file__).parent / "models" / "reader.npz"
+T = TypeVar("T")
 
 
 class PairEncoder(Protocol):
     """What the reader needs of an encoder (``rag.retrieve.onnx_e5.OnnxE5Embedder``)."""
 
-    def read_pair(self, question: str, pieces: Sequence[str], words: Sequence[str],
-                  adapter: Path) -> tuple[np.ndarray, np.ndarray]: ...
+    def read_pair(self, question: str, pieces: Sequence[str], words: Sequence[str], adapter: Path,
+                  beside: Callable[[], T] | None = None) -> tuple[np.ndarray, np.ndarray, T | None]: ...
 
     def warm_up(self) -> None: ...
 
@@ -68,10 +69,16 @@ class Reader:
         self.read("Wer?", "Niemand.", [(0, 7)])
 
     def read(self, question: str, quote: str, spans: Sequence[tuple[int, int]]) -> Reading:
+        return self.read_beside(question, quote, spans, None)[0]
+
+    def read_beside(self, question: str, quote: str, spans: Sequence[tuple[int, int]],
+                    work: Callable[[], T] | None) -> tuple[Reading, T | None]:
+        """``read``, with ``work`` (Python: tagging the quote) done while the encoder reads in another thread, and
+        its result."""
         if not spans:
-            return Reading(np.zeros(0), np.zeros(0))
-        start, end = self.encoder.read_pair(question, *pieces(quote, spans), self.adapter)
-        return Reading(start.astype(np.float64), end.astype(np.float64))
+            return Reading(np.zeros(0), np.zeros(0)), work() if work else None
+        start, end, done = self.encoder.read_pair(question, *pieces(quote, spans), self.adapter, work)
+        return Reading(start.astype(np.float64), end.astype(np.float64)), done
 
 
 def make_reader(settings: Settings, embedder: object | None = None) -> Reader:

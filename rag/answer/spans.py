@@ -710,11 +710,12 @@ def _mark_word_before(matrix: np.ndarray, tokens: list[_Token], bounds: _Bounds,
                     for prefix in prefixes))
 
 
-def span_features(question: str, quote: str, reading: Reading,
-                  tokens: list[_Token] | None = None) -> tuple[list[Candidate], np.ndarray]:
+def span_features(question: str, quote: str, reading: Reading, tokens: list[_Token] | None = None,
+                  classes: list[str] | None = None) -> tuple[list[Candidate], np.ndarray]:
     """The candidates of ``quote`` and one feature row per candidate, in ``FEATURES`` order; ``reading`` is the
-    reader's view of the quote's words (``Reader.read(question, quote, word_spans(quote))``). Each feature is
-    computed for all candidates at once (a column), from arrays over the quote's tokens."""
+    reader's view of the quote's words (``Reader.read(question, quote, word_spans(quote))``); ``classes``: the
+    tokens' word classes, when the caller tagged them already. Each feature is computed for all candidates at once (a
+    column), from arrays over the quote's tokens."""
     tokens = _tokens(quote) if tokens is None else tokens
     breaks = _clause_breaks(tokens)
     bounds = _candidate_bounds(tokens, breaks)
@@ -736,7 +737,8 @@ def span_features(question: str, quote: str, reading: Reading,
         offset = _INDEX[f"{prefix}_{_TYPES[0]}"]
         matrix[:, offset:offset + len(_TYPES)] = types
     _put(matrix, {f"{asked.kind}_x_{name}": values[name] for name in _KIND_SCALED})
-    _mark_word_classes(matrix, tokens, breaks, _word_classes(tokens), bounds, asked.kind)
+    classes = _word_classes(tokens) if classes is None else classes
+    _mark_word_classes(matrix, tokens, breaks, classes, bounds, asked.kind)
     _mark_word_before(matrix, tokens, bounds, asked.kind)
     return found, matrix
 
@@ -771,8 +773,9 @@ def short_answer(question: str, quote: str, reader: Reader, model: SpanModel | N
     if not candidates(quote, tokens):
         return None
     model = model or default_span_model()
-    reading = reader.read(question, quote, word_spans(quote, tokens))
-    return choose_span(f"{question} {terms}" if terms else question, quote, reading, model, tokens)
+    # The quote is tagged while the reader reads it (``Reader.read_beside``): the two largest costs of an answer.
+    reading, classes = reader.read_beside(question, quote, word_spans(quote, tokens), lambda: _word_classes(tokens))
+    return choose_span(f"{question} {terms}" if terms else question, quote, reading, model, tokens, classes)
 
 
 def _choosable(question: str, matrix: np.ndarray) -> np.ndarray:
@@ -795,13 +798,13 @@ def _choosable(question: str, matrix: np.ndarray) -> np.ndarray:
 
 
 def choose_span(question: str, quote: str, reading: Reading, model: SpanModel,
-                tokens: list[_Token] | None = None) -> Span | None:
+                tokens: list[_Token] | None = None, classes: list[str] | None = None) -> Span | None:
     """``short_answer`` once the reader has read the quote (training measures many models on one reading);
-    ``tokens``: the quote's, when the caller has them already."""
+    ``tokens`` and their word ``classes``: the quote's, when the caller has them already."""
     if not quote.strip() or is_explanation(question):
         return None
     tokens = _tokens(quote) if tokens is None else tokens
-    found, matrix = span_features(question, quote, reading, tokens)
+    found, matrix = span_features(question, quote, reading, tokens, classes)
     if not found:
         return None
     probabilities = model.scores(matrix)
