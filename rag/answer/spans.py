@@ -710,24 +710,38 @@ def _mark_word_before(matrix: np.ndarray, tokens: list[_Token], bounds: _Bounds,
                     for prefix in prefixes))
 
 
-def span_features(question: str, quote: str, reading: Reading, tokens: list[_Token] | None = None,
-                  classes: list[str] | None = None) -> tuple[list[Candidate], np.ndarray]:
-    """The candidates of ``quote`` and one feature row per candidate, in ``FEATURES`` order; ``reading`` is the
-    reader's view of the quote's words (``Reader.read(question, quote, word_spans(quote))``); ``classes``: the
-    tokens' word classes, when the caller tagged them already. Each feature is computed for all candidates at once (a
-    column), from arrays over the quote's tokens."""
+@dataclass(frozen=True)
+class SpanRows:
+    """A quote's candidates and their feature rows but for the reader's columns (``span_rows``): all that can be
+    computed before the reader has read the quote."""
+
+    found: list[Candidate]
+    matrix: np.ndarray
+    bounds: _Bounds
+
+    def read(self, reading: Reading) -> np.ndarray:
+        """The full feature rows: these with the reader's columns filled from ``reading``."""
+        matrix = self.matrix.copy()
+        if self.found:
+            _put(matrix, _reader_values(reading, self.bounds))
+        return matrix
+
+
+def span_rows(question: str, quote: str, tokens: list[_Token] | None = None) -> SpanRows:
+    """The candidates of ``quote`` and one feature row per candidate, in ``FEATURES`` order, the reader's columns
+    left at zero. Each feature is computed for all candidates at once (a column), from arrays over the quote's
+    tokens."""
     tokens = _tokens(quote) if tokens is None else tokens
     breaks = _clause_breaks(tokens)
     bounds = _candidate_bounds(tokens, breaks)
     found = _candidate_list(tokens, bounds)
     matrix = np.zeros((len(found), len(FEATURES)), dtype=np.float64)
     if not found:
-        return found, matrix
+        return SpanRows(found, matrix, bounds)
     asked = _question(question)
     related = np.array([_related(t.lower, t.stem, asked) for t in tokens])
     words = _words(tokens)
     shapes = _shapes(tokens, words, bounds)
-    _put(matrix, _reader_values(reading, bounds))
     values = {**_overlap_values(words, related, asked, bounds), **_distance_values(tokens, related, asked, bounds),
               **_asked_noun_values(tokens, asked, bounds), **_boundary_values(tokens, words, breaks, bounds, shapes),
               **_size_values(tokens, words, bounds)}
@@ -737,10 +751,17 @@ def span_features(question: str, quote: str, reading: Reading, tokens: list[_Tok
         offset = _INDEX[f"{prefix}_{_TYPES[0]}"]
         matrix[:, offset:offset + len(_TYPES)] = types
     _put(matrix, {f"{asked.kind}_x_{name}": values[name] for name in _KIND_SCALED})
-    classes = _word_classes(tokens) if classes is None else classes
-    _mark_word_classes(matrix, tokens, breaks, classes, bounds, asked.kind)
+    _mark_word_classes(matrix, tokens, breaks, _word_classes(tokens), bounds, asked.kind)
     _mark_word_before(matrix, tokens, bounds, asked.kind)
-    return found, matrix
+    return SpanRows(found, matrix, bounds)
+
+
+def span_features(question: str, quote: str, reading: Reading,
+                  tokens: list[_Token] | None = None) -> tuple[list[Candidate], np.ndarray]:
+    """The candidates of ``quote`` and their full feature rows; ``reading`` is the reader's view of the quote's
+    words (``Reader.read(question, quote, word_spans(quote))``)."""
+    rows = span_rows(question, quote, tokens)
+    return rows.found, rows.read(reading)
 
 
 def expected_f1(found: list[Candidate], tokens: list[_Token], probabilities: np.ndarray) -> np.ndarray:
@@ -773,9 +794,11 @@ def short_answer(question: str, quote: str, reader: Reader, model: SpanModel | N
     if not candidates(quote, tokens):
         return None
     model = model or default_span_model()
-    # The quote is tagged while the reader reads it (``Reader.read_beside``): the two largest costs of an answer.
-    reading, classes = reader.read_beside(question, quote, word_spans(quote, tokens), lambda: _word_classes(tokens))
-    return choose_span(f"{question} {terms}" if terms else question, quote, reading, model, tokens, classes)
+    asked = f"{question} {terms}" if terms else question
+    # The span features (tagging the quote above all) are computed while the reader reads (``Reader.read_beside``).
+    reading, rows = reader.read_beside(question, quote, word_spans(quote, tokens),
+                                       lambda: span_rows(asked, quote, tokens))
+    return choose_span(asked, quote, reading, model, tokens, rows)
 
 
 def _choosable(question: str, matrix: np.ndarray) -> np.ndarray:
@@ -798,13 +821,14 @@ def _choosable(question: str, matrix: np.ndarray) -> np.ndarray:
 
 
 def choose_span(question: str, quote: str, reading: Reading, model: SpanModel,
-                tokens: list[_Token] | None = None, classes: list[str] | None = None) -> Span | None:
+                tokens: list[_Token] | None = None, rows: SpanRows | None = None) -> Span | None:
     """``short_answer`` once the reader has read the quote (training measures many models on one reading);
-    ``tokens`` and their word ``classes``: the quote's, when the caller has them already."""
+    ``tokens`` and ``rows`` (``span_rows``): the quote's, when the caller has them already."""
     if not quote.strip() or is_explanation(question):
         return None
     tokens = _tokens(quote) if tokens is None else tokens
-    found, matrix = span_features(question, quote, reading, tokens, classes)
+    rows = span_rows(question, quote, tokens) if rows is None else rows
+    found, matrix = rows.found, rows.read(reading)
     if not found:
         return None
     probabilities = model.scores(matrix)
