@@ -73,8 +73,8 @@ class Reader:
 
     def read_beside(self, question: str, quote: str, spans: Sequence[tuple[int, int]],
                     work: Callable[[], T] | None) -> tuple[Reading, T | None]:
-        """``read``, with ``work`` (Python: tagging the quote) done while the encoder reads in another thread, and
-        its result."""
+        """``read``, with ``work`` (Python: the short answer's span features, ``rag.answer.spans.span_rows``) done in
+        this thread while the encoder reads in another, and its result."""
         if not spans:
             return Reading(np.zeros(0), np.zeros(0)), work() if work else None
         start, end, done = self.encoder.read_pair(question, *pieces(quote, spans), self.adapter, work)

@@ -597,7 +597,7 @@ class _Runner:
 
 def _beside(native: Callable[[], np.ndarray], python: Callable[[], T]) -> tuple[np.ndarray, T]:
     """``native`` (an ONNX Runtime run, which releases the GIL) in a thread of its own while ``python`` runs in this
-    one; both results, or the first error.
+    one; both results, or an error of either (the Python work's when both fail).
 
     Why: one reader run gains nothing from a second core (100 tokens: 20.1 ms on one thread, 19.2 ms on two), while
     the short answer's other costs, tagging the quote (HanTa, pure Python) and its span features, waited for it.
