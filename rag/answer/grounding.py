@@ -19,7 +19,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Mapping, Sequence
 
-from rag.lang.de import DIGITS, ENGLISH_NUMBER_WORDS, MONTH_NUMBERS, NUMBER_WORDS, SCALES
+from rag.lang.de import DIGITS, ENGLISH_NUMBER_WORDS, MONTH_NUMBERS, NUMBER_WORDS, RANGE_WORD, SCALES
 
 MARKER = re.compile(r"\[(\d+)\]")
 _WORDS = {**NUMBER_WORDS, **ENGLISH_NUMBER_WORDS}
@@ -28,7 +28,7 @@ _DATE = re.compile(r"\b(\d{1,2})\.\s?(\d{1,2})\.\s?(\d{4})\b|\b(\d{1,2})\.\s+(" 
                    re.IGNORECASE)
 _QUANTITY = re.compile(
     r"(?<![\w.,])(" + DIGITS + "|" + "|".join(sorted(_WORDS, key=len, reverse=True)) + r")(?![\w])"
-    r"(?:\s*(?:-|–|bis|und|to)\s*(" + DIGITS + r")(?![\w]))?"
+    r"(?:\s*" + RANGE_WORD + r"\s*(" + DIGITS + r")(?![\w]))?"
     r"(?:\s*(Mrd|Mio|Tsd|Milliarden?|Millionen?|Million|Billionen|Billion|billion|million|bn|tausend|"
     r"Prozent|percent|%|Jahren?|Monaten?|Tagen?|mal)(?![\w])\.?)?",
     re.IGNORECASE)

@@ -32,8 +32,9 @@ ENGLISH_NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "s
 # A figure written in digits: "14,3", "1.000", "2026" (not inside a word or another number).
 DIGITS = r"\d+(?:[.,]\d+)*"
 FIGURE = re.compile(rf"(?<![\w.,]){DIGITS}(?![\w])")
-# A range of two figures ("64 bis 72 Milliarden", "zwischen 115 und 135", "60-65", "5 to 7").
-FIGURE_RANGE = re.compile(rf"(?<![\w.,])({DIGITS})\s*(?:bis|und|to|-|–)\s*({DIGITS})(?![\w])")
+# What joins the two ends of a range of figures ("64 bis 72", "zwischen 115 und 135", "60-65", "5 to 7").
+RANGE_WORD = r"(?:-|–|bis|und|to)"
+FIGURE_RANGE = re.compile(rf"(?<![\w.,])({DIGITS})\s*{RANGE_WORD}\s*({DIGITS})(?![\w])")
 
 
 def range_partners(text: str) -> dict[str, set[str]]:
