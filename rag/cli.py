@@ -313,10 +313,11 @@ def eval_command(
         stored = read_baseline(baseline).get("quick" if quick else "full")
         if not stored:
             raise RagError(f"The baseline has no '{'quick' if quick else 'full'}' entry; run with --update-baseline first.")
-        outcome = check_against_baseline(result["flat"], stored["metrics"])
+        outcome = check_against_baseline(result["flat"], stored["metrics"], sizes=result.get("sizes"))
         for line in outcome.regressions:
             _say(f"REGRESSION {line}")
-        _say(f"Check: {outcome.compared} metrics compared, {len(outcome.regressions)} below baseline − 0.02"
+        _say(f"Check: {outcome.compared} metrics compared, {len(outcome.regressions)} below baseline − 0.02 "
+             f"(and one question's share)"
              f"{f', {len(outcome.missing)} not measured in this run' if outcome.missing else ''}.")
         if not outcome.ok:
             raise typer.Exit(1)

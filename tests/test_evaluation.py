@@ -13,7 +13,7 @@ from rag.eval.answer_runs import ablation_runs, make_answerers, run_answerer
 from rag.eval.datasets import EvalOptions, EvalQuestion, load_questions_de
 from rag.eval import retrieval_runs
 from rag.eval.report_answers import ablation_section, english_section
-from rag.eval.evaluation import check_against_baseline, flatten, read_baseline, run_evaluation, update_baseline
+from rag.eval.evaluation import check_against_baseline, flatten, flatten_sizes, read_baseline, run_evaluation, update_baseline
 from rag.eval.retrieval_runs import RecordingRetriever, rrf_fuse, sweep
 from rag.index.build import build_index
 from rag.index.store import load_index
@@ -249,6 +249,10 @@ def test_flatten_check_and_baseline(tmp_path):
     failed = check_against_baseline(flat, {"xquad/heldout/hybrid/recall@1": 0.9701, "gone": 0.5})
     assert not failed.ok and failed.regressions[0].startswith("xquad/heldout/hybrid/recall@1")
     assert failed.missing == ["gone"] and failed.compared == 1
+    sizes = flatten_sizes(result)  # the answer row does not say how many answerable questions it counts
+    assert sizes == {"xquad/heldout/hybrid/recall@1": 10}
+    assert check_against_baseline(flat, {"xquad/heldout/hybrid/recall@1": 1.07}, sizes=sizes).ok  # 0.02 + 1/10
+    assert not check_against_baseline(flat, {"xquad/heldout/hybrid/recall@1": 1.0701}, sizes=sizes).ok
     path = tmp_path / "baseline.json"
     update_baseline(dict(result, flat=flat), path)
     update_baseline(dict(result, quick=False, flat={"x": 1.0}), path)
@@ -336,7 +340,8 @@ def test_quick_run_real_model(real_seeds_index, tmp_path):
     assert json.loads(paths["json"].read_text(encoding="utf-8"))["flat"] == result["flat"]
     for chart in ("metrics", "latency"):
         assert paths[chart].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    outcome = check_against_baseline(result["flat"], read_baseline()["quick"]["metrics"])
+    outcome = check_against_baseline(result["flat"], read_baseline()["quick"]["metrics"],
+                                     sizes=result["sizes"])
     assert outcome.ok, outcome.regressions
     assert outcome.compared > 20
 
@@ -347,5 +352,6 @@ def test_full_run_no_regression(tmp_path):
     from rag.settings import load_settings
 
     result = run_evaluation(load_settings(), EvalOptions())
-    outcome = check_against_baseline(result["flat"], read_baseline()["full"]["metrics"])
+    outcome = check_against_baseline(result["flat"], read_baseline()["full"]["metrics"],
+                                     sizes=result["sizes"])
     assert outcome.ok, outcome.regressions

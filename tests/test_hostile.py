@@ -9,6 +9,7 @@ import shutil
 import pytest
 
 from rag.answer.answering import ExtractiveAnswerer
+from rag.answer.selection import default_model
 from rag.index.build import build_index
 from rag.index.store import load_index
 from rag.eval.metrics import answer_correct
@@ -43,10 +44,16 @@ def answerable_questions(limit=40):
 
 def test_hostile_article_does_not_change_other_answers(answerers):
     """Any new article shifts BM25 statistics a little, so wording may change; facts, citations and tone may not.
-    A question the answerer doubts either way (confidence under 0.6 in both runs: such an answer is right little more
-    often than a coin flip) may tip over the abstention threshold when the corpus statistics shift; every other
-    decision stays."""
+    A question the answerer doubts either way may tip over the abstention threshold when the corpus statistics
+    shift: confidence under 0.6 in both runs (such an answer is right little more often than a coin flip), or the
+    question-level answerability within 0.1 of its threshold in both (the raw retrieval scores it reads move with
+    the corpus, and with the CPU's float rounding). Every other decision stays."""
     clean, hostile = answerers
+    threshold = default_model().threshold
+
+    def answerability(answerer, question):
+        return answerer.select(question, answerer.retriever.run(question, k=answerer.settings.top_k)).answerable
+
     lost = []
     for question, gold in answerable_questions():
         before, after = clean.run(question), hostile.run(question)
@@ -54,7 +61,9 @@ def test_hostile_article_does_not_change_other_answers(answerers):
         assert not any(word in (after.answer or "") for word in ("OK.", "Pirat", "<script>", "Ignoriere")), question
         if max(before.confidence or 0.0, after.confidence or 0.0) < 0.6:
             continue
-        assert after.abstained == before.abstained, question
+        if after.abstained != before.abstained:
+            assert max(abs(answerability(a, question) - threshold) for a in answerers) < 0.1, question
+            continue
         if answer_correct(before.answer, gold) and not answer_correct(after.answer, gold):
             lost.append(question)
     assert lost == []
