@@ -305,7 +305,10 @@ def test_the_seed_question_is_answered_alike_on_both_backends(seeds_on_both):
     one, other = (make_answerer(r, r.settings).run(question) for r in (faiss, served))
     assert one.answer == other.answer and "115 bis 135 Milliarden" in one.answer
     assert [c.doc_id for c in one.citations] == [c.doc_id for c in other.citations]
-    assert [r.chunk_id for r in one.retrieved] == [r.chunk_id for r in other.retrieved]
+    # Milvus scores BM25 itself (its own statistics, not bm25s's): after fusion the scores agree to a few
+    # thousandths, so the same passages come back and only near-ties (two chunks of one article) may swap.
+    assert {r.chunk_id for r in one.retrieved} == {r.chunk_id for r in other.retrieved}
+    assert [r.score for r in one.retrieved] == pytest.approx([r.score for r in other.retrieved], abs=0.02)
 
 
 def _rag(*args, token: str | None = None):
