@@ -283,19 +283,23 @@ class ExtractiveAnswerer:
         asked = frozenset(FIGURE.findall(question))
         asked_years = frozenset(int(y) for y in scored.view.years)
 
+        def holds_short(own: Choice) -> bool:
+            return bool(short and short in own.quote)
+
+        def other_years_only(before: Choice) -> bool:
+            """The sentence gives figures only for other years than the asked ones."""
+            return bool(asked_years) and not _figures_of(before, asked_years, asked)
+
         def further(own: Choice, before: Choice) -> bool:
             """A further source's sentence holds the short answer, or new figures while the sentence before it
             gives figures for other years than the asked ones ("Für das laufende Jahr … 115 und 135 Milliarden" in
             January 2026 before "2025 gab der Konzern … 72 Milliarden" under 2025)."""
-            if short and short in own.quote:
-                return True
-            return bool(own.figures - asked and asked_years and not _figures_of(before, asked_years, asked))
+            return holds_short(own) or bool(own.figures - asked) and other_years_only(before)
 
         def other_years(own: Choice, before: Choice) -> bool:
             """The sentence holds the short answer, and the one before it gives figures only for other years
             than the asked ones ("2019 verkaufte Nordlicht 300 Segelboote." before the asked 2021's 450)."""
-            return bool(short and short in own.quote and before.figures - asked and asked_years
-                        and not _figures_of(before, asked_years, asked))
+            return holds_short(own) and bool(before.figures - asked) and other_years_only(before)
 
         best = ranked[0] if "widen" in self.off else _widened(ranked, floor)
         if "context" not in self.off and best.candidate.pair:
