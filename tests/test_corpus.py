@@ -40,6 +40,18 @@ def test_clean_text_drops_markers_and_teasers():
     assert clean_text(raw) == "Titel hoch\n\nSatz eins.\nSatz zwei."
 
 
+def test_header_lines_that_only_date_the_article_are_not_part_of_its_text():
+    assert clean_text("Haushalt beschlossen\nVeröffentlicht am 2. Februar 2024\n\nDer Bundestag hat.") == (
+        "Haushalt beschlossen\n\nDer Bundestag hat.")
+    assert clean_text("30.10.2025\nVolkswagen: Gewinn bricht ein\nVolkswagen hat.") == (
+        "Volkswagen: Gewinn bricht ein\nVolkswagen hat.")
+    # a dateline that opens the text, and a date line deep in the body, stay
+    assert clean_text("1. Februar 2026 – Die rasante Entwicklung.") == "1. Februar 2026 – Die rasante Entwicklung."
+    body = "Titel\n" + "Ein Satz über die Lage. " * 30 + "\n18. September 1947\nDer Vertrag."
+    assert "18. September 1947" in clean_text(body)
+    assert find_date("Titel\nVeröffentlicht am 2. Februar 2024\nText") == "2024-02-02"
+
+
 def test_guess_title_prefers_heading_line_then_first_sentence():
     assert guess_title("Meta investiert massiv\nDer Text.") == "Meta investiert massiv"
     assert guess_title("Facebook bleibt Geldmaschine. Mehr Text folgt hier.") == "Facebook bleibt Geldmaschine."

@@ -429,3 +429,34 @@ def test_missing_paragraph_index_leaves_out_the_second_and_fourth_paragraph_of_e
     assert sorted(int(d.split("_")[1]) for d in gaps.index.articles) == [0, 0, 0, 2, 2, 2, 4, 4, 4]
     assert gaps.index.path.name.endswith("-missing") and len(full.index.articles) == 15
     assert sum(map(len, fake_embedder.calls)) == embedded
+
+
+def test_small_folders_index_one_article_each_and_ask_the_next_ones_questions(tmp_path, settings_for):
+    """Each article alone in an index made from the full one (nothing embedded again), asked its own questions and
+    the next article's; a folder of one article declines what it does not hold (real models)."""
+    from rag.eval.answer_runs import open_retriever
+    from rag.eval.datasets import EvalOptions, load_xquad_questions
+    from rag.eval.xquad import prepare
+    from rag.eval.xquad_answers import small_folder_runs
+    from rag.index.store import load_index
+
+    source = tmp_path / "mini-xquad.json"
+    source.write_text(json.dumps(squad([
+        [("Der Rhein ist 1230 Kilometer lang und mündet bei Rotterdam in die Nordsee.",
+          [("r1", "Wie lang ist der Rhein?", "1230 Kilometer", 13)])],
+        [("Nikola Tesla wurde 1856 in Smiljan geboren und starb 1943 in New York.",
+          [("t1", "Wann wurde Nikola Tesla geboren?", "1856", 19)])],
+        [("Die Zugspitze ist mit 2962 Metern der höchste Berg Deutschlands.",
+          [("z1", "Wie hoch ist die Zugspitze?", "2962 Metern", 22)])],
+    ])), encoding="utf-8")
+    options = EvalOptions(xquad_source=source, xquad_workdir=tmp_path / "work")
+    prepared = prepare(source, tmp_path / "work")
+    settings = settings_for()
+    full = open_retriever(tmp_path / "xq-index", settings, prepared.paragraph_dir, lambda m: None, False)
+    questions = load_xquad_questions(prepared.questions)
+    result = small_folder_runs(full, settings, options, questions)
+    assert (result["small_folders"], result["small_questions"], result["small_unanswerable"]) == (3, 3, 3)
+    folders = sorted((tmp_path / "xq-index-small").iterdir())
+    assert [len(load_index(f, full.embedder.model_id).articles) for f in folders if not f.name.startswith(".")] == [1, 1, 1]
+    assert result["small_contains_gold"] == 1.0 and result["small_false_abstention"] == 0.0
+    assert result["small_declined"] == 1.0, "a folder of one article answered questions about another"

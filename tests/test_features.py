@@ -3,6 +3,8 @@ lacks of the question."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -124,18 +126,23 @@ def test_a_sentence_quoted_with_its_predecessor_speaks_about_the_predecessors_ti
 
 def test_standout_measures_the_best_score_against_the_question_background():
     background = [0.80 + 0.001 * i for i in range(39)]
-    sharp_lift, sharp_z = F.standout([0.95, *background])
-    flat_lift, flat_z = F.standout([0.84, *background])
+    sharp_lift, sharp_z = F.standout([0.95, *background], passages=400)
+    flat_lift, flat_z = F.standout([0.84, *background], passages=400)
     assert sharp_lift > flat_lift > 0 and sharp_z > flat_z > 0
     # the same shape shifted by a constant (another corpus's cosine level) stands out as much
-    shifted = F.standout([s - 0.1 for s in [0.95, *background]])
+    shifted = F.standout([s - 0.1 for s in [0.95, *background]], passages=400)
     assert shifted == pytest.approx((sharp_lift, sharp_z))
     # BM25 returns only matching passages: missing ranks score 0 (no term matched)
-    assert F.standout([6.0, 5.0], missing=0.0)[0] == pytest.approx(6.0)
-    assert F.standout([6.0] * 11 + [3.0] * 3, missing=0.0)[0] == pytest.approx(6.0 - (6.0 + 3 * 3.0) / 30)
-    # a small index: missing ranks count as its lowest score, so nothing stands out when all are equal
-    assert F.standout([0.7, 0.7, 0.7]) == pytest.approx((0.0, 0.0), abs=1e-9)
-    assert F.standout([]) == (0.0, 0.0)
+    assert F.standout([6.0, 5.0], passages=400)[0] == pytest.approx(6.0)
+    assert F.standout([6.0] * 11 + [3.0] * 3, passages=400)[0] == pytest.approx(6.0 - (6.0 + 3 * 3.0) / 30)
+
+
+def test_an_index_too_small_for_a_background_measures_no_standout():
+    """Three short articles (6 passages) have no ranks 11-40: the lift is not measured (NaN), not blown up."""
+    for scores in ([0.9, 0.7, 0.7, 0.7, 0.7, 0.7], [], [0.9] + [0.5] * (F.STANDOUT_RANKS - 2)):
+        lift, z = F.standout(scores, passages=len(scores))
+        assert math.isnan(lift) and math.isnan(z)
+    assert not math.isnan(F.standout([0.9] + [0.5] * 39, passages=F.STANDOUT_RANKS)[1])
 
 
 def test_unknown_names_counts_proper_names_the_index_never_uses():
@@ -158,7 +165,7 @@ def test_question_level_features_read_own_sentences_not_context_pairs():
     assert F.own_sentences(rows).tolist() == [True, False, True, True]
     rows[1, col("coverage")] = 1.0  # a context pair covers more of the question only because it is longer
     view = F.QuestionView("Wer?", "person", frozenset({"wer"}), {"wer": 1.0}, 0.0, *[frozenset()] * 4)
-    row = F.question_features(view, rows, np.array([0.0, 5.0, 1.0, 2.0]), [], [], [])
+    row = F.question_features(view, rows, np.array([0.0, 5.0, 1.0, 2.0]), [], [], [], passages=100)
     assert row[F.QUESTION_FEATURES.index("max_coverage")] == pytest.approx(0.9)
     assert row[F.QUESTION_FEATURES.index("top_logit")] == pytest.approx(2.0)
 

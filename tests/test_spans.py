@@ -33,6 +33,11 @@ def test_spans_stop_at_clause_punctuation_and_never_end_on_an_article():
     assert not any(t.split()[-1] in ("der", "in") for t in texts)
 
 
+def test_spans_never_cross_a_line_break():
+    texts = _texts("Volkswagen: Gewinn bricht ein\n30. Oktober 2025 meldete der Konzern einen Verlust.")
+    assert "30. Oktober 2025" in texts and not any("\n" in t for t in texts)
+
+
 def test_figures_dates_and_names_answer_their_questions(reader):
     assert short_answer("Wie viel investiert Meta 2026?", META, reader).text == "115 bis 135 Milliarden US-Dollar"
     quote = "Finanzchefin Susan Li sagte, die Ausgaben würden weiter steigen."

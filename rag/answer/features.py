@@ -477,9 +477,10 @@ TOP_FEATURES = {"top_missing_name": "missing_name", "top_specific_missing": "spe
                 "top_year_match": "year_match", "top_window": "coverage_window"}
 
 
-def standout(scores: Sequence[float], missing: float | None = None) -> tuple[float, float]:
+def standout(scores: Sequence[float], passages: int, missing: float = 0.0) -> tuple[float, float]:
     """How far the best retrieval score stands above the question's background in this corpus (its scores at ranks
-    11-40): the lift, and the lift in background standard deviations.
+    11-40): the lift, and the lift in background standard deviations; NaN for both when the index has fewer than
+    ``STANDOUT_RANKS`` passages (``passages``).
 
     Why: a raw cosine or BM25 score means different things in different corpora (every passage of a folder of news
     about one company is close to every question about it). An answerable question has a passage that stands out
@@ -487,27 +488,33 @@ def standout(scores: Sequence[float], missing: float | None = None) -> tuple[flo
     answerability classifier separates such questions better. Removed-article questions declined, without → with
     them: out-of-fold tuning questions 0.916 → 0.922 at 3 % false abstention, 0.934 → 0.941 at 4 %; XQuAD-de's
     held-out half with articles 37-48 removed from the index 0.845 → 0.864 at 3 %, 0.875 → 0.906 at 4 %.
-    Ranks the search did not return count as ``missing`` (BM25: 0, no term matched) or, for a small index, as the
-    lowest score returned."""
+    Ranks the search did not return in an index of enough passages score ``missing`` (BM25: 0, no term matched).
+
+    Why NaN for a small index: it has no background to stand out of. Filled in with its own lowest score, as
+    before, a folder of three short articles (6 passages) had a background of one repeated value, a standard
+    deviation of 0 and a z of 70-100 against 12 on average in training, which made the answerability
+    classifier answer every question, at confidence 0.99. NaN stands for "not measured": ``Linear`` reads it
+    as the training mean, so the feature adds nothing and the other features decide."""
+    if passages < STANDOUT_RANKS:
+        return math.nan, math.nan
     v = np.sort(np.asarray(scores, np.float64))[::-1][:STANDOUT_RANKS]
-    if not len(v):
-        return 0.0, 0.0
-    v = np.pad(v, (0, STANDOUT_RANKS - len(v)), constant_values=v[-1] if missing is None else missing)
+    v = np.pad(v, (0, STANDOUT_RANKS - len(v)), constant_values=missing)
     background = v[10:]
     lift = float(v[0] - background.mean())
     return lift, lift / (float(background.std()) + 1e-3)
 
 
 def question_features(q: QuestionView, X: np.ndarray, logits: np.ndarray, hits: Sequence,
-                      dense_scores: Sequence[float], bm25_scores: Sequence[float]) -> np.ndarray:
+                      dense_scores: Sequence[float], bm25_scores: Sequence[float], passages: int) -> np.ndarray:
     """The ``QUESTION_FEATURES`` row of a question whose candidates have features ``X`` and selector ``logits``;
-    ``dense_scores``/``bm25_scores``: its best ``STANDOUT_RANKS`` passage scores over the whole index."""
+    ``dense_scores``/``bm25_scores``: its best ``STANDOUT_RANKS`` passage scores over the whole index of
+    ``passages`` passages (``standout``)."""
     col = {name: i for i, name in enumerate(FEATURES)}
     idf = sum(q.weights.values())
     first = hits[0] if hits else None
     full, X = X, X[own_sentences(X)]
     some = len(X) > 0
-    dense_lift, dense_z = standout(dense_scores)
+    dense_lift, dense_z = standout(dense_scores, passages)
     values = {
         "max_dense": float(X[:, col["dense"]].max()) if some else 0.0,
         "top_dense": float(first.dense_score or 0.0) if first else 0.0,
@@ -521,7 +528,7 @@ def question_features(q: QuestionView, X: np.ndarray, logits: np.ndarray, hits: 
         "year_unseen": float(bool(q.years) and not (some and (X[:, col["year_match"]] > 0).any())),
         **{f"wants_{t}": float(q.kind == t) for t in ANSWER_TYPES},
         "dense_lift": dense_lift, "dense_z": dense_z,
-        "bm25_lift": standout(bm25_scores, 0.0)[0] / idf if idf else 0.0,
+        "bm25_lift": standout(bm25_scores, passages)[0] / idf if idf else 0.0,
         "unknown_names": q.unknown_names,
     }
     row = np.array([values.get(name, 0.0) for name in QUESTION_FEATURES], np.float64)

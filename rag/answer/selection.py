@@ -55,7 +55,11 @@ class Linear:
     intercept: float
 
     def logits(self, X: np.ndarray) -> np.ndarray:
-        return ((np.asarray(X, np.float64) - self.mean) / self.scale) @ self.coef + self.intercept
+        """The logits of the rows of ``X``; a NaN (a feature this corpus cannot measure, ``features.standout``)
+        counts as the training mean, so that it adds nothing."""
+        X = np.asarray(X, np.float64)
+        X = np.where(np.isnan(X), self.mean, X)
+        return ((X - self.mean) / self.scale) @ self.coef + self.intercept
 
     def to_dict(self) -> dict:
         return {"features": list(self.features), "mean": self.mean.round(6).tolist(),
@@ -208,11 +212,11 @@ class Selector:
         used = {t for hit in hits for t in tokenize(hit.text)}
         return self.retriever.stem_weights(english_gloss(question, used, dictionary))
 
-    def background(self, question: str) -> tuple[list[float], list[float]]:
+    def background(self, question: str) -> tuple[list[float], list[float], int]:
         """The question's best ``STANDOUT_RANKS`` dense and BM25 passage scores over the whole index (the query
-        vector is the retriever's kept one: nothing is embedded again)."""
+        vector is the retriever's kept one: nothing is embedded again), and the index's number of passages."""
         return (list(self.retriever.dense_search(question, STANDOUT_RANKS).values()),
-                list(self.retriever.bm25_search(question, STANDOUT_RANKS).values()))
+                list(self.retriever.bm25_search(question, STANDOUT_RANKS).values()), len(self.retriever.index.chunks))
 
     def score(self, question: str, hits: Sequence, passages: int) -> Scored:
         view, candidates, X = self.features(question, hits, passages)

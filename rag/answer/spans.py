@@ -47,8 +47,9 @@ WINDOW = 5
 # ("US-Dollar", "14,3", "5.100", "28,5°E", "22-mal"), or a lone currency/percent sign.
 _TOKEN = re.compile(r"\d{1,2}:\d\d(?!\d)|[^\W_]+(?:[-.,'’/°][^\W_]+)*[%°]?|[%€$£]")
 # Punctuation that closes a clause: a span never crosses it (a comma is allowed and counted; a dot only after a
-# word that is no abbreviation or ordinal, so "18. September" and "Mrd. Dollar" stay joinable).
-_CLAUSE_BREAK = re.compile(r"[;:()\[\]–—\"„“”»«!?]")
+# word that is no abbreviation or ordinal, so "18. September" and "Mrd. Dollar" stay joinable). Nor does it cross
+# a line break: a quote of two lines (a heading and the sentence after it) gave "ein\n30. Oktober 2025".
+_CLAUSE_BREAK = re.compile(r"[;:()\[\]–—\"„“”»«!?\n]")
 
 # Word knowledge from rag.lang.de, gathered for the token flags.
 _MONTHS = frozenset(de.MONTH_NUMBERS) | frozenset(de.ENGLISH_MONTHS)

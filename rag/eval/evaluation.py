@@ -58,12 +58,12 @@ ALL_CONFIGS = RETRIEVAL_CONFIGS + ANSWER_CONFIGS
 QUICK_ARTICLES = (0, 24)
 TOLERANCE = 0.02
 # Metrics the regression guard compares (higher is better, but for LOWER_IS_BETTER); latency is reported, never guarded.
-LOWER_IS_BETTER = {"false_abstention", "ece", "ece_incl_removed"}
+LOWER_IS_BETTER = {"false_abstention", "ece", "ece_incl_removed", "small_false_abstention", "small_ece"}
 GUARDED = set(RETRIEVAL_METRICS) | LOWER_IS_BETTER | {
     "evidence_hit@1", "evidence_hit@3", "evidence_hit@5", "evidence_recall@5", "answer_correctness",
     "citation_precision", "citation_validity", "abstention_precision", "abstention_recall", "contains_gold",
     "short_exact", "short_f1", "short_correct", "short_verbatim", "gold_citation", "abstention", "removed_declined",
-    "near_declined", "missing_declined"}
+    "near_declined", "missing_declined", "small_contains_gold", "small_declined"}
 
 
 def score_batch_output(answers_path: Path, questions: Sequence[EvalQuestion],
@@ -336,7 +336,8 @@ def flatten(result: Mapping) -> dict[str, float]:
 _ANSWER_DENOMINATORS = {"abstention": "unanswerable", "abstention_recall": "unanswerable",
                         "abstention_precision": "abstained", "citation_precision": "answered",
                         "removed_declined": "removed_questions", "near_declined": "near_questions",
-                        "missing_declined": "missing_questions"}
+                        "missing_declined": "missing_questions", "small_declined": "small_unanswerable",
+                        "small_contains_gold": "small_questions", "small_false_abstention": "small_questions"}
 
 
 def flatten_sizes(result: Mapping) -> dict[str, int]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from rag.eval.report_answers import (OWN_SETS, XQUAD_ANSWERS, ablation_section, answer_sections, calibration_chart,
-                                     english_section, own_section)
+                                     english_section, own_section, small_section)
 from rag.eval.tables import fmt, retrieval_header, retrieval_rows, table
 
 ANSWER_COLUMNS = [("answer_correctness", "correct"), ("citation_precision", "citation precision"),
@@ -63,6 +63,7 @@ def render_markdown(result: Mapping, name: str, charts: Sequence[str] = ()) -> s
         if xquad.get("answers"):
             lines += ["## XQuAD-de answers", "", XQUAD_ANSWERS, ""] + answer_sections(xquad["answers"])
             lines += english_section(xquad["answers"])
+            lines += small_section(xquad["answers"])
             lines += ablation_section(xquad.get("ablation") or {}, xquad["answers"].get("extractive"))
         lines += _sweep_section(xquad.get("sweep"))
         misses = [m for m in xquad.get("misses", []) if m["split"] == "heldout"]

@@ -96,6 +96,27 @@ def english_section(answers: Mapping[str, Mapping]) -> list[str]:
     return lines
 
 
+SMALL = (
+    "Each held-out article alone in an index of its own (its 5 paragraphs: the size of a user's folder of a few short "
+    "articles), asked its own questions and, as unanswerable ones, those of the next held-out article (that folder "
+    "does not hold them) by the extractive answerer. *Declined*: the other article's questions declined; *ECE*: "
+    "over the answers to both.")
+
+
+def small_section(answers: Mapping[str, Mapping]) -> list[str]:
+    """XQuAD-de's held-out articles one per index, as a user's small folder."""
+    a = answers.get("extractive") or {}
+    if a.get("small_questions") is None:
+        return []
+    low, high = a["small_passages"]
+    lines = ["### Small folders: one article per index", "", SMALL, ""]
+    return lines + table(["answerer", "indexes", "passages each", "answerable + unanswerable", "contains gold",
+                          "false abstention", "declined", "ECE"],
+                         [["`extractive`", str(a["small_folders"]), f"{low}–{high}",
+                           f"{a['small_questions']} + {a['small_unanswerable']}", fmt(a["small_contains_gold"]),
+                           fmt(a["small_false_abstention"]), fmt(a["small_declined"]), fmt(a["small_ece"])]]) + [""]
+
+
 ABLATION_COLUMNS = [("contains_gold", "contains gold"), ("answer_correctness", "correct"), ("short_f1", "short F1"),
                     ("gold_citation", "gold citation"), ("citation_precision", "citation precision"),
                     ("quoted_chars", "characters quoted per answer")]

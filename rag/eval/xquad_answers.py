@@ -22,6 +22,11 @@ Protocol (issue 14; the numbers of the report's "XQuAD-de answers" section):
   are natural near misses: the question's topic, names and words are all indexed, only the fact is not ("Wo wurde
   Tesla geboren?" over paragraphs about Tesla's inventions), the way a user asks what the articles do not say. Some
   still have an answer in other words in a kept paragraph, so the measure is a floor of what is right to decline.
+- *Small folders*: each held-out article alone in an index of its own (5 paragraphs, 6-13 passages, the size of
+  a user's folder of a few short articles), asked its own questions (answerable) and those of the next held-out
+  article (unanswerable: that folder does not hold it) by the extractive answerer (``small_folder_runs``). A
+  small index has no background for a question's best passage to stand out of; scores read against one
+  (``features.standout``) must not decide there.
 - *Asked in English*: the held-out questions in English (``eval/xquad-de/questions_en.jsonl``, translated by the
   local model), over the full index and, for the removed articles, over the reduced one (``english``): users ask
   German articles in English too.
@@ -60,12 +65,14 @@ def in_english(questions: Sequence[EvalQuestion], english: dict[str, str]) -> li
 def removed_retriever(full_index: Path, settings: Settings, options: EvalOptions, log: Callable[[str], None],
                       embedder=None, keep: Callable[[Paragraph], bool] | None = None, name: str = "removed") -> Retriever:
     """A retriever on the XQuAD paragraphs ``keep`` accepts (default: all but those of ``REMOVED_ARTICLES``), its
-    index beside the full one (``<full>-<name>``), made from a copy of it and updated incrementally."""
+    index beside the full one (``<full>-<name>``; a ``name`` with a slash makes a folder of such indexes), made
+    from a copy of it and updated incrementally."""
     keep = keep or (lambda p: p.article not in REMOVED_ARTICLES)
     paragraphs, _ = load_xquad(options.xquad_source)
     workdir = Path(options.xquad_workdir or default_workdir())
     folder = write_articles(workdir / name / "paragraphs", {p.doc_id: p.text for p in paragraphs if keep(p)})
-    index_dir = Path(full_index).with_name(Path(full_index).name + f"-{name}")
+    index_dir = Path(full_index).parent / f"{Path(full_index).name}-{name}"
+    index_dir.parent.mkdir(parents=True, exist_ok=True)
     if not (index_dir / "params.json").exists() and (Path(full_index) / "params.json").exists():
         shutil.copytree(full_index, index_dir, symlinks=True, dirs_exist_ok=True)
     return open_retriever(index_dir, settings, folder, log, options.progress, embedder)
@@ -87,6 +94,35 @@ def missing_paragraph_questions(paragraphs: Sequence[Paragraph], questions: Sequ
                 normalise_answer(a) in text for a in answers for text in kept.get(article, ())):
             out.append(replace(q, gold_docs=(), answerable=False, answer=(), split="missing"))
     return out
+
+
+def small_folder_runs(base: Retriever, settings: Settings, options: EvalOptions, heldout: Sequence[EvalQuestion],
+                      log: Callable[[str], None] = lambda m: None, embedder=None) -> dict:
+    """The extractive answerer over one held-out article at a time (see the module's *Small folders*): its own
+    questions and the next article's, with contains-gold, false abstention, declined and calibration over all."""
+    by_article: dict[int, list[EvalQuestion]] = {}
+    for q in heldout:
+        by_article.setdefault(parse_doc_id(q.gold_docs[0])[0], []).append(q)
+    order = sorted(by_article)
+    judged, unanswerable, passages = [], [], []
+    for k, article in enumerate(order):
+        retriever = removed_retriever(base.index.path, settings, options, log, embedder or base.embedder,
+                                      keep=lambda p, article=article: p.article == article, name=f"small/{article + 1:02d}")
+        passages.append(len(retriever.index.chunks))
+        answer = make_answerers(retriever, settings, ["extractive"], asked=True)[0]["extractive"]
+        texts = {doc_id: a.text for doc_id, a in retriever.index.articles.items()}
+        others = [replace(q, gold_docs=(), answerable=False, answer=(), split="small")
+                  for q in by_article[order[(k + 1) % len(order)]]]
+        judged += run_answerer(answer, by_article[article], texts, span_gold=True)["judged"]
+        unanswerable += run_answerer(answer, others, texts)["judged"]
+    answered = [j for j in judged + unanswerable if not j.abstained and j.confidence is not None]
+    curve = reliability([j.confidence for j in answered], [j.correct for j in answered])
+    return {"small_questions": len(judged), "small_unanswerable": len(unanswerable), "small_folders": len(order),
+            "small_passages": [min(passages), max(passages)],
+            "small_contains_gold": sum(j.correct for j in judged) / len(judged),
+            "small_false_abstention": sum(j.abstained for j in judged) / len(judged),
+            "small_declined": sum(j.abstained for j in unanswerable) / len(unanswerable),
+            "small_ece": expected_calibration_error(curve)}
 
 
 def evaluate_answers(base: Retriever, settings: Settings, options: EvalOptions, questions: Sequence[EvalQuestion],
@@ -129,6 +165,7 @@ def evaluate_answers(base: Retriever, settings: Settings, options: EvalOptions, 
                                progress=options.progress, desc="xquad missing paragraphs extractive")
         answers["extractive"].update(missing_declined=outcome["metrics"]["abstention"], missing_questions=len(missing),
                                      missing_worst=outcome["worst"])
+        answers["extractive"].update(small_folder_runs(base, settings, options, heldout, log, embedder))
     reduced = removed_retriever(base.index.path, settings, options, log, embedder or base.embedder)
     answerers, _ = make_answerers(reduced, settings, list(answers), asked=options.configs is not None)
     reduced_articles = {doc_id: a.text for doc_id, a in reduced.index.articles.items()}

@@ -32,9 +32,9 @@ _WORD_DATE = re.compile(r"\b(\d{1,2})\.\s*(" + "|".join(MONTH_NUMBERS) + r")\s+(
 # "1. Februar 2026 – …", a line holding only the date). A date inside a sentence ("Am 18. September 1947 wurde …")
 # is what the article reports, not when it appeared, even in the first lines of a short text.
 _DATE = r"(\d{1,2}\.\d{1,2}\.\d{4}|\d{1,2}\.\s*(?i:" + "|".join(MONTH_NUMBERS) + r")\s+\d{4})"
+_DATE_LABEL = r"(?:Aktualisiert|Veröffentlicht|Erschienen|Publiziert|Stand|Datum|Updated|Published)(?:[ \t]+am)?:?"
 _HEADER_DATES = (
-    re.compile(r"^[ \t]*(?:Aktualisiert|Veröffentlicht|Erschienen|Publiziert|Stand|Datum|Updated|Published)"
-               r"(?:[ \t]+am)?:?[ \t]*" + _DATE, re.IGNORECASE | re.MULTILINE),
+    re.compile(r"^[ \t]*" + _DATE_LABEL + r"[ \t]*" + _DATE, re.IGNORECASE | re.MULTILINE),
     re.compile(_DATE + r",?[ \t]+\d{1,2}[:.]\d{2}[ \t]*Uhr"),
     re.compile(r"^[ \t]*(?:[A-ZÄÖÜ][\w./-]*(?:[ \t][A-ZÄÖÜ][\w./-]*){0,3},[ \t]*)?" + _DATE + r"[ \t]*(?:[–—|-]|$)",
                re.MULTILINE),
@@ -45,6 +45,8 @@ _BOILERPLATE = [
     re.compile(r"[ \t]*\(Lesen Sie auch:[^)\n]*\)"),
 ]
 HEADER_CHARS = 400
+# A header line that only dates the article ("Veröffentlicht am 2. Februar 2024", "30.10.2025"): metadata, not text.
+_DATELINE = re.compile(r"[ \t]*(?:" + _DATE_LABEL + r"[ \t]*)?" + _DATE + r"[ \t]*", re.IGNORECASE)
 log = logging.getLogger(__name__)
 
 
@@ -108,12 +110,21 @@ def _iso_date(text: str) -> str | None:
 
 
 def clean_text(raw_text: str) -> str:
-    """The article without markers and teasers that are not part of it."""
+    """The article without markers, teasers and header lines that only date it, none of which is part of it.
+
+    Why the dating lines go: the date is read into the article's metadata (``find_date``); left in the text, the
+    line "Veröffentlicht am 2. Februar 2024" was a sentence that speaks about 2024, so it was quoted beside a
+    heading as the answer to "Wie viel neue Schulden macht der Bund 2024?", with "2" for its short answer."""
     text = raw_text.replace("\r\n", "\n").replace("\r", "\n")
     text = _DATE_MARKER.sub("", text, count=1)
     for pattern in _BOILERPLATE:
         text = pattern.sub("", text)
-    return text.strip()
+    lines, kept, offset = text.split("\n"), [], 0
+    for line in lines:
+        if not (offset < HEADER_CHARS and _DATELINE.fullmatch(line)):
+            kept.append(line)
+        offset += len(line) + 1
+    return "\n".join(kept).strip()
 
 
 def guess_title(text: str, max_chars: int = 120) -> str:
