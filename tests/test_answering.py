@@ -177,6 +177,24 @@ def test_two_articles_stating_the_same_figure_are_both_cited(small):
     assert_well_formed(answer, {d: a.text for d, a in small.index.articles.items()})
 
 
+def test_a_question_s_relative_year_is_the_year_it_means_on_the_settings_day(seeds):
+    """"dieses Jahr" in a question is the year of the day asked (``settings.today``), not the year of an article
+    that says "für dieses Jahr"; "vor zwei Jahren" likewise."""
+    settings, retriever, _ = seeds
+
+    def asked_on(day: str, question: str):
+        local = settings.model_copy(update={"today": day})
+        answerer = ExtractiveAnswerer(Retriever(retriever.index, retriever.embedder, local), local)
+        return answerer.run(question)
+
+    now = asked_on("2026-12-02", "Wie viel investiert Meta dieses Jahr?")
+    assert now.short_answer == "115 bis 135 Milliarden US-Dollar"
+    assert {"002_ce2073f525773260", "004_d8aa40ec0fc96a64"} <= {c.doc_id for c in now.citations}
+    assert now.question == "Wie viel investiert Meta dieses Jahr?"  # the user's words are kept in the answer object
+    then = asked_on("2026-12-02", "Wie viel Geld hat Meta vor zwei Jahren in Rechenzentren gesteckt?")
+    assert not then.abstained and "39 Milliarden" in then.answer and "115" not in then.answer
+
+
 def test_each_composition_rule_can_be_switched_off_and_an_unknown_one_is_one_clear_error(small):
     # the second article states the same figure: cited as an agreeing source, or as a runner-up nearly as likely
     settings = small.settings.model_copy(update={"answer_rules_off": ["agree", "runner_up"]})

@@ -1,3 +1,5 @@
+import pytest
+
 from rag.lang import de
 from rag.lang.de import MONTH_NUMBERS, format_date, looks_english, month_year, range_partners, tokenize
 
@@ -49,3 +51,19 @@ def test_range_partners_pair_the_ends_of_each_range_of_figures():
     partners = range_partners(text)
     assert partners["115"] == {"135"} and partners["72"] == {"64"} and partners["65"] == {"60"} and partners["7"] == {"5"}
     assert "80" not in partners and "2025" not in partners
+
+
+@pytest.mark.parametrize("question, dated", [
+    ("Wie viel investiert Meta dieses Jahr?", "Wie viel investiert Meta 2026?"),
+    ("Wie viel investiert Meta im laufenden Jahr?", "Wie viel investiert Meta im 2026?"),
+    ("Wie hoch war der Gewinn im vergangenen Jahr?", "Wie hoch war der Gewinn im 2025?"),
+    ("Was plant Meta nächstes Jahr?", "Was plant Meta 2027?"),
+    ("Wie viel verdiente Meta vor zwei Jahren?", "Wie viel verdiente Meta 2024?"),
+    ("How much will Meta spend this year?", "How much will Meta spend 2026?"),
+    # a named year keeps the question's phrases to itself; no relative year, nothing changes
+    ("Wie hoch war der Verlust im letzten Quartal 2025?", "Wie hoch war der Verlust im letzten Quartal 2025?"),
+    ("Was verdiente Meta 2024 im Vergleich zum Vorjahr?", "Was verdiente Meta 2024 im Vergleich zum Vorjahr?"),
+    ("Wer leitet Meta?", "Wer leitet Meta?"),
+])
+def test_a_question_s_relative_years_become_the_years_they_mean_today(question, dated):
+    assert de.dated_question(question, "2026-12-02") == dated

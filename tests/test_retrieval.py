@@ -184,7 +184,7 @@ def test_modes_and_empty_question(fake_retriever):
 
 def test_an_english_question_is_searched_by_its_vectors_and_the_german_words_of_its_translations(
         fake_retriever, monkeypatch, tmp_path):
-    english, german = "How much does the company invest this year?", "Wie viel investiert der Konzern dieses Jahr?"
+    english, german = "How much does the company invest in 2026?", "Wie viel investiert der Konzern 2026?"
     settings = Settings()
     assert retrieval.question_mode(settings, english, "hybrid") == "english"
     assert retrieval.question_mode(settings, german, "hybrid") == "hybrid"

@@ -14,7 +14,15 @@ def test_precedence_defaults_config_env_flags(tmp_path, monkeypatch):
     assert (settings.top_k, settings.dense_weight, settings.chunk_tokens) == (9, 0.4, 150)
 
 
-@pytest.mark.parametrize("bad", [{"embedder": "word2vec"}, {"chunk_tokens": 50, "chunk_overlap": 60}, {"dense_weight": 2}])
+@pytest.mark.parametrize("bad", [{"embedder": "word2vec"}, {"chunk_tokens": 50, "chunk_overlap": 60}, {"dense_weight": 2},
+                                 {"today": "2026-13-01"}, {"today": "gestern"}])
 def test_invalid_settings_are_refused(bad):
     with pytest.raises(ValidationError):
         Settings(**bad)
+
+
+def test_the_day_questions_are_read_on_is_the_setting_or_the_machine_s_date():
+    import datetime
+
+    assert Settings(today="2025-03-01").reference_day() == "2025-03-01"
+    assert Settings().reference_day() == datetime.date.today().isoformat()

@@ -267,6 +267,7 @@ class ExtractiveAnswerer:
         """Score the candidate sentences of ``hits`` and choose the answer's sentences, or abstain."""
         if not any(ch.isalnum() for ch in question):  # "🤖🤖", "?!": no word to look for, though vectors find one
             return Selection(question, "other", [], [], True, reasons=["the question has no words"])
+        question = self.selector.dated(question)  # "dieses Jahr" → the year, as retrieval read it
         passages = self.settings.answer_passages
         if CHANGE_QUESTION.search(question):
             passages *= 2  # a change over time is told across more articles than a single fact

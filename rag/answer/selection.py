@@ -39,7 +39,7 @@ from rag.answer.features import (FEATURES, QUESTION_FEATURES, STANDOUT_RANKS, Ar
                                  QuestionView, build_candidates, chunk_rows, english_gloss, matrix,
                                  question_compounds, question_features, question_view, sentences_view)
 from rag.index.lexical import bm25_idf
-from rag.lang.de import looks_english, tokenize
+from rag.lang.de import dated_question, looks_english, tokenize
 
 MODEL_PATH = Path(__file__).parent / "models" / "selector.json"
 
@@ -183,8 +183,14 @@ class Selector:
         self.sentences = ArticleSentences(retriever.index)
         self._rows: dict[str, int] | None = None
 
+    def dated(self, question: str) -> str:
+        """The question as retrieval reads it: relative years replaced by the years they mean today
+        (``rag.lang.de.dated_question``)."""
+        return dated_question(question, self.retriever.settings.reference_day())
+
     def features(self, question: str, hits: Sequence, passages: int) -> tuple[QuestionView, list[Candidate], np.ndarray]:
         """The candidates of the best ``passages`` hits with their feature matrix (``FEATURES`` columns)."""
+        question = self.dated(question)
         index = self.retriever.index
         if self._rows is None:
             self._rows = chunk_rows(index)
@@ -215,6 +221,7 @@ class Selector:
     def background(self, question: str) -> tuple[list[float], list[float], int]:
         """The question's best ``STANDOUT_RANKS`` dense and BM25 passage scores over the whole index (the query
         vector is the retriever's kept one: nothing is embedded again), and the index's number of passages."""
+        question = self.dated(question)
         return (list(self.retriever.dense_search(question, STANDOUT_RANKS).values()),
                 list(self.retriever.bm25_search(question, STANDOUT_RANKS).values()), len(self.retriever.index.chunks))
 

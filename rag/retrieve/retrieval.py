@@ -19,7 +19,7 @@ from rag.index.dense import search_within
 from rag.index.milvus import MilvusStore, to_rows
 from rag.index.store import Index
 from rag.index.lexical import SentenceTerms, bm25_idf, sentence_coverage
-from rag.lang.de import looks_english, tokenize
+from rag.lang.de import dated_question, looks_english, tokenize
 from rag.lang.dictionary import Dictionary, configured_dictionary, translations_used
 from rag.ingest.sentences import sentence_spans
 from rag.schema import Embedder, Hit
@@ -406,6 +406,7 @@ class Retriever:
             raise RagError("The question is empty.")
         if len(question) > self.settings.max_question_chars:
             raise RagError(f"The question has {len(question)} characters; the limit is {self.settings.max_question_chars}.")
+        question = dated_question(question, self.settings.reference_day())
         mode = question_mode(self.settings, question, mode)
         if mode == "english" and self.dictionary() is None:
             mode = "dense"  # the same fusion, and scores, as with no BM25 side at all
