@@ -83,6 +83,16 @@ def test_followup_is_rewritten_and_the_rewrite_shown(engine):
     assert "72 Milliarden" in last.answer.answer
 
 
+def test_a_relative_year_is_answered_and_shown_as_the_year_it_was_read_as(real_seeds_index):
+    settings, embedder, index = real_seeds_index
+    local = settings.model_copy(update={"today": "2026-12-02"})
+    dated = ChatEngine(local)
+    dated.install(Retriever(index, embedder, local))
+    last = list(dated.chat("Wie viel investiert Meta dieses Jahr?"))[-1]
+    assert "Verstanden als: <q>Wie viel investiert Meta 2026?</q>" in last.html and "heutige Datum" in last.html
+    assert says_115_to_135(last.answer.answer) and last.standalone == "Wie viel investiert Meta dieses Jahr?"
+
+
 def test_sessions_do_not_share_history(engine):
     """The engine keeps no history: a question without previous questions is answered as it stands."""
     list(engine.chat("Wie viel investiert Meta 2026?", []))

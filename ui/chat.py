@@ -26,7 +26,7 @@ from rag.errors import RagError
 from rag.index.dates import DateRange
 from rag.answer.followup import LLMRewriter, Rewrite, rewrite
 from ui.render import answer_html, article_list_html, error_html, loading_html, status_html
-from rag.lang.de import looks_english
+from rag.lang.de import dated_question, looks_english
 from rag.progress import build_percent
 from rag.schema import Answer
 from rag.settings import Settings
@@ -338,6 +338,15 @@ class ChatEngine:
             llm = LLMRewriter(complete) if complete is not None else None
         return rewrite(question, list(previous), llm)
 
+    def reading(self, turn: Rewrite) -> tuple[str, str, str] | None:
+        """What the reply shows under "Verstanden als": a follow-up made standalone, and the year a question's
+        "dieses Jahr" or "letztes Jahr" was read as (``rag.lang.de.dated_question``, as retrieval reads it);
+        None when the question was read as typed."""
+        dated = dated_question(turn.standalone, self.settings.reference_day())
+        if dated != turn.standalone:
+            return turn.question, dated, turn.method if turn.changed else "date"
+        return (turn.question, turn.standalone, turn.method) if turn.changed else None
+
     def chat(self, question: str, previous: Sequence[str] = (), options: Options | None = None) -> Iterator[Update]:
         """One reply, as a stream of updates: the rule-based rewrite and the extractive answer at once; then, with a
         language model, the model's rewrite of a follow-up (re-retrieving when it differs) and the generated answer
@@ -351,7 +360,7 @@ class ChatEngine:
             self.wait(timeout=0)
             english = looks_english(question)
             turn = self.rewrite(question, previous, options)
-            note = (turn.question, turn.standalone, turn.method) if turn.changed else None
+            note = self.reading(turn)
             yield Update(answer_html(None, uid, rewrite=note, status="Suche in den Artikeln …"), standalone=turn.standalone)
             answer, hits, selection = self.extractive(turn.standalone, options.passages, options.dates())
             articles = self.index.articles
@@ -365,7 +374,7 @@ class ChatEngine:
                 better = self.rewrite(question, previous, options, model=True)
                 if better.standalone != turn.standalone:
                     turn = better
-                    note = (turn.question, turn.standalone, turn.method)
+                    note = self.reading(turn)
                     answer, hits, selection = self.extractive(turn.standalone, options.passages, options.dates())
                     yield Update(answer_html(answer, uid, articles, rewrite=note, show_uncited=options.show_uncited,
                                              status=self.models.status(options.answerer)), answer, turn.standalone)

@@ -264,9 +264,14 @@ def uncited_list(answer: Answer, articles: Mapping[str, SourceText], limit: int 
 
 
 def rewrite_note(original: str, standalone: str, method: str = "rules") -> str:
-    how = "vom Sprachmodell" if method == "llm" else "aus dem Gesprächsverlauf"
-    return (f'<div class="rag-rewrite" title="Die Folgefrage wurde {how} zu einer eigenständigen Frage ergänzt.">'
-            f'Verstanden als: <q>{escape(standalone)}</q></div>')
+    """How the question was read: a follow-up completed (``method`` "rules" or "llm"), or a relative year dated
+    ("date")."""
+    if method == "date":
+        title = "„dieses Jahr“, „letztes Jahr“ und Ähnliches wurden auf das heutige Datum bezogen."
+    else:
+        how = "vom Sprachmodell" if method == "llm" else "aus dem Gesprächsverlauf"
+        title = f"Die Folgefrage wurde {how} zu einer eigenständigen Frage ergänzt."
+    return f'<div class="rag-rewrite" title="{escape(title)}">Verstanden als: <q>{escape(standalone)}</q></div>'
 
 
 def answer_html(
