@@ -477,7 +477,7 @@ TOP_FEATURES = {"top_missing_name": "missing_name", "top_specific_missing": "spe
                 "top_year_match": "year_match", "top_window": "coverage_window"}
 
 
-def standout(scores: Sequence[float], passages: int, missing: float = 0.0) -> tuple[float, float]:
+def standout(scores: Sequence[float], passages: int) -> tuple[float, float]:
     """How far the best retrieval score stands above the question's background in this corpus (its scores at ranks
     11-40): the lift, and the lift in background standard deviations; NaN for both when the index has fewer than
     ``STANDOUT_RANKS`` passages (``passages``).
@@ -488,7 +488,8 @@ def standout(scores: Sequence[float], passages: int, missing: float = 0.0) -> tu
     answerability classifier separates such questions better. Removed-article questions declined, without → with
     them: out-of-fold tuning questions 0.916 → 0.922 at 3 % false abstention, 0.934 → 0.941 at 4 %; XQuAD-de's
     held-out half with articles 37-48 removed from the index 0.845 → 0.864 at 3 %, 0.875 → 0.906 at 4 %.
-    Ranks the search did not return in an index of enough passages score ``missing`` (BM25: 0, no term matched).
+    Ranks the search did not return in an index of enough passages score 0 (BM25 returns only passages that
+    match a term; a dense search returns all ``STANDOUT_RANKS``).
 
     Why NaN for a small index: it has no background to stand out of. Filled in with its own lowest score, as
     before, a folder of three short articles (6 passages) had a background of one repeated value, a standard
@@ -498,7 +499,7 @@ def standout(scores: Sequence[float], passages: int, missing: float = 0.0) -> tu
     if passages < STANDOUT_RANKS:
         return math.nan, math.nan
     v = np.sort(np.asarray(scores, np.float64))[::-1][:STANDOUT_RANKS]
-    v = np.pad(v, (0, STANDOUT_RANKS - len(v)), constant_values=missing)
+    v = np.pad(v, (0, STANDOUT_RANKS - len(v)))
     background = v[10:]
     lift = float(v[0] - background.mean())
     return lift, lift / (float(background.std()) + 1e-3)

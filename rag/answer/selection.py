@@ -185,12 +185,12 @@ class Selector:
 
     def dated(self, question: str) -> str:
         """The question as retrieval reads it: relative years replaced by the years they mean today
-        (``rag.lang.de.dated_question``)."""
+        (``rag.lang.de.dated_question``). Callers pass ``features``, ``background`` and ``score`` the dated question,
+        so that the query vector the retriever kept for it is reused."""
         return dated_question(question, self.retriever.settings.reference_day())
 
     def features(self, question: str, hits: Sequence, passages: int) -> tuple[QuestionView, list[Candidate], np.ndarray]:
         """The candidates of the best ``passages`` hits with their feature matrix (``FEATURES`` columns)."""
-        question = self.dated(question)
         index = self.retriever.index
         if self._rows is None:
             self._rows = chunk_rows(index)
@@ -221,7 +221,6 @@ class Selector:
     def background(self, question: str) -> tuple[list[float], list[float], int]:
         """The question's best ``STANDOUT_RANKS`` dense and BM25 passage scores over the whole index (the query
         vector is the retriever's kept one: nothing is embedded again), and the index's number of passages."""
-        question = self.dated(question)
         return (list(self.retriever.dense_search(question, STANDOUT_RANKS).values()),
                 list(self.retriever.bm25_search(question, STANDOUT_RANKS).values()), len(self.retriever.index.chunks))
 

@@ -75,14 +75,15 @@ def collect(retriever, items: Sequence[Item], name: str, weight: float = 1.0,
     index = retriever.index
     X, y, q, Q = [], [], [], []
     for i, item in enumerate(items):
-        hits = retriever.run(item.question, k=retriever.settings.top_k)
-        view, candidates, feats = selector.features(item.question, hits, PASSAGES)
+        question = selector.dated(item.question)  # as the answerer reads it (``ExtractiveAnswerer.select``)
+        hits = retriever.run(question, k=retriever.settings.top_k)
+        view, candidates, feats = selector.features(question, hits, PASSAGES)
         X.append(feats)
         y += [int(item.answerable and item.positive(c.doc_id, index.articles[c.doc_id].text[c.start:c.end]))
               for c in candidates]
         q += [i] * len(candidates)
         Q.append(F.question_features(view, feats, np.zeros(len(candidates)), hits,
-                                     *selector.background(item.question)))
+                                     *selector.background(question)))
         if i % 200 == 199:
             log(f"{name}: {i + 1}/{len(items)} questions")
     return Collected(name, np.vstack(X), np.array(y, np.int8), np.array(q, np.int64), np.vstack(Q),
