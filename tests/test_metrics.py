@@ -67,6 +67,15 @@ def test_retrieval_metrics_without_gold_queries():
     assert retrieval_metrics({"q": []}, {"q": ["a"]}, ("recall@1",)) == {"recall@1": None}
 
 
+def test_retrieval_metrics_print_no_numba_warning():
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        retrieval_metrics({"q": ["a"]}, {"q": ["b", "a"]})
+    assert not [w for w in caught if "unsafe cast" in str(w.message)]
+
+
 def test_normalise_and_figures():
     assert normalise_answer("  14,3  Milliarden ") == "14.3 milliarden"
     assert contains_variant("Der Umsatz lag bei 14.3 Mrd. Dollar.", "14,3")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import warnings
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
@@ -40,6 +41,9 @@ def retrieval_metrics(gold: Mapping[str, Sequence[str]], ranked: Mapping[str, Se
     """
     from ranx import Qrels, Run, evaluate
 
+    # numba 0.68 warns of an "unsafe cast from uint64 to int64" inside ranx's recall for every run: ranks and
+    # counts far below 2**63, so the cast is exact; the warning only cluttered the terminal.
+    warnings.filterwarnings("ignore", message="unsafe cast from uint64 to int64")
     queries = sorted(q for q, docs in gold.items() if docs)
     if not queries:
         return {m: (np.zeros(0) if per_query else None) for m in metrics}
