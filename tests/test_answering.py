@@ -210,6 +210,16 @@ def test_a_question_about_an_absent_entity_abstains(small):
     assert answer.abstained and answer.answer.startswith(REFUSAL) and answer.short_answer is None
 
 
+def test_a_question_whose_every_name_no_article_mentions_abstains_and_says_so(small):
+    # everything but the yard matches "2021 verkaufte Nordlicht 450 Segelboote"; the same question about Nordlicht
+    # is answered, and one whose unknown name stands beside known ones is not declined for it
+    answer = small.run("Wie viele Segelboote verkaufte die Werft Dehler 2021?")
+    assert answer.abstained and "Keiner der Artikel erwähnt Dehler." in answer.answer
+    assert "Dehler" in answer.abstain_reason
+    assert "450" in small.run("Wie viele Segelboote verkaufte die Werft Nordlicht 2021?").short_answer
+    assert "erwähnt" not in (small.run("Seit wann ist Hanna Petersen Geschäftsführerin bei Dehler?").answer or "")
+
+
 def test_the_answer_leads_with_its_quote_and_date(small):
     answer = small.run("Wann wurde die Bahnstrecke zwischen Lindau und Hohenberg eröffnet?")
     assert not answer.abstained and "4. Juni 2021" in answer.citations[0].quote

@@ -156,6 +156,21 @@ def test_unknown_names_counts_proper_names_the_index_never_uses():
     assert view.unknown_names == 1.0
 
 
+def test_a_name_in_the_genitive_is_known_when_the_index_knows_it_without_its_s():
+    index = {"odinga": 2.0, "rolle": 1.0}
+
+    def knows(stems):
+        return {s: index[s] for s in stems if s in index}
+
+    question = "Was sollte Odingas Rolle in der Regierung sein?"
+    assert F.missing_names(question, {"rolle": 1.0}) == ["Odingas"]  # without the index's lookup
+    assert F.missing_names(question, {"rolle": 1.0}, knows) == []
+    assert F.missing_names("Was sagte Kenyattas Sprecher?", {}, knows) == ["Kenyattas"]
+    # a one-letter name ("ein Feld F") is no name to look for
+    assert F.unknown_names("Was wäre das Primfeld für ein Feld F?", {"primfeld": 1.0}, knows) == 0.0
+    assert F.question_view(question, {"rolle": 1.0}, 5.0, knows=knows).unknown_names == 0.0
+
+
 def test_question_level_features_read_own_sentences_not_context_pairs():
     col = F.FEATURES.index
     rows = np.zeros((4, len(F.FEATURES)))

@@ -120,21 +120,42 @@ class QuestionView:
     glossed: bool = False  # English and read with the dictionary's German words (``english_gloss``; maybe none)
 
 
-def unknown_names(question: str, known: dict[str, float]) -> float:
+def _proper_names(question: str) -> list[str]:
+    """The question's proper names as the tagger sees them, but none of one letter ("ein Feld F")."""
+    return [] if looks_english(question) else [w for w in pos.proper_names(question) if len(w) > 1]
+
+
+def missing_names(question: str, known: Mapping[str, float],
+                  knows: Callable[[Iterable[str]], Collection[str]] | None = None) -> list[str]:
+    """The question's proper names of which the index knows no stem (``known``: the question's stems it uses).
+    With ``knows`` (the index's lookup of any stems), a name counts as known when the index knows it without a
+    genitive "s" ("Odingas", "Wesleys"), and when it splits into parts the index knows (the tagger calls some
+    compounds names: "Primfeld"); a name that is a stopword without its "s" ("Gegens") cannot be judged and counts
+    as known. English questions have none: the German tagger calls most English words names."""
+    def known_name(name: str) -> bool:
+        stems = tokenize(name)
+        if any(stem in known for stem in stems):
+            return True
+        if knows is None:
+            return False
+        bare = tokenize(name[:-1]) if name.endswith("s") else None
+        return (bare is not None and (not bare or bool(knows(bare)))) or any(
+            compound_parts(stem, knows) for stem in stems)
+
+    return [name for name in _proper_names(question) if not known_name(name)]
+
+
+def unknown_names(question: str, known: Mapping[str, float],
+                  knows: Callable[[Iterable[str]], Collection[str]] | None = None) -> float:
     """The share of the question's proper names (capitalised words the tagger calls names: "Apple", "Kenyatta", not
-    the nouns "Mitarbeiter" or "Präsident") of which the index knows no stem.
+    the nouns "Mitarbeiter" or "Präsident") of which the index knows no stem (``missing_names``).
 
     Why: a question about a person or company no indexed article mentions has no answer there, while an unknown
     common noun is often just another word for one the articles use (as an answerability feature, at 4 % out-of-fold
     false abstention: removed-article questions declined 0.941 → 0.947 out of fold and 0.906 → 0.921 on XQuAD-de's
-    held-out half; unanswerable questions of the German set's held-out half 0.46 → 0.54). English questions count as
-    having none: the German tagger calls most English words names."""
-    if looks_english(question):
-        return 0.0
-    names = pos.proper_names(question)
-    if not names:
-        return 0.0
-    return sum(not any(stem in known for stem in tokenize(w)) for w in names) / len(names)
+    held-out half; unanswerable questions of the German set's held-out half 0.46 → 0.54)."""
+    names = _proper_names(question)
+    return len(missing_names(question, known, knows)) / len(names) if names else 0.0
 
 
 def question_compounds(question: str, weights: Mapping[str, float],
@@ -154,11 +175,13 @@ def english_gloss(question: str, passage_terms: Collection[str], dictionary: Dic
 
 def question_view(question: str, weights: dict[str, float], unknown_idf: float,
                   compounds: Mapping[str, tuple[str, ...]] | None = None,
-                  gloss: Mapping[str, float] | None = None) -> QuestionView:
+                  gloss: Mapping[str, float] | None = None,
+                  knows: Callable[[Iterable[str]], Collection[str]] | None = None) -> QuestionView:
     """``compounds``: the question's compounds that no passage uses, split into parts that passages do use
     (``rag.lang.de.compound_parts``); the question then asks for the parts. ``gloss``: German stems (with their
     IDF) that an English question asks for (``english_gloss``): they count as the question's terms, not as its
-    names; None: the question was not read with the dictionary."""
+    names; None: the question was not read with the dictionary. ``knows``: the index's lookup of stems
+    (``missing_names``)."""
     compounds, glossed, gloss = compounds or {}, gloss is not None, gloss or {}
 
     def split(terms) -> set[str]:
@@ -178,7 +201,7 @@ def question_view(question: str, weights: dict[str, float], unknown_idf: float,
                         frozenset(m.group(0) for m in NUMBER.finditer(question)), years,
                         caps, names & known.keys(),
                         frozenset(quarter_periods(question, int(next(iter(years))) if len(years) == 1 else None)),
-                        tuple(sorted((t, known.get(t, unknown_idf)) for t in specific)), unknown_names(question, known),
+                        tuple(sorted((t, known.get(t, unknown_idf)) for t in specific)), unknown_names(question, known, knows),
                         looks_english(question), glossed)
 
 

@@ -64,10 +64,13 @@ _REFUSED = re.compile(r"\b(?:enthalten|enthält)\b[^.]*\bkeine\b[^.]*\b(?:Angabe
                       r"\bkeine (?:Angabe|Angaben|Information(?:en)?) (?:dazu|darüber)\b", re.IGNORECASE)
 
 
-def refusal_text(nearest: Sequence[Citation]) -> str:
-    """The German "no answer" sentence, listing the nearest sources as "[n] Titel (Datum)"."""
+def refusal_text(nearest: Sequence[Citation], unmentioned: Sequence[str] = ()) -> str:
+    """The German "no answer" sentence, saying which of the question's names no article mentions, and listing the
+    nearest sources as "[n] Titel (Datum)"."""
     listing = "; ".join(f"[{c.n}] {c.title} ({format_date(c.date, c.date_inferred)})" for c in nearest)
-    return REFUSAL + (f" Nächstliegende Quellen: {listing}." if listing else "")
+    names = " und ".join(", ".join(unmentioned).rsplit(", ", 1)) if unmentioned else ""
+    return (REFUSAL + (f" Keiner der Artikel erwähnt {names}." if names else "")
+            + (f" Nächstliegende Quellen: {listing}." if listing else ""))
 
 
 @dataclass(frozen=True)

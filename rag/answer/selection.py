@@ -199,7 +199,7 @@ class Selector:
         if compounds:
             weights = {**weights, **self.retriever.stem_weights({p for parts in compounds.values() for p in parts})}
         view = question_view(question, weights, bm25_idf(max(len(index.chunks), 1), 0), compounds,
-                             self._gloss(question, hits[:passages]))
+                             self._gloss(question, hits[:passages]), self.retriever.stem_weights)
         query = np.asarray(self.retriever.query_vector(question), np.float32).reshape(-1)
         candidates, feats = build_candidates(index, self.sentences, self._rows, view, query, hits, passages)
         return view, candidates, matrix(feats)
