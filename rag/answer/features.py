@@ -121,8 +121,13 @@ class QuestionView:
 
 
 def _proper_names(question: str) -> list[str]:
-    """The question's proper names as the tagger sees them, but none of one letter ("ein Feld F")."""
-    return [] if looks_english(question) else [w for w in pos.proper_names(question) if len(w) > 1]
+    """The question's proper names as the tagger sees them, but none of one letter ("ein Feld F") and not its first
+    word: a short English question that ``looks_english`` misses has its question word called a name ("Where is
+    body punishment no longer practiced?")."""
+    if looks_english(question):
+        return []
+    first = re.match(r"\W*(\w+)", question)
+    return [w for w in pos.proper_names(question) if len(w) > 1 and not (first and w == first.group(1))]
 
 
 def missing_names(question: str, known: Mapping[str, float],
