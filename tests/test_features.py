@@ -153,7 +153,9 @@ def test_unknown_names_counts_proper_names_the_index_never_uses():
     # the German tagger calls most English words names: an English question counts as having none
     assert F.unknown_names("Who is the CFO of Zalando?", {}) == 0.0
     view = F.question_view("Wie viel verdiente Kenyatta?", {"verdient": 1.0}, 5.0)
-    assert view.unknown_names == 1.0
+    assert view.unknown_names == 1.0 and view.unmentioned == ("Kenyatta",)
+    # a known name beside the unknown one: not every name is unmentioned
+    assert F.question_view("Wer leitet Zalando und Siemens?", {"zalando": 2.0}, 5.0).unmentioned == ()
 
 
 def test_a_name_in_the_genitive_is_known_when_the_index_knows_it_without_its_s():

@@ -71,7 +71,7 @@ from rag.answer.facts import figure_years
 from rag.answer.generation import Generator, Passage, make_generator, refusal_text
 from rag.answer.llm_spans import short_reader
 from rag.answer.reader import Reader, make_reader
-from rag.answer.features import Candidate, QuestionView, holds_term, joined_time, missing_names
+from rag.answer.features import Candidate, QuestionView, holds_term, joined_time
 from rag.answer.selection import Scored, Selector, SelectorModel
 from rag.errors import RagError
 from rag.lang.de import CHANGE_QUESTION, FIGURE, format_date, range_partners, tokenize
@@ -279,8 +279,7 @@ class ExtractiveAnswerer:
         # over articles on BMW and Volkswagen) is not answered by a sentence about another company, however well it
         # matches the rest: the answerability model weighs unknown names, but too lightly where all else matches.
         # On XQuAD-de's held-out half no answerable question is such; "VW" for "Volkswagen" is (it was declined before).
-        unmentioned = (tuple(missing_names(question, scored.view.weights, self.retriever.stem_weights))
-                       if scored.view.unknown_names >= 1.0 else ())
+        unmentioned = scored.view.unmentioned
         if unmentioned:
             return Selection(question, kind, ranked, [], True, scored.confidence, scored.answerable,
                              reasons=[f"no article mentions {', '.join(unmentioned)}"], unmentioned=unmentioned)
@@ -448,8 +447,8 @@ def abstention(id: str | None, question: str, nearest: Sequence[Choice], hits: S
                reason: str | None = None, confidence: float | None = None, unmentioned: Sequence[str] = ()) -> Answer:
     """The German "no answer" text, with the nearest sentences listed and cited as such."""
     citations = [_cite(n, c) for n, c in enumerate(nearest, start=1)]
-    return Answer(id, question, refusal_text(citations, unmentioned), True, citations, [Retrieved.from_hit(h) for h in hits],
-                  abstain_reason=reason, confidence=None if confidence is None else round(confidence, 4))
+    return Answer(id, question, refusal_text(citations, unmentioned), True, citations,
+                  [Retrieved.from_hit(h) for h in hits], abstain_reason=reason, confidence=None if confidence is None else round(confidence, 4))
 
 
 def compose(id: str | None, question: str, selection: Selection, hits: Sequence[Hit], nearest: int = 2) -> Answer:

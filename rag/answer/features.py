@@ -118,6 +118,7 @@ class QuestionView:
     unknown_names: float = 0.0  # share of the question's proper names the index never uses (``unknown_names``)
     english: bool = False  # asked in English (``looks_english``): answered by the model trained on English questions
     glossed: bool = False  # English and read with the dictionary's German words (``english_gloss``; maybe none)
+    unmentioned: tuple[str, ...] = ()  # the question's proper names when no indexed article mentions any of them
 
 
 def _proper_names(question: str) -> list[str]:
@@ -130,13 +131,10 @@ def _proper_names(question: str) -> list[str]:
     return [w for w in pos.proper_names(question) if len(w) > 1 and not (first and w == first.group(1))]
 
 
-def missing_names(question: str, known: Mapping[str, float],
-                  knows: Callable[[Iterable[str]], Collection[str]] | None = None) -> list[str]:
-    """The question's proper names of which the index knows no stem (``known``: the question's stems it uses).
-    With ``knows`` (the index's lookup of any stems), a name counts as known when the index knows it without a
-    genitive "s" ("Odingas", "Wesleys"), and when it splits into parts the index knows (the tagger calls some
-    compounds names: "Primfeld"); a name that is a stopword without its "s" ("Gegens") cannot be judged and counts
-    as known. English questions have none: the German tagger calls most English words names."""
+def _name_check(question: str, known: Mapping[str, float],
+                knows: Callable[[Iterable[str]], Collection[str]] | None) -> tuple[list[str], list[str]]:
+    """The question's proper names (``_proper_names``, tagged once) and those of them the index does not know
+    (``missing_names``)."""
     def known_name(name: str) -> bool:
         stems = tokenize(name)
         if any(stem in known for stem in stems):
@@ -147,7 +145,22 @@ def missing_names(question: str, known: Mapping[str, float],
         return (bare is not None and (not bare or bool(knows(bare)))) or any(
             compound_parts(stem, knows) for stem in stems)
 
-    return [name for name in _proper_names(question) if not known_name(name)]
+    names = _proper_names(question)
+    return names, [name for name in names if not known_name(name)]
+
+
+def _share(names: Sequence[str], missing: Sequence[str]) -> float:
+    return len(missing) / len(names) if names else 0.0
+
+
+def missing_names(question: str, known: Mapping[str, float],
+                  knows: Callable[[Iterable[str]], Collection[str]] | None = None) -> list[str]:
+    """The question's proper names of which the index knows no stem (``known``: the question's stems it uses).
+    With ``knows`` (the index's lookup of any stems), a name counts as known when the index knows it without a
+    genitive "s" ("Odingas", "Wesleys"), and when it splits into parts the index knows (the tagger calls some
+    compounds names: "Primfeld"); a name that is a stopword without its "s" ("Gegens") cannot be judged and counts
+    as known. English questions have none: the German tagger calls most English words names."""
+    return _name_check(question, known, knows)[1]
 
 
 def unknown_names(question: str, known: Mapping[str, float],
@@ -159,8 +172,7 @@ def unknown_names(question: str, known: Mapping[str, float],
     common noun is often just another word for one the articles use (as an answerability feature, at 4 % out-of-fold
     false abstention: removed-article questions declined 0.941 → 0.947 out of fold and 0.906 → 0.921 on XQuAD-de's
     held-out half; unanswerable questions of the German set's held-out half 0.46 → 0.54)."""
-    names = _proper_names(question)
-    return len(missing_names(question, known, knows)) / len(names) if names else 0.0
+    return _share(*_name_check(question, known, knows))
 
 
 def question_compounds(question: str, weights: Mapping[str, float],
@@ -186,7 +198,7 @@ def question_view(question: str, weights: dict[str, float], unknown_idf: float,
     (``rag.lang.de.compound_parts``); the question then asks for the parts. ``gloss``: German stems (with their
     IDF) that an English question asks for (``english_gloss``): they count as the question's terms, not as its
     names; None: the question was not read with the dictionary. ``knows``: the index's lookup of stems
-    (``missing_names``)."""
+    (``missing_names``); the view's ``unknown_names`` and ``unmentioned`` come from one tagging of the question."""
     compounds, glossed, gloss = compounds or {}, gloss is not None, gloss or {}
 
     def split(terms) -> set[str]:
@@ -201,13 +213,14 @@ def question_view(question: str, weights: dict[str, float], unknown_idf: float,
     years = frozenset(YEAR.findall(question))
     specific = split(t for m in _HAS_CAPITAL.finditer(question) if m.start() > 0 for t in tokenize(m.group(0)))
     specific |= {t for t in tokens if t[:1].isdigit()}
+    proper, unheard = _name_check(question, known, knows)
     return QuestionView(question, question_type(question), tokens, known,
                         unknown_idf * len(missing) / total if total else 0.0,
                         frozenset(m.group(0) for m in NUMBER.finditer(question)), years,
                         caps, names & known.keys(),
                         frozenset(quarter_periods(question, int(next(iter(years))) if len(years) == 1 else None)),
-                        tuple(sorted((t, known.get(t, unknown_idf)) for t in specific)), unknown_names(question, known, knows),
-                        looks_english(question), glossed)
+                        tuple(sorted((t, known.get(t, unknown_idf)) for t in specific)), _share(proper, unheard),
+                        looks_english(question), glossed, tuple(unheard) if unheard == proper else ())
 
 
 def _coverage(q: QuestionView, tokens) -> float:

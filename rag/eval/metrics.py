@@ -41,9 +41,6 @@ def retrieval_metrics(gold: Mapping[str, Sequence[str]], ranked: Mapping[str, Se
     """
     from ranx import Qrels, Run, evaluate
 
-    # numba 0.68 warns of an "unsafe cast from uint64 to int64" inside ranx's recall for every run: ranks and
-    # counts far below 2**63, so the cast is exact; the warning only cluttered the terminal.
-    warnings.filterwarnings("ignore", message="unsafe cast from uint64 to int64")
     queries = sorted(q for q, docs in gold.items() if docs)
     if not queries:
         return {m: (np.zeros(0) if per_query else None) for m in metrics}
@@ -52,7 +49,12 @@ def retrieval_metrics(gold: Mapping[str, Sequence[str]], ranked: Mapping[str, Se
     for q in queries:
         docs = doc_ranking(ranked.get(q, ()))
         run_dict[q] = {d: float(len(docs) - i) for i, d in enumerate(docs)} or {_NONE: 0.0}
-    scores = evaluate(qrels, Run(run_dict), list(metrics), return_mean=not per_query, make_comparable=True, threads=1)
+    with warnings.catch_warnings():
+        # numba 0.68 warns of an "unsafe cast from uint64 to int64" inside ranx's recall for every run: ranks and
+        # counts far below 2**63, so the cast is exact; the warning only cluttered the terminal.
+        warnings.filterwarnings("ignore", message="unsafe cast from uint64 to int64")
+        scores = evaluate(qrels, Run(run_dict), list(metrics), return_mean=not per_query, make_comparable=True,
+                          threads=1)
     if len(metrics) == 1:
         scores = {metrics[0]: scores}
     if per_query:
