@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.lang.dictionary import Dictionary, english_words, load_dictionary, parse
+from rag.lang.dictionary import Dictionary, english_terms, english_words, load_dictionary, parse, translations_used
 from rag.settings import Settings
 
 # Lines in Ding's format (``German :: English``, ``|`` between aligned sub-entries, ``;`` between alternatives).
@@ -23,15 +23,32 @@ LINES = [
 ]
 
 
-def test_one_word_translations_are_kept_with_placeholders_annotations_and_phrases_dropped():
+def test_one_word_translations_are_kept_with_placeholders_and_annotations_dropped():
     table = parse(LINES)
     assert table["revenue"] == ["Erlös", "Ertrag"]
     assert table["revenues"] == ["Erlöse", "Erträge"]
-    assert "unearned" not in table and "unearned revenue" not in table  # a phrase translates no single word
+    assert "unearned" not in table  # a phrase translates no single word of it
     assert table["expect"] == ["erwarten"] and table["expected"] == ["erwartet"]
     assert table["cfo"] == ["Finanzchefin", "Finanzvorstand"]  # the abbreviation; "Leiter Finanzwesen" is a phrase
     assert "nuts" not in table and "version" not in table
     assert table["spend"] == ["aufwenden", "ausgeben"]  # the semicolon inside "{spent; spent}" ends no alternative
+
+
+def test_phrases_of_up_to_three_words_are_kept_whole_with_their_translations():
+    table = parse(LINES)
+    assert table["unearned revenue"] == ["periodfremde Erträge"]
+    assert table["chief financial officer"] == ["Finanzchefin", "Finanzvorstand", "Leiter Finanzwesen"]
+    assert "nuts and bolts" not in table  # "das A und O" has four words
+
+
+def test_a_question_is_looked_up_by_its_words_and_the_phrases_in_it():
+    terms = english_terms("Who is the chief financial officer of Nordlicht?")
+    assert {"chief", "financial", "officer", "chief financial officer", "financial officer"} <= set(terms)
+    assert "who the" not in terms and "officer nordlicht" not in terms
+    dictionary = Dictionary(parse(LINES))
+    used = {"finanzvorstand", "leit", "finanzwes"}  # the stems of the passages at hand
+    assert translations_used("Who is the chief financial officer of Nordlicht?", used, dictionary) == [
+        "Finanzvorstand", "Leiter Finanzwesen"]
 
 
 def test_english_words_leave_out_function_words_and_short_ones():
@@ -53,6 +70,9 @@ def test_the_table_is_parsed_once_then_read_from_the_cache(tmp_path):
     stored.write_text("{broken", encoding="utf-8")  # a damaged cache is parsed again
     assert load_dictionary(source, cache).translations("revenue") == ["Erlös", "Ertrag"]
     assert json.loads(stored.read_text(encoding="utf-8"))["revenue"] == ["Erlös", "Ertrag"]
+    source.write_text("".join(LINES[:2]), encoding="utf-8")  # another dictionary file: its cache replaces the old
+    assert load_dictionary(source, cache).translations("expect") == []
+    assert [p.name for p in cache.glob("en-de-*.json")] != [stored.name] and len(list(cache.glob("*.json"))) == 1
 
 
 def test_a_missing_dictionary_is_none_and_an_unwritable_cache_only_costs_time(tmp_path):
