@@ -29,8 +29,11 @@ def test_english_questions_are_told_from_german_ones_with_english_looking_words(
                    "Wie viel will der Konzern investieren?", "Welches Prinzip wurde in The Art of War dargestellt?"):
         assert not looks_english(german), german
     for english in ("How much did the company invest in 2024?", "Who has been running the lab for a decade?",
-                    "What was the revenue of the group?"):
+                    "What was the revenue of the group?", "Who won Super Bowl XLIX?",
+                    "Where is Brazil ranked in global soybean production?", "Why do some people protest?"):
         assert looks_english(english), english
+    # one English word is not enough unless the question starts with it
+    assert not looks_english("Wie viel verdient der Who-Sänger?") and not looks_english("Wann lief Doctor Who an?")
 
 
 def test_a_compound_splits_into_a_known_modifier_and_head():
