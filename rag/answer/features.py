@@ -205,7 +205,9 @@ def question_view(question: str, weights: dict[str, float], unknown_idf: float,
         return {part for t in terms for part in compounds.get(t, (t,))}
 
     tokens = frozenset(split(tokenize(question))) | gloss.keys()
-    known = {t: w for t, w in weights.items() if t in tokens} | dict(gloss)
+    # in sorted order: sums over it (coverage shares) then add up alike in every process, whatever order hash
+    # randomisation gives the sets the weights come from (training is reproducible to the last bit)
+    known = dict(sorted(({t: w for t, w in weights.items() if t in tokens} | dict(gloss)).items()))
     missing = [t for t in tokens if t not in known and not t[:1].isdigit()]
     total = sum(known.values()) + unknown_idf * len(missing)
     caps = frozenset(m.group(0).casefold() for m in _CAPITALISED.finditer(question))
