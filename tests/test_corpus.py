@@ -16,6 +16,12 @@ from conftest import SEEDS
     ("Kein Datum hier, nur 2026 als Jahr.", None),
     ("Veröffentlicht am 3. März 2025\nText", "2025-03-03"),
     ("Titel der Meldung\n28.01.2026\nText", "2026-01-28"),
+    # ISO dates in a header line, as exports write them
+    ("Bahn verfehlt Ziel\ndate 2026-01-20\n\nDie Bahn", "2026-01-20"),
+    ("Titel\nDatum: 2025-03-06\nText", "2025-03-06"),
+    ("Titel\n2025-03-06\nText", "2025-03-06"),
+    ("Titel\nDatum: 2025-02-30\nText", None),  # no calendar day
+    ("Die Anlage ging am 2025-03-06 in Betrieb.", None),
     # dates in the body are what an article reports, not when it appeared
     ("Der Vertrag wurde am 18. September 1947 in Paris unterzeichnet.", None),
     ("Laut dem Bericht vom 28.01.2026 stieg der Umsatz.", None),
@@ -45,6 +51,7 @@ def test_header_lines_that_only_date_the_article_are_not_part_of_its_text():
         "Haushalt beschlossen\n\nDer Bundestag hat.")
     assert clean_text("30.10.2025\nVolkswagen: Gewinn bricht ein\nVolkswagen hat.") == (
         "Volkswagen: Gewinn bricht ein\nVolkswagen hat.")
+    assert clean_text("Bahn verfehlt Ziel\ndate 2026-01-20\nDie Bahn hat.") == "Bahn verfehlt Ziel\nDie Bahn hat."
     # a dateline that opens the text, and a date line deep in the body, stay
     assert clean_text("1. Februar 2026 – Die rasante Entwicklung.") == "1. Februar 2026 – Die rasante Entwicklung."
     body = "Titel\n" + "Ein Satz über die Lage. " * 30 + "\n18. September 1947\nDer Vertrag."

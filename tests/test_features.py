@@ -58,6 +58,23 @@ def test_the_view_sums_the_same_whatever_order_its_weights_come_in():
     assert F._coverage(first, tokens[:3]).hex() == F._coverage(second, tokens[:3]).hex()
 
 
+def test_a_person_question_prefers_a_sentence_with_a_name_the_tagger_finds():
+    """Every German noun is capitalised, so capitals do not tell "Carsten Spohr" from "Milliarden Euro"; the
+    tagger's names do."""
+    from rag.lang.pos import proper_names
+
+    view = F.question_view("Wer ist Konzernchef der Lufthansa?", {"konzernchef": 2.0, "lufthansa": 3.0}, 5.0)
+    common = dict(prev_tokens=(), next_tokens=(), dense=0.8, passage_score=1.0, passage_rank=0, passage_dense=0.8,
+                  position=1, count=5, pair=False, title_tokens=frozenset())
+    person = "Konzernchef Carsten Spohr sprach von einem soliden Ergebnis."
+    nouns = "Die Lufthansa hat einen Gewinn von 1,6 Milliarden Euro erzielt."
+    with_name, without = (F.sentence_info(text, 0, len(text)) for text in (person, nouns))
+    a = F.candidate_features(view, with_name, with_name.tokens, names=proper_names(person), **common)
+    b = F.candidate_features(view, without, without.tokens, names=proper_names(nouns), **common)
+    assert a["person_x_names"] > 0 and b["person_x_names"] == 0  # "Lufthansa" is a name, but the question's
+    assert a["new_caps"] == b["new_caps"]  # capitals alone cannot tell them apart
+
+
 def test_a_compound_no_article_uses_asks_for_its_parts():
     """"Quartalsumsatz" is unknown to articles that say "Umsatz" and "Quartal": the question asks for those."""
     weights = {"nordlicht": 3.0, "quartal": 1.0, "umsatz": 2.0, "hoch": 0.5}

@@ -1,6 +1,7 @@
 from hypothesis import given, strategies as st
 
 from rag.ingest.sentences import sentence_spans
+from rag.lang.de import DATELINE
 
 
 def sentences(text: str) -> list[str]:
@@ -41,4 +42,17 @@ def test_spans_are_ordered_trimmed_slices(text):
         assert piece == piece.strip() and piece
         previous_end = end
     covered = "".join(text[s:e] for s, e in spans)
-    assert covered.replace(" ", "") == "".join(text.split())
+    without_datelines = "\n".join(line[m.end():] if (m := DATELINE.match(line)) else line for line in text.split("\n"))
+    assert covered.replace(" ", "") == "".join(without_datelines.split())
+
+
+def test_a_dateline_belongs_to_no_sentence():
+    text = "Bahn verfehlt Ziel\n\nBerlin – Die Bahn hat ihr Ziel verfehlt. Sie will besser werden."
+    assert [text[a:b] for a, b in sentence_spans(text)] == [
+        "Bahn verfehlt Ziel", "Die Bahn hat ihr Ziel verfehlt.", "Sie will besser werden."]
+    for line, first in (("Frankfurt/Main (dpa) - Der Konzern wächst.", "Der Konzern wächst."),
+                        ("1. Februar 2026 – Die rasante Entwicklung hält an.", "Die rasante Entwicklung hält an."),
+                        ("Meta – und nur Meta – wächst.", "Meta – und nur Meta – wächst."),  # no dateline: lower case
+                        ("Die Bahn – Ein Konzern in der Krise.", "Die Bahn – Ein Konzern in der Krise.")):
+        (a, b), *_ = sentence_spans(line)
+        assert line[a:b] == first

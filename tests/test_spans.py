@@ -46,6 +46,17 @@ def test_figures_dates_and_names_answer_their_questions(reader):
     assert gain.text.endswith("39 Milliarden Dollar")
 
 
+def test_a_dateline_in_the_quote_is_never_the_answer(reader):
+    """A heading quoted with the first sentence holds the dateline between them: the place the report came from
+    is no answer to who leads the company (it was "Berlin")."""
+    quote = ("Deutsche Bahn: Pünktlichkeit sinkt auf Rekordtief\n\nBerlin – Die Deutsche Bahn hat im vergangenen "
+             "Jahr so wenige Fernzüge pünktlich ans Ziel gebracht wie seit Jahrzehnten nicht mehr.")
+    span = short_answer("Wer leitet die Deutsche Bahn?", quote, reader)
+    assert span is None or "Berlin" not in span.text
+    named = quote.replace("Die Deutsche Bahn hat", "Die Deutsche Bahn unter Evelyn Palla hat")
+    assert short_answer("Wer leitet die Deutsche Bahn?", named, reader).text == "Evelyn Palla"
+
+
 def test_an_english_question_s_german_terms_join_the_span_features_but_not_the_reader(reader, monkeypatch):
     """``terms`` (the German words an English question was read with) count as the question's words for the span
     features; the reader still reads the question as asked."""

@@ -821,6 +821,18 @@ def _choosable(question: str, matrix: np.ndarray) -> np.ndarray:
     return matrix[:, _INDEX["all_overlap"]] == 0
 
 
+def _outside_datelines(found: list[Candidate], quote: str) -> np.ndarray:
+    """Which candidates overlap no dateline ("Berlin – " opening a line of the quote, ``de.DATELINE``).
+
+    Why: a quote of a heading and the article's first sentence holds the dateline between them, and to "Wer leitet
+    die Deutsche Bahn?" the place the report was filed from looked like the name asked for ("Berlin")."""
+    lines = [m for line in re.finditer(r"[^\n]+", quote) if (m := de.DATELINE.match(quote, line.start(), line.end()))]
+    keep = np.ones(len(found), dtype=bool)
+    for m in lines:
+        keep &= np.array([c.end <= m.start() or c.start >= m.end() for c in found], dtype=bool)
+    return keep
+
+
 def choose_span(question: str, quote: str, reading: Reading, model: SpanModel,
                 tokens: list[_Token] | None = None, rows: SpanRows | None = None) -> Span | None:
     """``short_answer`` once the reader has read the quote (training measures many models on one reading);
@@ -833,7 +845,7 @@ def choose_span(question: str, quote: str, reading: Reading, model: SpanModel,
     if not found:
         return None
     probabilities = model.scores(matrix)
-    choosable = _choosable(question, matrix)
+    choosable = _choosable(question, matrix) & _outside_datelines(found, quote)
     expected = expected_f1(found, tokens, probabilities)
     plausible = choosable & (probabilities >= PLAUSIBLE * probabilities.max())
     best = int(np.argmax(np.where(plausible, expected, -1.0)))

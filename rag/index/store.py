@@ -276,7 +276,7 @@ def articles_digest(articles: Iterable[Article]) -> str:
 
 
 def chunking_params(settings: Settings) -> dict:
-    return {"chunk_tokens": settings.chunk_tokens, "chunk_overlap": settings.chunk_overlap, "splitter": "german-sentences-1", "context_header": 1}
+    return {"chunk_tokens": settings.chunk_tokens, "chunk_overlap": settings.chunk_overlap, "splitter": "german-sentences-2", "context_header": 1}
 
 
 def _read_params(folder: Path, path: Path) -> dict:

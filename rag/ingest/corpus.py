@@ -31,8 +31,10 @@ _WORD_DATE = re.compile(r"\b(\d{1,2})\.\s*(" + "|".join(MONTH_NUMBERS) + r")\s+(
 # 2026"), as a timestamp ("28.01.2026, 22:17 Uhr"), or as a dateline opening a line ("Berlin, 28.01.2026 – …",
 # "1. Februar 2026 – …", a line holding only the date). A date inside a sentence ("Am 18. September 1947 wurde …")
 # is what the article reports, not when it appeared, even in the first lines of a short text.
-_DATE = r"(\d{1,2}\.\d{1,2}\.\d{4}|\d{1,2}\.\s*(?i:" + "|".join(MONTH_NUMBERS) + r")\s+\d{4})"
-_DATE_LABEL = r"(?:Aktualisiert|Veröffentlicht|Erschienen|Publiziert|Stand|Datum|Updated|Published)(?:[ \t]+am)?:?"
+# (also ISO, "2026-01-20", as exports and scrapers write it: a header line "date 2026-01-20" or "Datum: 2026-01-20")
+_DATE = r"(\d{1,2}\.\d{1,2}\.\d{4}|\d{1,2}\.\s*(?i:" + "|".join(MONTH_NUMBERS) + r")\s+\d{4}|\d{4}-\d{2}-\d{2}\b)"
+_DATE_LABEL = (r"(?:Aktualisiert|Veröffentlicht|Erschienen|Publiziert|Stand|Datum|Updated|Published|Date)"
+               r"(?:[ \t]+am)?:?")
 _HEADER_DATES = (
     re.compile(r"^[ \t]*" + _DATE_LABEL + r"[ \t]*" + _DATE, re.IGNORECASE | re.MULTILINE),
     re.compile(_DATE + r",?[ \t]+\d{1,2}[:.]\d{2}[ \t]*Uhr"),
@@ -99,7 +101,10 @@ def find_date(raw_text: str) -> str | None:
 
 
 def _iso_date(text: str) -> str | None:
-    """``28.01.2026`` or ``1. Februar 2026`` → ``2026-01-28``/``2026-02-01``; None for no calendar day."""
+    """``28.01.2026``, ``1. Februar 2026`` or ``2026-01-28`` → ``2026-01-28``/``2026-02-01``; None for no calendar
+    day."""
+    if text.count("-") == 2:
+        return text if is_date(text) else None
     numeric, words = _NUMERIC_DATE.fullmatch(text), _WORD_DATE.fullmatch(text)
     if numeric:
         day, month, year = (int(g) for g in numeric.groups())

@@ -5,13 +5,15 @@ apart, and citations must quote whole sentences at exact offsets. A boundary is
 a line break, or ``.``/``!``/``?`` followed by white space and an upper-case
 letter, digit or opening quote — unless the word before the dot is a known
 abbreviation or a single letter, or the dot ends an ordinal before a month name.
+A paragraph's dateline ("Berlin – ", ``rag.lang.de.DATELINE``) belongs to no
+sentence.
 """
 
 from __future__ import annotations
 
 import re
 
-from rag.lang.de import ABBREVIATIONS, MONTH_NUMBERS, SENTENCE_STARTERS
+from rag.lang.de import ABBREVIATIONS, DATELINE, MONTH_NUMBERS, SENTENCE_STARTERS
 
 _CANDIDATE = re.compile(r"[.!?…]+[\"“”»«'’)\]]*(?=\s+[\"„“»«'(\[]?[A-ZÄÖÜ0-9])")
 _WORD_BEFORE = re.compile(r"([\wÄÖÜäöüß]+)$")
@@ -41,20 +43,20 @@ def _is_boundary(text: str, dot: int, end: int) -> bool:
 def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
     """Spans ``[s, e)`` of the sentences in ``text[start:end]``, white space trimmed, none empty."""
     end = len(text) if end is None else end
-    cuts: list[int] = []
+    spans: list[tuple[int, int]] = []
     for line in re.finditer(r"[^\n]+", text[start:end]):
         line_start, line_end = start + line.start(), start + line.end()
-        cuts.append(line_start)
+        dateline = DATELINE.match(text, line_start, line_end)
+        cuts = [dateline.end() if dateline else line_start]
         for match in _CANDIDATE.finditer(text, line_start, line_end):
-            if _is_boundary(text, match.start(), match.end()):
+            if match.end() > cuts[0] and _is_boundary(text, match.start(), match.end()):
                 cuts.append(match.end())
         cuts.append(line_end)
-    spans: list[tuple[int, int]] = []
-    for left, right in zip(cuts, cuts[1:]):
-        while left < right and text[left].isspace():
-            left += 1
-        while right > left and text[right - 1].isspace():
-            right -= 1
-        if left < right and (not spans or left >= spans[-1][1]):
-            spans.append((left, right))
+        for left, right in zip(cuts, cuts[1:]):
+            while left < right and text[left].isspace():
+                left += 1
+            while right > left and text[right - 1].isspace():
+                right -= 1
+            if left < right and (not spans or left >= spans[-1][1]):
+                spans.append((left, right))
     return spans
