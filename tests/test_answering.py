@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from rag.answer.answering import (Choice, ExtractiveAnswerer, GenerativeAnswerer, _states, _widened, agreement,
-                                  asked_parts)
+                                  asked_parts, says)
 from rag.answer.features import Candidate, question_view
 from rag.answer.generation import REFUSAL
 from rag.answer.grounding import check_quotes, markers
@@ -132,6 +132,24 @@ def test_a_range_ending_in_the_best_sentences_figure_does_not_state_it():
     assert _states(whole(same), "72 Millionen Euro", whole(best), asked)
     assert not _states(whole(forecast), "72 Millionen Euro", whole(best), asked)
     assert _states(whole(forecast), "64 bis 72 Millionen Euro", whole(forecast), asked)
+
+
+def test_a_short_answer_is_stated_only_as_whole_words():
+    """"20" (new aircraft) is not what "2025 kamen nur 60,1 Prozent der Züge an" states: cited as agreeing, the
+    railway's punctuality stood under "Mehrere Artikel nennen das übereinstimmend"."""
+    best, other, same = (Article(d, "T", None, False, t, f"{d}.txt", "0") for d, t in (
+        ("a", "Die Flotte soll 2025 um 20 neue Flugzeuge wachsen."),
+        ("b", "2025 kamen nur 60,1 Prozent der Züge pünktlich an."),
+        ("c", "Im Jahr 2025 kommen 20  neue Flugzeuge hinzu.")))
+
+    def whole(article: Article) -> Choice:
+        return Choice(Candidate(article.doc_id, 0, len(article.text), 0, 0, False, 0.0), article, 0.9)
+
+    asked = frozenset({"2025"})
+    assert not _states(whole(other), "20", whole(best), asked)
+    assert _states(whole(same), "20 neue", whole(best), asked)  # white space aside
+    assert says("Finanzchefin Susan Li betonte", "susan li") and not says("die Lizenz", "Li")
+    assert not says("mit 20,5 Prozent", "20") and says("bis 2030.", "2030")
 
 
 def test_a_further_sources_context_is_quoted_only_when_its_own_sentence_does_not_state_the_fact():

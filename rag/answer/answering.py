@@ -151,13 +151,20 @@ def _same_text(a: str, b: str) -> bool:
     return _SPACE.sub(" ", a).strip().casefold() == _SPACE.sub(" ", b).strip().casefold()
 
 
+def says(text: str, phrase: str) -> bool:
+    """Whether ``text`` holds ``phrase`` as whole words (case and white space aside): the short answer "20" is not in
+    "2025 kamen nur 60,1 Prozent", nor "Li" in "Lizenz"."""
+    pattern = r"(?<!\w)" + re.escape(_SPACE.sub(" ", phrase.strip()).casefold()) + r"(?!\w|[.,]\d)"
+    return bool(phrase.strip()) and re.search(pattern, _SPACE.sub(" ", text).casefold()) is not None
+
+
 def _states(choice: Choice, short: str | None, best: Choice, asked: frozenset[str]) -> bool:
     """Whether a sentence states the fact the best one gives: it holds the short answer, or all of the best
     sentence's figures beyond those in the question ("zwischen 115 und 135 Milliarden" states "115 bis 135
     Milliarden US-Dollar"), and none of them only as the end of a range the best one does not give ("bei 64 bis
     72 Milliarden" does not state "über 72 Milliarden")."""
     partners = range_partners(choice.quote)
-    if short and _SPACE.sub(" ", short).casefold() in _SPACE.sub(" ", choice.quote).casefold():
+    if short and says(choice.quote, short):
         said = set(FIGURE.findall(short))
         return not any(partners.get(f, set()) - said for f in said)
     wanted = best.figures - asked
@@ -294,7 +301,7 @@ class ExtractiveAnswerer:
         asked_years = frozenset(int(y) for y in scored.view.years)
 
         def holds_short(own: Choice) -> bool:
-            return bool(short and short in own.quote)
+            return bool(short) and says(own.quote, short)
 
         def other_years_only(before: Choice) -> bool:
             """The sentence gives figures only for other years than the asked ones."""
