@@ -203,6 +203,19 @@ def test_a_name_in_the_genitive_is_known_when_the_index_knows_it_without_its_s()
     assert F.question_view(question, {"rolle": 1.0}, 5.0, knows=knows).unknown_names == 0.0
 
 
+def test_a_long_name_mistyped_by_one_letter_is_known():
+    index = {"lufthansa": 2.0, "gewinn": 1.0, "bahn": 1.0}
+
+    def knows(stems):
+        return {s: index[s] for s in stems if s in index}
+
+    for typo in ("Lufthanza", "Lufthnsa", "Luftthansa", "Lfuthansa"):  # replaced, dropped, added, swapped
+        assert F.missing_names(f"Wie viel Gewinn machte {typo}?", {"gewinn": 1.0}, knows) == [], typo
+    assert F.missing_names("Wie viel Gewinn machte Ryanair?", {"gewinn": 1.0}, knows) == ["Ryanair"]
+    assert F.missing_names("Wie pünktlich war die Bohn?", {}, knows) == ["Bohn"]  # too short to call it a typo
+    assert "lufthansa" in F.one_edit("lufthanza") and "lufthanza" not in F.one_edit("lufthanza")
+
+
 def test_question_level_features_read_own_sentences_not_context_pairs():
     col = F.FEATURES.index
     rows = np.zeros((4, len(F.FEATURES)))

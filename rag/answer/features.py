@@ -146,7 +146,7 @@ def _name_check(question: str, known: Mapping[str, float],
             return False
         bare = tokenize(name[:-1]) if name.endswith("s") else None
         return (bare is not None and (not bare or bool(knows(bare)))) or any(
-            compound_parts(stem, knows) for stem in stems)
+            compound_parts(stem, knows) or (len(stem) >= TYPO_LENGTH and knows(one_edit(stem))) for stem in stems)
 
     names = _proper_names(question)
     return names, [name for name in names if not known_name(name)]
@@ -154,6 +154,20 @@ def _name_check(question: str, known: Mapping[str, float],
 
 def _share(names: Sequence[str], missing: Sequence[str]) -> float:
     return len(missing) / len(names) if names else 0.0
+
+
+# A name this long that the index knows with one letter changed, added, dropped or swapped is that name mistyped
+# ("Lufthanza"): the question is answered, not declined with "Keiner der Artikel erwähnt Lufthanza".
+TYPO_LENGTH = 6
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def one_edit(stem: str) -> set[str]:
+    """Every spelling one edit from ``stem``: a letter dropped, swapped with the next, replaced or added."""
+    splits = [(stem[:i], stem[i:]) for i in range(len(stem) + 1)]
+    return ({a + b[1:] for a, b in splits if b} | {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+            | {a + c + b[1:] for a, b in splits if b for c in _LETTERS} | {a + c + b for a, b in splits for c in _LETTERS}
+            ) - {stem}
 
 
 def missing_names(question: str, known: Mapping[str, float],
