@@ -25,6 +25,8 @@ def test_typed_candidates_are_among_the_spans():
     assert "Louis-Joseph de Montcalm" in _texts("Die Truppen führte Generalmajor Louis-Joseph de Montcalm an.")
     assert "John C. Messenger" in _texts("Übersetzt wurde die Hymne von John C. Messenger.")
     assert "3:08" in _texts("Denver führte mit 3:08 verbleibenden Minuten.")
+    scores = _texts("Leverkusen besiegte Bremen mit 5:0 und Bayern mit 3:1.")  # a score is one word
+    assert {"5:0", "3:1"} <= set(scores) and not {"5", "0", "3", "1"} & set(scores)
 
 
 def test_spans_stop_at_clause_punctuation_and_never_end_on_an_article():

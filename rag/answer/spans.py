@@ -45,7 +45,7 @@ WINDOW = 5
 
 # A token: a clock time ("3:08"), or letters/digits joined by inner hyphens, dots, commas, slashes or degree signs
 # ("US-Dollar", "14,3", "5.100", "28,5°E", "22-mal"), or a lone currency/percent sign.
-_TOKEN = re.compile(r"\d{1,2}:\d\d(?!\d)|[^\W_]+(?:[-.,'’/°][^\W_]+)*[%°]?|[%€$£]")
+_TOKEN = re.compile(r"\d{1,2}:\d{1,2}(?!\d)|[^\W_]+(?:[-.,'’/°][^\W_]+)*[%°]?|[%€$£]")
 # Punctuation that closes a clause: a span never crosses it (a comma is allowed and counted; a dot only after a
 # word that is no abbreviation or ordinal, so "18. September" and "Mrd. Dollar" stay joinable). Nor does it cross
 # a line break: a quote of two lines (a heading and the sentence after it) gave "ein\n30. Oktober 2025".
