@@ -43,8 +43,8 @@ PLAUSIBLE = 0.25
 # Tokens on each side of a span in which the question's words are counted.
 WINDOW = 5
 
-# A token: a clock time ("3:08"), or letters/digits joined by inner hyphens, dots, commas, slashes or degree signs
-# ("US-Dollar", "14,3", "5.100", "28,5°E", "22-mal"), or a lone currency/percent sign.
+# A token: a clock time ("3:08") or a score ("3:0"), or letters/digits joined by inner hyphens, dots, commas, slashes
+# or degree signs ("US-Dollar", "14,3", "5.100", "28,5°E", "22-mal"), or a lone currency/percent sign.
 _TOKEN = re.compile(r"\d{1,2}:\d{1,2}(?!\d)|[^\W_]+(?:[-.,'’/°][^\W_]+)*[%°]?|[%€$£]")
 # Punctuation that closes a clause: a span never crosses it (a comma is allowed and counted; a dot only after a
 # word that is no abbreviation or ordinal, so "18. September" and "Mrd. Dollar" stay joinable). Nor does it cross
