@@ -134,7 +134,7 @@ def test_a_range_ending_in_the_best_sentences_figure_does_not_state_it():
     assert _states(whole(forecast), "64 bis 72 Millionen Euro", whole(forecast), asked)
 
 
-def test_a_short_answer_is_stated_only_as_whole_words():
+def test_a_short_answer_is_stated_as_whole_words_or_by_its_figures():
     """"20" (new aircraft) is not what "2025 kamen nur 60,1 Prozent der Züge an" states: cited as agreeing, the
     railway's punctuality stood under "Mehrere Artikel nennen das übereinstimmend"."""
     best, other, same = (Article(d, "T", None, False, t, f"{d}.txt", "0") for d, t in (
@@ -150,6 +150,12 @@ def test_a_short_answer_is_stated_only_as_whole_words():
     assert _states(whole(same), "20 neue", whole(best), asked)  # white space aside
     assert says("Finanzchefin Susan Li betonte", "susan li") and not says("die Lizenz", "Li")
     assert not says("mit 20,5 Prozent", "20") and says("bis 2030.", "2030")
+    # the short answer's figures in other words state it too; a year the best sentence adds does not matter
+    plan, other_words = (Article(d, "T", None, False, t, f"{d}.txt", "0") for d, t in (
+        ("d", "Für das laufende Jahr 2026 plant Nordlicht 115 bis 135 Millionen Euro ein."),
+        ("e", "Für das laufende Jahr stellte Nordlicht zwischen 115 und 135 Millionen Euro in Aussicht.")))
+    assert _states(whole(other_words), "115 bis 135 Millionen Euro", whole(plan), frozenset())
+    assert not _states(whole(other_words), "135 Millionen Euro", whole(plan), frozenset())  # the end of a range
 
 
 def test_a_further_sources_context_is_quoted_only_when_its_own_sentence_does_not_state_the_fact():

@@ -159,13 +159,13 @@ def says(text: str, phrase: str) -> bool:
 
 
 def _states(choice: Choice, short: str | None, best: Choice, asked: frozenset[str]) -> bool:
-    """Whether a sentence states the fact the best one gives: it holds the short answer, or all of the best
-    sentence's figures beyond those in the question ("zwischen 115 und 135 Milliarden" states "115 bis 135
-    Milliarden US-Dollar"), and none of them only as the end of a range the best one does not give ("bei 64 bis
-    72 Milliarden" does not state "über 72 Milliarden")."""
+    """Whether a sentence states the fact the best one gives: it holds the short answer (its words, or its figures:
+    "zwischen 115 und 135 Milliarden Dollar" states "115 bis 135 Milliarden US-Dollar"), or all of the best
+    sentence's figures beyond those in the question, and none of them only as the end of a range the best one does
+    not give ("bei 64 bis 72 Milliarden" does not state "über 72 Milliarden")."""
     partners = range_partners(choice.quote)
-    if short and says(choice.quote, short):
-        said = set(FIGURE.findall(short))
+    said = set(FIGURE.findall(short)) if short else set()
+    if short and (says(choice.quote, short) or (said and said <= choice.figures)):
         return not any(partners.get(f, set()) - said for f in said)
     wanted = best.figures - asked
     return bool(wanted) and wanted <= choice.figures and not any(partners.get(f, set()) - best.figures for f in wanted)
