@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.answer.answering import (Choice, ExtractiveAnswerer, GenerativeAnswerer, _states, _widened, agreement,
-                                  asked_parts, says)
+from rag.answer.answering import (Choice, ExtractiveAnswerer, GenerativeAnswerer, Selection, _states, _widened,
+                                  agreement, asked_parts, compose, says)
 from rag.answer.features import Candidate, question_view
 from rag.answer.generation import REFUSAL
 from rag.answer.grounding import check_quotes, markers
@@ -156,6 +156,17 @@ def test_a_short_answer_is_stated_as_whole_words_or_by_its_figures():
         ("e", "Für das laufende Jahr stellte Nordlicht zwischen 115 und 135 Millionen Euro in Aussicht.")))
     assert _states(whole(other_words), "115 bis 135 Millionen Euro", whole(plan), frozenset())
     assert not _states(whole(other_words), "135 Millionen Euro", whole(plan), frozenset())  # the end of a range
+
+
+def test_an_articles_quotes_stand_on_its_one_dated_line_in_its_own_order():
+    newer = Article("a", "T", "2025-01-02", False, " ".join(f"Satz {i:04d}." for i in range(5)), "a.txt", "0")
+    older = Article("b", "U", "2024-05-01", False, " ".join(f"Satz {i:04d}." for i in range(5)), "b.txt", "0")
+    chosen = [_choice(newer, (3, 3), 0.9), _choice(older, (2, 2), 0.7, "b"), _choice(newer, (1, 1), 0.6)]
+    answer = compose("q", "Was steht da?", Selection("Was steht da?", "other", chosen, chosen, False, 0.9, 0.9),
+                     [])
+    head, *lines = answer.answer.split("\n")
+    assert lines == ["- 2. Januar 2025: Satz 0001 [1]. Satz 0003 [2].", "- 1. Mai 2024: Satz 0002 [3]."]
+    assert [c.doc_id for c in answer.citations] == ["a", "a", "b"]
 
 
 def test_a_further_sources_context_is_quoted_only_when_its_own_sentence_does_not_state_the_fact():

@@ -471,8 +471,9 @@ def compose(id: str | None, question: str, selection: Selection, hits: Sequence[
                           selection.confidence, selection.unmentioned)
     chosen = selection.chosen
     dates = {c.article.date for c in chosen}
-    if len(dates) > 1:
-        chosen = sorted(chosen, key=lambda c: (c.article.date or "", c.candidate.start), reverse=True)
+    if len(dates) > 1:  # newest article first, each article's quotes in the order it gives them
+        chosen = sorted(chosen, key=lambda c: (c.article.date or "", c.candidate.doc_id, -c.candidate.start),
+                        reverse=True)
     citations = [_cite(n, c) for n, c in enumerate(chosen, start=1)]
     groups: list[tuple[Choice, list[int]]] = []  # identical sentences of several articles: one quote, all markers
     for n, choice in enumerate(chosen, start=1):
@@ -489,14 +490,20 @@ def compose(id: str | None, question: str, selection: Selection, hits: Sequence[
         text = lead + said + " ".join(_with_markers(c.quote, ns) for c, ns in groups)
     else:
         asked = frozenset(FIGURE.findall(question))
-        best, *others = selection.chosen  # ``chosen`` is sorted by date here; agreement is with the best sentence
-        agree = all(_states(c, selection.short, best, asked) for c in others)
+        best = selection.chosen[0]  # agreement is with the best sentence, of the other articles' quotes
+        agree = all(_states(c, selection.short, best, asked) for c in selection.chosen[1:]
+                    if c.candidate.doc_id != best.candidate.doc_id)
         head = ("Die Quellen nennen je nach Datum unterschiedliche Angaben (neueste zuerst):" if selection.disagree
                 else lead + ("Mehrere Artikel nennen das übereinstimmend (neueste zuerst):" if agree
                              else "Die Artikel berichten dazu zu verschiedenen Zeitpunkten (neueste zuerst):"))
-        lines = [f"- {format_date(c.article.date, c.article.date_inferred)}: {_with_markers(c.quote, ns)}"
-                 for c, ns in groups]
-        text = "\n".join([head, *lines])
+        lines: list[tuple[str, str]] = []  # (doc_id, line): an article's quotes stand on its one dated line
+        for c, ns in groups:
+            if lines and lines[-1][0] == c.candidate.doc_id:
+                lines[-1] = (c.candidate.doc_id, f"{lines[-1][1]} {_with_markers(c.quote, ns)}")
+            else:
+                lines.append((c.candidate.doc_id,
+                              f"- {format_date(c.article.date, c.article.date_inferred)}: {_with_markers(c.quote, ns)}"))
+        text = "\n".join([head, *(line for _, line in lines)])
     return Answer(id, question, text, False, citations, [Retrieved.from_hit(h) for h in hits],
                   short_answer=selection.short, confidence=round(selection.confidence, 4))
 
