@@ -46,6 +46,12 @@ def test_clean_text_drops_markers_and_teasers():
     assert clean_text(raw) == "Titel hoch\n\nSatz eins.\nSatz zwei."
 
 
+def test_markdown_heading_markers_are_not_part_of_the_text():
+    assert clean_text("# Mannheim\n\nMannheim ist eine Stadt.\n\n## Geschichte\nIm Jahr 1886 #fuhr sie.") == (
+        "Mannheim\n\nMannheim ist eine Stadt.\n\nGeschichte\nIm Jahr 1886 #fuhr sie.")
+    assert clean_text("#MeToo war ein Thema.") == "#MeToo war ein Thema."  # a hashtag is text
+
+
 def test_header_lines_that_only_date_the_article_are_not_part_of_its_text():
     assert clean_text("Haushalt beschlossen\nVeröffentlicht am 2. Februar 2024\n\nDer Bundestag hat.") == (
         "Haushalt beschlossen\n\nDer Bundestag hat.")

@@ -42,6 +42,8 @@ _HEADER_DATES = (
                re.MULTILINE),
 )
 _BOILERPLATE = [
+    # a Markdown heading's marker ("# Heidelberg"): markup, not text, or quotes begin "# Mannheim Mannheim ist …"
+    re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+(?=\S)", re.MULTILINE),
     re.compile(r"^[ \t]*(?:Lesezeit: *\d+ *Min\.?|Aktualisiert: [^\n]*|Geprüft)[ \t]*\n", re.MULTILINE),
     re.compile(r"[ \t]*\d{1,2}\.\d{1,2}\.\d{4}, \d{1,2}:\d{2} Uhr(?: von [^\n]*?)?(?: Jetzt kommentieren: \d+)?[ \t]*$", re.MULTILINE),
     re.compile(r"[ \t]*\(Lesen Sie auch:[^)\n]*\)"),
