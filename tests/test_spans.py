@@ -59,6 +59,17 @@ def test_a_dateline_in_the_quote_is_never_the_answer(reader):
     assert short_answer("Wer leitet die Deutsche Bahn?", named, reader).text == "Evelyn Palla"
 
 
+def test_a_piece_of_a_quoted_title_grows_to_the_whole_title(reader):
+    for marks in ('"{}"', "„{}“", "»{}«"):
+        title = marks.format("Bummel durch Europa")
+        quote = f"Der Schriftsteller Mark Twain beschrieb die Stadt in seinem Buch {title}."
+        assert short_answer("Wie heißt das Buch von Mark Twain?", quote, reader).text == "Bummel durch Europa"
+    # a long quotation is no title: a span inside it stays as it is
+    speech = "„Da KI effizienter und zugänglicher wird, werden wir eine steigende Nachfrage erleben“, sagte Nadella."
+    span = short_answer("Was erwartet Nadella?", speech, reader)
+    assert span is None or span.text != speech[1:speech.index("“")]
+
+
 def test_an_english_question_s_german_terms_join_the_span_features_but_not_the_reader(reader, monkeypatch):
     """``terms`` (the German words an English question was read with) count as the question's words for the span
     features; the reader still reads the question as asked."""
