@@ -255,6 +255,14 @@ def test_a_question_whose_every_name_no_article_mentions_abstains_and_says_so(sm
     assert "erwähnt" not in (small.run("Seit wann ist Hanna Petersen Geschäftsführerin bei Dehler?").answer or "")
 
 
+def test_another_years_figure_is_quoted_with_its_year_but_never_the_short_answer(small):
+    """The articles give 2019's and 2021's sales, not 2015's: an answer may quote them, dated, but must not lead
+    with one of their figures as if it were 2015's."""
+    answer = small.run("Wie viele Segelboote verkaufte Nordlicht 2015?")
+    assert answer.abstained or answer.short_answer is None
+    assert small.run("Wie viele Segelboote verkaufte Nordlicht 2021?").short_answer.startswith("450")
+
+
 def test_the_answer_leads_with_its_quote_and_date(small):
     answer = small.run("Wann wurde die Bahnstrecke zwischen Lindau und Hohenberg eröffnet?")
     assert not answer.abstained and "4. Juni 2021" in answer.citations[0].quote

@@ -297,6 +297,10 @@ class ExtractiveAnswerer:
         floor = self.settings.answer_extra_ratio * ranked[0].probability
         terms = " ".join(sorted(scored.view.tokens - frozenset(tokenize(question)))) if scored.view.glossed else ""
         short = _short_answer(question, ranked[0].quote, self.reader, self.short_reader, terms)
+        if kind == "amount" and ranked[0].candidate.time_fit < 0 and not CHANGE_QUESTION.search(question):
+            # the best quote gives another year's or quarter's figure ("2025 kamen nur 60,1 Prozent" for 2023):
+            # quoted with its date it says so; leading the answer, the figure would claim to be the asked one's
+            short = None
         asked = frozenset(FIGURE.findall(question))
         asked_years = frozenset(int(y) for y in scored.view.years)
 
