@@ -43,6 +43,9 @@ def test_a_figure_belongs_to_the_time_of_its_clause():
     assert figure_years(baseline, None) == {"48,4": {2025}, "40,1": {2024}}
     undated = "Der Bereich verbuchte einen Verlust von 4,9 Milliarden Dollar nach 3,74 Milliarden vor einem Jahr."
     assert figure_years(undated, "2024-10-31") == {"4,9": set(), "3,74": {2023}}  # the year before dates its figure only
+    # a quote of two sentences: each figure is its own sentence's year's, whichever year stands nearer
+    pair = "2019 verkaufte Nordlicht 300 Segelboote. 2021 verkaufte Nordlicht 450 Segelboote."
+    assert figure_years(pair, "2022-02-10") == {"300": {2019}, "450": {2021}}
 
 
 def test_sentence_time_resolves_years_and_quarters_without_the_baseline():

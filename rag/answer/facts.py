@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from rag.ingest.sentences import sentence_spans
 from rag.lang.de import (CLAUSE_END, FIGURE, LAST_QUARTER, LAST_YEAR, MEASURE_UNITS, NEXT_QUARTER, NEXT_YEAR,
                          NUMBER_WORDS, QUARTER, QUARTER_WORDS, SCALES, THIS_QUARTER, THIS_YEAR, YEAR_BEFORE,
                          YEARS_AGO)
@@ -124,7 +125,10 @@ def figure_years(text: str, published: str | None) -> dict[str, frozenset[int]]:
     40 Milliarden Dollar – und … dass sie 2025 …" in an October 2024 article: 37 and 40 are 2024's figures."""
     mentions = time_mentions(text, published)
     own = frozenset(m.year for m in mentions if m.kind != "baseline")
-    cuts = [0, *(m.end() for m in CLAUSE_END.finditer(text)), len(text) + 1]
+    # clauses end at clause punctuation and at sentence ends: in "2019 verkaufte Nordlicht 300 Boote. 2021 …" (a
+    # quote of two sentences) 300 is 2019's, though "2021" stands nearer to it
+    cuts = sorted({0, *(m.end() for m in CLAUSE_END.finditer(text)), *(end for _, end in sentence_spans(text)),
+                   len(text) + 1})
     figures = [f for f in NUMBER.finditer(text) if not any(m.start <= f.start() < m.end for m in mentions)]
     # a comparison with the year before dates the one figure it follows ("4,9 Milliarden nach 3,74 Milliarden vor
     # einem Jahr": 3,74 is the year before's, not 4,9)
