@@ -117,45 +117,44 @@ def test_a_nearly_as_likely_overlapping_candidate_widens_the_quote():
         assert _widened([_choice(article, single, 0.9), runner_up], floor=0.54).quote == "Satz 0001."
 
 
+def _undated(*texts: str) -> list[Article]:
+    """Undated one-sentence articles "a", "b", … of ``texts``."""
+    return [Article(d, "T", None, False, t, f"{d}.txt", "0") for d, t in zip("abcdefgh", texts)]
+
+
+def _whole(article: Article) -> Choice:
+    """The candidate quoting the whole (one-sentence) article."""
+    return Choice(Candidate(article.doc_id, 0, len(article.text), 0, 0, False, 0.0), article, 0.9)
+
+
 def test_a_range_ending_in_the_best_sentences_figure_does_not_state_it():
-    best, same, forecast = (Article(d, "T", None, False, t, f"{d}.txt", "0") for d, t in (
-        ("a", "Im Jahr 2025 investierte Nordlicht über 72 Millionen Euro."),
-        ("b", "2025 gab Nordlicht gut 72 Millionen Euro aus."),
-        ("c", "2025 werden die Investitionen bei 64 bis 72 Millionen Euro liegen.")))
-
-    def whole(article: Article) -> Choice:
-        return Choice(Candidate(article.doc_id, 0, len(article.text), 0, 0, False, 0.0), article, 0.9)
-
+    best, same, forecast = _undated("Im Jahr 2025 investierte Nordlicht über 72 Millionen Euro.",
+                                    "2025 gab Nordlicht gut 72 Millionen Euro aus.",
+                                    "2025 werden die Investitionen bei 64 bis 72 Millionen Euro liegen.")
     asked = frozenset({"2025"})
-    assert _states(whole(same), None, whole(best), asked)
-    assert not _states(whole(forecast), None, whole(best), asked)  # a forecast range, not the same fact
-    assert _states(whole(same), "72 Millionen Euro", whole(best), asked)
-    assert not _states(whole(forecast), "72 Millionen Euro", whole(best), asked)
-    assert _states(whole(forecast), "64 bis 72 Millionen Euro", whole(forecast), asked)
+    assert _states(_whole(same), None, _whole(best), asked)
+    assert not _states(_whole(forecast), None, _whole(best), asked)  # a forecast range, not the same fact
+    assert _states(_whole(same), "72 Millionen Euro", _whole(best), asked)
+    assert not _states(_whole(forecast), "72 Millionen Euro", _whole(best), asked)
+    assert _states(_whole(forecast), "64 bis 72 Millionen Euro", _whole(forecast), asked)
 
 
 def test_a_short_answer_is_stated_as_whole_words_or_by_its_figures():
     """"20" (new aircraft) is not what "2025 kamen nur 60,1 Prozent der Züge an" states: cited as agreeing, the
     railway's punctuality stood under "Mehrere Artikel nennen das übereinstimmend"."""
-    best, other, same = (Article(d, "T", None, False, t, f"{d}.txt", "0") for d, t in (
-        ("a", "Die Flotte soll 2025 um 20 neue Flugzeuge wachsen."),
-        ("b", "2025 kamen nur 60,1 Prozent der Züge pünktlich an."),
-        ("c", "Im Jahr 2025 kommen 20  neue Flugzeuge hinzu.")))
-
-    def whole(article: Article) -> Choice:
-        return Choice(Candidate(article.doc_id, 0, len(article.text), 0, 0, False, 0.0), article, 0.9)
-
+    best, other, same = _undated("Die Flotte soll 2025 um 20 neue Flugzeuge wachsen.",
+                                 "2025 kamen nur 60,1 Prozent der Züge pünktlich an.",
+                                 "Im Jahr 2025 kommen 20  neue Flugzeuge hinzu.")
     asked = frozenset({"2025"})
-    assert not _states(whole(other), "20", whole(best), asked)
-    assert _states(whole(same), "20 neue", whole(best), asked)  # white space aside
+    assert not _states(_whole(other), "20", _whole(best), asked)
+    assert _states(_whole(same), "20 neue", _whole(best), asked)  # white space aside
     assert says("Finanzchefin Susan Li betonte", "susan li") and not says("die Lizenz", "Li")
     assert not says("mit 20,5 Prozent", "20") and says("bis 2030.", "2030")
     # the short answer's figures in other words state it too; a year the best sentence adds does not matter
-    plan, other_words = (Article(d, "T", None, False, t, f"{d}.txt", "0") for d, t in (
-        ("d", "Für das laufende Jahr 2026 plant Nordlicht 115 bis 135 Millionen Euro ein."),
-        ("e", "Für das laufende Jahr stellte Nordlicht zwischen 115 und 135 Millionen Euro in Aussicht.")))
-    assert _states(whole(other_words), "115 bis 135 Millionen Euro", whole(plan), frozenset())
-    assert not _states(whole(other_words), "135 Millionen Euro", whole(plan), frozenset())  # the end of a range
+    plan, other_words = _undated("Für das laufende Jahr 2026 plant Nordlicht 115 bis 135 Millionen Euro ein.",
+                                 "Für das laufende Jahr stellte Nordlicht zwischen 115 und 135 Millionen Euro in Aussicht.")
+    assert _states(_whole(other_words), "115 bis 135 Millionen Euro", _whole(plan), frozenset())
+    assert not _states(_whole(other_words), "135 Millionen Euro", _whole(plan), frozenset())  # the end of a range
 
 
 def test_an_articles_quotes_stand_on_its_one_dated_line_in_its_own_order():

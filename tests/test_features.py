@@ -177,42 +177,48 @@ def test_an_index_too_small_for_a_background_measures_no_standout():
 
 def test_unknown_names_counts_proper_names_the_index_never_uses():
     # "Apple" is a name the index lacks; "Mitarbeiter" is a common noun, never counted
-    assert F.unknown_names("Wie viel investiert Apple 2025?", {"investiert": 1.0}) == 1.0
-    assert F.unknown_names("Wie viele Mitarbeiter hat Zalando?", {"zalando": 2.0}) == 0.0
-    assert F.unknown_names("Wer leitet Zalando und Siemens?", {"zalando": 2.0}) == 0.5
+    def unknown_names(question, known, knows=None):
+        return F.question_view(question, known, 5.0, knows=knows).unknown_names
+
+    assert unknown_names("Wie viel investiert Apple 2025?", {"investiert": 1.0}) == 1.0
+    assert unknown_names("Wie viele Mitarbeiter hat Zalando?", {"zalando": 2.0}) == 0.0
+    assert unknown_names("Wer leitet Zalando und Siemens?", {"zalando": 2.0}) == 0.5
     # the German tagger calls most English words names: an English question counts as having none
-    assert F.unknown_names("Who is the CFO of Zalando?", {}) == 0.0
+    assert unknown_names("Who is the CFO of Zalando?", {}) == 0.0
     view = F.question_view("Wie viel verdiente Kenyatta?", {"verdient": 1.0}, 5.0)
     assert view.unknown_names == 1.0 and view.unmentioned == ("Kenyatta",)
     # a known name beside the unknown one: not every name is unmentioned
     assert F.question_view("Wer leitet Zalando und Siemens?", {"zalando": 2.0}, 5.0).unmentioned == ()
 
 
+def _lookup(index: dict[str, float]):
+    """The index's lookup of stems (``Retriever.stem_weights``) over ``index``."""
+    return lambda stems: {s: index[s] for s in stems if s in index}
+
+
+def unmentioned(question: str, known: dict[str, float], knows=None) -> tuple[str, ...]:
+    """The question's names no article mentions, as the view keeps them (each of these questions has one name)."""
+    return F.question_view(question, known, 5.0, knows=knows).unmentioned
+
+
 def test_a_name_in_the_genitive_is_known_when_the_index_knows_it_without_its_s():
-    index = {"odinga": 2.0, "rolle": 1.0}
-
-    def knows(stems):
-        return {s: index[s] for s in stems if s in index}
-
+    knows = _lookup({"odinga": 2.0, "rolle": 1.0})
     question = "Was sollte Odingas Rolle in der Regierung sein?"
-    assert F.missing_names(question, {"rolle": 1.0}) == ["Odingas"]  # without the index's lookup
-    assert F.missing_names(question, {"rolle": 1.0}, knows) == []
-    assert F.missing_names("Was sagte Kenyattas Sprecher?", {}, knows) == ["Kenyattas"]
+    assert unmentioned(question, {"rolle": 1.0}) == ("Odingas",)  # without the index's lookup
+    assert unmentioned(question, {"rolle": 1.0}, knows) == ()
+    assert unmentioned("Was sagte Kenyattas Sprecher?", {}, knows) == ("Kenyattas",)
     # a one-letter name ("ein Feld F") is no name to look for
-    assert F.unknown_names("Was wäre das Primfeld für ein Feld F?", {"primfeld": 1.0}, knows) == 0.0
+    assert F.question_view("Was wäre das Primfeld für ein Feld F?", {"primfeld": 1.0}, 5.0,
+                           knows=knows).unknown_names == 0.0
     assert F.question_view(question, {"rolle": 1.0}, 5.0, knows=knows).unknown_names == 0.0
 
 
 def test_a_long_name_mistyped_by_one_letter_is_known():
-    index = {"lufthansa": 2.0, "gewinn": 1.0, "bahn": 1.0}
-
-    def knows(stems):
-        return {s: index[s] for s in stems if s in index}
-
+    knows = _lookup({"lufthansa": 2.0, "gewinn": 1.0, "bahn": 1.0})
     for typo in ("Lufthanza", "Lufthnsa", "Luftthansa", "Lfuthansa"):  # replaced, dropped, added, swapped
-        assert F.missing_names(f"Wie viel Gewinn machte {typo}?", {"gewinn": 1.0}, knows) == [], typo
-    assert F.missing_names("Wie viel Gewinn machte Ryanair?", {"gewinn": 1.0}, knows) == ["Ryanair"]
-    assert F.missing_names("Wie pünktlich war die Bohn?", {}, knows) == ["Bohn"]  # too short to call it a typo
+        assert unmentioned(f"Wie viel Gewinn machte {typo}?", {"gewinn": 1.0}, knows) == (), typo
+    assert unmentioned("Wie viel Gewinn machte Ryanair?", {"gewinn": 1.0}, knows) == ("Ryanair",)
+    assert unmentioned("Wie pünktlich war die Bohn?", {}, knows) == ("Bohn",)  # too short to call it a typo
     assert "lufthansa" in F.one_edit("lufthanza") and "lufthanza" not in F.one_edit("lufthanza")
 
 

@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from itertools import groupby
 from typing import Callable, Iterator, Sequence
 
 from rag.answer.facts import figure_years
@@ -459,7 +460,8 @@ def abstention(id: str | None, question: str, nearest: Sequence[Choice], hits: S
     """The German "no answer" text, with the nearest sentences listed and cited as such."""
     citations = [_cite(n, c) for n, c in enumerate(nearest, start=1)]
     return Answer(id, question, refusal_text(citations, unmentioned), True, citations,
-                  [Retrieved.from_hit(h) for h in hits], abstain_reason=reason, confidence=None if confidence is None else round(confidence, 4))
+                  [Retrieved.from_hit(h) for h in hits], abstain_reason=reason,
+                  confidence=None if confidence is None else round(confidence, 4))
 
 
 def compose(id: str | None, question: str, selection: Selection, hits: Sequence[Hit], nearest: int = 2) -> Answer:
@@ -500,14 +502,13 @@ def compose(id: str | None, question: str, selection: Selection, hits: Sequence[
         head = ("Die Quellen nennen je nach Datum unterschiedliche Angaben (neueste zuerst):" if selection.disagree
                 else lead + ("Mehrere Artikel nennen das übereinstimmend (neueste zuerst):" if agree
                              else "Die Artikel berichten dazu zu verschiedenen Zeitpunkten (neueste zuerst):"))
-        lines: list[tuple[str, str]] = []  # (doc_id, line): an article's quotes stand on its one dated line
-        for c, ns in groups:
-            if lines and lines[-1][0] == c.candidate.doc_id:
-                lines[-1] = (c.candidate.doc_id, f"{lines[-1][1]} {_with_markers(c.quote, ns)}")
-            else:
-                lines.append((c.candidate.doc_id,
-                              f"- {format_date(c.article.date, c.article.date_inferred)}: {_with_markers(c.quote, ns)}"))
-        text = "\n".join([head, *(line for _, line in lines)])
+        lines = []  # an article's quotes stand on its one dated line
+        for _, run in groupby(groups, key=lambda g: g[0].candidate.doc_id):
+            run = list(run)
+            article = run[0][0].article
+            quotes = " ".join(_with_markers(c.quote, ns) for c, ns in run)
+            lines.append(f"- {format_date(article.date, article.date_inferred)}: {quotes}")
+        text = "\n".join([head, *lines])
     return Answer(id, question, text, False, citations, [Retrieved.from_hit(h) for h in hits],
                   short_answer=selection.short, confidence=round(selection.confidence, 4))
 

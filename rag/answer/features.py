@@ -118,7 +118,7 @@ class QuestionView:
     names: frozenset[str]  # stems of the question's capitalised words after its first: names, and German nouns
     periods: frozenset[str] = frozenset()  # quarters asked about ("2024-q3")
     specific: tuple[tuple[str, float], ...] = ()  # the specific terms (names, nouns after the first word, figures) with IDF
-    unknown_names: float = 0.0  # share of the question's proper names the index never uses (``unknown_names``)
+    unknown_names: float = 0.0  # share of the question's proper names the index never uses (``_name_check``)
     english: bool = False  # asked in English (``looks_english``): answered by the model trained on English questions
     glossed: bool = False  # English and read with the dictionary's German words (``english_gloss``; maybe none)
     unmentioned: tuple[str, ...] = ()  # the question's proper names when no indexed article mentions any of them
@@ -134,10 +134,37 @@ def _proper_names(question: str) -> list[str]:
     return [w for w in pos.proper_names(question) if len(w) > 1 and not (first and w == first.group(1))]
 
 
+# A name this long that the index knows with one letter changed, added, dropped or swapped is that name mistyped
+# ("Lufthanza"): the question is answered, not declined with "Keiner der Artikel erwähnt Lufthanza".
+TYPO_LENGTH = 6
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def one_edit(stem: str) -> set[str]:
+    """Every spelling one edit from ``stem``: a letter dropped, swapped with the next, replaced or added."""
+    splits = [(stem[:i], stem[i:]) for i in range(len(stem) + 1)]
+    dropped = {a + b[1:] for a, b in splits if b}
+    swapped = {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+    replaced = {a + c + b[1:] for a, b in splits if b for c in _LETTERS}
+    added = {a + c + b for a, b in splits for c in _LETTERS}
+    return (dropped | swapped | replaced | added) - {stem}
+
+
 def _name_check(question: str, known: Mapping[str, float],
                 knows: Callable[[Iterable[str]], Collection[str]] | None) -> tuple[list[str], list[str]]:
-    """The question's proper names (``_proper_names``, tagged once) and those of them the index does not know
-    (``missing_names``)."""
+    """The question's proper names (``_proper_names``, tagged once: "Apple", "Kenyatta", not the nouns
+    "Mitarbeiter" or "Präsident") and those of them of which the index knows no stem (``known``: the question's
+    stems it uses). With ``knows`` (the index's lookup of any stems), a name counts as known when the index knows it
+    without a genitive "s" ("Odingas", "Wesleys"), when it splits into parts the index knows (the tagger calls some
+    compounds names: "Primfeld"), and when it is a long name mistyped (``TYPO_LENGTH``); a name that is a stopword
+    without its "s" ("Gegens") cannot be judged and counts as known. English questions have none: the German tagger
+    calls most English words names.
+
+    Why: a question about a person or company no indexed article mentions has no answer there, while an unknown
+    common noun is often just another word for one the articles use (the share of unknown names as an
+    answerability feature, at 4 % out-of-fold false abstention: removed-article questions declined 0.941 → 0.947
+    out of fold and 0.906 → 0.921 on XQuAD-de's held-out half; unanswerable questions of the German set's held-out
+    half 0.46 → 0.54)."""
     def known_name(name: str) -> bool:
         stems = tokenize(name)
         if any(stem in known for stem in stems):
@@ -154,42 +181,6 @@ def _name_check(question: str, known: Mapping[str, float],
 
 def _share(names: Sequence[str], missing: Sequence[str]) -> float:
     return len(missing) / len(names) if names else 0.0
-
-
-# A name this long that the index knows with one letter changed, added, dropped or swapped is that name mistyped
-# ("Lufthanza"): the question is answered, not declined with "Keiner der Artikel erwähnt Lufthanza".
-TYPO_LENGTH = 6
-_LETTERS = "abcdefghijklmnopqrstuvwxyz"
-
-
-def one_edit(stem: str) -> set[str]:
-    """Every spelling one edit from ``stem``: a letter dropped, swapped with the next, replaced or added."""
-    splits = [(stem[:i], stem[i:]) for i in range(len(stem) + 1)]
-    return ({a + b[1:] for a, b in splits if b} | {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
-            | {a + c + b[1:] for a, b in splits if b for c in _LETTERS} | {a + c + b for a, b in splits for c in _LETTERS}
-            ) - {stem}
-
-
-def missing_names(question: str, known: Mapping[str, float],
-                  knows: Callable[[Iterable[str]], Collection[str]] | None = None) -> list[str]:
-    """The question's proper names of which the index knows no stem (``known``: the question's stems it uses).
-    With ``knows`` (the index's lookup of any stems), a name counts as known when the index knows it without a
-    genitive "s" ("Odingas", "Wesleys"), and when it splits into parts the index knows (the tagger calls some
-    compounds names: "Primfeld"); a name that is a stopword without its "s" ("Gegens") cannot be judged and counts
-    as known. English questions have none: the German tagger calls most English words names."""
-    return _name_check(question, known, knows)[1]
-
-
-def unknown_names(question: str, known: Mapping[str, float],
-                  knows: Callable[[Iterable[str]], Collection[str]] | None = None) -> float:
-    """The share of the question's proper names (capitalised words the tagger calls names: "Apple", "Kenyatta", not
-    the nouns "Mitarbeiter" or "Präsident") of which the index knows no stem (``missing_names``).
-
-    Why: a question about a person or company no indexed article mentions has no answer there, while an unknown
-    common noun is often just another word for one the articles use (as an answerability feature, at 4 % out-of-fold
-    false abstention: removed-article questions declined 0.941 → 0.947 out of fold and 0.906 → 0.921 on XQuAD-de's
-    held-out half; unanswerable questions of the German set's held-out half 0.46 → 0.54)."""
-    return _share(*_name_check(question, known, knows))
 
 
 def question_compounds(question: str, weights: Mapping[str, float],
@@ -215,7 +206,7 @@ def question_view(question: str, weights: dict[str, float], unknown_idf: float,
     (``rag.lang.de.compound_parts``); the question then asks for the parts. ``gloss``: German stems (with their
     IDF) that an English question asks for (``english_gloss``): they count as the question's terms, not as its
     names; None: the question was not read with the dictionary. ``knows``: the index's lookup of stems
-    (``missing_names``); the view's ``unknown_names`` and ``unmentioned`` come from one tagging of the question."""
+    (``_name_check``); the view's ``unknown_names`` and ``unmentioned`` come from one tagging of the question."""
     compounds, glossed, gloss = compounds or {}, gloss is not None, gloss or {}
 
     def split(terms) -> set[str]:

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.answer.reader import Reader, Reading
+from rag.ingest.sentences import sentence_spans
 from rag.lang import de, pos
 
 MODEL_PATH = Path(__file__).parent / "models" / "span_model.json"
@@ -821,15 +822,20 @@ def _choosable(question: str, matrix: np.ndarray) -> np.ndarray:
     return matrix[:, _INDEX["all_overlap"]] == 0
 
 
-def _outside_datelines(found: list[Candidate], quote: str) -> np.ndarray:
-    """Which candidates overlap no dateline ("Berlin – " opening a line of the quote, ``de.DATELINE``).
+def _within_sentences(found: list[Candidate], quote: str) -> np.ndarray:
+    """Which candidates cover no text that belongs to no sentence of the quote (``sentence_spans`` leaves out only a
+    paragraph's dateline, "Berlin – ").
 
     Why: a quote of a heading and the article's first sentence holds the dateline between them, and to "Wer leitet
     die Deutsche Bahn?" the place the report was filed from looked like the name asked for ("Berlin")."""
-    lines = [m for line in re.finditer(r"[^\n]+", quote) if (m := de.DATELINE.match(quote, line.start(), line.end()))]
+    outside, previous = [], 0
+    for start, end in sentence_spans(quote):
+        if quote[previous:start].strip():
+            outside.append((previous, start))
+        previous = end
     keep = np.ones(len(found), dtype=bool)
-    for m in lines:
-        keep &= np.array([c.end <= m.start() or c.start >= m.end() for c in found], dtype=bool)
+    for low, high in outside:
+        keep &= np.array([c.end <= low or c.start >= high for c in found], dtype=bool)
     return keep
 
 
@@ -845,7 +851,7 @@ def choose_span(question: str, quote: str, reading: Reading, model: SpanModel,
     if not found:
         return None
     probabilities = model.scores(matrix)
-    choosable = _choosable(question, matrix) & _outside_datelines(found, quote)
+    choosable = _choosable(question, matrix) & _within_sentences(found, quote)
     expected = expected_f1(found, tokens, probabilities)
     plausible = choosable & (probabilities >= PLAUSIBLE * probabilities.max())
     best = int(np.argmax(np.where(plausible, expected, -1.0)))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag.errors import RagError
-from rag.lang.de import MONTH_NUMBERS
+from rag.lang.de import DAY_DATE, MONTH_NUMBERS
 from rag.schema import Article
 
 ARTICLE_SUFFIXES = (".txt", ".md")
@@ -32,7 +32,7 @@ _WORD_DATE = re.compile(r"\b(\d{1,2})\.\s*(" + "|".join(MONTH_NUMBERS) + r")\s+(
 # "1. Februar 2026 – …", a line holding only the date). A date inside a sentence ("Am 18. September 1947 wurde …")
 # is what the article reports, not when it appeared, even in the first lines of a short text.
 # (also ISO, "2026-01-20", as exports and scrapers write it: a header line "date 2026-01-20" or "Datum: 2026-01-20")
-_DATE = r"(\d{1,2}\.\d{1,2}\.\d{4}|\d{1,2}\.\s*(?i:" + "|".join(MONTH_NUMBERS) + r")\s+\d{4}|\d{4}-\d{2}-\d{2}\b)"
+_DATE = r"(" + DAY_DATE + r"|\d{4}-\d{2}-\d{2}\b)"
 _DATE_LABEL = (r"(?:Aktualisiert|Veröffentlicht|Erschienen|Publiziert|Stand|Datum|Updated|Published|Date)"
                r"(?:[ \t]+am)?:?")
 _HEADER_DATES = (

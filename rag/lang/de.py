@@ -65,10 +65,11 @@ SENTENCE_STARTERS = frozenset("der die das dies diese im in am auch aber er sie 
 # A news dateline opening a paragraph: where (and through which agency) or when the report was filed, then a dash
 # ("Berlin – Die Bahn …", "Frankfurt/Main (dpa) - Der …", "1. Februar 2026 – Die …"). It is no part of the sentence
 # after it: quoted with it, "Wer leitet die Deutsche Bahn?" was answered "Berlin".
+# A calendar day as German text writes it: "28.01.2026", "1. Februar 2026" (a pattern without groups).
+DAY_DATE = r"\d{1,2}\.\d{1,2}\.\d{4}|\d{1,2}\.\s*(?i:" + "|".join(MONTH_NUMBERS) + r")\s+\d{4}"
 DATELINE = re.compile(r"(?!(?i:der|die|das|den|dem|des|ein|eine|einer|eines|dies|diese|dieser|ihr|ihre|sein|seine|"
-                      r"mein|unser|kein|keine)\b)(?:[A-ZÄÖÜ][\w.'-]*(?:[ /][A-ZÄÖÜ][\w.'-]*){0,2}(?:[ \t]*\([^()\n]{1,30}\))?"
-                      r"|\d{1,2}\.\d{1,2}\.\d{4}|\d{1,2}\.\s*(?i:" + "|".join(MONTH_NUMBERS) + r")\s+\d{4})"
-                      r"[ \t]+[–—-][ \t]+(?=[\"„»A-ZÄÖÜ0-9])")
+                      r"mein|unser|kein|keine)\b)"
+                      r"(?:[A-ZÄÖÜ][\w.'-]*(?:[ /][A-ZÄÖÜ][\w.'-]*){0,2}(?:[ \t]*\([^()\n]{1,30}\))?|" + DAY_DATE + r")[ \t]+[–—-][ \t]+(?=[\"„»A-ZÄÖÜ0-9])")
 # A place after a locative preposition ("in Berlin", "aus der Schweiz").
 PLACE_PHRASE = re.compile(r"\b(?:in|aus|nach|bei|nahe|im|von)\s+(?:der\s+|dem\s+|den\s+)?[A-ZÄÖÜ][a-zäöüß]+")
 # Two capitalised words in a row (with a name particle between), not at a sentence start: "Susan Li", "Karl der Große".

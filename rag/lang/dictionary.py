@@ -46,17 +46,17 @@ _WORD = re.compile(r"[^\W\d_][\w'-]*")
 # Placeholders of the entries ("etw. erwarten :: to expect sth."): not part of the word.
 _GERMAN_PLACEHOLDERS = frozenset({"etw.", "jdm.", "jdn.", "jds.", "jd.", "sich"})
 _ENGLISH_PLACEHOLDERS = frozenset({"to", "sth.", "sb.", "sb.'s", "sth.'s", "one's", "oneself", "a", "an", "the"})
-PHRASE_WORDS = 3  # the longest English phrase kept whole
+PHRASE_WORDS = 3  # the longest phrase kept whole
 
 
-def _one_words(alternatives: str, placeholders: frozenset[str], fold: bool, longest: int = 1) -> list[str]:
-    """The alternatives of a sub-entry that are one word (up to ``longest`` words, joined by one space) once
-    annotations and placeholders are gone. Annotations go first: they hold semicolons too ("to spend {spent;
-    spent}"), which are no alternatives' ends."""
+def _short_alternatives(alternatives: str, placeholders: frozenset[str], fold: bool) -> list[str]:
+    """The alternatives of a sub-entry of one to ``PHRASE_WORDS`` words (joined by one space) once annotations and
+    placeholders are gone. Annotations go first: they hold semicolons too ("to spend {spent; spent}"), which are
+    no alternatives' ends."""
     out = []
     for alternative in _ANNOTATION.sub(" ", _ABBREVIATION.sub(" ", alternatives)).split(";"):
         words = [w for w in alternative.split() if (w.casefold() if fold else w) not in placeholders]
-        if 1 <= len(words) <= longest and all(_WORD.fullmatch(w) for w in words[1:]):
+        if 1 <= len(words) <= PHRASE_WORDS and all(_WORD.fullmatch(w) for w in words[1:]):
             out.append(" ".join(words).casefold() if fold else " ".join(words))
     return out
 
@@ -69,11 +69,11 @@ def parse(lines: Iterable[str]) -> dict[str, list[str]]:
             continue
         german, english = line.rstrip("\n").split("::", 1)
         for de, en in zip(german.split("|"), english.split("|")):
-            targets = _one_words(de, _GERMAN_PLACEHOLDERS, fold=False, longest=PHRASE_WORDS)
+            targets = _short_alternatives(de, _GERMAN_PLACEHOLDERS, fold=False)
             if not targets:
                 continue
             single = [t for t in targets if " " not in t]
-            words = _one_words(en, _ENGLISH_PLACEHOLDERS, fold=True, longest=PHRASE_WORDS)
+            words = _short_alternatives(en, _ENGLISH_PLACEHOLDERS, fold=True)
             words += [a.casefold() for a in _ABBREVIATION.findall(en)]
             for word in words:
                 # a phrase translates a phrase ("artificial intelligence": künstliche Intelligenz), a word a word
