@@ -97,7 +97,7 @@ FEATURES = (
     "new_number", "new_year", "has_month", "day_date", "unit", "new_caps", "cap_pairs", "places",
     "amount_x_number", "amount_x_unit", "date_x_year", "date_x_month", "date_x_day", "person_x_pairs",
     "person_x_caps", "place_x_places", "place_x_caps", "other_x_caps", "reason_x_len", "person_x_names",
-    "place_x_names",
+    "place_x_names", "beyond",
 )
 # The question kinds whose answer is a proper name: their candidates are tagged for names (``ArticleSentences.names``).
 NAME_KINDS = ("person", "place")
@@ -317,9 +317,10 @@ def time_match(q: QuestionView, info: SentenceInfo) -> float:
 def candidate_features(q: QuestionView, info: SentenceInfo, tokens: Sequence[str], prev_tokens, next_tokens,
                        dense: float, passage_score: float, passage_rank: int, passage_dense: float,
                        position: int, count: int, pair: bool, title_tokens: frozenset[str],
-                       names: Collection[str] = ()) -> dict[str, float]:
+                       names: Collection[str] = (), beyond: bool = False) -> dict[str, float]:
     """Raw (not yet question-relative) features of one candidate; ``names``: the proper names the tagger finds in it
-    (``ArticleSentences.names``; only for the ``NAME_KINDS`` of question)."""
+    (``ArticleSentences.names``; only for the ``NAME_KINDS`` of question); ``beyond``: it follows its passage
+    (``_window``)."""
     wants = {t: float(q.kind == t) for t in ANSWER_TYPES}
     new_numbers = info.numbers - q.numbers
     new_years = info.years - q.years
@@ -347,7 +348,7 @@ def candidate_features(q: QuestionView, info: SentenceInfo, tokens: Sequence[str
         "new_number": float(bool(new_numbers - new_years)), "new_year": float(bool(new_years)),
         "has_month": float(info.has_month), "day_date": float(info.has_day_date), "unit": float(info.has_unit),
         "new_caps": min(len(new_caps), 5) / 5, "cap_pairs": min(info.cap_pairs, 3) / 3,
-        "places": min(info.places, 3) / 3,
+        "places": min(info.places, 3) / 3, "beyond": float(beyond),
     }
     f["amount_x_number"] = wants["amount"] * f["new_number"]
     f["amount_x_unit"] = wants["amount"] * f["unit"] * f["new_number"]
@@ -482,6 +483,28 @@ def sentence_vector_sims(index, row: int, query: np.ndarray, count: int) -> np.n
     return sims
 
 
+def _window(index, sentences: ArticleSentences, row: int,
+            query: np.ndarray) -> list[tuple[int, int, np.ndarray, bool]]:
+    """(k, position, sims, beyond) for each of chunk ``row``'s sentences (k-th in its chunk, ``position`` in its article,
+    ``sims``: its chunk's sentence cosines), then the same for the article's sentence right after the chunk, read
+    from the next chunk.
+
+    Why: a chunk boundary can fall right before the answer, and the next chunk, on other things mostly, is not
+    retrieved ("… ein „wirklich großes Jahr“ voraus." ends a chunk, "Zwischen 60 und 65 Milliarden Dollar sollen in
+    diesem Jahr … fließen" opens the next)."""
+    count, positions = sentences.in_chunk(row)
+    sims = sentence_vector_sims(index, row, query, count)
+    found = [(k, position, sims, False) for k, position in positions]
+    following = row + 1
+    if positions and following < len(index.chunks) and index.chunks[following].doc_id == index.chunks[row].doc_id:
+        after = positions[-1][1] + 1
+        count, positions = sentences.in_chunk(following)
+        for k, position in positions:
+            if position == after:
+                found.append((k, position, sentence_vector_sims(index, following, query, count), True))
+    return found
+
+
 def joined_time(prev: SentenceInfo, info: SentenceInfo) -> SentenceInfo:
     """A sentence as quoted with its predecessor: it speaks about the times both name ("Im vergangenen Quartal stieg
     der Umsatz … Der Quartalsgewinn legte … zu" is about that quarter, although its second sentence names none)."""
@@ -497,11 +520,9 @@ def build_candidates(index, sentences: ArticleSentences, rows: dict[str, int], q
         row = rows.get(hit.chunk_id)
         if row is None:
             continue
-        count, positions = sentences.in_chunk(row)
-        sims = sentence_vector_sims(index, row, query, count)
         infos = sentences.of(hit.doc_id)
         title = sentences.title(hit.doc_id)
-        for k, position in positions:
+        for k, position, sims, beyond in _window(index, sentences, row, query):
             info = infos[position]
             next_tokens = infos[position + 1].tokens if position + 1 < len(infos) else ()
             # the sentence, and with its predecessor too: the selector learns when the context holds the answer
@@ -520,7 +541,8 @@ def build_candidates(index, sentences: ArticleSentences, rows: dict[str, int], q
                 names = ((sentences.names(hit.doc_id, position - 1) if pair else frozenset())
                          | sentences.names(hit.doc_id, position)) if q.kind in NAME_KINDS else ()
                 f = candidate_features(q, said, tokens, before, next_tokens, dense, float(hit.score), rank,
-                                       float(hit.dense_score or 0.0), position, len(infos), pair, title, names)
+                                       float(hit.dense_score or 0.0), position, len(infos), pair, title, names,
+                                       beyond)
                 found[hit.doc_id, start, pair] = (Candidate(hit.doc_id, start, info.end, position, rank, pair,
                                                             f["year_match"]), f)
     cands = [c for c, _ in found.values()]
@@ -613,9 +635,12 @@ def own_sentences(X: np.ndarray) -> np.ndarray:
 
     Why: the question-level decision reads how well the best candidates cover the question; a pair covers more of
     it because it is longer, so counting context pairs makes unanswerable questions look answerable (measured: the
-    German set's unanswerable questions declined 0.62 -> 0.50)."""
+    German set's unanswerable questions declined 0.62 -> 0.50). A sentence beyond its passage (``_window``) is no
+    evidence that the passages hold an answer either."""
     col = FEATURES.index
-    return (X[:, col("pair")] == 0) | (X[:, col("anaphoric")] > 0) if len(X) else np.zeros(0, bool)
+    if not len(X):
+        return np.zeros(0, bool)
+    return ((X[:, col("pair")] == 0) | (X[:, col("anaphoric")] > 0)) & (X[:, col("beyond")] == 0)
 
 
 def question_features_from(row: np.ndarray, X: np.ndarray, logits: np.ndarray) -> np.ndarray:

@@ -191,12 +191,12 @@ class _Question:
 def _question(question: str) -> _Question:
     words = [t.group(0) for t in _TOKEN.finditer(question)]
     content = [w for w in words if w.lower() not in _STOP]
-    head = de.ASKED_NOUN_PATTERN.search(question)
+    head = de.asked_noun(question)
     kind, start, end = _asking(question)
     before = [w for w in _TOKEN.findall(question[:start]) if w.lower() not in _STOP][-2:]
     after = [w for w in _TOKEN.findall(question[end:]) if w.lower() not in _STOP][:2]
     return _Question(kind=kind, stems=frozenset(_stem(w) for w in content),
-                     words=frozenset(w.lower() for w in content), head=_stem(head.group(1)) if head else None,
+                     words=frozenset(w.lower() for w in content), head=_stem(head) if head else None,
                      before=frozenset(_stem(w) for w in before), after=frozenset(_stem(w) for w in after))
 
 

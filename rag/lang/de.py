@@ -133,10 +133,24 @@ def stem(word: str) -> str:
     return _stemmer().stemWord(word)
 
 
-# The noun a "welche"/"wie viele" question names ("Wie viele Punkte …", "Welche Art von Schule …").
-ASKED_NOUN_PATTERN = re.compile(r"\b(?:welche[rsnm]?|wie ?viele?|wieviel|which|how many|how much)\s+"
+# The noun a "welche"/"wie viele" question names ("Wie viele Punkte …", "Welche Art von Schule …", "Wie viele
+# erzwungene Fumbles …"): the question word in any case (it mostly opens the question), then at most two inflected
+# adjectives, not a verb ("Wie viel investiert Meta" names none).
+_ASKED_NOUN_PATTERN = re.compile(r"\b(?i:welche[rsnm]?|wie ?viele?|wieviel|which|how many|how much)\s+"
                                 r"(?:(?:Art|Arten|Sorte|Form|Typ|Typs|kind of|type of)\s+(?:von|der|des|an)?\s*)?"
-                                r"(?:\w+\s+){0,2}?([A-ZÄÖÜ][\w-]*|[a-z]+s\b)")
+                                r"(?:[a-zäöüß]\w*(?:e|en|er|es|em)\s+){0,2}?([A-ZÄÖÜ][\w-]*|[a-z]+s\b)")
+# The measure a "wie hoch/groß …" question asks the value of ("Wie hoch war der operative Verlust …" → Verlust).
+_MEASURE_PATTERN = re.compile(r"\b(?i:wie (?:hoch|groß|gross|teuer|lang|schwer|alt)\s+(?:ist|war|sind|waren|lag|"
+                              r"liegt|wird|wurde|fiel|fällt))\s+(?:der|die|das|den|dem|des)?\s*"
+                              r"(?:[a-zäöüß]\w*(?:e|en|er|es|em)\s+)?([A-ZÄÖÜ][\w-]*)")
+
+
+def asked_noun(question: str) -> str | None:
+    """The noun whose value or instance the question asks for: after "welche"/"wie viele" ("Wie viele Mitarbeiter"
+    → Mitarbeiter) or the measure of "wie hoch ist der …" ("Wie hoch war der Umsatz" → Umsatz); None without one."""
+    match = _ASKED_NOUN_PATTERN.search(question) or _MEASURE_PATTERN.search(question)
+    return match.group(1) if match else None
+
 
 _TOKEN_PATTERN = re.compile(DIGITS + r"|[^\W\d_]+(?:[-'][^\W\d_]+)*", re.UNICODE)
 _TOKEN_CACHE: dict[str, tuple[str, ...]] = {}
