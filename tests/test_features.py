@@ -229,6 +229,9 @@ def test_question_level_features_read_own_sentences_not_context_pairs():
     rows[2, col("pair")] = rows[2, col("anaphoric")] = 1  # "Das entspricht …" with the sentence it leans on
     rows[3, col("coverage")] = 0.9
     assert F.own_sentences(rows).tolist() == [True, False, True, True]
+    beyond = rows.copy()
+    beyond[3, col("beyond")] = 1  # the sentence after its passage: no evidence that the passages answer
+    assert F.own_sentences(beyond).tolist() == [True, False, True, False]
     rows[1, col("coverage")] = 1.0  # a context pair covers more of the question only because it is longer
     view = F.QuestionView("Wer?", "person", frozenset({"wer"}), {"wer": 1.0}, 0.0, *[frozenset()] * 4)
     row = F.question_features(view, rows, np.array([0.0, 5.0, 1.0, 2.0]), [], [], [], passages=100)
@@ -288,3 +291,24 @@ def test_a_chunk_knows_which_article_sentences_it_holds_and_a_cut_one_has_none()
     assert sentences.in_chunk(1) is sentences.in_chunk(1)  # kept: chunks recur across questions
     pair = sentences.joined("d", 2)
     assert pair.start == sentences.of("d")[2].start and pair.tokens == sentences.of("d")[2].tokens
+
+
+def test_a_chunk_s_window_adds_the_article_sentence_right_after_it_from_the_next_chunk():
+    from types import SimpleNamespace
+
+    from rag.schema import Chunk
+
+    text = "Erster Satz hier. Zweiter Satz folgt. Dritter Satz endet. Vierter Satz schließt."
+    article = SimpleNamespace(text=text, title="Titel", date=None)
+    second, fourth = text.index("Zweiter"), text.index("Vierter")
+    chunks = [Chunk("c0", "d", 0, 0, fourth - 1, text[:fourth - 1], "h0"),
+              Chunk("c1", "d", 1, second, len(text), text[second:], "h1"),
+              Chunk("c2", "e", 0, 0, len(text), text, "h2")]
+    index = SimpleNamespace(articles={"d": article, "e": article}, chunks=chunks, sentences=None)
+    sentences = F.ArticleSentences(index)
+    window = F._window(index, sentences, 0, np.zeros(4, np.float32))
+    assert [(position, beyond) for _, position, _, beyond in window] == [(0, False), (1, False), (2, False),
+                                                                         (3, True)]
+    assert window[-1][0] == 2  # the third sentence of chunk c1
+    # the last chunk of an article has nothing after it in the same article
+    assert [beyond for *_, beyond in F._window(index, sentences, 1, np.zeros(4, np.float32))] == [False] * 3

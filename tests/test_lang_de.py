@@ -70,3 +70,16 @@ def test_range_partners_pair_the_ends_of_each_range_of_figures():
 ])
 def test_a_question_s_relative_years_become_the_years_they_mean_today(question, dated):
     assert de.dated_question(question, "2026-12-02") == dated
+
+
+@pytest.mark.parametrize("question, noun", [
+    ("Wie viele Punkte gab die Verteidigung ab?", "Punkte"),  # the question word opening the question, capitalised
+    ("Wie viele erzwungene Fumbles hatte Thomas Davis?", "Fumbles"),  # past an inflected adjective
+    ("In welchem Jahr starb er?", "Jahr"),
+    ("Welche Art von Schule wurde anerkannt?", "Schule"),
+    ("Wie hoch war der operative Verlust von Reality Labs?", "Verlust"),  # the measure of "wie hoch"
+    ("Wie viel investiert Meta 2026?", None),  # a verb, not an adjective: no noun is asked for
+    ("Wer leitet die Bahn?", None),
+])
+def test_asked_noun_is_the_noun_whose_value_the_question_asks_for(question, noun):
+    assert de.asked_noun(question) == noun

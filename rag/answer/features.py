@@ -485,9 +485,9 @@ def sentence_vector_sims(index, row: int, query: np.ndarray, count: int) -> np.n
 
 def _window(index, sentences: ArticleSentences, row: int,
             query: np.ndarray) -> list[tuple[int, int, np.ndarray, bool]]:
-    """(k, position, sims, beyond) for each of chunk ``row``'s sentences (k-th in its chunk, ``position`` in its article,
-    ``sims``: its chunk's sentence cosines), then the same for the article's sentence right after the chunk, read
-    from the next chunk.
+    """(k, position, sims, beyond) for each of chunk ``row``'s sentences (k-th in its chunk, ``position`` in its
+    article, ``sims``: its chunk's sentence cosines), then the same for the article's sentence right after the chunk,
+    read from the next chunk.
 
     Why: a chunk boundary can fall right before the answer, and the next chunk, on other things mostly, is not
     retrieved ("… ein „wirklich großes Jahr“ voraus." ends a chunk, "Zwischen 60 und 65 Milliarden Dollar sollen in

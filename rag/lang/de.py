@@ -62,14 +62,16 @@ ABBREVIATIONS = frozenset(
 )
 # Words that commonly open a sentence: after "Nr. 5" or "Abs." followed by one of them, a new sentence starts.
 SENTENCE_STARTERS = frozenset("der die das dies diese im in am auch aber er sie es wir man doch so und".split())
+# A calendar day as German text writes it: "28.01.2026", "1. Februar 2026" (a pattern without groups).
+DAY_DATE = r"\d{1,2}\.\d{1,2}\.\d{4}|\d{1,2}\.\s*(?i:" + "|".join(MONTH_NUMBERS) + r")\s+\d{4}"
 # A news dateline opening a paragraph: where (and through which agency) or when the report was filed, then a dash
 # ("Berlin – Die Bahn …", "Frankfurt/Main (dpa) - Der …", "1. Februar 2026 – Die …"). It is no part of the sentence
 # after it: quoted with it, "Wer leitet die Deutsche Bahn?" was answered "Berlin".
-# A calendar day as German text writes it: "28.01.2026", "1. Februar 2026" (a pattern without groups).
-DAY_DATE = r"\d{1,2}\.\d{1,2}\.\d{4}|\d{1,2}\.\s*(?i:" + "|".join(MONTH_NUMBERS) + r")\s+\d{4}"
 DATELINE = re.compile(r"(?!(?i:der|die|das|den|dem|des|ein|eine|einer|eines|dies|diese|dieser|ihr|ihre|sein|seine|"
                       r"mein|unser|kein|keine)\b)"
-                      r"(?:[A-ZÄÖÜ][\w.'-]*(?:[ /][A-ZÄÖÜ][\w.'-]*){0,2}(?:[ \t]*\([^()\n]{1,30}\))?|" + DAY_DATE + r")[ \t]+[–—-][ \t]+(?=[\"„»A-ZÄÖÜ0-9])")
+                      r"(?:[A-ZÄÖÜ][\w.'-]*(?:[ /][A-ZÄÖÜ][\w.'-]*){0,2}(?:[ \t]*\([^()\n]{1,30}\))?|"
+                      + DAY_DATE + r")"
+                      r"[ \t]+[–—-][ \t]+(?=[\"„»A-ZÄÖÜ0-9])")
 # A place after a locative preposition ("in Berlin", "aus der Schweiz").
 PLACE_PHRASE = re.compile(r"\b(?:in|aus|nach|bei|nahe|im|von)\s+(?:der\s+|dem\s+|den\s+)?[A-ZÄÖÜ][a-zäöüß]+")
 # Two capitalised words in a row (with a name particle between), not at a sentence start: "Susan Li", "Karl der Große".
@@ -136,13 +138,15 @@ def stem(word: str) -> str:
 # The noun a "welche"/"wie viele" question names ("Wie viele Punkte …", "Welche Art von Schule …", "Wie viele
 # erzwungene Fumbles …"): the question word in any case (it mostly opens the question), then at most two inflected
 # adjectives, not a verb ("Wie viel investiert Meta" names none).
+# An inflected adjective and the space after it ("erzwungene ", "operativen "): what may stand before the noun.
+_ADJECTIVE = r"[a-zäöüß]\w*(?:e|en|er|es|em)\s+"
 _ASKED_NOUN_PATTERN = re.compile(r"\b(?i:welche[rsnm]?|wie ?viele?|wieviel|which|how many|how much)\s+"
-                                r"(?:(?:Art|Arten|Sorte|Form|Typ|Typs|kind of|type of)\s+(?:von|der|des|an)?\s*)?"
-                                r"(?:[a-zäöüß]\w*(?:e|en|er|es|em)\s+){0,2}?([A-ZÄÖÜ][\w-]*|[a-z]+s\b)")
+                                 r"(?:(?:Art|Arten|Sorte|Form|Typ|Typs|kind of|type of)\s+(?:von|der|des|an)?\s*)?"
+                                 r"(?:" + _ADJECTIVE + r"){0,2}?([A-ZÄÖÜ][\w-]*|[a-z]+s\b)")
 # The measure a "wie hoch/groß …" question asks the value of ("Wie hoch war der operative Verlust …" → Verlust).
 _MEASURE_PATTERN = re.compile(r"\b(?i:wie (?:hoch|groß|gross|teuer|lang|schwer|alt)\s+(?:ist|war|sind|waren|lag|"
                               r"liegt|wird|wurde|fiel|fällt))\s+(?:der|die|das|den|dem|des)?\s*"
-                              r"(?:[a-zäöüß]\w*(?:e|en|er|es|em)\s+)?([A-ZÄÖÜ][\w-]*)")
+                              r"(?:" + _ADJECTIVE + r")?([A-ZÄÖÜ][\w-]*)")
 
 
 def asked_noun(question: str) -> str | None:
