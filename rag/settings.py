@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     # missing file: English questions are answered without it.
     english_dictionary: Path | None = Path("/usr/share/trans/de-en")
     dictionary_cache_dir: Path = Field(default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rag-news-de" / "dictionary")
+    # A German question's words count as held by a sentence that holds one of their synonyms, from this German
+    # thesaurus (OpenThesaurus, the Debian package mythes-de; ``rag.lang.thesaurus``). None or a missing file:
+    # questions are read without synonyms.
+    german_thesaurus: Path | None = Path("/usr/share/mythes/th_de_DE_v2.dat")
     # Coverage is computed for the head of the other three signals' fusion only (see ``Retriever.rank``).
     coverage_candidates: int = Field(default=50, ge=1, le=10000)
     sentence_vectors: bool = True

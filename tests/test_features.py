@@ -101,6 +101,23 @@ def test_features_prefer_the_sentence_that_holds_the_asked_kind():
     assert a["coverage"] == pytest.approx(b["coverage"])
 
 
+def test_a_synonym_holds_the_question_term_it_stands_for_and_without_the_thesaurus_nothing_is_measured():
+    question = "Wie viel Geld steckt Nordlicht in Boote?"
+    weights = {"geld": 1.0, "steckt": 2.0, "nordlicht": 3.0, "boot": 2.0}
+    view = F.question_view(question, weights, 5.0, synonyms={"steckt": frozenset({"investiert"}), "was": frozenset()})
+    assert view.synonyms == {"steckt": (pytest.approx(2.0 / 8.0), frozenset({"investiert"}))}  # only its own stems
+    text = "Nordlicht investiert 40 Millionen Euro in Boote."
+    info = F.sentence_info(text, 0, len(text))
+    common = dict(prev_tokens=(), next_tokens=(), dense=0.8, passage_score=1.0, passage_rank=0, passage_dense=0.8,
+                  position=0, count=1, pair=False, title_tokens=frozenset())
+    held = F.candidate_features(view, info, info.tokens, **common)
+    assert held["synonyms"] == pytest.approx(2.0 / 8.0) and held["coverage"] == pytest.approx(5.0 / 8.0)
+    said = "Nordlicht steckt 40 Millionen Euro in Boote."  # the term itself: coverage, not a synonym
+    assert F.candidate_features(view, F.sentence_info(said, 0, len(said)), tokenize(said), **common)["synonyms"] == 0
+    unread = F.question_view(question, weights, 5.0)
+    assert math.isnan(F.candidate_features(unread, info, info.tokens, **common)["synonyms"])
+
+
 def test_a_near_miss_shows_in_the_specific_terms_the_sentence_lacks():
     """The question's names (also "xAI") and figures weigh by IDF; a sentence that holds all but one lacks that one."""
     weights = {t: 3.0 for t in tokenize("Nordlicht Südwind")} | {t: 1.0 for t in tokenize("investiert")}

@@ -1,7 +1,8 @@
 import pytest
 
 from rag.lang import de
-from rag.lang.de import MONTH_NUMBERS, format_date, looks_english, month_year, range_partners, tokenize
+from rag.lang.de import (MONTH_NUMBERS, format_date, looks_english, month_year, range_partners, stem_bases,
+                         tokenize)
 
 
 def test_format_date():
@@ -83,3 +84,11 @@ def test_a_question_s_relative_years_become_the_years_they_mean_today(question, 
 ])
 def test_asked_noun_is_the_noun_whose_value_the_question_asks_for(question, noun):
     assert de.asked_noun(question) == noun
+
+
+def test_stem_bases_strip_endings_and_a_participles_ge_most_likely_first():
+    assert stem_bases("steckt") == ("steckt", "steck", "stec")
+    assert stem_bases("gesteckt")[:2] == ("gesteckt", "gesteck") and "steck" in stem_bases("gesteckt")
+    assert stem_bases("investiert")[-1] == "investi"
+    assert stem_bases("geld") == ("geld",)  # no base shorter than four letters
+    assert stem_bases("gehalt")[0] == "gehalt"

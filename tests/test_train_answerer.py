@@ -82,3 +82,30 @@ def test_the_record_names_the_dictionary_and_its_absence_is_said(tmp_path):
     found = Settings(english_dictionary=source, dictionary_cache_dir=tmp_path / "cache")
     assert _dictionary_used(found, said.append) == "de-en (Ding, Debian package trans-de-en; 2 English words)"
     assert len(said) == 1
+
+
+def test_a_feature_not_measured_stands_at_its_mean_and_one_never_measured_adds_nothing():
+    from rag.eval.train_answerer import _fit
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = (X[:, 0] > 0).astype(int)
+    X[::4, 1] = np.nan  # not measured for some rows
+    X[:, 2] = np.nan  # never measured
+    model = _fit(X, y, np.ones(len(y)), 1.0, ("a", "b", "c"))
+    assert np.isfinite(model.mean).all() and np.isfinite(model.coef).all()
+    assert model.coef[2] == 0.0 and model.coef[0] > 1.0
+    assert np.isfinite(model.logits(X)).all()
+
+
+def test_the_record_names_the_thesaurus_and_its_absence_is_said(tmp_path):
+    from rag.eval.train_answerer import _thesaurus_used
+    from rag.settings import Settings
+
+    said = []
+    assert _thesaurus_used(Settings(german_thesaurus=tmp_path / "missing.dat"), said.append) is None
+    assert len(said) == 1 and "mythes-de" in said[0]
+    source = tmp_path / "th.dat"
+    source.write_text("UTF-8\nchef|1\n-|Chef|Leiter\n", encoding="utf-8")
+    assert _thesaurus_used(Settings(german_thesaurus=source), said.append) == \
+        "th.dat (OpenThesaurus, Debian package mythes-de; 1 synonym sets)"

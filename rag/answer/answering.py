@@ -262,6 +262,7 @@ class ExtractiveAnswerer:
 
         if self.selector.model is None:
             default_model()
+        self.retriever.thesaurus()  # parsed in about two seconds: not on the first question
         from rag.answer.spans import default_span_model
         from rag.lang.pos import warm_up as warm_up_tagger
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Callable, Collection, Iterable, Mapping, Sequence
 
@@ -97,7 +97,7 @@ FEATURES = (
     "new_number", "new_year", "has_month", "day_date", "unit", "new_caps", "cap_pairs", "places",
     "amount_x_number", "amount_x_unit", "date_x_year", "date_x_month", "date_x_day", "person_x_pairs",
     "person_x_caps", "place_x_places", "place_x_caps", "other_x_caps", "reason_x_len", "person_x_names",
-    "place_x_names", "beyond",
+    "place_x_names", "beyond", "synonyms",
 )
 # The question kinds whose answer is a proper name: their candidates are tagged for names (``ArticleSentences.names``).
 NAME_KINDS = ("person", "place")
@@ -122,6 +122,9 @@ class QuestionView:
     english: bool = False  # asked in English (``looks_english``): answered by the model trained on English questions
     glossed: bool = False  # English and read with the dictionary's German words (``english_gloss``; maybe none)
     unmentioned: tuple[str, ...] = ()  # the question's proper names when no indexed article mentions any of them
+    # question stem → (its share of the question's IDF, the passages' stems for it: another form or a synonym);
+    # None: read without the thesaurus (``rag.lang.thesaurus``)
+    synonyms: Mapping[str, tuple[float, frozenset[str]]] | None = None
 
 
 def _proper_names(question: str) -> list[str]:
@@ -201,12 +204,15 @@ def english_gloss(question: str, passage_terms: Collection[str], dictionary: Dic
 def question_view(question: str, weights: dict[str, float], unknown_idf: float,
                   compounds: Mapping[str, tuple[str, ...]] | None = None,
                   gloss: Mapping[str, float] | None = None,
-                  knows: Callable[[Iterable[str]], Collection[str]] | None = None) -> QuestionView:
+                  knows: Callable[[Iterable[str]], Collection[str]] | None = None,
+                  synonyms: Mapping[str, frozenset[str]] | None = None) -> QuestionView:
     """``compounds``: the question's compounds that no passage uses, split into parts that passages do use
     (``rag.lang.de.compound_parts``); the question then asks for the parts. ``gloss``: German stems (with their
     IDF) that an English question asks for (``english_gloss``): they count as the question's terms, not as its
     names; None: the question was not read with the dictionary. ``knows``: the index's lookup of stems
-    (``_name_check``); the view's ``unknown_names`` and ``unmentioned`` come from one tagging of the question."""
+    (``_name_check``); the view's ``unknown_names`` and ``unmentioned`` come from one tagging of the question.
+    ``synonyms``: for some of the question's stems, the passages' stems that are another form of them or a
+    synonym (``rag.lang.thesaurus.Thesaurus.used``); None: the question was not read with the thesaurus."""
     compounds, glossed, gloss = compounds or {}, gloss is not None, gloss or {}
 
     def split(terms) -> set[str]:
@@ -230,7 +236,10 @@ def question_view(question: str, weights: dict[str, float], unknown_idf: float,
                         caps, names & known.keys(),
                         frozenset(quarter_periods(question, int(next(iter(years))) if len(years) == 1 else None)),
                         tuple(sorted((t, known.get(t, unknown_idf)) for t in specific)), _share(proper, unheard),
-                        looks_english(question), glossed, tuple(unheard) if unheard == proper else ())
+                        looks_english(question), glossed, tuple(unheard) if unheard == proper else (),
+                        None if synonyms is None else
+                        {t: (known.get(t, unknown_idf) / total, words) for t, words in sorted(synonyms.items())
+                         if t in tokens and total})
 
 
 def _coverage(q: QuestionView, tokens) -> float:
@@ -238,6 +247,16 @@ def _coverage(q: QuestionView, tokens) -> float:
     total = sum(q.weights.values())
     present = set(tokens)
     return sum(w for t, w in q.weights.items() if t in present) / total if total else 0.0
+
+
+def _synonyms(q: QuestionView, tokens) -> float:
+    """IDF share of the question's stems that ``tokens`` lack but hold in another form or as a synonym; NaN ("not
+    measured": the model reads its training mean) for a question read without the thesaurus, so that a machine
+    without it answers as the model does on average, not as if no question ever had a synonym."""
+    if q.synonyms is None:
+        return math.nan
+    present = set(tokens)
+    return sum(share for t, (share, words) in q.synonyms.items() if t not in present and not words.isdisjoint(present))
 
 
 def _partial(q: QuestionView, tokens) -> float:
@@ -348,7 +367,7 @@ def candidate_features(q: QuestionView, info: SentenceInfo, tokens: Sequence[str
         "new_number": float(bool(new_numbers - new_years)), "new_year": float(bool(new_years)),
         "has_month": float(info.has_month), "day_date": float(info.has_day_date), "unit": float(info.has_unit),
         "new_caps": min(len(new_caps), 5) / 5, "cap_pairs": min(info.cap_pairs, 3) / 3,
-        "places": min(info.places, 3) / 3, "beyond": float(beyond),
+        "places": min(info.places, 3) / 3, "beyond": float(beyond), "synonyms": _synonyms(q, tokens),
     }
     f["amount_x_number"] = wants["amount"] * f["new_number"]
     f["amount_x_unit"] = wants["amount"] * f["unit"] * f["new_number"]
@@ -561,7 +580,8 @@ def matrix(feats: list[dict]) -> np.ndarray:
 QUESTION_FEATURES = ("max_dense", "top_dense", "bm25_per_idf", "max_coverage", "max_window", "max_partial",
                      "unknown", "log_terms", "min_missing_name", "min_specific_missing", "year_unseen", "top_logit",
                      "margin", "top_missing_name", "top_specific_missing", "top_year_match", "top_window",
-                     *(f"wants_{t}" for t in ANSWER_TYPES), "dense_lift", "dense_z", "bm25_lift", "unknown_names")
+                     *(f"wants_{t}" for t in ANSWER_TYPES), "dense_lift", "dense_z", "bm25_lift", "unknown_names",
+                     "max_related")
 # The question's background in its corpus: the passages it retrieves at ranks 11-40.
 STANDOUT_RANKS = 40
 # Question-level features read off the selector's best candidate: a near miss ("Wie viel investiert Amazon?" where
@@ -624,6 +644,7 @@ def question_features(q: QuestionView, X: np.ndarray, logits: np.ndarray, hits: 
         "dense_lift": dense_lift, "dense_z": dense_z,
         "bm25_lift": standout(bm25_scores, passages)[0] / idf if idf else 0.0,
         "unknown_names": q.unknown_names,
+        "max_related": float((X[:, col["coverage"]] + X[:, col["synonyms"]]).max()) if some else 0.0,
     }
     row = np.array([values.get(name, 0.0) for name in QUESTION_FEATURES], np.float64)
     return question_features_from(row, full, logits)

@@ -198,15 +198,16 @@ class Selector:
         compounds = question_compounds(question, weights, self.retriever.stem_weights)
         if compounds:
             weights = {**weights, **self.retriever.stem_weights({p for parts in compounds.values() for p in parts})}
+        used = {t for hit in hits[:passages] for t in tokenize(hit.text)}  # the passages' stems
         view = question_view(question, weights, bm25_idf(max(len(index.chunks), 1), 0), compounds,
-                             self._gloss(question, hits[:passages]), self.retriever.stem_weights)
+                             self._gloss(question, used), self.retriever.stem_weights, self._synonyms(question, used))
         query = np.asarray(self.retriever.query_vector(question), np.float32).reshape(-1)
         candidates, feats = build_candidates(index, self.sentences, self._rows, view, query, hits, passages)
         return view, candidates, matrix(feats)
 
-    def _gloss(self, question: str, hits: Sequence) -> dict[str, float] | None:
-        """An English question's German terms (``english_gloss``) with their IDF; None for a German question or
-        without the dictionary (``settings.english_dictionary``)."""
+    def _gloss(self, question: str, used: set[str]) -> dict[str, float] | None:
+        """An English question's German terms (``english_gloss``) that the passages use (``used``: their stems)
+        with their IDF; None for a German question or without the dictionary (``settings.english_dictionary``)."""
         if not looks_english(question):
             return None
         gloss = self.gloss if self.gloss is not None else (self.model or default_model()).english is not None
@@ -215,8 +216,16 @@ class Selector:
         dictionary = self.retriever.dictionary()
         if dictionary is None:
             return None
-        used = {t for hit in hits for t in tokenize(hit.text)}
         return self.retriever.stem_weights(english_gloss(question, used, dictionary))
+
+    def _synonyms(self, question: str, used: set[str]) -> dict[str, frozenset[str]] | None:
+        """A German question's stems with the passages' stems (``used``) that are another form of them or a
+        synonym (``rag.lang.thesaurus``); none for an English question; None without the thesaurus
+        (``settings.german_thesaurus``)."""
+        if looks_english(question):
+            return {}  # always measured as none, with or without the thesaurus: the English models learn nothing of it
+        thesaurus = self.retriever.thesaurus()
+        return None if thesaurus is None else thesaurus.used(tokenize(question), used)
 
     def background(self, question: str) -> tuple[list[float], list[float], int]:
         """The question's best ``STANDOUT_RANKS`` dense and BM25 passage scores over the whole index (the query

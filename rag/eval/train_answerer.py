@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -138,7 +139,13 @@ def german_items(path: Path | None = None, english: bool = False) -> list[Item]:
 def _fit(X, y, w, C, names) -> S.Linear:
     from sklearn.linear_model import LogisticRegression
 
-    mean, scale = X.mean(0), X.std(0)
+    # a feature not measured (NaN: a question read without the thesaurus) stands at its mean, as ``Linear`` reads it;
+    # one never measured (trained without the thesaurus) at 0, and so adds nothing
+    with warnings.catch_warnings():  # "mean of empty slice" for a column of NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nan_to_num(np.nanmean(X, 0))
+    X = np.where(np.isnan(X), mean, X)
+    scale = X.std(0)
     scale[scale < 1e-9] = 1.0
     model = LogisticRegression(C=C, max_iter=5000).fit((X - mean) / scale, y, sample_weight=w)
     return S.Linear(tuple(names), mean, scale, model.coef_[0], float(model.intercept_[0]))
@@ -360,7 +367,7 @@ def train_answerer(settings: Settings, workdir: Path | None = None, out: Path | 
         english_model, english_report = fit(english_sets, extra_ratio=settings.answer_extra_ratio)
         model = replace(model, **{field: english_model})
         report.update({f"{field}.{key}": value for key, value in english_report.items()})
-    write_model(model, report, out, settings.embedder, dictionary)
+    write_model(model, report, out, settings.embedder, dictionary, _thesaurus_used(settings, log))
     return report
 
 
@@ -387,14 +394,30 @@ def _dictionary_used(settings: Settings, log: Callable[[str], None]) -> str | No
     return f"{Path(source).name} (Ding, Debian package trans-de-en; {len(dictionary.words)} English words)"
 
 
-def write_model(model: S.SelectorModel, report: dict, out: Path, embedder: str, dictionary: str | None = None) -> None:
+def _thesaurus_used(settings: Settings, log: Callable[[str], None]) -> str | None:
+    """What the record says of the German thesaurus (``rag.lang.thesaurus``) the German questions were read with;
+    without it the feature ``synonyms`` is never measured and the model learns nothing of it."""
+    from rag.lang.thesaurus import configured_thesaurus
+
+    source = settings.german_thesaurus
+    thesaurus = configured_thesaurus(source)
+    if thesaurus is None:
+        log(f"No German thesaurus at {source}: the model learns nothing of synonyms (Debian: apt-get install "
+            "mythes-de).")
+        return None
+    return f"{Path(source).name} (OpenThesaurus, Debian package mythes-de; {len(thesaurus.sets)} synonym sets)"
+
+
+def write_model(model: S.SelectorModel, report: dict, out: Path, embedder: str, dictionary: str | None = None,
+                thesaurus: str | None = None) -> None:
     """The model as readable JSON and, beside it, ``<name>.params.json``: features, data, split, scores;
-    ``dictionary``: the English-German dictionary the English questions' features were computed with."""
+    ``dictionary``: the English-German dictionary the English questions' features were computed with;
+    ``thesaurus``: the German thesaurus the German questions' were."""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(model.to_dict(), indent=1) + "\n", encoding="utf-8")
     record = {"features": list(S.FEATURES), "question_features": list(S.QUESTION_FEATURES),
               "confidence_features": list(S.CONFIDENCE_FEATURES), "passages": PASSAGES, "embedder": embedder,
-              "english_dictionary": dictionary,
+              "english_dictionary": dictionary, "german_thesaurus": thesaurus,
               "training_data": {"xquad": "XQuAD-de articles 1-24 (file order) over all 240 paragraphs",
                                 "xquad_removed": f"questions of the articles at {REMOVED} among 1-24, asked against an "
                                                  "index without those articles (unanswerable)",

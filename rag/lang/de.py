@@ -135,6 +135,18 @@ def stem(word: str) -> str:
     return _stemmer().stemWord(word)
 
 
+def stem_bases(stem: str) -> tuple[str, ...]:
+    """What a Snowball stem may be an inflected form of, most likely first: itself, itself without up to three
+    final letters, and the same without a participle's "ge" ("gesteckt" → steck, "investiert" → investi,
+    "gegrund" → grund). Snowball keeps the "-t" of "steckt" and the "ge-" of "gesteckt", which the infinitive's
+    stem ("steck") has not; a word list of base forms (``rag.lang.thesaurus``) is found through these."""
+    def shorter(s: str) -> list[str]:
+        return [s] + [s[:-k] for k in range(1, 4) if len(s) - k >= 4]
+
+    bare = shorter(stem[2:]) if stem.startswith("ge") and len(stem) >= 6 else []
+    return tuple(dict.fromkeys(shorter(stem) + bare))
+
+
 # The noun a "welche"/"wie viele" question names ("Wie viele Punkte …", "Welche Art von Schule …", "Wie viele
 # erzwungene Fumbles …"): the question word in any case (it mostly opens the question), then at most two inflected
 # adjectives, not a verb ("Wie viel investiert Meta" names none).

@@ -21,6 +21,7 @@ from rag.index.store import Index
 from rag.index.lexical import SentenceTerms, bm25_idf, sentence_coverage
 from rag.lang.de import dated_question, looks_english, tokenize
 from rag.lang.dictionary import Dictionary, configured_dictionary, translations_used
+from rag.lang.thesaurus import Thesaurus, configured_thesaurus
 from rag.ingest.sentences import sentence_spans
 from rag.schema import Embedder, Hit
 from rag.settings import Settings
@@ -285,6 +286,10 @@ class Retriever:
     def dictionary(self) -> Dictionary | None:
         """The English-German dictionary of ``settings.english_dictionary`` (read once per process), or None."""
         return configured_dictionary(self.settings.english_dictionary, self.settings.dictionary_cache_dir)
+
+    def thesaurus(self) -> Thesaurus | None:
+        """The German thesaurus of ``settings.german_thesaurus`` (read once per process), or None."""
+        return configured_thesaurus(self.settings.german_thesaurus)
 
     def gloss_search(self, question: str, dense: Mapping[int, float], n: int, dates: DateRange | None = None
                      ) -> dict[int, float]:
