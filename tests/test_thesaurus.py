@@ -58,16 +58,25 @@ def test_used_keeps_the_passages_words_for_each_question_stem():
     assert thesaurus.used(question, set(tokenize("Der Chef sagte"))) == {}  # the word itself is no synonym
 
 
-def test_a_missing_file_reads_as_no_thesaurus(tmp_path):
-    assert load_thesaurus(tmp_path / "missing.dat") is None
+def test_the_sets_are_parsed_once_then_read_from_the_cache_and_a_missing_file_is_none(tmp_path):
+    assert load_thesaurus(tmp_path / "missing.dat", tmp_path / "cache") is None
+    source = tmp_path / "th.dat"
+    source.write_text("".join(LINES), encoding="utf-8")
+    first = load_thesaurus(source, tmp_path / "cache")
+    (stored,) = (tmp_path / "cache").glob("th-de-*.json")
+    source.write_text("UTF-8\n", encoding="utf-8")  # the file changed: parsed again, the old cache removed
+    load_thesaurus.cache_clear()
+    assert load_thesaurus(source, tmp_path / "cache").sets == ()
+    assert not stored.exists() and len(list((tmp_path / "cache").glob("*.json"))) == 1
+    assert len(first.sets) == 3
 
 
 DEBIAN = Path(Settings().german_thesaurus)  # where Debian's mythes-de puts it
 
 
 @pytest.mark.skipif(not DEBIAN.exists(), reason="Debian's mythes-de is not installed (CI installs it)")
-def test_the_debian_thesaurus_knows_common_german_synonyms():
-    thesaurus = load_thesaurus(DEBIAN)
+def test_the_debian_thesaurus_knows_common_german_synonyms(tmp_path):
+    thesaurus = load_thesaurus(DEBIAN, tmp_path)
     assert len(thesaurus.sets) > 20_000
     stem = tokenize
     assert stem("Erlös")[0] in thesaurus.synonyms(stem("Umsatz")[0])

@@ -103,9 +103,11 @@ def test_the_record_names_the_thesaurus_and_its_absence_is_said(tmp_path):
     from rag.settings import Settings
 
     said = []
-    assert _thesaurus_used(Settings(german_thesaurus=tmp_path / "missing.dat"), said.append) is None
+    cache = tmp_path / "cache"
+    assert _thesaurus_used(Settings(german_thesaurus=tmp_path / "missing.dat", dictionary_cache_dir=cache),
+                           said.append) is None
     assert len(said) == 1 and "mythes-de" in said[0]
     source = tmp_path / "th.dat"
     source.write_text("UTF-8\nchef|1\n-|Chef|Leiter\n", encoding="utf-8")
-    assert _thesaurus_used(Settings(german_thesaurus=source), said.append) == \
+    assert _thesaurus_used(Settings(german_thesaurus=source, dictionary_cache_dir=cache), said.append) == \
         "th.dat (OpenThesaurus, Debian package mythes-de; 1 synonym sets)"

@@ -400,7 +400,7 @@ def _thesaurus_used(settings: Settings, log: Callable[[str], None]) -> str | Non
     from rag.lang.thesaurus import configured_thesaurus
 
     source = settings.german_thesaurus
-    thesaurus = configured_thesaurus(source)
+    thesaurus = configured_thesaurus(source, settings.dictionary_cache_dir)
     if thesaurus is None:
         log(f"No German thesaurus at {source}: the model learns nothing of synonyms (Debian: apt-get install "
             "mythes-de).")

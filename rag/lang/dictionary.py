@@ -28,16 +28,14 @@ removed-article questions declined 0.813 → 0.798, short-answer F1 0.361 → 0.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Collection, Iterable, Mapping
 
 from rag.lang.de import tokenize
+from rag.lang.parsed import parsed_once
 
 FORMAT = 4  # bump when ``parse`` changes (part of the cache file's name)
 _ANNOTATION = re.compile(r"\{[^}]*\}|\[[^\]]*\]|\([^)]*\)|<[^>]*>")
@@ -133,34 +131,7 @@ def cached_dictionary(source: Path, cache_dir: Path) -> Dictionary | None:
 
 
 def load_dictionary(source: Path, cache_dir: Path) -> Dictionary | None:
-    """The dictionary at ``source``, parsed once and then read from ``cache_dir``; None when ``source`` is missing
-    or unreadable (English questions then go without a gloss). A cache that cannot be written or read is parsed
-    again: it only saves time."""
-    try:
-        stat = source.stat()
-    except OSError:
-        return None
-    cache = cache_dir / f"en-de-{stat.st_size}-{stat.st_mtime_ns}-f{FORMAT}.json"
-    try:
-        return Dictionary(json.loads(cache.read_text(encoding="utf-8")))
-    except (OSError, ValueError):
-        pass
-    try:
-        with source.open(encoding="utf-8", errors="replace") as handle:
-            words = parse(handle)
-    except OSError:
-        return None
-    staged = None
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        handle, staged = tempfile.mkstemp(suffix=".tmp", dir=cache_dir)
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(words, out, ensure_ascii=False)
-        os.replace(staged, cache)
-        for stale in cache_dir.glob("en-de-*.json"):  # of another dictionary file or FORMAT: never read again
-            if stale != cache:
-                stale.unlink(missing_ok=True)
-    except OSError:
-        if staged:
-            Path(staged).unlink(missing_ok=True)
-    return Dictionary(words)
+    """The dictionary at ``source``, parsed once and then read from ``cache_dir`` (``rag.lang.parsed``); None when
+    ``source`` is missing or unreadable (English questions then go without a gloss)."""
+    words = parsed_once(source, cache_dir, f"en-de-f{FORMAT}", parse)
+    return None if words is None else Dictionary(words)

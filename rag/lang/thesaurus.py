@@ -20,7 +20,7 @@ The thesaurus is read from the user's system (``settings.german_thesaurus``), no
 synonym|…``; a synonym may carry annotations in parentheses ("(ugs.)", "(Oberbegriff)"). Broader and narrower
 terms and antonyms ("Oberbegriff", "Unterbegriff", "Antonym") are no synonyms and are left out, and so are phrases:
 the selector compares single stems. A set is read once however many of its words head an entry. Parsing the file
-takes about two seconds, once per process.
+takes about two seconds; the sets are then cached as JSON and read in a fraction of that.
 """
 
 from __future__ import annotations
@@ -32,12 +32,14 @@ from pathlib import Path
 from typing import Collection, Iterable, Mapping
 
 from rag.lang.de import stem_bases, tokenize
+from rag.lang.parsed import parsed_once
 
 _ANNOTATION = re.compile(r"\([^)]*\)")
 _WORD = re.compile(r"[^\W\d_][\w-]*")
 _NOT_SYNONYM = ("(Oberbegriff)", "(Unterbegriff)", "(Antonym)")
 # A set this large mixes senses ("Spitze": Gipfel, Höhepunkt, Ecke, Maximum, …): a word of it says little.
 MAX_SET = 20
+FORMAT = 1  # bump when ``parse`` or ``rag.lang.de.tokenize`` changes (part of the cache file's name)
 
 
 def parse(lines: Iterable[str]) -> list[frozenset[str]]:
@@ -98,16 +100,15 @@ class Thesaurus:
         return found
 
 
-def configured_thesaurus(source: Path | str | None) -> Thesaurus | None:
-    """The thesaurus a setting names (``settings.german_thesaurus``), read once per process; None when the setting
-    is None or the file cannot be read (questions are then read without synonyms)."""
-    return load_thesaurus(Path(source)) if source else None
+def configured_thesaurus(source: Path | str | None, cache_dir: Path | str) -> Thesaurus | None:
+    """The thesaurus a setting names (``settings.german_thesaurus``, cached in ``dictionary_cache_dir``), read once
+    per process; None when the setting is None or the file cannot be read (questions are then read without
+    synonyms)."""
+    return load_thesaurus(Path(source), Path(cache_dir)) if source else None
 
 
 @lru_cache(maxsize=2)
-def load_thesaurus(source: Path) -> Thesaurus | None:
-    try:
-        with source.open(encoding="utf-8", errors="replace") as handle:
-            return Thesaurus.of(parse(handle))
-    except OSError:
-        return None
+def load_thesaurus(source: Path, cache_dir: Path) -> Thesaurus | None:
+    """The thesaurus at ``source``, parsed once and then read from ``cache_dir`` (``rag.lang.parsed``)."""
+    sets = parsed_once(source, cache_dir, f"th-de-f{FORMAT}", lambda lines: [sorted(s) for s in parse(lines)])
+    return None if sets is None else Thesaurus.of(frozenset(s) for s in sets)

@@ -289,7 +289,7 @@ class Retriever:
 
     def thesaurus(self) -> Thesaurus | None:
         """The German thesaurus of ``settings.german_thesaurus`` (read once per process), or None."""
-        return configured_thesaurus(self.settings.german_thesaurus)
+        return configured_thesaurus(self.settings.german_thesaurus, self.settings.dictionary_cache_dir)
 
     def gloss_search(self, question: str, dense: Mapping[int, float], n: int, dates: DateRange | None = None
                      ) -> dict[int, float]:
