@@ -387,11 +387,8 @@ def _dictionary_used(settings: Settings, log: Callable[[str], None]) -> str | No
 
     source = settings.english_dictionary
     dictionary = configured_dictionary(source, settings.dictionary_cache_dir)
-    if dictionary is None:
-        log(f"No English-German dictionary at {source}: the model for English questions is trained without it "
-            "(Debian: apt-get install trans-de-en).")
-        return None
-    return f"{Path(source).name} (Ding, Debian package trans-de-en; {len(dictionary.words)} English words)"
+    return _said(source, dictionary and f"Ding, Debian package trans-de-en; {len(dictionary.words)} English words",
+                 log, "the model for English questions is trained without it (Debian: apt-get install trans-de-en)")
 
 
 def _thesaurus_used(settings: Settings, log: Callable[[str], None]) -> str | None:
@@ -401,11 +398,17 @@ def _thesaurus_used(settings: Settings, log: Callable[[str], None]) -> str | Non
 
     source = settings.german_thesaurus
     thesaurus = configured_thesaurus(source, settings.dictionary_cache_dir)
-    if thesaurus is None:
-        log(f"No German thesaurus at {source}: the model learns nothing of synonyms (Debian: apt-get install "
-            "mythes-de).")
+    return _said(source, thesaurus and f"OpenThesaurus, Debian package mythes-de; {len(thesaurus.sets)} synonym sets",
+                 log, "the model learns nothing of synonyms (Debian: apt-get install mythes-de)")
+
+
+def _said(source, what: str | None, log: Callable[[str], None], without: str) -> str | None:
+    """The record's line for a word list read from the system (``what`` it is; None: not there, and the log says
+    what that means: ``without``)."""
+    if not what:
+        log(f"Nothing to read at {source}: {without}.")
         return None
-    return f"{Path(source).name} (OpenThesaurus, Debian package mythes-de; {len(thesaurus.sets)} synonym sets)"
+    return f"{Path(source).name} ({what})"
 
 
 def write_model(model: S.SelectorModel, report: dict, out: Path, embedder: str, dictionary: str | None = None,
