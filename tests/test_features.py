@@ -329,3 +329,14 @@ def test_a_chunk_s_window_adds_the_article_sentence_right_after_it_from_the_next
     assert window[-1][0] == 2  # the third sentence of chunk c1
     # the last chunk of an article has nothing after it in the same article
     assert [beyond for *_, beyond in F._window(index, sentences, 1, np.zeros(4, np.float32))] == [False] * 3
+
+
+def test_related_words_are_the_passages_synonyms_other_forms_and_compound_heads():
+    from rag.lang.thesaurus import Thesaurus
+
+    thesaurus = Thesaurus.of([frozenset(tokenize("investieren stecken"))])
+    used = set(tokenize("Nordlicht investiert, der Umsatz im Quartal stieg"))
+    stems = tokenize("Wie viel steckt Nordlicht in Boote, wie hoch war der Quartalsumsatz?")
+    related = F.related_words(stems, used, thesaurus, lambda terms: [t for t in terms if t in used])
+    assert related == {tokenize("steckt")[0]: frozenset(tokenize("investiert")),
+                       tokenize("Quartalsumsatz")[0]: frozenset(tokenize("Umsatz"))}

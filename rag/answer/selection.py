@@ -36,7 +36,7 @@ from typing import Sequence
 import numpy as np
 
 from rag.answer.features import (FEATURES, QUESTION_FEATURES, STANDOUT_RANKS, ArticleSentences, Candidate,
-                                 QuestionView, build_candidates, chunk_rows, english_gloss, matrix,
+                                 QuestionView, build_candidates, chunk_rows, english_gloss, matrix, related_words,
                                  question_compounds, question_features, question_view, sentences_view)
 from rag.index.lexical import bm25_idf
 from rag.lang.de import dated_question, looks_english, tokenize
@@ -219,13 +219,13 @@ class Selector:
         return self.retriever.stem_weights(english_gloss(question, used, dictionary))
 
     def _synonyms(self, question: str, used: set[str]) -> dict[str, frozenset[str]] | None:
-        """A German question's stems with the passages' stems (``used``) that are another form of them or a
-        synonym (``rag.lang.thesaurus``); none for an English question; None without the thesaurus
-        (``settings.german_thesaurus``)."""
+        """A German question's stems with the passages' stems (``used``) that say the same (``related_words``);
+        none for an English question; None without the thesaurus (``settings.german_thesaurus``)."""
         if looks_english(question):
             return {}  # always measured as none, with or without the thesaurus: the English models learn nothing of it
         thesaurus = self.retriever.thesaurus()
-        return None if thesaurus is None else thesaurus.used(tokenize(question), used)
+        return None if thesaurus is None else related_words(tokenize(question), used, thesaurus,
+                                                             self.retriever.stem_weights)
 
     def background(self, question: str) -> tuple[list[float], list[float], int]:
         """The question's best ``STANDOUT_RANKS`` dense and BM25 passage scores over the whole index (the query
