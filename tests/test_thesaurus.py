@@ -64,11 +64,14 @@ def test_the_sets_are_parsed_once_then_read_from_the_cache_and_a_missing_file_is
     source.write_text("".join(LINES), encoding="utf-8")
     first = load_thesaurus(source, tmp_path / "cache")
     (stored,) = (tmp_path / "cache").glob("th-de-*.json")
-    source.write_text("UTF-8\n", encoding="utf-8")  # the file changed: parsed again, the old cache removed
+    source.write_text("".join(LINES[:4]), encoding="utf-8")  # the file changed: parsed again, the old cache removed
     load_thesaurus.cache_clear()
-    assert load_thesaurus(source, tmp_path / "cache").sets == ()
+    assert len(load_thesaurus(source, tmp_path / "cache").sets) == 2
     assert not stored.exists() and len(list((tmp_path / "cache").glob("*.json"))) == 1
     assert len(first.sets) == 3
+    other = tmp_path / "passwd"
+    other.write_text("root:x:0:0:root:/root:/bin/bash\n", encoding="utf-8")  # no thesaurus: read as missing
+    assert load_thesaurus(other, tmp_path / "cache2") is None
 
 
 DEBIAN = Path(Settings().german_thesaurus)  # where Debian's mythes-de puts it

@@ -109,6 +109,9 @@ def configured_thesaurus(source: Path | str | None, cache_dir: Path | str) -> Th
 
 @lru_cache(maxsize=2)
 def load_thesaurus(source: Path, cache_dir: Path) -> Thesaurus | None:
-    """The thesaurus at ``source``, parsed once and then read from ``cache_dir`` (``rag.lang.parsed``)."""
+    """The thesaurus at ``source``, parsed once and then read from ``cache_dir`` (``rag.lang.parsed``); None when
+    the file is missing, unreadable or holds no synonym set."""
     sets = parsed_once(source, cache_dir, f"th-de-f{FORMAT}", lambda lines: [sorted(s) for s in parse(lines)])
-    return None if sets is None else Thesaurus.of(frozenset(s) for s in sets)
+    # a file with no synonym set is no thesaurus (another file named by mistake): read as missing, not as one
+    # that knows no synonyms, which would tell the selector that no sentence ever says a question's word otherwise
+    return Thesaurus.of(frozenset(s) for s in sets) if sets else None
