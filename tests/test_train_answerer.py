@@ -76,7 +76,7 @@ def test_the_record_names_the_dictionary_and_its_absence_is_said(tmp_path):
     said = []
     missing = Settings(english_dictionary=tmp_path / "missing", dictionary_cache_dir=tmp_path / "cache")
     assert _dictionary_used(missing, said.append) is None
-    assert len(said) == 1 and "trans-de-en" in said[0]
+    assert len(said) == 1 and "trans-de-en" in said[0] and said[0].startswith("No English-German dictionary at ")
     source = tmp_path / "de-en"
     source.write_text("Erlös {m} :: revenue\nGewinn {m} :: profit\n", encoding="utf-8")
     found = Settings(english_dictionary=source, dictionary_cache_dir=tmp_path / "cache")
@@ -106,7 +106,7 @@ def test_the_record_names_the_thesaurus_and_its_absence_is_said(tmp_path):
     cache = tmp_path / "cache"
     assert _thesaurus_used(Settings(german_thesaurus=tmp_path / "missing.dat", dictionary_cache_dir=cache),
                            said.append) is None
-    assert len(said) == 1 and "mythes-de" in said[0]
+    assert len(said) == 1 and "mythes-de" in said[0] and said[0].startswith("No German thesaurus at ")
     source = tmp_path / "th.dat"
     source.write_text("UTF-8\nchef|1\n-|Chef|Leiter\n", encoding="utf-8")
     assert _thesaurus_used(Settings(german_thesaurus=source, dictionary_cache_dir=cache), said.append) == \

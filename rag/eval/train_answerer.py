@@ -387,7 +387,8 @@ def _dictionary_used(settings: Settings, log: Callable[[str], None]) -> str | No
 
     source = settings.english_dictionary
     dictionary = configured_dictionary(source, settings.dictionary_cache_dir)
-    return _said(source, dictionary and f"Ding, Debian package trans-de-en; {len(dictionary.words)} English words",
+    return _said("English-German dictionary", source,
+                 dictionary and f"Ding, Debian package trans-de-en; {len(dictionary.words)} English words",
                  log, "the model for English questions is trained without it (Debian: apt-get install trans-de-en)")
 
 
@@ -398,15 +399,16 @@ def _thesaurus_used(settings: Settings, log: Callable[[str], None]) -> str | Non
 
     source = settings.german_thesaurus
     thesaurus = configured_thesaurus(source, settings.dictionary_cache_dir)
-    return _said(source, thesaurus and f"OpenThesaurus, Debian package mythes-de; {len(thesaurus.sets)} synonym sets",
+    return _said("German thesaurus", source,
+                 thesaurus and f"OpenThesaurus, Debian package mythes-de; {len(thesaurus.sets)} synonym sets",
                  log, "the model learns nothing of synonyms (Debian: apt-get install mythes-de)")
 
 
-def _said(source, what: str | None, log: Callable[[str], None], without: str) -> str | None:
-    """The record's line for a word list read from the system (``what`` it is; None: not there, and the log says
-    what that means: ``without``)."""
+def _said(name: str, source, what: str | None, log: Callable[[str], None], without: str) -> str | None:
+    """The record's line for the word list ``name`` read from the system (``what`` it is; None: not there, and the
+    log says what that means: ``without``)."""
     if not what:
-        log(f"Nothing to read at {source}: {without}.")
+        log(f"No {name} at {source}: {without}.")
         return None
     return f"{Path(source).name} ({what})"
 
