@@ -3,7 +3,7 @@ time named in their own clause, years of any century."""
 
 import pytest
 
-from rag.answer.facts import figure_years, sentence_time, sentence_years, time_mentions
+from rag.answer.facts import figure_years, quarter_periods, sentence_time, sentence_years, time_mentions
 
 
 @pytest.mark.parametrize("sentence, published, years", [
@@ -23,6 +23,20 @@ from rag.answer.facts import figure_years, sentence_time, sentence_years, time_m
 ])
 def test_sentence_years(sentence, published, years):
     assert sentence_years(sentence, published) == years
+
+
+@pytest.mark.parametrize("question, periods", [
+    ("Um wie viel Prozent ist der Umsatz im vierten Quartal 2024 gewachsen?", {"2024-q4"}),
+    # a quarter named by the edge of its year, in a text that speaks of quarters
+    ("Wie viel hat Microsoft im Quartal Ende 2024 investiert?", {"2024-q4"}),
+    ("Wie hat sich der Quartalsgewinn von Ende 2024 bis Ende 2025 verändert?", {"2024-q4", "2025-q4"}),
+    ("War der Quartalsumsatz Ende 2025 höher als im dritten Quartal 2024?", {"2024-q3", "2025-q4"}),
+    ("What was the quarterly revenue at the start of 2025?", {"2025-q1"}),
+    # the edge of a year in a question about no quarter is a time of year
+    ("Wie viel Umsatz machte der Konzern Ende 2024?", set()),
+])
+def test_quarter_periods(question, periods):
+    assert quarter_periods(question, None) == periods
 
 
 def test_quarters_are_read_against_the_publication_date():

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from rag.ingest.sentences import sentence_spans
 from rag.lang.de import (CLAUSE_END, FIGURE, LAST_QUARTER, LAST_YEAR, MEASURE_UNITS, NEXT_QUARTER, NEXT_YEAR,
-                         NUMBER_WORDS, QUARTER, QUARTER_WORDS, SCALES, THIS_QUARTER, THIS_YEAR, YEAR_BEFORE,
-                         YEARS_AGO)
+                         NUMBER_WORDS, QUARTER, QUARTER_WORD, QUARTER_WORDS, SCALES, THIS_QUARTER, THIS_YEAR,
+                         YEAR_BEFORE, YEAR_EDGE, YEAR_EDGE_QUARTERS, YEARS_AGO)
 
 # Number words that count as figures ("sechs Milliarden", "zehnmal"); "ein/eine" only before a scale word.
 _NUMBER_WORDS = (*(word for word, value in NUMBER_WORDS.items() if value >= 2), "doppelt")
@@ -35,12 +35,19 @@ def date_parts(value: str | None) -> tuple[int, int] | None:
 
 
 def quarter_periods(text: str, default_year: int | None) -> set[str]:
+    """The quarters ``text`` names ("2024-q3"); a quarter without a year is of ``default_year`` (when given). In a
+    text that speaks of a quarter, the edge of a year it numbers no quarter of names one ("Quartalsgewinn von Ende 2024 bis
+    Ende 2025": the fourth quarters)."""
     periods = set()
     for match in QUARTER.finditer(text):
         number, year = _quarter_of(match)
         year = year or default_year
         if year:
             periods.add(f"{year}-q{number}")
+    if QUARTER_WORD.search(text):
+        numbered = {p[:4] for p in periods}
+        periods |= {f"{m.group(2)}-q{YEAR_EDGE_QUARTERS[m.group(1).lower()]}" for m in YEAR_EDGE.finditer(text)
+                    if m.group(2) not in numbered}
     return periods
 
 

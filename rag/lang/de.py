@@ -366,6 +366,13 @@ QUARTER_WORDS = {"ersten": 1, "zweiten": 2, "dritten": 3, "vierten": 4, "first":
 QUARTER = re.compile(r"\b(ersten|zweiten|dritten|vierten|first|second|third|fourth|[1-4]\.)\s+(?:Quartal|quarter)"
                      r"(?:s)?(?:\s+(?:of\s+)?(\d{4}))?|\bQ([1-4])(?:[ /]+(\d{4}))?|\b(Schlussquartal|Jahresendquartal)"
                      r"(?:\s+(\d{4}))?", re.IGNORECASE)
+# "Quartalsumsatz Ende 2025", "im Quartal Anfang 2024": a quarter named by the edge of its year; read only in a text
+# that speaks of a quarter and names none by number ("Ende 2025" alone is a time of year, not a quarter).
+QUARTER_WORD = re.compile(r"quartal|quarter", re.IGNORECASE)
+YEAR_EDGE = re.compile(r"\b(Ende|Anfang|Jahresende|Jahresanfang|end|start|beginning)\s+(?:of\s+)?(\d{4})\b",
+                       re.IGNORECASE)
+YEAR_EDGE_QUARTERS = {"ende": 4, "jahresende": 4, "end": 4, "anfang": 1, "jahresanfang": 1, "start": 1,
+                      "beginning": 1}
 THIS_YEAR = re.compile(r"\b(?:laufenden?|diese[mns]?|this|current)\s+(?:Geschäfts|Kalender)?(?:jahr|year)s?\b|"
                        r"\bheuer\b", re.IGNORECASE)
 LAST_YEAR = re.compile(r"\b(?:vergangene[mns]?|letzte[mns]?|abgelaufene[mns]?|vorige[mns]?)\s+(?:Geschäfts)?Jahr\b|"
