@@ -32,6 +32,11 @@ def test_sentence_years(sentence, published, years):
     ("Wie hat sich der Quartalsgewinn von Ende 2024 bis Ende 2025 verändert?", {"2024-q4", "2025-q4"}),
     ("War der Quartalsumsatz Ende 2025 höher als im dritten Quartal 2024?", {"2024-q3", "2025-q4"}),
     ("What was the quarterly revenue at the start of 2025?", {"2025-q1"}),
+    # ordinals in every case, quarters named by their season, the last of a named year
+    ("Welchen Umsatz erwartet Meta für das erste Quartal 2026?", {"2026-q1"}),
+    ("Wie stark stiegen die Ausgaben im Sommerquartal 2024?", {"2024-q3"}),
+    ("Wie groß war der Verlust im letzten Quartal 2025?", {"2025-q4"}),
+    ("What was the loss in the last quarter of 2025?", {"2025-q4"}),
     # the edge of a year in a question about no quarter is a time of year
     ("Wie viel Umsatz machte der Konzern Ende 2024?", set()),
 ])

@@ -10,9 +10,9 @@ import re
 from dataclasses import dataclass
 
 from rag.ingest.sentences import sentence_spans
-from rag.lang.de import (CLAUSE_END, FIGURE, LAST_QUARTER, LAST_YEAR, MEASURE_UNITS, NEXT_QUARTER, NEXT_YEAR,
-                         NUMBER_WORDS, QUARTER, QUARTER_WORD, QUARTER_WORDS, SCALES, THIS_QUARTER, THIS_YEAR,
-                         YEAR_BEFORE, YEAR_EDGE, YEAR_EDGE_QUARTERS, YEARS_AGO)
+from rag.lang.de import (CLAUSE_END, FIGURE, LAST_QUARTER, LAST_YEAR, MEASURE_UNITS, NAMED_QUARTERS, NEXT_QUARTER,
+                         NEXT_YEAR, NUMBER_WORDS, QUARTER, QUARTER_WORD, QUARTER_WORDS, SCALES, THIS_QUARTER,
+                         THIS_YEAR, YEAR_BEFORE, YEAR_EDGE, YEAR_EDGE_QUARTERS, YEARS_AGO)
 
 # Number words that count as figures ("sechs Milliarden", "zehnmal"); "ein/eine" only before a scale word.
 _NUMBER_WORDS = (*(word for word, value in NUMBER_WORDS.items() if value >= 2), "doppelt")
@@ -115,8 +115,10 @@ def _quarter_of(match: re.Match) -> tuple[int, int | None]:
         number, year = QUARTER_WORDS[match.group(1).lower()], match.group(2)
     elif match.group(3):
         number, year = int(match.group(3)), match.group(4)
-    else:
-        number, year = 4, match.group(6)
+    elif match.group(5):
+        number, year = NAMED_QUARTERS[match.group(5).lower()], match.group(6)
+    else:  # "im letzten Quartal 2025"
+        number, year = 4, match.group(7)
     return number, int(year) if year else None
 
 

@@ -360,12 +360,19 @@ CHANGE_QUESTION = re.compile(r"\b(?:entwickelt|entwickelten|verändert|veränder
 
 
 # ---- Times a sentence names (rag.answer.facts): quarters, and years and quarters relative to the publication date -
-# Ordinals of quarters ("im dritten Quartal", "Q3", "3. Quartal 2024", "Schlussquartal"); English ones too.
-QUARTER_WORDS = {"ersten": 1, "zweiten": 2, "dritten": 3, "vierten": 4, "first": 1, "second": 2, "third": 3,
-                 "fourth": 4, "1.": 1, "2.": 2, "3.": 3, "4.": 4}
-QUARTER = re.compile(r"\b(ersten|zweiten|dritten|vierten|first|second|third|fourth|[1-4]\.)\s+(?:Quartal|quarter)"
-                     r"(?:s)?(?:\s+(?:of\s+)?(\d{4}))?|\bQ([1-4])(?:[ /]+(\d{4}))?|\b(Schlussquartal|Jahresendquartal)"
-                     r"(?:\s+(\d{4}))?", re.IGNORECASE)
+# Ordinals of quarters ("im dritten Quartal", "das erste Quartal", "Q3", "3. Quartal 2024", "Schlussquartal"); English
+# ones too. "Im letzten Quartal 2025" is the year's last; without a year "letzten Quartal" is the one before the
+# article (``LAST_QUARTER``), so that ordinal counts only with a year.
+QUARTER_WORDS = {**{f"{word}{ending}": number for number, word in enumerate(("erste", "zweite", "dritte", "vierte"), 1)
+                    for ending in ("", "n", "m", "s")},
+                 "first": 1, "second": 2, "third": 3, "fourth": 4, "1.": 1, "2.": 2, "3.": 3, "4.": 4}
+# Quarters named by their season or place in the year.
+NAMED_QUARTERS = {"schlussquartal": 4, "jahresendquartal": 4, "weihnachtsquartal": 4, "sommerquartal": 3,
+                  "auftaktquartal": 1}
+QUARTER = re.compile(r"\b((?:erste|zweite|dritte|vierte)[nms]?|first|second|third|fourth|[1-4]\.)\s+(?:Quartal|quarter)"
+                     r"(?:s)?(?:\s+(?:of\s+)?(\d{4}))?|\bQ([1-4])(?:[ /]+(\d{4}))?|\b(" + "|".join(NAMED_QUARTERS) + r")"
+                     r"(?:s)?(?:\s+(\d{4}))?|\b(?:letzten?|last)\s+(?:Quartal|quarter)s?\s+(?:of\s+)?(\d{4})",
+                     re.IGNORECASE)
 # "Quartalsumsatz Ende 2025", "im Quartal Anfang 2024": a quarter named by the edge of its year; read only in a text
 # that speaks of a quarter and names none by number ("Ende 2025" alone is a time of year, not a quarter).
 QUARTER_WORD = re.compile(r"quartal|quarter", re.IGNORECASE)
