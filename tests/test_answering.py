@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.answer.answering import (Choice, ExtractiveAnswerer, GenerativeAnswerer, Selection, _states, _widened,
-                                  agreement, asked_parts, compose, says)
+from rag.answer.answering import (PART_RANKS, Choice, ExtractiveAnswerer, GenerativeAnswerer, Selection, _per_date,
+                                  _states, _widened, agreement, asked_parts, compose, says)
 from rag.answer.features import Candidate, question_view
 from rag.answer.generation import REFUSAL
 from rag.answer.grounding import check_quotes, markers
@@ -137,6 +137,23 @@ def test_a_range_ending_in_the_best_sentences_figure_does_not_state_it():
     assert _states(_whole(same), "72 Millionen Euro", _whole(best), asked)
     assert not _states(_whole(forecast), "72 Millionen Euro", _whole(best), asked)
     assert _states(_whole(forecast), "64 bis 72 Millionen Euro", _whole(forecast), asked)
+
+
+def test_a_timeline_takes_each_dates_statement_and_far_down_only_one_of_the_asked_time():
+    def dated(doc_id: str, date: str, text: str, time_fit: float, probability: float) -> Choice:
+        article = Article(doc_id, "T", date, False, text, f"{doc_id}.txt", "0")
+        return Choice(Candidate(doc_id, 0, len(text), 0, 0, False, time_fit), article, probability)
+
+    best = dated("a", "2026-01-28", "2025 gab Nordlicht 72 Millionen Euro aus.", 1.0, 0.9)
+    filler = [dated(f"f{i}", "2026-01-28", "Nordlicht baut Boote.", 0.0, 0.5) for i in range(PART_RANKS)]
+    untimed = dated("b", "2025-07-01", "Nordlicht gibt 64 Millionen Euro aus.", 0.0, 0.2)
+    later = dated("c", "2025-01-30", "In diesem Jahr sollen 60 Millionen Euro fließen.", 1.0, 0.1)
+    other = dated("d", "2024-10-31", "Für dieses Jahr rechnet Nordlicht mit 37 Millionen Euro.", -1.0, 0.3)
+    years = frozenset({2025})
+    near = _per_date([best, untimed, other, later], [best], frozenset(), years, 6)
+    assert [c.candidate.doc_id for c in near] == ["a", "b", "c"]  # never another year's figure
+    far = _per_date([best, *filler, untimed, later], [best], frozenset(), years, 6)
+    assert [c.candidate.doc_id for c in far] == ["a", "c"]  # below the best ranks only the asked time counts
 
 
 def test_a_short_answer_is_stated_as_whole_words_or_by_its_figures():

@@ -209,13 +209,18 @@ def _widened(ranked: list[Choice], floor: float) -> Choice:
 def _per_date(ranked: list[Choice], chosen: list[Choice], asked: frozenset[str], years: frozenset[int],
               limit: int) -> list[Choice]:
     """A change over time is told by each date's statement: from every article date not yet quoted, its best
-    candidate that gives a figure beyond the question's (for the one asked year, if one is asked) is added."""
+    candidate that gives a figure beyond the question's (for the one asked year, if one is asked) is added. Among
+    the ``PART_RANKS`` best candidates one that names no time will do; further down only one that speaks about the
+    asked time ("Zwischen 60 und 65 Milliarden Dollar sollen in diesem Jahr … fließen" in January 2025 for "How did
+    Meta's capex figures for 2025 change over time?": it shares no word with the question, and ranks 25th).
+    Measured with the selector of f364b8e: the German set 0.766 → 0.776 correct, the others unchanged (XQuAD-de's
+    articles are undated: one date)."""
     chosen = list(chosen)
-    for choice in ranked[1:PART_RANKS]:
+    for rank, choice in enumerate(ranked[1:], start=1):
         if len(chosen) >= limit:
             break
         if (choice.article.date not in {c.article.date for c in chosen} and choice.figures - asked
-                and choice.candidate.time_fit >= 0 and not _overlaps(choice, chosen)
+                and choice.candidate.time_fit >= (0 if rank < PART_RANKS else 1) and not _overlaps(choice, chosen)
                 and (len(years) != 1 or _figures_of(choice, years, asked))):
             chosen.append(choice)
     return chosen
