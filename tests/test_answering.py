@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.answer.answering import (PART_RANKS, Choice, ExtractiveAnswerer, GenerativeAnswerer, Selection, _per_date,
-                                  _states, _widened, agreement, asked_parts, compose, says)
+from rag.answer.answering import (PART_RANKS, Choice, ExtractiveAnswerer, GenerativeAnswerer, Selection,
+                                  _per_article, _per_date, _states, _widened, agreement, asked_parts, compose, says)
 from rag.answer.features import Candidate, question_view
 from rag.answer.generation import REFUSAL
 from rag.answer.grounding import check_quotes, markers
@@ -154,6 +154,16 @@ def test_a_timeline_takes_each_dates_statement_and_far_down_only_one_of_the_aske
     assert [c.candidate.doc_id for c in near] == ["a", "b", "c"]  # never another year's figure
     far = _per_date([best, *filler, untimed, later], [best], frozenset(), years, 6)
     assert [c.candidate.doc_id for c in far] == ["a", "c"]  # below the best ranks only the asked time counts
+
+
+def test_an_overview_takes_each_articles_best_sentence_of_no_other_time():
+    a, b, c, d = _undated("Nordlicht baut Segelboote.", "Nordlicht verkaufte 450 Boote.", "Nordlicht sitzt in Kiel.",
+                          "Nordlicht wurde 1950 gegründet.")
+    second_of_a = Choice(Candidate("a", 0, 5, 1, 0, False, 0.0), a, 0.8)
+    other_time = replace(_whole(d), candidate=replace(_whole(d).candidate, time_fit=-1.0))
+    ranked = [_whole(a), second_of_a, other_time, _whole(b), _whole(c)]
+    assert [x.candidate.doc_id for x in _per_article(ranked, ranked[:1], 3)] == ["a", "b", "c"]
+    assert [x.candidate.doc_id for x in _per_article(ranked, ranked[:1], 2)] == ["a", "b"]  # at most the limit
 
 
 def test_a_short_answer_is_stated_as_whole_words_or_by_its_figures():

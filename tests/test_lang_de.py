@@ -92,3 +92,15 @@ def test_stem_bases_strip_endings_and_a_participles_ge_most_likely_first():
     assert stem_bases("investiert")[-1] == "investi"
     assert stem_bases("geld") == ("geld",)  # no base shorter than four letters
     assert stem_bases("gehalt")[0] == "gehalt"
+
+
+@pytest.mark.parametrize("question, overview", [
+    ("Was berichten die Artikel über Llama 4?", True),
+    ("Was steht in den Artikeln über Threads?", True),
+    ("Was schreiben die Medien über den Streik?", True),
+    ("What do the sources say about the merger?", True),
+    ("Was sagen Analysten über Meta?", False),  # what someone said is one fact
+    ("Wie viel investiert Meta 2026?", False),
+])
+def test_an_overview_question_asks_what_the_articles_say(question, overview):
+    assert bool(de.OVERVIEW_QUESTION.search(question)) is overview

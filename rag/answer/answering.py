@@ -75,7 +75,7 @@ from rag.answer.reader import Reader, make_reader
 from rag.answer.features import Candidate, QuestionView, holds_term, joined_time
 from rag.answer.selection import Scored, Selector, SelectorModel
 from rag.errors import RagError
-from rag.lang.de import CHANGE_QUESTION, FIGURE, format_date, range_partners, tokenize
+from rag.lang.de import CHANGE_QUESTION, FIGURE, OVERVIEW_QUESTION, format_date, range_partners, tokenize
 from rag.lang.pos import asks_comparison, proper_names
 from rag.retrieve.retrieval import Retriever
 from rag.schema import Answer, Article, Citation, Hit, Retrieved
@@ -97,6 +97,7 @@ RULES = {
     "timeline": "a change over time, or another article's differing figure, is quoted per date",
     "parts": "each asked year or name of a comparison or timeline gets a sentence that holds it",
     "runner_up": "a runner-up nearly as likely as the best sentence is quoted beside it",
+    "overview": "a question about what the articles say gets each article's best sentence",
 }
 
 
@@ -222,6 +223,20 @@ def _per_date(ranked: list[Choice], chosen: list[Choice], asked: frozenset[str],
         if (choice.article.date not in {c.article.date for c in chosen} and choice.figures - asked
                 and choice.candidate.time_fit >= (0 if rank < PART_RANKS else 1) and not _overlaps(choice, chosen)
                 and (len(years) != 1 or _figures_of(choice, years, asked))):
+            chosen.append(choice)
+    return chosen
+
+
+def _per_article(ranked: list[Choice], chosen: list[Choice], limit: int) -> list[Choice]:
+    """A question about what the articles say ("Was berichten die Artikel über Llama 4?") is answered by each
+    article's statement: from every article not yet quoted, its best candidate among the ``PART_RANKS`` best that
+    speaks about no other time than the asked one is added."""
+    chosen = list(chosen)
+    for choice in ranked[1:PART_RANKS]:
+        if len(chosen) >= limit:
+            break
+        if (choice.candidate.doc_id not in {c.candidate.doc_id for c in chosen} and choice.candidate.time_fit >= 0
+                and not _overlaps(choice, chosen)):
             chosen.append(choice)
     return chosen
 
@@ -363,6 +378,8 @@ class ExtractiveAnswerer:
             chosen = self._complete(scored, ranked, chosen, limit, hits)
         if timeline:
             chosen = _per_date(ranked, chosen, asked, asked_years, 2 * limit)
+        if "overview" not in self.off and OVERVIEW_QUESTION.search(question):
+            chosen = _per_article(ranked, chosen, limit)
         if "context" not in self.off:
             chosen = chosen[:1] + [self._alone(c, further) or c for c in chosen[1:]]
         return Selection(question, kind, ranked, chosen, False, scored.confidence, scored.answerable, short, disagree)

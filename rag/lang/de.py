@@ -358,6 +358,12 @@ CHANGE_QUESTION = re.compile(r"\b(?:entwickelt|entwickelten|verändert|veränder
                              r"over time|changed?|evolved?|developed)\b|\b(?:von|zwischen|from|between) \d{4} "
                              r"(?:bis|und|to|and) \d{4}\b", re.I)
 
+# A question about what the articles say on a subject ("Was berichten die Artikel über Llama 4?", "What do the sources
+# say about …?"): each article's statement is the answer, not the one best sentence.
+OVERVIEW_QUESTION = re.compile(r"\b(?:berichten|sagen|schreiben|melden|erzählen|steht|stehen)\b[^?]*?\b(?:die|den) "
+                               r"(?:Artikeln?|Quellen|Texten?|Berichten?|Medien)\b|\bwhat do (?:the )?(?:articles|"
+                               r"sources|texts|reports) (?:say|report|write|tell)\b", re.I)
+
 
 # ---- Times a sentence names (rag.answer.facts): quarters, and years and quarters relative to the publication date -
 # Ordinals of quarters ("im dritten Quartal", "das erste Quartal", "Q3", "3. Quartal 2024", "Schlussquartal"); English
