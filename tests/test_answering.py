@@ -229,6 +229,17 @@ def test_a_year_question_prefers_the_sentence_of_that_year(small):
     assert "300" in answer.citations[0].quote and "2019" in answer.citations[0].quote
 
 
+def test_a_year_every_likely_sentence_speaks_past_is_declined(tmp_path_factory, real_seeds_index):
+    answerer = invented(tmp_path_factory, real_seeds_index[1], {"werft": (
+        " date 2022-02-10 Nordlicht meldet Zahlen\n2019 verkaufte die Werft Nordlicht 300 Segelboote. 2020 verkaufte "
+        "die Werft Nordlicht 350 Segelboote. 2021 verkaufte die Werft Nordlicht 450 Segelboote.")})
+    question = "Wie viele Segelboote verkaufte die Werft Nordlicht 2023?"
+    selection = answerer.select(question, answerer.retriever.run(question, k=answerer.settings.top_k))
+    assert selection.abstained and selection.reasons == ["the articles speak only about other times than the asked one"]
+    assert answerer.run(question).abstained
+    assert not answerer.run("Wie viele Segelboote verkaufte die Werft Nordlicht 2020?").abstained
+
+
 def test_two_articles_stating_the_same_figure_are_both_cited(small):
     answer = small.run("Wie viele Segelboote verkaufte die Werft Nordlicht 2021?")
     assert not answer.abstained and "450" in answer.answer
