@@ -292,6 +292,19 @@ def test_an_english_question_asks_for_the_translations_its_passages_use_as_terms
     assert F._coverage(F.question_view(question, weights, 5.0), tokenize("Die Werft verkaufte 450 Boote.")) == 0.0
 
 
+def test_an_english_word_the_passages_translate_otherwise_is_read_through_the_thesaurus():
+    from rag.lang.dictionary import Dictionary
+    from rag.lang.thesaurus import Thesaurus
+
+    dictionary = Dictionary({"revenue": ["Erlös", "Ertrag"], "boats": ["Boote"]})
+    thesaurus = Thesaurus.of([frozenset(tokenize("Erlös Umsatz")), frozenset(tokenize("Boot Kahn"))])
+    passages = {*tokenize("Der Umsatz der Werft stieg."), *tokenize("Die Werft verkaufte Boote und einen Kahn.")}
+    question = "What was the revenue of the yard that sells boats?"
+    assert F.english_gloss(question, passages, dictionary) == set(tokenize("Boote"))
+    # "revenue": no translation in the passages, so their synonym; "boats": translated as used, no synonym added
+    assert F.english_gloss(question, passages, dictionary, thesaurus) == {*tokenize("Boote"), *tokenize("Umsatz")}
+
+
 def test_a_chunk_knows_which_article_sentences_it_holds_and_a_cut_one_has_none():
     from types import SimpleNamespace
 

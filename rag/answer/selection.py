@@ -216,7 +216,7 @@ class Selector:
         dictionary = self.retriever.dictionary()
         if dictionary is None:
             return None
-        return self.retriever.stem_weights(english_gloss(question, used, dictionary))
+        return self.retriever.stem_weights(english_gloss(question, used, dictionary, self.retriever.thesaurus()))
 
     def _synonyms(self, question: str, used: set[str]) -> dict[str, frozenset[str]] | None:
         """A German question's stems with the passages' stems (``used``) that say the same (``related_words``);
