@@ -232,10 +232,11 @@ def test_a_year_question_prefers_the_sentence_of_that_year(small):
 def test_a_year_every_likely_sentence_speaks_past_is_declined(tmp_path_factory, real_seeds_index):
     answerer = invented(tmp_path_factory, real_seeds_index[1], {"werft": (
         " date 2022-02-10 Nordlicht meldet Zahlen\n2019 verkaufte die Werft Nordlicht 300 Segelboote. 2020 verkaufte "
-        "die Werft Nordlicht 350 Segelboote. 2021 verkaufte die Werft Nordlicht 450 Segelboote.")})
+        "die Werft Nordlicht 350 Segelboote. 2021 verkaufte die Werft Nordlicht 450 Segelboote. Die Werft "
+        "Nordlicht baut ihre Segelboote in Kiel.")})
     question = "Wie viele Segelboote verkaufte die Werft Nordlicht 2023?"
     selection = answerer.select(question, answerer.retriever.run(question, k=answerer.settings.top_k))
-    assert selection.abstained and selection.reasons == ["the articles speak only about other times than the asked one"]
+    assert selection.abstained and selection.reasons == ["the likely sentences speak about other times than the asked one"]
     assert answerer.run(question).abstained
     assert not answerer.run("Wie viele Segelboote verkaufte die Werft Nordlicht 2020?").abstained
 

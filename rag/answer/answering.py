@@ -98,7 +98,8 @@ RULES = {
     "parts": "each asked year or name of a comparison or timeline gets a sentence that holds it",
     "runner_up": "a runner-up nearly as likely as the best sentence is quoted beside it",
     "overview": "a question about what the articles say gets each article's best sentence",
-    "other_time": "a question about a year or quarter is declined when every likely sentence speaks about another",
+    "other_time": "a question about a year or quarter is declined when the best sentence speaks about another and no "
+                  "likely one about the asked",
 }
 
 
@@ -317,12 +318,15 @@ class ExtractiveAnswerer:
             reason = ("no candidate sentence" if not ranked else
                       f"the articles hold no answer (answerable {scored.answerable:.2f}, confidence {scored.confidence:.2f})")
             return Selection(question, kind, ranked, [], True, scored.confidence, scored.answerable, reasons=[reason])
-        if "other_time" not in self.off and (scored.view.years or scored.view.periods) and all(
-                c.candidate.time_fit < 0 for c in ranked[:AGREEING_RANKS]):
-            # every likely sentence speaks about another year or quarter than the asked one ("Wie hoch sollen die
-            # Investitionen 2027 sein?" over figures for 2025 and 2026): the asked time's figure is not there
+        if ("other_time" not in self.off and (scored.view.years or scored.view.periods)
+                and ranked[0].candidate.time_fit < 0 and all(c.candidate.time_fit <= 0 for c in ranked[:AGREEING_RANKS])):
+            # the best sentence speaks about another year or quarter than the asked one, and no likely one about the
+            # asked ("Wie hoch sollen die Investitionen 2027 sein?" over figures for 2025 and 2026): the asked time's
+            # fact is not there. Measured against declining only when all of them speak about other times: XQuAD-de
+            # near misses declined 0.300 -> 0.336, its false abstention unchanged; the German set loses "Und ein
+            # Jahr davor?", whose figure stands as a comparison in a sentence about the year after
             return Selection(question, kind, ranked, [], True, scored.confidence, scored.answerable,
-                             reasons=["the articles speak only about other times than the asked one"])
+                             reasons=["the likely sentences speak about other times than the asked one"])
         floor = self.settings.answer_extra_ratio * ranked[0].probability
         terms = " ".join(sorted(scored.view.tokens - frozenset(tokenize(question)))) if scored.view.glossed else ""
         short = _short_answer(question, ranked[0].quote, self.reader, self.short_reader, terms)
