@@ -241,6 +241,18 @@ def test_a_year_every_likely_sentence_speaks_past_is_declined(tmp_path_factory, 
     assert not answerer.run("Wie viele Segelboote verkaufte die Werft Nordlicht 2020?").abstained
 
 
+def test_a_name_the_likely_sentences_articles_never_mention_is_declined(small):
+    # "Lindau" is indexed (the railway article), but no article about the yard mentions it: a near miss
+    question = "Wie viele Segelboote verkaufte Nordlicht 2021 in Lindau?"
+    selection = small.select(question, small.retriever.run(question, k=small.settings.top_k))
+    assert selection.abstained
+    assert selection.reasons == ["the likely sentences' articles do not mention a name the question asks about"]
+    assert not small.run("Wie viele Segelboote verkaufte Nordlicht 2021 in Kiel?").abstained
+    settings = small.settings.model_copy(update={"answer_rules_off": ["other_name"]})
+    alone = ExtractiveAnswerer(small.retriever, settings)
+    assert alone.select(question, small.retriever.run(question, k=small.settings.top_k)).reasons != selection.reasons
+
+
 def test_two_articles_stating_the_same_figure_are_both_cited(small):
     answer = small.run("Wie viele Segelboote verkaufte die Werft Nordlicht 2021?")
     assert not answer.abstained and "450" in answer.answer

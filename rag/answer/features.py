@@ -128,7 +128,7 @@ class QuestionView:
     synonyms: Mapping[str, tuple[float, frozenset[str]]] | None = None
 
 
-def _proper_names(question: str) -> list[str]:
+def question_names(question: str) -> list[str]:
     """The question's proper names as the tagger sees them, but none of one letter ("ein Feld F") and not its first
     word: a short English question that ``looks_english`` misses has its question word called a name ("Where is
     body punishment no longer practiced?")."""
@@ -156,7 +156,7 @@ def one_edit(stem: str) -> set[str]:
 
 def _name_check(question: str, known: Mapping[str, float],
                 knows: Callable[[Iterable[str]], Collection[str]] | None) -> tuple[list[str], list[str]]:
-    """The question's proper names (``_proper_names``, tagged once: "Apple", "Kenyatta", not the nouns
+    """The question's proper names (``question_names``, tagged once: "Apple", "Kenyatta", not the nouns
     "Mitarbeiter" or "Präsident") and those of them of which the index knows no stem (``known``: the question's
     stems it uses). With ``knows`` (the index's lookup of any stems), a name counts as known when the index knows it
     without a genitive "s" ("Odingas", "Wesleys"), when it splits into parts the index knows (the tagger calls some
@@ -179,7 +179,7 @@ def _name_check(question: str, known: Mapping[str, float],
         return (bare is not None and (not bare or bool(knows(bare)))) or any(
             compound_parts(stem, knows) or (len(stem) >= TYPO_LENGTH and knows(one_edit(stem))) for stem in stems)
 
-    names = _proper_names(question)
+    names = question_names(question)
     return names, [name for name in names if not known_name(name)]
 
 
