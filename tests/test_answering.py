@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.answer.answering import (PART_RANKS, Choice, ExtractiveAnswerer, GenerativeAnswerer, Selection,
+from rag.answer.answering import (PART_RANKS, Choice, ExtractiveAnswerer, GenerativeAnswerer, Selection, _about,
                                   _per_article, _per_date, _states, _widened, agreement, asked_parts, compose, says)
 from rag.answer.features import Candidate, question_view
 from rag.answer.generation import REFUSAL
@@ -239,6 +239,20 @@ def test_a_year_every_likely_sentence_speaks_past_is_declined(tmp_path_factory, 
     assert selection.abstained and selection.reasons == ["the likely sentences speak about other times than the asked one"]
     assert answerer.run(question).abstained
     assert not answerer.run("Wie viele Segelboote verkaufte die Werft Nordlicht 2020?").abstained
+
+
+def test_a_sentence_is_about_the_asked_time_or_gives_its_figure_as_the_year_before():
+    text = "Der Verlust stieg im vergangenen Quartal auf sechs Milliarden Dollar von fünf Milliarden ein Jahr zuvor."
+    article = Article("a", "T", "2026-01-28", False, text, "a.txt", "0")
+
+    def about(question: str, time_fit: float) -> bool:
+        choice = Choice(Candidate("a", 0, len(text), 0, 0, False, time_fit), article, 0.9)
+        return _about(choice, question_view(question, {}, 5.0))
+
+    assert about("Wie hoch war der Verlust im vierten Quartal 2025?", 1.0)
+    assert about("Wie hoch war der Verlust im vierten Quartal 2024?", -1.0)  # the figure it compares with
+    assert not about("Wie hoch war der Verlust im vierten Quartal 2023?", -1.0)
+    assert about("Wie hoch war der Verlust 2024?", -1.0) and not about("Wie hoch war der Verlust 2022?", -1.0)
 
 
 def test_a_name_the_likely_sentences_articles_never_mention_is_declined(small):

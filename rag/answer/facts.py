@@ -160,8 +160,10 @@ def _gap(mention: TimeMention, figure: re.Match) -> int:
     return max(mention.start - figure.end(), figure.start() - mention.end, 0)
 
 
-def sentence_time(text: str, published: str | None) -> tuple[frozenset[int], frozenset[str]]:
+def sentence_time(text: str, published: str | None,
+                  baseline: bool = False) -> tuple[frozenset[int], frozenset[str]]:
     """The years and quarters ("2024-q3") a sentence speaks about, relative ones resolved by the publication date; a
-    comparison with the year before is not what it speaks about."""
-    mentions = [m for m in time_mentions(text, published) if m.kind != "baseline"]
+    comparison with the year before is not what it speaks about. ``baseline``: the times of its comparisons alone
+    ("… auf sechs Milliarden von fünf Milliarden ein Jahr zuvor" in January 2026: the fourth quarter of 2024)."""
+    mentions = [m for m in time_mentions(text, published) if (m.kind == "baseline") == baseline]
     return frozenset(m.year for m in mentions), frozenset(f"{m.year}-q{m.quarter}" for m in mentions if m.quarter)
