@@ -335,9 +335,9 @@ class ExtractiveAnswerer:
             # the best sentence speaks about another year or quarter than the asked one, and no likely one about the
             # asked ("Wie hoch sollen die Investitionen 2027 sein?" over figures for 2025 and 2026): the asked time's
             # fact is not there. A sentence that gives the asked time's figure as the one it compares with speaks
-            # about it too ("Und ein Jahr davor?" after the fourth quarter of 2025: "… von knapp fünf Milliarden Dollar
-            # ein Jahr zuvor"). Measured against declining only when all of them speak about other times: XQuAD-de
-            # near misses declined 0.300 -> 0.336, false abstention unchanged; the German sets unchanged
+            # about it too ("Und ein Jahr davor?" after the fourth quarter of 2025: "… von knapp fünf Milliarden
+            # Dollar ein Jahr zuvor"). Measured against declining only when all of them speak about other times:
+            # XQuAD-de near misses declined 0.300 -> 0.336, false abstention unchanged; the German sets unchanged
             return Selection(question, kind, ranked, [], True, scored.confidence, scored.answerable,
                              reasons=["the likely sentences speak about other times than the asked one"])
         if ("other_name" not in self.off and not asks_comparison(question)

@@ -36,8 +36,8 @@ def date_parts(value: str | None) -> tuple[int, int] | None:
 
 def quarter_periods(text: str, default_year: int | None) -> set[str]:
     """The quarters ``text`` names ("2024-q3"); a quarter without a year is of ``default_year`` (when given). In a
-    text that speaks of a quarter, the edge of a year it numbers no quarter of names one ("Quartalsgewinn von Ende 2024 bis
-    Ende 2025": the fourth quarters)."""
+    text that speaks of a quarter, the edge of a year it numbers no quarter of names one ("Quartalsgewinn von Ende
+    2024 bis Ende 2025": the fourth quarters)."""
     periods = set()
     for match in QUARTER.finditer(text):
         number, year = _quarter_of(match)

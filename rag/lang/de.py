@@ -376,8 +376,9 @@ QUARTER_WORDS = {**{f"{word}{ending}": number for number, word in enumerate(("er
 NAMED_QUARTERS = {"schlussquartal": 4, "jahresendquartal": 4, "weihnachtsquartal": 4, "sommerquartal": 3,
                   "auftaktquartal": 1}
 QUARTER = re.compile(r"\b((?:erste|zweite|dritte|vierte)[nms]?|first|second|third|fourth|[1-4]\.)\s+(?:Quartal|quarter)"
-                     r"(?:s)?(?:\s+(?:of\s+)?(\d{4}))?|\bQ([1-4])(?:[ /]+(\d{4}))?|\b(" + "|".join(NAMED_QUARTERS) + r")"
-                     r"(?:s)?(?:\s+(\d{4}))?|\b(?:letzten?|last)\s+(?:Quartal|quarter)s?\s+(?:of\s+)?(\d{4})",
+                     r"(?:s)?(?:\s+(?:of\s+)?(\d{4}))?|\bQ([1-4])(?:[ /]+(\d{4}))?|"
+                     r"\b(" + "|".join(NAMED_QUARTERS) + r")(?:s)?(?:\s+(\d{4}))?|"
+                     r"\b(?:letzten?|last)\s+(?:Quartal|quarter)s?\s+(?:of\s+)?(\d{4})",
                      re.IGNORECASE)
 # "Quartalsumsatz Ende 2025", "im Quartal Anfang 2024": a quarter named by the edge of its year; read only in a text
 # that speaks of a quarter and names none by number ("Ende 2025" alone is a time of year, not a quarter).
