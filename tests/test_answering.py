@@ -256,6 +256,13 @@ def test_a_sentence_is_about_the_asked_time_or_gives_its_figure_as_the_year_befo
     assert about("Wie hoch war der Verlust 2024?", -1.0) and not about("Wie hoch war der Verlust 2022?", -1.0)
 
 
+def test_an_overview_question_quotes_each_article_and_has_no_short_answer(small):
+    answer = small.run("Was berichten die Artikel über die Werft Nordlicht?")
+    assert not answer.abstained and answer.short_answer is None
+    assert {"boote_2021", "boote_bericht"} <= {c.doc_id for c in answer.citations}
+    assert_well_formed(answer, {d: a.text for d, a in small.index.articles.items()})
+
+
 def test_a_name_the_likely_sentences_articles_never_mention_is_declined(small):
     # "Lindau" is indexed (the railway article), but no article about the yard mentions it: a near miss
     question = "Wie viele Segelboote verkaufte Nordlicht 2021 in Lindau?"

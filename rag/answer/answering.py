@@ -346,7 +346,9 @@ class ExtractiveAnswerer:
                              reasons=["the likely sentences' articles do not mention a name the question asks about"])
         floor = self.settings.answer_extra_ratio * ranked[0].probability
         terms = " ".join(sorted(scored.view.tokens - frozenset(tokenize(question)))) if scored.view.glossed else ""
-        short = _short_answer(question, ranked[0].quote, self.reader, self.short_reader, terms)
+        overview = "overview" not in self.off and bool(OVERVIEW_QUESTION.search(question))
+        # what the articles say about a subject is told by their sentences: no span of one of them answers it
+        short = None if overview else _short_answer(question, ranked[0].quote, self.reader, self.short_reader, terms)
         if kind == "amount" and ranked[0].candidate.time_fit < 0 and not CHANGE_QUESTION.search(question):
             # the best quote gives another year's or quarter's figure ("2025 kamen nur 60,1 Prozent" for 2023):
             # quoted with its date it says so; leading the answer, the figure would claim to be the asked one's
@@ -406,7 +408,7 @@ class ExtractiveAnswerer:
             chosen = self._complete(scored, ranked, chosen, limit, hits)
         if timeline:
             chosen = _per_date(ranked, chosen, asked, asked_years, 2 * limit)
-        if "overview" not in self.off and OVERVIEW_QUESTION.search(question):
+        if overview:
             chosen = _per_article(ranked, chosen, limit)
         if "context" not in self.off:
             chosen = chosen[:1] + [self._alone(c, further) or c for c in chosen[1:]]
