@@ -220,6 +220,19 @@ def _widened(ranked: list[Choice], floor: float) -> Choice:
     return best
 
 
+def _one_each(ranked: list[Choice], chosen: list[Choice], limit: int, key: Callable[[Choice], object],
+              fits: Callable[[int, Choice], bool]) -> list[Choice]:
+    """``chosen`` with, for every ``key`` (an article's date, an article) no chosen quote has, its best candidate
+    that ``fits`` (its rank, it) and overlaps no chosen quote, up to ``limit`` quotes."""
+    chosen = list(chosen)
+    for rank, choice in enumerate(ranked[1:], start=1):
+        if len(chosen) >= limit:
+            break
+        if key(choice) not in {key(c) for c in chosen} and not _overlaps(choice, chosen) and fits(rank, choice):
+            chosen.append(choice)
+    return chosen
+
+
 def _per_date(ranked: list[Choice], chosen: list[Choice], asked: frozenset[str], years: frozenset[int],
               limit: int) -> list[Choice]:
     """A change over time is told by each date's statement: from every article date not yet quoted, its best
@@ -229,29 +242,19 @@ def _per_date(ranked: list[Choice], chosen: list[Choice], asked: frozenset[str],
     Meta's capex figures for 2025 change over time?": it shares no word with the question, and ranks 25th).
     Measured with the selector of f364b8e: the German set 0.766 → 0.776 correct, the others unchanged (XQuAD-de's
     articles are undated: one date)."""
-    chosen = list(chosen)
-    for rank, choice in enumerate(ranked[1:], start=1):
-        if len(chosen) >= limit:
-            break
-        if (choice.article.date not in {c.article.date for c in chosen} and choice.figures - asked
-                and choice.candidate.time_fit >= (0 if rank < PART_RANKS else 1) and not _overlaps(choice, chosen)
-                and (len(years) != 1 or _figures_of(choice, years, asked))):
-            chosen.append(choice)
-    return chosen
+    def fits(rank: int, choice: Choice) -> bool:
+        return (bool(choice.figures - asked) and choice.candidate.time_fit >= (0 if rank < PART_RANKS else 1)
+                and (len(years) != 1 or _figures_of(choice, years, asked)))
+
+    return _one_each(ranked, chosen, limit, lambda c: c.article.date, fits)
 
 
 def _per_article(ranked: list[Choice], chosen: list[Choice], limit: int) -> list[Choice]:
     """A question about what the articles say ("Was berichten die Artikel über Llama 4?") is answered by each
     article's statement: from every article not yet quoted, its best candidate among the ``PART_RANKS`` best that
     speaks about no other time than the asked one is added."""
-    chosen = list(chosen)
-    for choice in ranked[1:PART_RANKS]:
-        if len(chosen) >= limit:
-            break
-        if (choice.candidate.doc_id not in {c.candidate.doc_id for c in chosen} and choice.candidate.time_fit >= 0
-                and not _overlaps(choice, chosen)):
-            chosen.append(choice)
-    return chosen
+    return _one_each(ranked, chosen, limit, lambda c: c.candidate.doc_id,
+                     lambda rank, c: rank < PART_RANKS and c.candidate.time_fit >= 0)
 
 
 def _short_answer(question: str, quote: str, reader: Reader,
@@ -340,7 +343,8 @@ class ExtractiveAnswerer:
             # XQuAD-de near misses declined 0.300 -> 0.336, false abstention unchanged; the German sets unchanged
             return Selection(question, kind, ranked, [], True, scored.confidence, scored.answerable,
                              reasons=["the likely sentences speak about other times than the asked one"])
-        if ("other_name" not in self.off and not asks_comparison(question)
+        comparison = asks_comparison(question)
+        if ("other_name" not in self.off and not comparison
                 and self._name_unmentioned(question, ranked[:AGREEING_RANKS])):
             return Selection(question, kind, ranked, [], True, scored.confidence, scored.answerable,
                              reasons=["the likely sentences' articles do not mention a name the question asks about"])
@@ -404,7 +408,7 @@ class ExtractiveAnswerer:
                 chosen.append(choice)
             elif "runner_up" not in self.off and close and len(chosen) < 2:
                 chosen.append(choice)  # a runner-up nearly as likely: the selector is unsure, the reader decides
-        if "parts" not in self.off and (timeline or asks_comparison(question)):
+        if "parts" not in self.off and (timeline or comparison):
             chosen = self._complete(scored, ranked, chosen, limit, hits)
         if timeline:
             chosen = _per_date(ranked, chosen, asked, asked_years, 2 * limit)
@@ -428,9 +432,8 @@ class ExtractiveAnswerer:
                  if (stems := tokenize(n)) and len(known(stems)) == len(set(stems))]
         if not names:
             return False
-        sentences = self.selector.sentences
-        articles = [{t for info in sentences.of(doc_id) for t in info.tokens} | sentences.title(doc_id)
-                    for doc_id in dict.fromkeys(c.candidate.doc_id for c in likely)]
+        doc_ids = dict.fromkeys(c.candidate.doc_id for c in likely)
+        articles = [self.selector.sentences.words(doc_id) for doc_id in doc_ids]
         return any(not any(holds_term(t, words) for words in articles for t in stems) for stems in names)
 
     def _alone(self, choice: Choice, holds: Callable[[Choice, Choice], bool]) -> Choice | None:

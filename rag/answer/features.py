@@ -208,10 +208,13 @@ def english_gloss(question: str, passage_terms: Collection[str], dictionary: Dic
              for stem in tokenize(german) if stem in passage_terms}
     if thesaurus is None:
         return stems
+    untranslated = set()  # the translations of the words none of whose translations the passages use
     for word in english_words(question):
         translated = {stem for german in dictionary.translations(word) for stem in tokenize(german)}
-        if translated and translated.isdisjoint(passage_terms):
-            stems |= {p for words in thesaurus.used(sorted(translated), passage_terms).values() for p in words}
+        if translated.isdisjoint(passage_terms):
+            untranslated |= translated
+    if untranslated:  # one lookup: ``Thesaurus.used`` finds the base of every passage stem each time
+        stems |= {p for words in thesaurus.used(sorted(untranslated), passage_terms).values() for p in words}
     return stems
 
 
@@ -471,6 +474,7 @@ class ArticleSentences:
         self._joined: dict[tuple[str, int], SentenceInfo] = {}
         self._chunks: dict[int, tuple[int, list[tuple[int, int]]]] = {}
         self._names: dict[tuple[str, int], frozenset[str]] = {}
+        self._words: dict[str, frozenset[str]] = {}
 
     def of(self, doc_id: str) -> list[SentenceInfo]:
         infos = self._cache.get(doc_id)
@@ -496,6 +500,14 @@ class ArticleSentences:
         if t is None:
             t = self._titles[doc_id] = frozenset(tokenize(self.index.articles[doc_id].title))
         return t
+
+    def words(self, doc_id: str) -> frozenset[str]:
+        """The stems of the whole article, its title included."""
+        found = self._words.get(doc_id)
+        if found is None:
+            stems = frozenset(t for info in self.of(doc_id) for t in info.tokens)
+            found = self._words[doc_id] = stems | self.title(doc_id)
+        return found
 
     def joined(self, doc_id: str, position: int) -> SentenceInfo:
         """Sentence ``position`` (> 0) of the article as quoted with its predecessor (``joined_time``)."""

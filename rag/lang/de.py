@@ -381,7 +381,7 @@ QUARTER = re.compile(r"\b((?:erste|zweite|dritte|vierte)[nms]?|first|second|thir
                      r"\b(?:letzten?|last)\s+(?:Quartal|quarter)s?\s+(?:of\s+)?(\d{4})",
                      re.IGNORECASE)
 # "Quartalsumsatz Ende 2025", "im Quartal Anfang 2024": a quarter named by the edge of its year; read only in a text
-# that speaks of a quarter and names none by number ("Ende 2025" alone is a time of year, not a quarter).
+# that speaks of a quarter and numbers none of that year ("Ende 2025" alone is a time of year, not a quarter).
 QUARTER_WORD = re.compile(r"quartal|quarter", re.IGNORECASE)
 YEAR_EDGE = re.compile(r"\b(Ende|Anfang|Jahresende|Jahresanfang|end|start|beginning)\s+(?:of\s+)?(\d{4})\b",
                        re.IGNORECASE)
