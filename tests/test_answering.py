@@ -275,6 +275,28 @@ def test_a_name_the_likely_sentences_articles_never_mention_is_declined(small):
     assert alone.select(question, small.retriever.run(question, k=small.settings.top_k)).reasons != selection.reasons
 
 
+def test_another_names_role_is_not_the_answer_and_only_that_is_declined(tmp_path_factory, real_seeds_index):
+    answerer = invented(tmp_path_factory, real_seeds_index[1], {
+        "werft": (" date 2023-05-02 Werften im Norden\n"
+                  "Die Werft Harbeck aus Kiel und die Reederei Marlow aus Hamburg arbeiten seit Jahren zusammen. "
+                  "Während Harbeck-Chef Jens Berg neue Segelboote ankündigte, blieb die Finanzchefin von Marlow, "
+                  "Eva Kern, vorsichtig. Die Boote sollen 2024 fertig sein."),
+        "harbeck": (" date 2023-05-03 Harbeck baut aus\n"
+                      "Die Werft Harbeck will wachsen. Finanzchefin Anna Kurz rechnet mit mehr Aufträgen. "
+                      "Neue Hallen entstehen am Kieler Hafen.")})
+    answer = answerer.run("Wer ist die Finanzchefin von Harbeck?")
+    assert not answer.abstained and answer.short_answer == "Anna Kurz"
+    assert all("Eva Kern" not in c.quote for c in answer.citations)
+    question = "Wer ist der Chef von Marlow?"  # the only chief named is Harbeck's
+    selection = answerer.select(question, answerer.retriever.run(question, k=answerer.settings.top_k))
+    assert selection.abstained
+    assert selection.reasons == ["the likely sentences name what the question asks about for another name"]
+    assert answerer.run("Wer ist der Chef von Harbeck?").short_answer == "Jens Berg"
+    settings = answerer.settings.model_copy(update={"answer_rules_off": ["other_owner"]})
+    alone = ExtractiveAnswerer(answerer.retriever, settings)
+    assert alone.select(question, answerer.retriever.run(question, k=settings.top_k)).reasons != selection.reasons
+
+
 def test_two_articles_stating_the_same_figure_are_both_cited(small):
     answer = small.run("Wie viele Segelboote verkaufte die Werft Nordlicht 2021?")
     assert not answer.abstained and "450" in answer.answer
@@ -535,3 +557,14 @@ def test_each_compared_name_gets_the_sentence_that_answers_for_it(compared, monk
     ranked = compared._ranked_for(question, "sudwind", {"nordlicht", "sudwind"}, hits)
     assert asked == ["Was war teurer: der Kauf von oder der Kauf von Südwind?"]
     assert "120 Millionen" in next(c.quote for c in ranked if compared._holds(c, "sudwind"))
+
+
+def test_money_does_not_answer_how_many_and_the_rule_can_be_switched_off(compared):
+    question = "Wie viele Mitarbeiter hat die Werft Südwind?"  # the articles give what it cost, not who works there
+    selection = compared.select(question, compared.retriever.run(question, k=compared.settings.top_k))
+    assert selection.abstained
+    assert selection.reasons == ["the likely sentence gives an amount of money, the question counts"]
+    assert not compared.run("Wie viele Millionen Euro zahlte Hansa für Südwind?").abstained  # money counts money
+    settings = compared.settings.model_copy(update={"answer_rules_off": ["money_count"]})
+    alone = ExtractiveAnswerer(compared.retriever, settings)
+    assert alone.select(question, compared.retriever.run(question, k=settings.top_k)).reasons != selection.reasons

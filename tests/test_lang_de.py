@@ -104,3 +104,16 @@ def test_stem_bases_strip_endings_and_a_participles_ge_most_likely_first():
 ])
 def test_an_overview_question_asks_what_the_articles_say(question, overview):
     assert bool(de.OVERVIEW_QUESTION.search(question)) is overview
+
+
+@pytest.mark.parametrize("text, pairs", [
+    ("Wer ist die Finanzchefin von Meta?", [("Finanzchefin", "Meta")]),
+    ("Während Meta-Chef Zuckerberg sprach, schwieg die Finanzchefin von Microsoft.",
+     [("Chef", "Meta"), ("Finanzchefin", "Microsoft")]),
+    ("Metas Finanzchefin Susan Li", [("Finanzchefin", "Meta")]),
+    ("Wer ist der Trainer der Broncos?", [("Trainer", "Broncos")]),
+    ("KI-Chef Yann LeCun", []),  # two capitals before a hyphen name a field, not an owner
+    ("Finanzchefin Susan Li betonte", []),
+])
+def test_a_noun_is_bound_to_its_owner_by_hyphen_genitive_or_von(text, pairs):
+    assert de.owned_nouns(text) == pairs

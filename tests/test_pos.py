@@ -88,3 +88,8 @@ def test_a_question_opened_by_its_finite_verb_asks_yes_or_no_unless_it_offers_al
                      "?!"):
         assert not pos.asks_yes_no(question), question
 
+
+
+def test_an_owner_is_a_name_unless_the_tagger_reads_a_common_noun():
+    assert pos.is_name("Microsoft") and pos.is_name("Marlow")
+    assert not pos.is_name("Konzerns") and not pos.is_name("Nordlicht")

@@ -73,9 +73,11 @@ from rag.answer.generation import Generator, Passage, make_generator, refusal_te
 from rag.answer.llm_spans import short_reader
 from rag.answer.reader import Reader, make_reader
 from rag.answer.features import Candidate, QuestionView, holds_term, joined_time, question_names
+from rag.answer.owners import Owned, elsewhere, mentions, question_owned
 from rag.answer.selection import Scored, Selector, SelectorModel
 from rag.errors import RagError
-from rag.lang.de import CHANGE_QUESTION, FIGURE, OVERVIEW_QUESTION, format_date, range_partners, tokenize
+from rag.lang.de import (CHANGE_QUESTION, FIGURE, OVERVIEW_QUESTION, counted_noun, format_date, names_money,
+                         range_partners, tokenize)
 from rag.lang.pos import asks_comparison, proper_names
 from rag.retrieve.retrieval import Retriever
 from rag.schema import Answer, Article, Citation, Hit, Retrieved
@@ -101,6 +103,9 @@ RULES = {
     "other_time": "a question about a year or quarter is declined when the best sentence speaks about another and no "
                   "likely one about the asked",
     "other_name": "a question is declined when a name it asks about is in none of the likely sentences' articles",
+    "other_owner": "sentences giving the asked noun of another name ('Meta-Chef' for 'Chef von OpenAI') are not "
+                   "quoted, and the question is declined when all likely ones that name it do",
+    "money_count": "a 'wie viele' question whose short answer is an amount of money is declined",
 }
 
 
@@ -332,6 +337,15 @@ class ExtractiveAnswerer:
             reason = ("no candidate sentence" if not ranked else
                       f"the articles hold no answer (answerable {scored.answerable:.2f}, confidence {scored.confidence:.2f})")
             return Selection(question, kind, ranked, [], True, scored.confidence, scored.answerable, reasons=[reason])
+        if "other_owner" not in self.off and kind == "person" and (owned := question_owned(question)):
+            likely = ranked[:AGREEING_RANKS]
+            theirs = [c for c in likely if any(elsewhere(c.quote, o) for o in owned)]
+            if theirs and not any(self._owns(c, o) for c in likely for o in owned):
+                # likely sentences give someone else's role ("Wer ist der Chef von OpenAI?" over "Meta-Chef Mark
+                # Zuckerberg …"), and none names it in an article about the asked name: the asked one's is not there
+                return Selection(question, kind, ranked, [], True, scored.confidence, scored.answerable,
+                                 reasons=["the likely sentences name what the question asks about for another name"])
+            ranked = [c for c in ranked if c not in theirs]  # another's role or figure is never quoted as the answer
         if ("other_time" not in self.off and (scored.view.years or scored.view.periods)
                 and ranked[0].candidate.time_fit < 0
                 and not any(_about(c, scored.view) for c in ranked[:AGREEING_RANKS])):
@@ -353,6 +367,12 @@ class ExtractiveAnswerer:
         overview = "overview" not in self.off and bool(OVERVIEW_QUESTION.search(question))
         # what the articles say about a subject is told by their sentences: no span of one of them answers it
         short = None if overview else _short_answer(question, ranked[0].quote, self.reader, self.short_reader, terms)
+        if "money_count" not in self.off and short and names_money(short) and counted_noun(question):
+            # "Wie viele Mitarbeiter hat Scale AI?" is not answered by "14,3 Milliarden Dollar für Scale-AI": the
+            # likely sentence's figure is money, the question counts people or things. Percentages may answer a
+            # count ("7 bis 10 Prozent" of the asked doctors); on XQuAD-de no "wie viele" question's gold is money
+            return Selection(question, kind, ranked, [], True, scored.confidence, scored.answerable,
+                             reasons=["the likely sentence gives an amount of money, the question counts"])
         if kind == "amount" and ranked[0].candidate.time_fit < 0 and not CHANGE_QUESTION.search(question):
             # the best quote gives another year's or quarter's figure ("2025 kamen nur 60,1 Prozent" for 2023):
             # quoted with its date it says so; leading the answer, the figure would claim to be the asked one's
@@ -435,6 +455,13 @@ class ExtractiveAnswerer:
         doc_ids = dict.fromkeys(c.candidate.doc_id for c in likely)
         articles = [self.selector.sentences.words(doc_id) for doc_id in doc_ids]
         return any(not any(holds_term(t, words) for words in articles for t in stems) for stems in names)
+
+    def _owns(self, choice: Choice, owned: Owned) -> bool:
+        """The quote names the asked noun not as another name's, in an article that names the asked owner
+        ("Finanzchefin Susan Li betonte …" in an article about Meta, for "die Finanzchefin von Meta")."""
+        words = self.selector.sentences.words(choice.candidate.doc_id)
+        return (bool(mentions(choice.quote, owned)) and not elsewhere(choice.quote, owned)
+                and any(holds_term(t, words) for t in owned.owner))
 
     def _alone(self, choice: Choice, holds: Callable[[Choice, Choice], bool]) -> Choice | None:
         """A further source's own sentence, when it does not lean on the one before and ``holds`` what it is quoted

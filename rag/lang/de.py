@@ -160,6 +160,25 @@ _MEASURE_PATTERN = re.compile(r"\b(?i:wie (?:hoch|groß|gross|teuer|lang|schwer|
                               r"liegt|wird|wurde|fiel|fällt))\s+(?:der|die|das|den|dem|des)?\s*"
                               r"(?:" + _ADJECTIVE + r")?([A-ZÄÖÜ][\w-]*)")
 
+# "Wie viele Mitarbeiter …" counts its noun; an amount of money ("14,3 Milliarden Dollar") does not count it, unless
+# the noun is money itself ("Wie viele Dollar …", "Wie viele Milliarden …"). Percentages can ("7 bis 10 Prozent"
+# of the asked doctors), so only currencies rule an answer out.
+CURRENCIES = frozenset("dollar us-dollar euro € $ £ pfund franken yen yuan cent dollars euros pounds".split())
+_COUNT_PATTERN = re.compile(r"\b(?i:wie ?viele|how many)\s+(?:" + _ADJECTIVE + r"){0,2}?([A-ZÄÖÜ][\w-]*|[a-z]+s\b)")
+
+
+def counted_noun(question: str) -> str | None:
+    """The noun a "wie viele" question counts ("Wie viele Mitarbeiter hat …" → Mitarbeiter), unless it is money or
+    a scale ("Wie viele Milliarden Dollar …"); None for any other question."""
+    match = _COUNT_PATTERN.search(question)
+    noun = match.group(1).lower() if match else None
+    return None if noun is None or noun in CURRENCIES or noun in SCALES else noun
+
+
+def names_money(text: str) -> bool:
+    """Whether ``text`` ("14,3 Milliarden Dollar", "5 $") gives an amount of money."""
+    return any(word in CURRENCIES for word in re.findall(r"[\w-]+|[€$£]", text.lower()))
+
 
 def asked_noun(question: str) -> str | None:
     """The noun whose value or instance the question asks for: after "welche"/"wie viele" ("Wie viele Mitarbeiter"
@@ -357,6 +376,28 @@ COMPARISON_SPAN = 4
 CHANGE_QUESTION = re.compile(r"\b(?:entwickelt|entwickelten|verändert|veränderten|geändert|im laufe? der zeit|"
                              r"over time|changed?|evolved?|developed)\b|\b(?:von|zwischen|from|between) \d{4} "
                              r"(?:bis|und|to|and) \d{4}\b", re.I)
+
+# A noun and the name it belongs to: "Meta-Chef", "Metas Finanzchefin", "die Finanzchefin von Microsoft", "der
+# Trainer der Broncos". Each pattern gives (owner, noun) or (noun, owner) as ``OWNED_ORDER`` says; whether the owner is
+# a name and not a common noun ("der Chef des Konzerns") is the tagger's call (``rag.lang.pos.is_name``). Two capital
+# letters before a hyphen name a field more often than an owner ("KI-Chef", "US-Geschäft", "EU-Kommission").
+OWNED = (
+    re.compile(r"\b([A-ZÄÖÜ][\w.&]*[\w&][\w.&]+)-(?:[\w]+-)*([A-ZÄÖÜ][a-zäöüß]+)\b"),
+    re.compile(r"\b([A-ZÄÖÜ][\w]*?[^\Ws])s\s+([A-ZÄÖÜ][a-zäöüß]+)\b"),
+    re.compile(r"\b([A-ZÄÖÜ][a-zäöüß]+)\s+(?:von|vom|des|der)\s+(?:der\s+|dem\s+|den\s+)?([A-ZÄÖÜ][\w-]*)"),
+)
+OWNED_ORDER = ("owner", "owner", "noun")
+
+
+def owned_nouns(text: str) -> list[tuple[str, str]]:
+    """Every (noun, owner) pair of ``text`` that ``OWNED`` finds, the owner not yet checked to be a name."""
+    pairs = []
+    for pattern, first in zip(OWNED, OWNED_ORDER):
+        for match in pattern.finditer(text):
+            a, b = match.group(1), match.group(2)
+            pairs.append((b, a) if first == "owner" else (a, b))
+    return pairs
+
 
 # A question about what the articles say on a subject ("Was berichten die Artikel über Llama 4?", "What do the sources
 # say about …?"): each article's statement is the answer, not the one best sentence.

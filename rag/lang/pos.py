@@ -105,6 +105,18 @@ def proper_names(text: str) -> list[str]:
     return [w for w, c in zip(words, word_classes(words)) if c == "name" and w[:1].isupper()]
 
 
+# Classes a capitalised word after "von" may have that rule it out as a name: a common noun ("des Konzerns") or a
+# word of the sentence's frame. Any other (a name, or a word the tagger does not know: "Google" is read as a verb)
+# counts as one.
+_NOT_NAMES = frozenset({"noun", "det", "pron", "adv", "prep", "conj", "adja", "adjd", "number"})
+
+
+@lru_cache(maxsize=4096)
+def is_name(word: str) -> bool:
+    """Whether the tagger reads ``word`` as a name where one belongs to another ("die Chefin von Microsoft")."""
+    return word_classes(("die", "Chefin", "von", word))[-1] not in _NOT_NAMES
+
+
 @lru_cache(maxsize=4096)
 def is_comparative(word: str) -> bool:
     """Whether HanTa analyses ``word`` as a comparative ("teurer", "höher", "besser"; not "chemischer", "welcher")."""
