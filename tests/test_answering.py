@@ -568,3 +568,14 @@ def test_money_does_not_answer_how_many_and_the_rule_can_be_switched_off(compare
     settings = compared.settings.model_copy(update={"answer_rules_off": ["money_count"]})
     alone = ExtractiveAnswerer(compared.retriever, settings)
     assert alone.select(question, compared.retriever.run(question, k=settings.top_k)).reasons != selection.reasons
+
+
+def test_a_who_question_whose_short_answer_names_no_one_is_declined(small, monkeypatch):
+    question = "Wer leitet die Werft Nordlicht?"
+    hits = small.retriever.run(question, k=small.settings.top_k)
+    assert not small.select(question, hits).abstained  # the reader finds "Hanna Petersen"
+    monkeypatch.setattr("rag.answer.answering._short_answer", lambda *args: "seit 2018")
+    selection = small.select(question, hits)
+    assert selection.abstained and selection.reasons == ["the likely sentence names no one the question could ask for"]
+    assert not small.select("Was verkaufte Nordlicht 2021?", small.retriever.run("Was verkaufte Nordlicht 2021?",
+                                                                                  k=small.settings.top_k)).abstained
