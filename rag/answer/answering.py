@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from itertools import groupby
 from typing import Callable, Iterator, Sequence
 
@@ -127,7 +128,7 @@ class Choice:
     def quote(self) -> str:
         return self.article.text[self.candidate.start:self.candidate.end]
 
-    @property
+    @cached_property  # read for every pair of likely candidates the answer is composed of
     def figures(self) -> frozenset[str]:
         return frozenset(FIGURE.findall(self.quote))
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
+from types import MappingProxyType
+from typing import Mapping
 
 from rag.ingest.sentences import sentence_spans
 from rag.lang.de import (CLAUSE_END, FIGURE, LAST_QUARTER, LAST_YEAR, MEASURE_UNITS, NAMED_QUARTERS, NEXT_QUARTER,
@@ -128,7 +131,8 @@ def sentence_years(text: str, published: str | None) -> frozenset[int]:
     return frozenset(m.year for m in time_mentions(text, published) if m.kind != "baseline")
 
 
-def figure_years(text: str, published: str | None) -> dict[str, frozenset[int]]:
+@lru_cache(maxsize=8192)  # the answerer asks it of the same likely quotes again and again (about 13 per question)
+def figure_years(text: str, published: str | None) -> Mapping[str, frozenset[int]]:
     """For each figure of a sentence (as written, e.g. "37"), the year(s) it is stated for: the time named nearest
     to it within its own clause, else the sentence's years. "Für dieses Jahr rechnet Meta mit Kosten zwischen 37 und
     40 Milliarden Dollar – und … dass sie 2025 …" in an October 2024 article: 37 and 40 are 2024's figures."""
@@ -153,7 +157,7 @@ def figure_years(text: str, published: str | None) -> dict[str, frozenset[int]]:
         else:
             years = set(own)
         result.setdefault(match.group(0), set()).update(years)
-    return {figure: frozenset(years) for figure, years in result.items()}
+    return MappingProxyType({figure: frozenset(years) for figure, years in result.items()})
 
 
 def _gap(mention: TimeMention, figure: re.Match) -> int:

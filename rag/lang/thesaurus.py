@@ -26,7 +26,7 @@ takes about two seconds; the sets are then cached as JSON and read in a fraction
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Collection, Iterable, Mapping
@@ -68,6 +68,8 @@ class Thesaurus:
 
     sets: tuple[frozenset[str], ...]
     by_stem: Mapping[str, tuple[int, ...]]
+    # stem → its base, kept: every question looks up the base of every stem of its passages (``used``)
+    _bases: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, sets: Iterable[frozenset[str]]) -> "Thesaurus":
@@ -80,7 +82,10 @@ class Thesaurus:
 
     def base(self, stem: str) -> str:
         """The stem of the thesaurus's word that ``stem`` is a form of (``rag.lang.de.stem_bases``), else itself."""
-        return next((b for b in stem_bases(stem) if b in self.by_stem), stem)
+        base = self._bases.get(stem)
+        if base is None:
+            base = self._bases[stem] = next((b for b in stem_bases(stem) if b in self.by_stem), stem)
+        return base
 
     def synonyms(self, stem: str) -> frozenset[str]:
         """The stems that share a set with ``stem``'s base, without that base."""
