@@ -2,21 +2,28 @@
 unbound mention."""
 
 from rag.answer.owners import Owned, elsewhere, mentions, question_owned
+from rag.lang.dictionary import Dictionary
 
 
-def test_a_german_question_binds_its_noun_to_a_name_an_english_one_is_not_read():
-    assert question_owned("Wer ist die Finanzchefin von Meta?") == (Owned("finanzchefin", frozenset({"meta"})),)
+def test_a_question_binds_its_noun_to_a_name_an_english_one_by_its_translations():
+    meta = frozenset({"meta"})
+    assert question_owned("Wer ist die Finanzchefin von Meta?") == (Owned(frozenset({"finanzchefin"}), meta),)
     assert question_owned("Wer ist der Chef des Konzerns?") == ()  # a common noun owns nothing here
-    assert question_owned("Who is the CFO of Meta?") == ()
+    assert question_owned("Who is the CFO of Meta?") == ()  # without a dictionary an English noun is not read
+    dictionary = Dictionary({"cfo": ["Finanzchef", "Finanzchefin"]})
+    cfo = (Owned(frozenset({"finanzchef", "finanzchefin"}), meta),)
+    assert question_owned("Who is Meta's CFO?", dictionary) == cfo
+    assert question_owned("Who is the CFO of Meta?", dictionary) == cfo
 
 
 def test_a_mention_of_another_names_noun_is_elsewhere_an_unbound_or_the_asked_ones_is_not():
-    owned = Owned("finanzchefin", frozenset({"meta"}))
+    owned = Owned(frozenset({"finanzchefin"}), frozenset({"meta"}))
     assert elsewhere("Während Meta-Chef Zuckerberg sprach, schwieg die Finanzchefin von Microsoft.", owned)
     assert not elsewhere("Finanzchefin Susan Li betonte das.", owned)
     assert not elsewhere("Metas Finanzchefin Susan Li und die Finanzchefin von Microsoft.", owned)
     assert not elsewhere("Die Finanzchefin von Microsoft lobte Metas Finanzchefin.", owned)
     assert not elsewhere("Der Umsatz stieg.", owned) and mentions("Der Umsatz stieg.", owned) == 0
-    chef = Owned("chef", frozenset({"openai"}))
+    assert not elsewhere("Die Finanzchefin von Microsoft sprach.", owned)  # Meta unnamed: not judged
+    chef = Owned(frozenset({"chef"}), frozenset({"openai"}))
     assert elsewhere("Meta-Chef Mark Zuckerberg will OpenAI überflügeln.", chef)
     assert mentions("Der Konzernchef und der Meta-Chef", chef) == 2  # a compound ending in the noun names it too

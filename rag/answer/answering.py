@@ -340,7 +340,7 @@ class ExtractiveAnswerer:
             reason = ("no candidate sentence" if not ranked else
                       f"the articles hold no answer (answerable {scored.answerable:.2f}, confidence {scored.confidence:.2f})")
             return Selection(question, kind, ranked, [], True, scored.confidence, scored.answerable, reasons=[reason])
-        if "other_owner" not in self.off and kind == "person" and (owned := question_owned(question)):
+        if "other_owner" not in self.off and kind == "person" and (owned := question_owned(question, self.retriever.dictionary())):
             likely = ranked[:AGREEING_RANKS]
             theirs = [c for c in likely if any(elsewhere(c.quote, o) for o in owned)]
             if theirs and not any(self._owns(c, o) for c in likely for o in owned):

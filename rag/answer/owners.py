@@ -4,8 +4,9 @@ Zuckerberg …", however well the rest of the sentence matches.
 
 Why: the selector weighs words, not what they belong to; a sentence holding the asked noun and both names scores as
 the answer. German binds a noun to its owner in a few fixed forms (``rag.lang.de.OWNED``: "Meta-Chef", "Metas Chef",
-"der Chef von Meta", "der Chef der Broncos"). A sentence every one of whose mentions of the asked noun belongs to
-another name speaks about someone else's.
+"der Chef von Meta", "der Chef der Broncos"; an English question: "Meta's CFO", "the chief of OpenAI", read with the
+dictionary's translations of the noun). A sentence that names the asked owner but binds every mention of the asked
+noun to another name speaks about someone else's.
 """
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ from dataclasses import dataclass
 
 from rag.lang import pos
 from rag.lang.de import looks_english, owned_nouns, tokenize
+from rag.lang.dictionary import Dictionary
 from rag.answer.features import holds_term
 
 
 @dataclass(frozen=True)
 class Owned:
-    """A noun of the question (its stems) and the stems of the name it belongs to."""
+    """A noun of the question (the stems it may take in German: an English one's translations) and the stems of
+    the name it belongs to."""
 
-    noun: str
+    noun: frozenset[str]
     owner: frozenset[str]
 
 
@@ -30,21 +33,27 @@ def _noun_stem(word: str) -> str | None:
     return stems[-1] if stems else None
 
 
-def question_owned(question: str) -> tuple[Owned, ...]:
-    """The nouns a German question binds to a name ("die Finanzchefin von Meta" → Finanzchefin of Meta)."""
-    if looks_english(question):
+def question_owned(question: str, dictionary: Dictionary | None = None) -> tuple[Owned, ...]:
+    """The nouns a question binds to a name: "die Finanzchefin von Meta" (Finanzchefin of Meta), in English
+    "Meta's CFO" with the dictionary's translations of the noun (Finanzchef, Finanzchefin, Finanzvorstand)."""
+    english = looks_english(question)
+    if english and dictionary is None:
         return ()
     found = []
-    for noun, owner in owned_nouns(question):
-        stem, owner_stems = _noun_stem(noun), frozenset(tokenize(owner))
-        if stem and owner_stems and pos.is_name(owner):
-            found.append(Owned(stem, owner_stems))
+    for noun, owner in owned_nouns(question, english):
+        owner_stems = frozenset(tokenize(owner))
+        if english:
+            stems = frozenset(s for german in dictionary.translations(noun) if (s := _noun_stem(german)))
+        else:
+            stems = frozenset({stem}) if (stem := _noun_stem(noun)) and pos.is_name(owner) else frozenset()
+        if stems and owner_stems:
+            found.append(Owned(stems, owner_stems))
     return tuple(found)
 
 
-def _matches(word_stem: str, noun: str) -> bool:
+def _matches(word_stem: str, nouns: frozenset[str]) -> bool:
     """The sentence's word is the noun, or a compound ending in it ("Konzernchef" for "Chef")."""
-    return word_stem == noun or (len(noun) > 3 and word_stem.endswith(noun))
+    return word_stem in nouns or any(len(n) > 3 and word_stem.endswith(n) for n in nouns)
 
 
 def _owner_is(owner: str, wanted: frozenset[str]) -> bool:
@@ -58,10 +67,12 @@ def mentions(quote: str, owned: Owned) -> int:
 
 
 def elsewhere(quote: str, owned: Owned) -> bool:
-    """Every mention of the asked noun in ``quote`` belongs to another name than the asked owner, and at least one
-    does: the quote speaks about someone else's."""
+    """The quote names the asked owner, but every mention of the asked noun in it belongs to another name: it
+    speaks about someone else's. Only a quote that names both looks like the answer; one that names the noun's owner
+    otherwise ("Präsident der Task Force …" for the president of "TUMAS", its abbreviation) is not judged."""
     count = mentions(quote, owned)
-    if not count:
+    stems = set(tokenize(quote))
+    if not count or not any(holds_term(o, stems) for o in owned.owner):
         return False
     others = 0
     for noun, owner in owned_nouns(quote):

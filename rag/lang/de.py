@@ -387,12 +387,21 @@ OWNED = (
     re.compile(r"\b([A-ZÄÖÜ][a-zäöüß]+)\s+(?:von|vom|des|der)\s+(?:der\s+|dem\s+|den\s+)?([A-ZÄÖÜ][\w-]*)"),
 )
 OWNED_ORDER = ("owner", "owner", "noun")
+# The same in an English question: "Meta's CFO", "the chief of OpenAI" (an English noun is lower case, so a
+# capitalised owner is a name).
+ENGLISH_OWNED = (
+    re.compile(r"\b([A-Z][\w.&-]*)['’]s\s+([A-Za-z]+)\b"),
+    re.compile(r"\b([a-z]+|[A-Z]{2,})\s+of\s+(?:the\s+)?([A-Z][\w.&-]*)"),
+)
+ENGLISH_OWNED_ORDER = ("owner", "noun")
 
 
-def owned_nouns(text: str) -> list[tuple[str, str]]:
-    """Every (noun, owner) pair of ``text`` that ``OWNED`` finds, the owner not yet checked to be a name."""
+def owned_nouns(text: str, english: bool = False) -> list[tuple[str, str]]:
+    """Every (noun, owner) pair of ``text`` that ``OWNED`` (``english``: ``ENGLISH_OWNED``) finds, the owner not
+    yet checked to be a name."""
     pairs = []
-    for pattern, first in zip(OWNED, OWNED_ORDER):
+    patterns = zip(ENGLISH_OWNED, ENGLISH_OWNED_ORDER) if english else zip(OWNED, OWNED_ORDER)
+    for pattern, first in patterns:
         for match in pattern.finditer(text):
             a, b = match.group(1), match.group(2)
             pairs.append((b, a) if first == "owner" else (a, b))
