@@ -579,3 +579,14 @@ def test_a_who_question_whose_short_answer_names_no_one_is_declined(small, monke
     assert selection.abstained and selection.reasons == ["the likely sentence names no one the question could ask for"]
     assert not small.select("Was verkaufte Nordlicht 2021?", small.retriever.run("Was verkaufte Nordlicht 2021?",
                                                                                   k=small.settings.top_k)).abstained
+
+
+def test_a_when_question_whose_short_answer_is_a_share_or_money_is_declined(small, monkeypatch):
+    question = "Wann wurde die Bahnstrecke zwischen Lindau und Hohenberg eröffnet?"
+    hits = small.retriever.run(question, k=small.settings.top_k)
+    assert not small.select(question, hits).abstained
+    monkeypatch.setattr("rag.answer.answering._short_answer", lambda *args: "über 90 %")
+    selection = small.select(question, hits)
+    assert selection.abstained and selection.reasons == ["the likely sentence gives an amount, the question asks when"]
+    monkeypatch.setattr("rag.answer.answering._short_answer", lambda *args: "im Juni 2021")
+    assert not small.select(question, hits).abstained

@@ -117,3 +117,11 @@ def test_an_overview_question_asks_what_the_articles_say(question, overview):
 ])
 def test_a_noun_is_bound_to_its_owner_by_hyphen_genitive_or_von(text, pairs):
     assert de.owned_nouns(text) == pairs
+
+
+def test_how_many_counts_a_noun_and_money_or_a_share_is_told_apart():
+    assert de.counted_noun("Wie viele Mitarbeiter hat Scale AI?") == "mitarbeiter"
+    assert de.counted_noun("Wie viele Milliarden Dollar investiert Meta?") is None  # money counts money
+    assert de.counted_noun("Wie viel investiert Meta?") is None
+    assert de.names_money("14,3 Milliarden Dollar") and de.names_money("5 $") and not de.names_money("7 Prozent")
+    assert de.names_share_or_money("von über 90%") and not de.names_share_or_money("im Juni 2021")

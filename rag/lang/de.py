@@ -180,6 +180,14 @@ def names_money(text: str) -> bool:
     return any(word in CURRENCIES for word in re.findall(r"[\w-]+|[€$£]", text.lower()))
 
 
+_PERCENT = re.compile(r"%|\b(?:prozent|percent)\b", re.IGNORECASE)
+
+
+def names_share_or_money(text: str) -> bool:
+    """Whether ``text`` gives a percentage or an amount of money ("von über 90%"): never when something happened."""
+    return bool(_PERCENT.search(text)) or names_money(text)
+
+
 def asked_noun(question: str) -> str | None:
     """The noun whose value or instance the question asks for: after "welche"/"wie viele" ("Wie viele Mitarbeiter"
     → Mitarbeiter) or the measure of "wie hoch ist der …" ("Wie hoch war der Umsatz" → Umsatz); None without one."""
