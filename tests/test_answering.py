@@ -588,5 +588,9 @@ def test_a_when_question_whose_short_answer_is_a_share_or_money_is_declined(smal
     monkeypatch.setattr("rag.answer.answering._short_answer", lambda *args: "über 90 %")
     selection = small.select(question, hits)
     assert selection.abstained and selection.reasons == ["the likely sentence gives an amount, the question asks when"]
+    monkeypatch.setattr("rag.answer.answering._short_answer", lambda *args: "Nordlicht 300 Millionen Euro")
+    who = "Wer leitet die Werft Nordlicht?"  # nor who
+    assert small.select(who, small.retriever.run(who, k=small.settings.top_k)).reasons == [
+        "the likely sentence gives an amount, the question asks who"]
     monkeypatch.setattr("rag.answer.answering._short_answer", lambda *args: "im Juni 2021")
     assert not small.select(question, hits).abstained

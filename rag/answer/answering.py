@@ -109,8 +109,10 @@ RULES = {
                    "quoted, and the question is declined when all likely ones that name it do",
     "money_count": "a 'wie viele' question whose short answer is an amount of money is declined",
     "no_one": "a 'wer' question whose short answer has no capitalised word (no name) is declined",
-    "no_time": "a 'wann' question whose short answer is a percentage or an amount of money is declined",
+    "no_amount": "a 'wann', 'wer' or 'wo' question whose short answer is a percentage or money is declined",
 }
+# What a question asks (``rag.answer.spans.question_kind``) that a percentage or an amount of money never answers.
+AMOUNTLESS = ("when", "who", "where")
 
 
 @dataclass(frozen=True)
@@ -379,13 +381,14 @@ class ExtractiveAnswerer:
             # first question word decides ("Was macht Doctor Who, …?" asks no person)
             return Selection(question, kind, ranked, [], True, scored.confidence, scored.answerable,
                              reasons=["the likely sentence names no one the question could ask for"])
-        if ("no_time" not in self.off and kind == "date" and short and names_share_or_money(short)
-                and question_kind(question) == "when"):
-            # "Wann hat Meta die Quest-Headsets erstmals auf den Markt gebracht?" is not answered by "von über 90%":
-            # a percentage or an amount of money says how much, not when; no gold answer of XQuAD-de's 111 "wann"
-            # questions is one
+        if ("no_amount" not in self.off and short and names_share_or_money(short)
+                and (asking := question_kind(question)) in AMOUNTLESS):
+            # "Wann hat Meta die Quest-Headsets erstmals auf den Markt gebracht?" is not answered by "von über 90%",
+            # nor "Wer hat Deepseek gegründet?" by "Deepseek aus der Volksrepublik nur wenige Millionen Dollar": a
+            # percentage or an amount of money says how much, not when, who or where. No gold answer of XQuAD-de's
+            # 111 "wann", 131 "wer" and 41 "wo" questions is one
             return Selection(question, kind, ranked, [], True, scored.confidence, scored.answerable,
-                             reasons=["the likely sentence gives an amount, the question asks when"])
+                             reasons=[f"the likely sentence gives an amount, the question asks {asking}"])
         if "money_count" not in self.off and short and names_money(short) and counted_noun(question):
             # "Wie viele Mitarbeiter hat Scale AI?" is not answered by "14,3 Milliarden Dollar für Scale-AI": the
             # likely sentence's figure is money, the question counts people or things. Percentages may answer a
