@@ -76,7 +76,7 @@ from rag.answer.reader import Reader, make_reader
 from rag.answer.features import Candidate, QuestionView, holds_term, joined_time, question_names
 from rag.answer.owners import Owned, elsewhere, mentions, question_owned
 from rag.answer.selection import Scored, Selector, SelectorModel
-from rag.answer.spans import question_kind
+from rag.answer.spans import default_span_model, question_kind, short_answer
 from rag.errors import RagError
 from rag.lang.de import (CHANGE_QUESTION, FIGURE, OVERVIEW_QUESTION, counted_noun, format_date, names_money,
                          names_share_or_money, range_partners, tokenize)
@@ -295,8 +295,6 @@ def _short_answer(question: str, quote: str, reader: Reader,
                   llm: Callable[[str, str], str | None] | None = None, terms: str = "") -> str | None:
     """The short answer of ``llm`` (the language model, ``settings.short_answers = "llm"``) when it gives a span
     of the quote, else of ``rag.answer.spans`` with ``reader`` (None when it declines)."""
-    from rag.answer.spans import short_answer
-
     if llm is not None and (text := llm(question, quote)):
         return text
     try:
@@ -333,7 +331,6 @@ class ExtractiveAnswerer:
         if self.selector.model is None:
             default_model()
         self.retriever.thesaurus()  # parsed in about two seconds: not on the first question
-        from rag.answer.spans import default_span_model
         from rag.lang.pos import warm_up as warm_up_tagger
 
         try:  # the short answer's span model, reader and tagger, so that the first answer does not load them
@@ -366,8 +363,9 @@ class ExtractiveAnswerer:
             reason = ("no candidate sentence" if not ranked else
                       f"the articles hold no answer (answerable {scored.answerable:.2f}, confidence {scored.confidence:.2f})")
             return Selection(question, kind, ranked, [], True, scored.confidence, scored.answerable, reasons=[reason])
-        owned = question_owned(question, self.retriever.dictionary()) if kind == "person" else ()
-        if "other_owner" not in self.off and owned:
+        owned = (question_owned(question, self.retriever.dictionary())
+                 if kind == "person" and "other_owner" not in self.off else ())
+        if owned:
             likely = ranked[:AGREEING_RANKS]
             theirs = [c for c in likely if any(elsewhere(c.quote, o) for o in owned)]
             if theirs and not any(self._owns(c, o) for c in likely for o in owned):

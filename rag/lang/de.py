@@ -91,10 +91,12 @@ RANGE_WORDS = frozenset("bis und - – oder to".split())
 COPULAS = frozenset("ist sind war waren wurde wurden heißt hieß hießen heißen namens genannt bezeichnet als "
                     "is are was were called named".split())
 # What a figure counts or measures ("1,5 Gigatonnen", "14,3 Prozent"); compounds are found by their endings.
-MEASURE_UNITS = frozenset("""prozent % prozentpunkt prozentpunkte dollar us-dollar euro € $ £ pfund franken yen yuan
-    cent grad meter kilometer km m zentimeter cm millimeter mm meilen quadratmeilen quadratkilometer km² hektar tonnen
-    kilogramm kg gramm liter jahre jahr jahren monate monaten wochen tage tagen stunden minuten sekunden mal einwohner
-    menschen mitglieder punkte percent dollars euros miles years""".split())
+# Currencies: the units of an amount of money ("wie viele" never counts in them, see ``counted_noun``).
+CURRENCIES = frozenset("dollar us-dollar euro € $ £ pfund franken yen yuan cent dollars euros pounds".split())
+MEASURE_UNITS = CURRENCIES | frozenset("""prozent % prozentpunkt prozentpunkte grad meter kilometer km m zentimeter
+    cm millimeter mm meilen quadratmeilen quadratkilometer km² hektar tonnen kilogramm kg gramm liter jahre jahr jahren
+    monate monaten wochen tage tagen stunden minuten sekunden mal einwohner menschen mitglieder punkte percent miles
+    years""".split())
 MEASURE_ENDINGS = ("prozent", "meter", "meilen", "tonnen", "dollar", "euro", "gramm", "liter")
 # Cardinal number words, German compounds ("dreiundzwanzig") and English ones; articles are not numbers here.
 CARDINAL_PATTERN = re.compile(
@@ -162,8 +164,7 @@ _MEASURE_PATTERN = re.compile(r"\b(?i:wie (?:hoch|groß|gross|teuer|lang|schwer|
 
 # "Wie viele Mitarbeiter …" counts its noun; an amount of money ("14,3 Milliarden Dollar") does not count it, unless
 # the noun is money itself ("Wie viele Dollar …", "Wie viele Milliarden …"). Percentages can ("7 bis 10 Prozent"
-# of the asked doctors), so only currencies rule an answer out.
-CURRENCIES = frozenset("dollar us-dollar euro € $ £ pfund franken yen yuan cent dollars euros pounds".split())
+# of the asked doctors), so only currencies (``CURRENCIES``) rule an answer out.
 _COUNT_PATTERN = re.compile(r"\b(?i:wie ?viele|how many)\s+(?:" + _ADJECTIVE + r"){0,2}?([A-ZÄÖÜ][\w-]*|[a-z]+s\b)")
 
 
