@@ -171,6 +171,21 @@ def test_a_sentence_quoted_with_its_predecessor_speaks_about_the_predecessors_ti
     assert F.time_match(now, F.joined_time(first, second)) == 1.0
 
 
+def test_a_sentence_naming_no_time_speaks_about_its_paragraphs_quarter():
+    """A quarter carries on through its paragraph, not into the next one, and a year alone does not carry."""
+    from rag.ingest.sentences import sentence_spans
+    from rag.schema import Article
+
+    text = ("Im vergangenen Quartal stieg der Umsatz auf 59 Millionen. Der Gewinn legte auf 22 Millionen zu.\n"
+            "Die Werft beschäftigt 300 Menschen.\nIm Jahr 2024 baute sie 40 Boote. Sie verkaufte 35.")
+    article = Article("a", "Titel", "2026-01-28", False, text, "a.txt", "0")
+    infos = F.carried_time(text, [F.sentence_info(text, a, b, article) for a, b in sentence_spans(text)])
+    assert [(sorted(i.time_years), sorted(i.time_periods)) for i in infos] == [
+        ([2025], ["2025-q4"]), ([2025], ["2025-q4"]), ([], []), ([2024], []), ([], [])]
+    asked = F.question_view("Wie hoch war der Gewinn im vierten Quartal 2025?", {"gewinn": 1.0}, 5.0)
+    assert F.time_match(asked, infos[1]) == 1.0
+
+
 def test_standout_measures_the_best_score_against_the_question_background():
     background = [0.80 + 0.001 * i for i in range(39)]
     sharp_lift, sharp_z = F.standout([0.95, *background], passages=400)
