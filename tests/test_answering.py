@@ -297,6 +297,26 @@ def test_another_names_role_is_not_the_answer_and_only_that_is_declined(tmp_path
     assert alone.select(question, answerer.retriever.run(question, k=settings.top_k)).reasons != selection.reasons
 
 
+def test_another_names_figure_is_not_the_answer(tmp_path_factory, real_seeds_index):
+    """A figure belongs to who acts in its clause: asked about Marlow, Harbeck's plan is not the answer, Marlow's
+    figure is; asked about Dorrit, which the article names without a figure, nothing is."""
+    answerer = invented(tmp_path_factory, real_seeds_index[1], {
+        "werften": (" date 2024-02-01 Werften investieren\n"
+                    "Die Werften im Norden investieren wieder. Für das laufende Jahr plant Harbeck Investitionen von "
+                    "40 Millionen Euro in neue Hallen. Die Reederei Marlow aus Hamburg steckte zuletzt 12 Millionen "
+                    "Euro in neue Schiffe. Die Reederei Dorrit lobte die Pläne der Werften."),
+        "bahn": ARTICLES["bahn"]})
+    assert answerer.run("Wie viel will Harbeck 2024 investieren?").short_answer == "40 Millionen Euro"
+    assert answerer.run("Wie viel will Marlow 2024 investieren?").short_answer == "12 Millionen Euro"
+    question = "Wie viel will Dorrit 2024 investieren?"
+    selection = answerer.select(question, answerer.retriever.run(question, k=answerer.settings.top_k))
+    assert selection.abstained
+    assert selection.reasons == ["the likely sentence gives the figure of another name than the asked one"]
+    settings = answerer.settings.model_copy(update={"answer_rules_off": ["other_subject"]})
+    alone = ExtractiveAnswerer(answerer.retriever, settings)
+    assert alone.select(question, answerer.retriever.run(question, k=settings.top_k)).reasons != selection.reasons
+
+
 def test_two_articles_stating_the_same_figure_are_both_cited(small):
     answer = small.run("Wie viele Segelboote verkaufte die Werft Nordlicht 2021?")
     assert not answer.abstained and "450" in answer.answer

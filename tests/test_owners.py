@@ -1,7 +1,8 @@
 """Whose role a sentence names: the asked noun of another name is told apart from the asked one's and from an
 unbound mention."""
 
-from rag.answer.owners import Owned, elsewhere, mentions, question_owned
+from rag.answer.owners import (Owned, asked_names, clause_around, elsewhere, mentions, names_any, question_owned,
+                               someone_elses)
 from rag.lang.dictionary import Dictionary
 
 
@@ -27,3 +28,21 @@ def test_a_mention_of_another_names_noun_is_elsewhere_an_unbound_or_the_asked_on
     chef = Owned(frozenset({"chef"}), frozenset({"openai"}))
     assert elsewhere("Meta-Chef Mark Zuckerberg will OpenAI überflügeln.", chef)
     assert mentions("Der Konzernchef und der Meta-Chef", chef) == 2  # a compound ending in the noun names it too
+
+
+def test_a_figure_belongs_to_who_acts_in_its_clause():
+    quote = ("Zum Vergleich: Microsoft will 2025 80 Milliarden Dollar investieren, Meta plant mit 4,9 Milliarden "
+             "Dollar Ausgaben für Rechenzentren.")
+    clause = clause_around(quote, "4,9 Milliarden Dollar")  # a decimal comma ends no clause
+    assert clause == " Meta plant mit 4,9 Milliarden Dollar Ausgaben für Rechenzentren."
+    assert clause_around(quote, "100 Millionen") is None
+    assert someone_elses(clause, ["Microsoft"]) and not someone_elses(clause, ["Meta"])
+    assert not someone_elses(" der Mädchen in den Küstengebieten von Malindi", ["Kenia"])  # a place, no actor
+    assert not someone_elses(" Der Konzern plant 40 Millionen Euro.", ["Microsoft"])  # no one named: not judged
+    assert not someone_elses(" Meta plant mit 5 Milliarden für KI.", ["KI"])  # an abbreviation names no one
+
+
+def test_the_names_a_question_asks_about_in_german_and_english():
+    assert asked_names("Wie viel will Microsoft 2026 investieren?") == ["Microsoft"]
+    assert asked_names("How much did Google's parent spend in Q4 2024?") == ["Google"]
+    assert names_any("Metas Umsatz stieg.", ["Meta"]) and not names_any("Der Umsatz stieg.", ["Meta"])

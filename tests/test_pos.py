@@ -93,3 +93,10 @@ def test_a_question_opened_by_its_finite_verb_asks_yes_or_no_unless_it_offers_al
 def test_an_owner_is_a_name_unless_the_tagger_reads_a_common_noun():
     assert pos.is_name("Microsoft") and pos.is_name("Marlow")
     assert not pos.is_name("Konzerns") and not pos.is_name("Nordlicht")
+
+
+def test_acting_names_are_not_complements_of_a_preposition():
+    assert pos.acting_names("Für das laufende Jahr plant Meta Investitionen von 40 Milliarden.") == ["Meta"]
+    assert pos.acting_names("Microsoft will 80 Milliarden in Rechenzentren für KI und Cloud investieren.") == [
+        "Microsoft"]
+    assert pos.acting_names("der Mädchen in den Küstengebieten von Malindi und Mombasa") == []

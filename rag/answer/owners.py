@@ -7,16 +7,21 @@ the answer. German binds a noun to its owner in a few fixed forms (``rag.lang.de
 "der Chef von Meta", "der Chef der Broncos"; an English question: "Meta's CFO", "the chief of OpenAI", read with the
 dictionary's translations of the noun). A sentence that names the asked owner but binds every mention of the asked
 noun to another name speaks about someone else's.
+
+A figure belongs to who acts in its clause: "Google plant mit 75 Milliarden …" gives Google's, also in a sentence that
+names Microsoft in its clause before (``clause_around``, ``someone_elses``).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import Sequence
 
 from rag.lang import pos
 from rag.lang.de import looks_english, owned_nouns, tokenize
 from rag.lang.dictionary import Dictionary
-from rag.answer.features import holds_term
+from rag.answer.features import holds_term, question_names
 
 
 @dataclass(frozen=True)
@@ -84,3 +89,45 @@ def elsewhere(quote: str, owned: Owned) -> bool:
         if pos.is_name(owner):
             others += 1
     return others >= count
+
+
+# Where a clause ends: a comma that is no decimal comma, a semicolon, colon, parenthesis or dash, or a sentence end.
+_CLAUSE_BREAK = re.compile(r"(?<!\d),|,(?!\d)|[;:()–—\n]|(?<=[.!?])\s")
+# An English question's names: capitalised words after its first ("Q4" or "H1" are times).
+_ENGLISH_NAME = re.compile(r"(?<!^)\b[A-Z][a-z][\w-]*")
+# Short capitals abbreviate common nouns as often as names ("KI", "AI", "CEO", "US"): they are not counted as names.
+_ABBREVIATION = re.compile(r"[A-ZÄÖÜ]{1,3}")
+
+
+def clause_around(quote: str, short: str) -> str | None:
+    """The clause of ``quote`` that holds ``short``, from the break before it to the break after it, or None when the
+    quote does not hold it ("Google plant mit 75 Milliarden US-Dollar Investitionen in den Ausbau von KI und Cloud"
+    in "Zum Vergleich: Microsoft will 2025 80 Milliarden Dollar …, Google plant mit 75 Milliarden US-Dollar …")."""
+    at = quote.find(short)
+    if at < 0:
+        return None
+    start = max((m.end() for m in _CLAUSE_BREAK.finditer(quote, 0, at)), default=0)
+    after = _CLAUSE_BREAK.search(quote, at + len(short))
+    return quote[start:after.start() if after else len(quote)]
+
+
+def asked_names(question: str) -> list[str]:
+    """The names a question asks about: the tagger's proper names of a German question (not its first word), the
+    capitalised words after the first of an English one, a genitive's "'s" dropped ("Meta's" → "Meta")."""
+    if not looks_english(question):
+        return question_names(question)
+    return [re.sub(r"['’]s$", "", w) for w in _ENGLISH_NAME.findall(question.strip())]
+
+
+def names_any(text: str, names: Sequence[str]) -> bool:
+    """Whether ``text`` names one of ``names`` (abbreviations aside: ``_ABBREVIATION``), also in the genitive."""
+    return _owner_is(text, frozenset(t for n in names if not _ABBREVIATION.fullmatch(n) for t in tokenize(n)))
+
+
+def someone_elses(clause: str, names: Sequence[str]) -> bool:
+    """The clause names who acts or owns in it (``rag.lang.pos.acting_names``), and none of the question's names:
+    the figure in it is another's ("Für das laufende Jahr 2026 plant Meta … 115 bis 135 Milliarden US-Dollar" for
+    "Wie viel will Microsoft 2026 in Rechenzentren investieren?")."""
+    theirs = [n for n in pos.acting_names(clause) if not _ABBREVIATION.fullmatch(n)]
+    asked = [n for n in names if not _ABBREVIATION.fullmatch(n) and tokenize(n)]
+    return bool(theirs and asked) and not names_any(clause, asked)

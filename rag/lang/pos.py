@@ -105,6 +105,24 @@ def proper_names(text: str) -> list[str]:
     return [w for w, c in zip(words, word_classes(words)) if c == "name" and w[:1].isupper()]
 
 
+def acting_names(text: str) -> list[str]:
+    """The proper names of ``text`` that are no preposition's complement: who acts or owns in it ("Google plant mit
+    75 Milliarden", "Für 2026 plant Meta …"), not where or of what ("der Mädchen in den Küstengebieten von Malindi",
+    "von OpenAI abgeworben")."""
+    words = _NAME_WORD.findall(text)
+    classes = word_classes(words)
+    found = []
+    for i, (word, cls) in enumerate(zip(words, classes)):
+        if cls != "name" or not word[:1].isupper():
+            continue
+        j = i - 1
+        while j >= 0 and (classes[j] in PHRASE or classes[j] == "conj"):  # back over its phrase ("von KI und Cloud")
+            j -= 1
+        if j < 0 or classes[j] != "prep":
+            found.append(word)
+    return found
+
+
 # Classes a capitalised word after "von" may have that rule it out as a name: a common noun ("des Konzerns") or a
 # word of the sentence's frame. Any other (a name, or a word the tagger does not know: "Google" is read as a verb)
 # counts as one.
