@@ -34,12 +34,12 @@ def test_a_figure_belongs_to_who_acts_in_its_clause():
     quote = ("Zum Vergleich: Microsoft will 2025 80 Milliarden Dollar investieren, Meta plant mit 4,9 Milliarden "
              "Dollar Ausgaben für Rechenzentren.")
     clause = clause_around(quote, "4,9 Milliarden Dollar")  # a decimal comma ends no clause
-    assert clause == " Meta plant mit 4,9 Milliarden Dollar Ausgaben für Rechenzentren."
+    assert clause == ", Meta plant mit 4,9 Milliarden Dollar Ausgaben für Rechenzentren."
     assert clause_around(quote, "100 Millionen") is None
     assert someone_elses(clause, ["Microsoft"]) and not someone_elses(clause, ["Meta"])
-    assert not someone_elses(" der Mädchen in den Küstengebieten von Malindi", ["Kenia"])  # a place, no actor
-    assert not someone_elses(" Der Konzern plant 40 Millionen Euro.", ["Microsoft"])  # no one named: not judged
-    assert not someone_elses(" Meta plant mit 5 Milliarden für KI.", ["KI"])  # an abbreviation names no one
+    assert not someone_elses(", der Mädchen in den Küstengebieten von Malindi", ["Kenia"])  # a place, no actor
+    assert not someone_elses("Der Konzern plant 40 Millionen Euro.", ["Microsoft"])  # no one named: not judged
+    assert not someone_elses("Meta plant mit 5 Milliarden für KI.", ["KI"])  # an abbreviation names no one
 
 
 def test_the_names_a_question_asks_about_in_german_and_english():

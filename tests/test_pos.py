@@ -100,3 +100,6 @@ def test_acting_names_are_not_complements_of_a_preposition():
     assert pos.acting_names("Microsoft will 80 Milliarden in Rechenzentren für KI und Cloud investieren.") == [
         "Microsoft"]
     assert pos.acting_names("der Mädchen in den Küstengebieten von Malindi und Mombasa") == []
+    # a capitalised word read as a verb is a name within a sentence, not at its opening
+    assert pos.acting_names(", Google plant mit 75 Milliarden.") == ["Google"]
+    assert pos.acting_names("Bauen will die Werft nicht.") == []

@@ -91,8 +91,9 @@ def elsewhere(quote: str, owned: Owned) -> bool:
     return others >= count
 
 
-# Where a clause ends: a comma that is no decimal comma, a semicolon, colon, parenthesis or dash, or a sentence end.
-_CLAUSE_BREAK = re.compile(r"(?<!\d),|,(?!\d)|[;:()–—\n]|(?<=[.!?])\s")
+# Where a clause ends: a comma that is no decimal comma, a semicolon, colon or dash, a line or a sentence end (not a
+# parenthesis: "Amazon (mit AWS als Cloud-Marktführer) kommunizierte … 100 Milliarden Dollar" is one clause).
+_CLAUSE_BREAK = re.compile(r"(?<!\d),|,(?!\d)|[;:–—\n]|(?<=[.!?])\s")
 # An English question's names: capitalised words after its first ("Q4" or "H1" are times).
 _ENGLISH_NAME = re.compile(r"(?<!^)\b[A-Z][a-z][\w-]*")
 # Short capitals abbreviate common nouns as often as names ("KI", "AI", "CEO", "US"): they are not counted as names.
@@ -100,13 +101,13 @@ _ABBREVIATION = re.compile(r"[A-ZÄÖÜ]{1,3}")
 
 
 def clause_around(quote: str, short: str) -> str | None:
-    """The clause of ``quote`` that holds ``short``, from the break before it to the break after it, or None when the
-    quote does not hold it ("Google plant mit 75 Milliarden US-Dollar Investitionen in den Ausbau von KI und Cloud"
+    """The clause of ``quote`` that holds ``short``, from the break before it (kept: a comma or colon tells that the
+    clause does not open a sentence) to the break after it, or None when the quote does not hold it ("Google plant mit 75 Milliarden US-Dollar Investitionen in den Ausbau von KI und Cloud"
     in "Zum Vergleich: Microsoft will 2025 80 Milliarden Dollar …, Google plant mit 75 Milliarden US-Dollar …")."""
     at = quote.find(short)
     if at < 0:
         return None
-    start = max((m.end() for m in _CLAUSE_BREAK.finditer(quote, 0, at)), default=0)
+    start = max((m.start() for m in _CLAUSE_BREAK.finditer(quote, 0, at)), default=0)
     after = _CLAUSE_BREAK.search(quote, at + len(short))
     return quote[start:after.start() if after else len(quote)]
 

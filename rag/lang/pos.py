@@ -105,15 +105,21 @@ def proper_names(text: str) -> list[str]:
     return [w for w, c in zip(words, word_classes(words)) if c == "name" and w[:1].isupper()]
 
 
+# What comes before a clause that does not open a sentence.
+_CLAUSE_OPENING = re.compile(r"\s*[,;:–—]")
+
+
 def acting_names(text: str) -> list[str]:
-    """The proper names of ``text`` that are no preposition's complement: who acts or owns in it ("Google plant mit
-    75 Milliarden", "Für 2026 plant Meta …"), not where or of what ("der Mädchen in den Küstengebieten von Malindi",
-    "von OpenAI abgeworben")."""
+    """The proper names of ``text`` (a clause, with the comma or colon before it when it does not open a sentence)
+    that are no preposition's complement: who acts or owns in it (", Google plant mit 75 Milliarden", "Für 2026 plant
+    Meta …"), not where or of what ("der Mädchen in den Küstengebieten von Malindi", "von OpenAI abgeworben"). A
+    capitalised word the tagger reads as a verb is a name too ("Google"), unless it opens the sentence."""
     words = _NAME_WORD.findall(text)
     classes = word_classes(words)
+    opens = not _CLAUSE_OPENING.match(text)  # its first word opens a sentence: its capital says nothing
     found = []
     for i, (word, cls) in enumerate(zip(words, classes)):
-        if cls != "name" or not word[:1].isupper():
+        if not word[:1].isupper() or not (cls == "name" or (cls == "verb" and (i or not opens))):
             continue
         j = i - 1
         while j >= 0 and (classes[j] in PHRASE or classes[j] == "conj"):  # back over its phrase ("von KI und Cloud")
