@@ -108,8 +108,8 @@ RULES = {
     "other_name": "a question is declined when a name it asks about is in none of the likely sentences' articles",
     "other_owner": "sentences giving the asked noun of another name ('Meta-Chef' for 'Chef von OpenAI') are not "
                    "quoted, and the question is declined when all likely ones that name it do",
-    "other_subject": "a question is declined when the clause of the likely sentence's short answer names only other "
-                     "names than the question's",
+    "other_subject": "an amount question's short answer whose clause names only another actor is replaced by a "
+                     "likely sentence naming the asked one, else the question is declined",
     "money_count": "a 'wie viele' question whose short answer is an amount of money is declined",
     "no_one": "a 'wer' question whose short answer has no capitalised word (no name) is declined",
     "no_amount": "a 'wann', 'wer' or 'wo' question whose short answer is a percentage or money is declined",
