@@ -129,6 +129,7 @@ def someone_elses(clause: str, names: Sequence[str]) -> bool:
     """The clause names who acts or owns in it (``rag.lang.pos.acting_names``), and none of the question's names:
     the figure in it is another's ("Für das laufende Jahr 2026 plant Meta … 115 bis 135 Milliarden US-Dollar" for
     "Wie viel will Microsoft 2026 in Rechenzentren investieren?")."""
-    theirs = [n for n in pos.acting_names(clause) if not _ABBREVIATION.fullmatch(n)]
     asked = [n for n in names if not _ABBREVIATION.fullmatch(n) and tokenize(n)]
-    return bool(theirs and asked) and not names_any(clause, asked)
+    if not asked or names_any(clause, asked):
+        return False
+    return any(not _ABBREVIATION.fullmatch(n) for n in pos.acting_names(clause))  # tagged last: ~4 ms a clause
