@@ -1,8 +1,8 @@
 """Whose role a sentence names: the asked noun of another name is told apart from the asked one's and from an
 unbound mention."""
 
-from rag.answer.owners import (Owned, asked_names, clause_around, elsewhere, mentions, names_any, question_owned,
-                               someone_elses)
+from rag.answer.owners import (Owned, another_ones, asked_names, clause_around, elsewhere, mentions, names_any,
+                               question_owned, someone_elses)
 from rag.lang.dictionary import Dictionary
 
 
@@ -40,6 +40,9 @@ def test_a_figure_belongs_to_who_acts_in_its_clause():
     assert not someone_elses(", der Mädchen in den Küstengebieten von Malindi", ["Kenia"])  # a place, no actor
     assert not someone_elses("Der Konzern plant 40 Millionen Euro.", ["Microsoft"])  # no one named: not judged
     assert not someone_elses("Meta plant mit 5 Milliarden für KI.", ["KI"])  # an abbreviation names no one
+    assert another_ones(quote, "4,9 Milliarden Dollar", ["Microsoft"]) and not another_ones(quote, "80 Milliarden",
+                                                                                          ["Microsoft"])
+    assert not another_ones(quote, "100 Millionen", ["Microsoft"])  # not in the quote: nothing to judge
 
 
 def test_the_names_a_question_asks_about_in_german_and_english():

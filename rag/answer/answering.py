@@ -74,8 +74,7 @@ from rag.answer.generation import Generator, Passage, make_generator, refusal_te
 from rag.answer.llm_spans import short_reader
 from rag.answer.reader import Reader, make_reader
 from rag.answer.features import Candidate, QuestionView, holds_term, joined_time, question_names
-from rag.answer.owners import (Owned, asked_names, clause_around, elsewhere, mentions, names_any, question_owned,
-                               someone_elses)
+from rag.answer.owners import Owned, another_ones, asked_names, elsewhere, mentions, names_any, question_owned
 from rag.answer.selection import Scored, Selector, SelectorModel
 from rag.answer.spans import default_span_model, question_kind, short_answer
 from rag.errors import RagError
@@ -402,8 +401,7 @@ class ExtractiveAnswerer:
         if mismatch:
             return Selection(question, kind, ranked, [], True, scored.confidence, scored.answerable, reasons=[mismatch])
         names = asked_names(question) if short and kind == "amount" and "other_subject" not in self.off else []
-        if (names and not comparison and (clause := clause_around(ranked[0].quote, short))
-                and someone_elses(clause, names)):
+        if names and not comparison and another_ones(ranked[0].quote, short, names):
             # the best sentence gives another's figure ("Meta hat im Gesamtjahr 2024 … 39 Milliarden Dollar …
             # gesteckt" for Microsoft's): a likely sentence that names the asked one and gives a figure of no other
             # time answers instead ("Microsoft steckte rund 22,6 Milliarden Dollar …"), else none does. Measured: the
@@ -411,13 +409,13 @@ class ExtractiveAnswerer:
             # (declining at once, without the replacement: German set correct -1; every name of the clause counted
             # as its actor, "… in den Küstengebieten von Malindi" for Kenya's: one XQuAD-de answer lost)
             figures = frozenset(FIGURE.findall(question))
-            theirs = next((c for c in ranked[1:AGREEING_RANKS] if c.figures - figures and c.candidate.time_fit >= 0
-                           and names_any(c.quote, names)), None)
-            short = theirs and _short_answer(question, theirs.quote, self.reader, self.short_reader, terms)
-            if not short or ((clause := clause_around(theirs.quote, short)) and someone_elses(clause, names)):
+            named = next((c for c in ranked[1:AGREEING_RANKS] if c.figures - figures and c.candidate.time_fit >= 0
+                          and names_any(c.quote, names)), None)
+            short = named and _short_answer(question, named.quote, self.reader, self.short_reader, terms)
+            if not short or another_ones(named.quote, short, names):
                 return Selection(question, kind, ranked, [], True, scored.confidence, scored.answerable,
                                  reasons=["the likely sentence gives the figure of another name than the asked one"])
-            ranked = [theirs, *(c for c in ranked[1:] if c is not theirs)]
+            ranked = [named, *(c for c in ranked[1:] if c is not named)]
         if kind == "amount" and ranked[0].candidate.time_fit < 0 and not CHANGE_QUESTION.search(question):
             # the best quote gives another year's or quarter's figure ("2025 kamen nur 60,1 Prozent" for 2023):
             # quoted with its date it says so; leading the answer, the figure would claim to be the asked one's

@@ -9,7 +9,7 @@ dictionary's translations of the noun). A sentence that names the asked owner bu
 noun to another name speaks about someone else's.
 
 A figure belongs to who acts in its clause: "Google plant mit 75 Milliarden …" gives Google's, also in a sentence that
-names Microsoft in its clause before (``clause_around``, ``someone_elses``).
+names Microsoft in its clause before (``another_ones``).
 """
 
 from __future__ import annotations
@@ -102,8 +102,9 @@ _ABBREVIATION = re.compile(r"[A-ZÄÖÜ]{1,3}")
 
 def clause_around(quote: str, short: str) -> str | None:
     """The clause of ``quote`` that holds ``short``, from the break before it (kept: a comma or colon tells that the
-    clause does not open a sentence) to the break after it, or None when the quote does not hold it ("Google plant mit 75 Milliarden US-Dollar Investitionen in den Ausbau von KI und Cloud"
-    in "Zum Vergleich: Microsoft will 2025 80 Milliarden Dollar …, Google plant mit 75 Milliarden US-Dollar …")."""
+    clause does not open a sentence) to the break after it, or None when the quote does not hold it (", Google plant
+    mit 75 Milliarden US-Dollar Investitionen in den Ausbau von KI und Cloud" in "Zum Vergleich: Microsoft will 2025
+    80 Milliarden Dollar …, Google plant mit 75 Milliarden US-Dollar …")."""
     at = quote.find(short)
     if at < 0:
         return None
@@ -133,3 +134,10 @@ def someone_elses(clause: str, names: Sequence[str]) -> bool:
     if not asked or names_any(clause, asked):
         return False
     return any(not _ABBREVIATION.fullmatch(n) for n in pos.acting_names(clause))  # tagged last: ~4 ms a clause
+
+
+def another_ones(quote: str, short: str, names: Sequence[str]) -> bool:
+    """Whether the short answer ``short`` is, in ``quote``, the figure of another than the asked ``names``: its
+    clause (``clause_around``) is ``someone_elses``."""
+    clause = clause_around(quote, short)
+    return clause is not None and someone_elses(clause, names)
